@@ -1,0 +1,59 @@
+"""Multi-head attention: project to heads, attend with `ops.scaled_dot_product_attention`, merge, project.
+
+Parameter layout equals Flax's `nn.MultiHeadDotProductAttention` (query/key/value kernels (D,N,d),
+out kernel (N,d,D')), so weights map across one to one. Init: LeCun normal kernels, zero biases.
+The attention weights (B,N,Tq,Tk) are sown into the 'intermediates' collection as
+'attention_weights' (apply with `mutable=['intermediates']` to collect them from a whole model),
+and `return_weights=True` returns them directly.
+"""
+from typing import Optional
+
+import flax.linen as nn
+
+from attnlab import ops
+
+
+class MultiHeadAttention(nn.Module):
+  num_heads: int
+  qkv_features: Optional[int] = None  # default: the query's feature size
+  out_features: Optional[int] = None  # default: the query's feature size
+  use_rope: bool = False  # rotary positions on q and k (Su et al. 2021)
+
+  @nn.compact
+  def __call__(self, inputs_q, inputs_kv=None, mask=None, bias=None, *, return_weights=False):
+    """inputs_q (B,Tq,D), inputs_kv (B,Tk,D') (default: self-attention) -> (B,Tq,out_features)."""
+    inputs_kv = inputs_q if inputs_kv is None else inputs_kv
+    features = self.qkv_features or inputs_q.shape[-1]
+    if features % self.num_heads:
+      raise ValueError(f"attention features {features} are not divisible by num_heads {self.num_heads}")
+    head_dim = features // self.num_heads
+    dense = lambda name: nn.DenseGeneral((self.num_heads, head_dim), name=name)
+    q, k, v = dense("query")(inputs_q), dense("key")(inputs_kv), dense("value")(inputs_kv)
+    if self.use_rope:
+      q, k = ops.rotary_embedding(q), ops.rotary_embedding(k)
+    out, weights = ops.scaled_dot_product_attention(q, k, v, mask=mask, bias=bias)
+    self.sow("intermediates", "attention_weights", weights)
+    out = nn.DenseGeneral(self.out_features or inputs_q.shape[-1], axis=(-2, -1), name="out")(out)
+    return (out, weights) if return_weights else out
+
+
+class AdditiveAttentionParameters(nn.Module):
+  """Parameters of Bahdanau attention for `ops.additive_attention`: W_q (Dq,A), W_k (Dk,A), v (A,), b (A,).
+
+  Init: LeCun normal W_q, W_k and v; zero b. Calling the module returns them as a dict.
+  """
+  query_dim: int
+  key_dim: int
+  attention_size: int
+
+  def setup(self):
+    lecun = nn.initializers.lecun_normal()
+    self.weights = {
+        "W_q": self.param("W_q", lecun, (self.query_dim, self.attention_size)),
+        "W_k": self.param("W_k", lecun, (self.key_dim, self.attention_size)),
+        "v": self.param("v", lambda k, s: lecun(k, s + (1,))[:, 0], (self.attention_size,)),
+        "b": self.param("b", nn.initializers.zeros, (self.attention_size,)),
+    }
+
+  def __call__(self) -> dict:
+    return dict(self.weights)

@@ -1,0 +1,110 @@
+"""Model registry: `build(config)` creates any attnlab model from an `ml_collections.ConfigDict`.
+
+`config` is either a model config (fields below) or a whole experiment config with a `model` field.
+Unset fields take the defaults of `default_config(name)`; unknown names and fields are errors that
+list the valid choices.
+
+Sequence models (`rnn`, `lstm`, `gru`, `lru`, `transformer`) are `SequenceModel`s:
+  model.apply(variables, inputs, lengths=None, train=False) -> (B,num_outputs) or (B,T,num_outputs).
+Seq2seq models (`seq2seq_rnn`, `seq2seq_attention`, `transformer_seq2seq`):
+  model.apply(variables, source, target_inputs, source_lengths=None, train=False) -> (B,Tt,V).
+"""
+import ml_collections
+
+from attnlab.models.heads import InputEmbedding, SequenceModel
+from attnlab.models.lru import LRUStack
+from attnlab.models.recurrent import RecurrentStack
+from attnlab.models.seq2seq import RNNSeq2Seq, TransformerSeq2Seq
+from attnlab.models.transformer import Transformer
+
+SEQUENCE_MODELS = ("rnn", "lstm", "gru", "lru", "transformer")
+SEQ2SEQ_MODELS = ("seq2seq_rnn", "seq2seq_attention", "transformer_seq2seq")
+MODELS = SEQUENCE_MODELS + SEQ2SEQ_MODELS
+
+_HEAD = dict(vocab_size=None, num_outputs=1, output="sequence", pooling="summary", dropout_rate=0.0)
+_RECURRENT = dict(_HEAD, embed_dim=None, hidden_size=128, num_layers=1, bidirectional=False,
+                  activation="tanh", reset_after=False, recurrent_scale=1.0, forget_bias=1.0,
+                  chrono_max=None, unroll=1)
+_TRANSFORMER = dict(num_layers=2, d_model=128, num_heads=4, d_ff=512, dropout_rate=0.0, pre_ln=False,
+                    positional="sinusoidal", max_len=2048, activation="relu")
+_DEFAULTS = {
+    "rnn": _RECURRENT,
+    "lstm": _RECURRENT,
+    "gru": _RECURRENT,
+    "lru": dict(_HEAD, embed_dim=None, d_model=128, state_size=128, num_layers=1, r_min=0.0,
+                r_max=1.0, max_phase=6.283185307179586),
+    "transformer": dict(_HEAD, **_TRANSFORMER, pooling="summary", causal=False, window=None),
+    "seq2seq_rnn": dict(vocab_size=None, target_vocab_size=None, embed_dim=64, hidden_size=128,
+                        cell="gru", encoder_layers=1, bidirectional=None, dropout_rate=0.0),
+    "transformer_seq2seq": dict(_TRANSFORMER, vocab_size=None, target_vocab_size=None),
+}
+_DEFAULTS["seq2seq_attention"] = dict(_DEFAULTS["seq2seq_rnn"], attention_size=None)
+_POSITIVE = ("hidden_size", "num_layers", "d_model", "num_heads", "d_ff", "state_size", "embed_dim",
+             "num_outputs", "vocab_size", "target_vocab_size", "max_len", "encoder_layers",
+             "attention_size", "unroll")
+
+
+def default_config(name: str) -> ml_collections.ConfigDict:
+  """All fields of model `name` with their defaults (d = 128, the standard size)."""
+  _check_name(name)
+  return ml_collections.ConfigDict(dict(_DEFAULTS[name], name=name))
+
+
+def _check_name(name):
+  if name not in MODELS:
+    raise ValueError(f"unknown model name {name!r}; valid names: {', '.join(MODELS)}")
+
+
+def resolve_config(config) -> dict:
+  """Model fields of `config` merged over the defaults, validated. Returns a plain dict."""
+  config = config.model if "model" in config else config
+  name = config.get("name")
+  _check_name(name)
+  fields = dict(_DEFAULTS[name])
+  unknown = sorted(set(config.keys()) - set(fields) - {"name"})
+  if unknown:
+    raise ValueError(f"model {name!r} has no field(s) {unknown}; valid fields: {sorted(fields)}")
+  fields.update({k: v for k, v in config.items() if k != "name"})
+  for key in _POSITIVE:
+    value = fields.get(key)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+      raise ValueError(f"model.{key} must be a positive integer, got {value!r}")
+  if not 0.0 <= fields["dropout_rate"] < 1.0:
+    raise ValueError(f"model.dropout_rate must be in [0, 1), got {fields['dropout_rate']}")
+  if name in SEQ2SEQ_MODELS and fields["vocab_size"] is None:
+    raise ValueError(f"model {name!r} needs model.vocab_size (token inputs)")
+  if "d_model" in fields and "num_heads" in fields and fields["d_model"] % fields["num_heads"]:
+    raise ValueError(f"model.d_model={fields['d_model']} must be divisible by "
+                     f"model.num_heads={fields['num_heads']}")
+  return dict(fields, name=name)
+
+
+def build(config):
+  """Creates the (unbound) Flax module for `config` (a model or experiment ConfigDict)."""
+  f = resolve_config(config)
+  name = f["name"]
+  if name == "seq2seq_rnn" or name == "seq2seq_attention":
+    return RNNSeq2Seq(f["vocab_size"], f["target_vocab_size"], f["embed_dim"], f["hidden_size"],
+                      f["cell"], attention=name == "seq2seq_attention",
+                      attention_size=f.get("attention_size"), encoder_layers=f["encoder_layers"],
+                      bidirectional=f["bidirectional"], dropout_rate=f["dropout_rate"])
+  if name == "transformer_seq2seq":
+    return TransformerSeq2Seq(f["vocab_size"], f["target_vocab_size"], f["d_model"], f["num_heads"],
+                              f["num_layers"], f["d_ff"], f["dropout_rate"], f["pre_ln"],
+                              f["positional"], f["max_len"], f["activation"])
+  if name in ("rnn", "lstm", "gru"):
+    embed_dim = f["embed_dim"] or (f["hidden_size"] if f["vocab_size"] else None)
+    backbone = RecurrentStack(name, f["hidden_size"], f["num_layers"], f["bidirectional"],
+                              f["dropout_rate"], f["activation"], f["reset_after"],
+                              f["recurrent_scale"], f["forget_bias"], f["chrono_max"], f["unroll"])
+    embed = InputEmbedding(f["vocab_size"], embed_dim)
+  elif name == "lru":
+    embed_dim = f["embed_dim"] or (f["d_model"] if f["vocab_size"] else None)
+    backbone = LRUStack(f["d_model"], f["state_size"], f["num_layers"], f["r_min"], f["r_max"],
+                        f["max_phase"], f["dropout_rate"])
+    embed = InputEmbedding(f["vocab_size"], embed_dim)
+  else:
+    backbone = Transformer(f["num_layers"], f["num_heads"], f["d_ff"], f["dropout_rate"], f["pre_ln"],
+                           f["causal"], f["positional"], f["max_len"], f["window"], f["activation"])
+    embed = InputEmbedding(f["vocab_size"], f["d_model"], scale_tokens=f["vocab_size"] is not None)
+  return SequenceModel(embed, backbone, f["num_outputs"], f["output"], f["pooling"])

@@ -1,0 +1,110 @@
+"""Attention as pure functions: dot-product and additive (Bahdanau) attention, and masks.
+
+Shapes: batch B, query steps Tq, key steps Tk, heads N, head size d. Masks are boolean with
+True = may attend, and broadcast against the weights (B,N,Tq,Tk); a (Tq,Tk) mask such as
+`causal_mask(T)` applies to every batch row and head. A query whose keys are all masked gets all-zero
+weights and a zero output (never NaN).
+"""
+from typing import Optional, Tuple
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+
+def masked_softmax(logits: Array, mask: Optional[Array] = None) -> Array:
+  """Softmax over the last axis in float32 where mask is True; rows with no True give zeros."""
+  logits = logits.astype(jnp.promote_types(logits.dtype, jnp.float32))
+  if mask is None:
+    return jax.nn.softmax(logits, axis=-1)
+  mask = jnp.broadcast_to(mask, logits.shape)
+  logits = jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
+  weights = jax.nn.softmax(logits, axis=-1)
+  return jnp.where(mask, weights, 0.0)
+
+
+def scaled_dot_product_attention(q: Array, k: Array, v: Array, mask: Optional[Array] = None,
+                                 bias: Optional[Array] = None) -> Tuple[Array, Array]:
+  """softmax(q k^T / sqrt(d) + bias) v, per head.
+
+  Args:
+    q: (B,Tq,N,d) queries.  k: (B,Tk,N,d) keys.  v: (B,Tk,N,dv) values.
+    mask: bool, broadcastable to (B,N,Tq,Tk), True = attend.
+    bias: additive logits bias broadcastable to (B,N,Tq,Tk) (e.g. relative positions).
+  Returns:
+    out (B,Tq,N,dv) and weights (B,N,Tq,Tk) in float32.
+  """
+  if q.ndim != 4 or k.ndim != 4 or v.ndim != 4:
+    raise ValueError(f"q, k, v must be (B,T,N,d); got {q.shape}, {k.shape}, {v.shape}")
+  if q.shape[-1] != k.shape[-1] or k.shape[:3] != v.shape[:3]:
+    raise ValueError(f"incompatible q, k, v shapes {q.shape}, {k.shape}, {v.shape}")
+  logits = jnp.einsum("bqnd,bknd->bnqk", q, k) / jnp.sqrt(q.shape[-1]).astype(q.dtype)
+  if bias is not None:
+    logits = logits + bias
+  weights = masked_softmax(logits, mask)
+  out = jnp.einsum("bnqk,bknd->bqnd", weights.astype(v.dtype), v)
+  return out, weights
+
+
+def additive_attention(params: dict, query: Array, keys: Array, values: Optional[Array] = None,
+                       mask: Optional[Array] = None,
+                       projected_keys: Optional[Array] = None) -> Tuple[Array, Array]:
+  """Bahdanau attention: e_j = v^T tanh(W_q q + W_k k_j + b), weights = softmax(e), context = sum_j w_j v_j.
+
+  Args:
+    params: W_q (Dq,A), W_k (Dk,A), v (A,), optional b (A,).
+    query: (B,Dq) for one decoder step, or (B,Tq,Dq).
+    keys: (B,Tk,Dk) encoder states; values default to keys.
+    mask: bool (B,Tk), True = valid key.
+    projected_keys: `project_keys(params, keys)` computed once per sequence (B,Tk,A), saving work in a decoder loop.
+  Returns:
+    context (B,Dv) or (B,Tq,Dv), and weights (B,Tk) or (B,Tq,Tk).
+  """
+  values = keys if values is None else values
+  if projected_keys is None:
+    projected_keys = project_keys(params, keys)
+  q = query @ params["W_q"]
+  single = query.ndim == 2
+  if single:
+    q = q[:, None, :]
+  scores = jnp.tanh(q[:, :, None, :] + projected_keys[:, None, :, :]) @ params["v"]  # (B,Tq,Tk)
+  weights = masked_softmax(scores, None if mask is None else mask[:, None, :])
+  context = jnp.einsum("bqk,bkd->bqd", weights.astype(values.dtype), values)
+  if single:
+    return context[:, 0], weights[:, 0]
+  return context, weights
+
+
+def project_keys(params: dict, keys: Array) -> Array:
+  """keys (B,Tk,Dk) -> W_k keys + b (B,Tk,A), the query-independent part of additive attention."""
+  out = keys @ params["W_k"]
+  return out + params["b"] if "b" in params else out
+
+
+# ------------------------------------------------------------------------------------------ masks
+
+
+def causal_mask(length: int) -> Array:
+  """(T,T) bool, True where key j <= query i."""
+  return jnp.tril(jnp.ones((length, length), dtype=bool))
+
+
+def sequence_mask(lengths: Array, length: int) -> Array:
+  """(B,T) bool, True at the first lengths[b] steps of each sequence."""
+  return jnp.arange(length)[None, :] < jnp.asarray(lengths)[:, None]
+
+
+def padding_mask(lengths: Array, length: int) -> Array:
+  """(B,1,1,T) bool key mask for attention: keys at steps >= lengths[b] are hidden."""
+  return sequence_mask(lengths, length)[:, None, None, :]
+
+
+def local_mask(length: int, window: int, causal: bool = False) -> Array:
+  """(T,T) bool, True where |i - j| <= window (Luong's local attention); with causal, also j <= i."""
+  if window < 0:
+    raise ValueError(f"local_mask: window must be >= 0, got {window}")
+  i = jnp.arange(length)[:, None]
+  j = jnp.arange(length)[None, :]
+  mask = jnp.abs(i - j) <= window
+  return mask & (j <= i) if causal else mask
