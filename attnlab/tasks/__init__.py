@@ -1,0 +1,104 @@
+"""Synthetic long-range tasks (pure NumPy) and a small real one.
+
+Example i of a task is drawn only from np.random.default_rng([seed, i]) and
+the task parameters, so `generate(name, n, seed, start=k)` returns examples
+k .. k + n - 1 and equals the concatenation of smaller calls. Each task
+module's docstring gives its token layout, batch keys, shapes and baseline.
+
+  generate(name, n, seed=0, start=0, **params) -> dict of batched arrays
+  example(name, index, seed=0, **params)       -> dict of one example
+  spec(name, **params)                         -> TaskSpec
+  num_examples(name, **params)                 -> int, or None if unlimited
+"""
+
+import numpy as np
+
+from attnlab.tasks import adding as _adding
+from attnlab.tasks import associative_recall as _associative_recall
+from attnlab.tasks import copy_memory as _copy_memory
+from attnlab.tasks import digits as _digits
+from attnlab.tasks import listops as _listops
+from attnlab.tasks import selective_copy as _selective_copy
+from attnlab.tasks import seq2seq as _seq2seq
+from attnlab.tasks import temporal_order as _temporal_order
+from attnlab.tasks.base import Task, TaskSpec, check_int
+from attnlab.tasks.metrics import adding_solved
+
+_REGISTRY = {task.name: task for task in (
+    _copy_memory.TASK,
+    _adding.TASK,
+    _selective_copy.TASK,
+    _associative_recall.TASK,
+    _temporal_order.TASK,
+    _listops.TASK,
+    _seq2seq.REVERSE,
+    _seq2seq.SORT,
+    _digits.TASK,
+)}
+TASKS = tuple(_REGISTRY)
+
+
+def _resolve(name, params):
+  """(Task, resolved params); ValueError on a bad name or parameter."""
+  if not isinstance(name, str) or name not in _REGISTRY:
+    raise ValueError(f'unknown task {name!r}; valid tasks: {", ".join(TASKS)}')
+  task = _REGISTRY[name]
+  unknown = sorted(set(params) - set(task.defaults))
+  if unknown:
+    raise ValueError(f'unknown parameter(s) {", ".join(unknown)} for task '
+                     f'{name!r}; valid parameters: {", ".join(task.defaults)}')
+  return task, task.resolve({**task.defaults, **params})
+
+
+def spec(name: str, **params) -> TaskSpec:
+  """The TaskSpec of task `name` with `params` (defaults filled in)."""
+  task, resolved = _resolve(name, params)
+  return task.spec(resolved)
+
+
+def num_examples(name: str, **params):
+  """How many examples the task has: None for the unlimited synthetic ones."""
+  task, resolved = _resolve(name, params)
+  return task.size(resolved)
+
+
+def example(name: str, index: int, seed: int = 0, **params) -> dict:
+  """Example `index` of a task, unbatched (see the task module for keys)."""
+  task, resolved = _resolve(name, params)
+  seed = check_int('seed', seed, 0)
+  size = task.size(resolved)
+  high = None if size is None else size - 1
+  index = check_int('index', index, 0, high)
+  return task.example(index, seed, resolved)
+
+
+def generate(name: str, n: int, seed: int = 0, start: int = 0,
+             **params) -> dict:
+  """Examples start .. start + n - 1 of a task, stacked along a first axis n."""
+  task, resolved = _resolve(name, params)
+  seed = check_int('seed', seed, 0)
+  n = check_int('n', n, 0)
+  start = check_int('start', start, 0)
+  size = task.size(resolved)
+  if size is not None and start + n > size:
+    raise ValueError(f'start + n = {start + n} exceeds the {size} examples of '
+                     f'task {name!r} with {resolved}')
+  if n == 0:  # stack one example for the shapes, keep none of it
+    return {key: value[:0] for key, value in
+            _stack([task.example(0, seed, resolved)]).items()}
+  return _stack([task.example(start + i, seed, resolved) for i in range(n)])
+
+
+def _stack(examples):
+  batch = {}
+  for key, first in examples[0].items():
+    values = [ex[key] for ex in examples]
+    if isinstance(first, str):
+      batch[key] = np.array(values, dtype=object)
+    else:
+      batch[key] = np.stack(values)
+  return batch
+
+
+__all__ = ['TASKS', 'Task', 'TaskSpec', 'adding_solved', 'example',
+           'generate', 'num_examples', 'spec']
