@@ -74,16 +74,16 @@ def test_real_inputs_and_per_step_outputs(name):
   assert g.shape == emb.shape and jnp.isfinite(g).all()
 
 
-@pytest.mark.parametrize("name", ["lstm", "lru", "transformer"])
+@pytest.mark.parametrize("name", models.MODELS)
 def test_vmap_over_parameter_seeds(name):
   """Several seeds in one program: vmap(init) then vmap(apply) equals each seed on its own."""
-  model = models.build(tiny_config(name, vocab_size=V, num_outputs=3))
-  x = tokens()
-  keys = jax.random.split(jax.random.PRNGKey(0), 3)
-  stacked = jax.vmap(lambda k: model.init(k, x))(keys)
-  outs = jax.jit(jax.vmap(lambda v: model.apply(v, x)))(stacked)
+  model = models.build(tiny_config(name, vocab_size=V))
+  args = model_args(name)
+  keys = jax.random.split(jax.random.PRNGKey(0), 2)
+  stacked = jax.vmap(lambda k: model.init(k, *args))(keys)
+  outs = jax.jit(jax.vmap(lambda v: model.apply(v, *args)))(stacked)
   for i, k in enumerate(keys):
-    np.testing.assert_allclose(outs[i], model.apply(model.init(k, x), x), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(outs[i], model.apply(model.init(k, *args), *args), rtol=1e-5, atol=1e-5)
 
 
 def test_unknown_names_and_fields_are_clear_errors():

@@ -11,7 +11,8 @@ RNN models: e_t = Embed(y_{t-1}); s_0 = tanh(W_s summary) where summary is the e
 (c_0 = 0 for an LSTM decoder); context c_t = summary (encdec) or additive attention of s_{t-1} over
 the encoder states (RNNsearch, bidirectional encoder as in the paper);
 s_t = cell(s_{t-1}, [e_t; c_t]);  logits_t = W_o tanh(W_r [s_t; c_t; e_t]) (a tanh readout where the
-paper uses maxout).
+paper uses maxout). Init: cells as in `recurrent.py`, attention as in `attention.py`, Dense layers
+LeCun normal with zero biases, embeddings N(0, 1/E).
 """
 from typing import Optional
 

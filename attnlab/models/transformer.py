@@ -5,6 +5,7 @@
 
 Positions: 'sinusoidal' (added), 'learned' (added, N(0, 0.02) table of `max_len` rows), 'rope'
 (rotary on queries and keys), or 'none'. Dropout on embeddings and on each sublayer's output.
+Init: LeCun normal Dense kernels and zero biases (Flax defaults), LayerNorm scale 1 and bias 0.
 """
 from typing import Optional
 
