@@ -1,0 +1,44 @@
+"""What `experiments/main.py` runs: one config, or every variant of a comparison config.
+
+A comparison config has `config.variants`, a ConfigDict of complete run configs by name; variant
+`name` trains into `<workdir>/<name>` (each resumes on its own) and a summary table of their final
+evaluation metrics is printed and written to `<workdir>/summary.json`.
+"""
+import json
+import os
+import sys
+
+from attnlab.train import Preempted, train_and_evaluate
+
+PREEMPTED_EXIT_CODE = 143  # 128 + SIGTERM, what a launcher expects of a preempted job
+
+
+def _table(results: dict) -> str:
+  keys = sorted({k for r in results.values() for k in r})
+  lines = ["variant".ljust(16) + "".join(k.rjust(16) for k in keys)]
+  for name, r in results.items():
+    cells = "".join((f"{r[k]:.4f}" if k in r else "-").rjust(16) for k in keys)
+    lines.append(name.ljust(16) + cells)
+  return "\n".join(lines)
+
+
+def run(config, workdir: str) -> int:
+  """Trains config (or its variants) in workdir; returns the process exit code."""
+  variants = config.get("variants")
+  runs = dict(variants.items()) if variants else {None: config}
+  results = {}
+  for name, run_config in runs.items():
+    run_dir = workdir if name is None else os.path.join(workdir, name)
+    if name is not None:
+      print(f"== {name} -> {run_dir}", file=sys.stderr, flush=True)
+    try:
+      results[name or "run"] = train_and_evaluate(run_config, run_dir)
+    except Preempted as e:
+      print(str(e), file=sys.stderr)
+      return PREEMPTED_EXIT_CODE
+  print(_table(results))
+  if variants:
+    with open(os.path.join(workdir, "summary.json"), "w") as f:
+      json.dump(results, f, indent=1)
+  print(f"results in {os.path.abspath(workdir)}")
+  return 0

@@ -1,0 +1,124 @@
+"""Checkpoints with orbax `CheckpointManager`: the last k steps and the best one, resumable.
+
+Layout of a workdir:
+  checkpoints/<step>/{state, data, meta}   the last `config.checkpoint.keep` saves
+  best/<step>/{state, data, meta}          the save with the best `config.checkpoint.best_metric`
+  config.json                              the run's config, checked when the run resumes
+`state` is the TrainState (params and optimizer state, restored with the shardings asked for),
+`data` the input iterator's state (so a resumed run sees the same batches), `meta` the step's
+metrics. Saves are asynchronous by default: training continues while orbax writes.
+"""
+import os
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+LAST, BEST = "checkpoints", "best"
+
+
+class CorruptCheckpointError(RuntimeError):
+  pass
+
+
+def _manager(directory, keep: int, async_save: bool, read_only: bool = False):
+  options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=async_save,
+                                         create=not read_only, read_only=read_only)
+  return ocp.CheckpointManager(directory, options=options, item_names=("state", "data", "meta"))
+
+
+def _save_args(state, data_state, meta):
+  return ocp.args.Composite(state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state),
+                            meta=ocp.args.JsonSave(meta))
+
+
+def _is_better(value, best, mode):
+  if value is None or not np.isfinite(value):
+    return False
+  return best is None or (value > best if mode == "max" else value < best)
+
+
+class Checkpointer:
+  """Saves and restores a run's state; keeps the last k checkpoints and the best one."""
+
+  def __init__(self, workdir: str, keep: int = 3, best_metric: str = "eval_score",
+               best_mode: str = "max", async_save: bool = True):
+    self.workdir = os.path.abspath(workdir)
+    self.best_metric, self.best_mode = best_metric, best_mode
+    self.last = _manager(os.path.join(self.workdir, LAST), keep, async_save)
+    self.best = _manager(os.path.join(self.workdir, BEST), 1, async_save)
+    self.best_value = None
+    best_step = self.best.latest_step()
+    if best_step is not None:
+      self.best_value = self._read_meta(self.best, best_step).get(best_metric)
+
+  def latest_step(self):
+    return self.last.latest_step()
+
+  def save(self, step: int, state, data_state: dict, metrics: dict = None):
+    """Saves `step` (skips a step that is already saved); also as best when `metrics` improve it."""
+    meta = {"step": int(step), **(metrics or {})}
+    if step not in self.last.all_steps():
+      self.last.save(step, args=_save_args(state, data_state, meta))
+    value = (metrics or {}).get(self.best_metric)
+    if _is_better(value, self.best_value, self.best_mode):
+      self.best_value = value
+      self.best.save(step, args=_save_args(state, data_state, meta))
+
+  def wait(self):
+    self.last.wait_until_finished()
+    self.best.wait_until_finished()
+
+  def restore(self, abstract_state, step: int = None):
+    """(state, data_state, meta) of `step` (default: the latest); None if there is no checkpoint."""
+    step = self.last.latest_step() if step is None else step
+    if step is None:
+      return None
+    return restore_items(self.last, step, ocp.args.StandardRestore(abstract_state))
+
+  @staticmethod
+  def _read_meta(manager, step):
+    try:
+      return manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    except Exception:  # a best/ whose metadata cannot be read simply has no best value yet
+      return {}
+
+  def close(self):
+    self.wait()
+    self.last.close()
+    self.best.close()
+
+
+def restore_items(manager, step, state_args):
+  """Restores all items of `step`; a damaged checkpoint raises CorruptCheckpointError naming it."""
+  path = os.path.join(str(manager.directory), str(step))
+  try:
+    restored = manager.restore(step, args=ocp.args.Composite(
+        state=state_args, data=ocp.args.JsonRestore(), meta=ocp.args.JsonRestore()))
+  except Exception as e:  # orbax raises many types for missing or unreadable files
+    others = [s for s in manager.all_steps() if s != step]
+    raise CorruptCheckpointError(
+        f"checkpoint {path} cannot be restored ({type(e).__name__}: {e}). Nothing was changed. "
+        f"Other saved steps: {others or 'none'}; move the damaged directory aside to resume from "
+        "an earlier one.") from e
+  return restored["state"], restored["data"], restored["meta"]
+
+
+def restore_numpy(workdir: str, which="last"):
+  """(state as NumPy arrays on the host, meta, step) of a run, on any hardware and device count.
+
+  which: 'last', 'best', or an int step (looked up among the last checkpoints).
+  """
+  directory = os.path.join(workdir, BEST if which == "best" else LAST)
+  if not os.path.isdir(directory):
+    raise FileNotFoundError(f"no checkpoints in {directory}")
+  manager = _manager(directory, keep=None, async_save=False, read_only=True)
+  steps = manager.all_steps()
+  step = max(steps, default=None) if which in ("last", "best") else int(which)
+  if step is None or step not in steps:
+    raise FileNotFoundError(f"step {which!r} not found in {directory}; saved steps: {sorted(steps)}")
+  metadata = manager.item_metadata(step)["state"]
+  restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), metadata.tree)
+  state, _, meta = restore_items(manager, step, ocp.args.PyTreeRestore(restore_args=restore_args))
+  manager.close()
+  return state, meta, step

@@ -1,0 +1,181 @@
+"""The experiment config: its common fields, and validation that runs before anything compiles.
+
+Every config has:
+  seed, num_train_steps, batch_size (global, across all devices and hosts), eval_every,
+  checkpoint_every, log_every, num_eval_batches, label_smoothing, dtype ('float32' | 'bfloat16':
+  compute dtype; parameters stay float32), parallelism ('jit' | 'pmap'), mesh.data / mesh.model
+  (-1 = all remaining devices), logical_axis_rules, distributed (None = from the environment),
+  on_nonfinite ('stop' | 'record'), checkpoint.{keep, best_metric, best_mode, async_save},
+  model.* (see `attnlab.models.default_config`), optimizer.* (see `attnlab.train.optim`), and
+  task.*: name, the task generator's parameters (e.g. seq_len), and the data fields
+    source     'generated' (fresh examples without end, drawn from (seed, index)) or 'prepared'
+               (a tfds dataset prepared in data_dir with `python -m attnlab.data.prepare`)
+    data_dir   where prepared datasets live (None: $ATTNLAB_DATA_DIR or ~/tensorflow_datasets)
+    num_train  > 0: a fixed training set of that many examples (e.g. ListOps 96k); 0: unlimited
+  Evaluation uses the fixed validation split: num_eval_batches x batch_size examples.
+"""
+import ast
+
+import ml_collections
+
+from attnlab import models, tasks
+from attnlab.train import optim
+
+# Fields of config.task that are not parameters of the task generator.
+TASK_DATA_FIELDS = ("name", "source", "data_dir", "num_train")
+# Fields that may change between a run and its resumption.
+RESUMABLE_FIELDS = ("num_train_steps", "eval_every", "checkpoint_every", "log_every",
+                    "num_eval_batches", "checkpoint.keep", "checkpoint.async_save", "distributed",
+                    "task.data_dir")
+PARALLELISMS = ("jit", "pmap")
+DTYPES = ("float32", "bfloat16")
+# Logical parameter axes -> mesh axes: attention heads and MLP / recurrent hidden units may be
+# split over `model`; everything else is replicated.
+DEFAULT_AXIS_RULES = (("heads", "model"), ("mlp", "model"), ("hidden", "model"), ("embed", None),
+                      ("vocab", None))
+
+
+def base_config(model: str, task: str, **task_params) -> ml_collections.ConfigDict:
+  """A complete config for `model` on `task` with attnlab's defaults."""
+  spec = tasks.spec(task, **task_params)
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.num_train_steps = 1000
+  config.batch_size = 64
+  config.eval_every = 200
+  config.checkpoint_every = 200
+  config.log_every = 50
+  config.num_eval_batches = 8
+  config.label_smoothing = 0.0
+  config.dtype = "float32"
+  config.parallelism = "jit"
+  config.mesh = ml_collections.ConfigDict(dict(data=-1, model=1))
+  config.logical_axis_rules = DEFAULT_AXIS_RULES
+  config.distributed = ml_collections.FieldReference(None, field_type=bool)
+  config.on_nonfinite = "stop"
+  config.checkpoint = ml_collections.ConfigDict(dict(
+      keep=3, best_metric="eval_score", best_mode="max", async_save=True))
+  config.model = models.default_config(model)
+  config.task = ml_collections.ConfigDict(dict(
+      spec.params, name=task, source="generated", data_dir=ml_collections.FieldReference(None, str),
+      num_train=0))
+  if "seq_len" not in config.task:
+    config.task.seq_len = spec.seq_len
+  config.optimizer = optim.default_config()
+  return config
+
+
+def task_params(config) -> dict:
+  """The task generator's parameters in config.task (without the data fields)."""
+  return {k: v for k, v in config.task.items() if k not in TASK_DATA_FIELDS}
+
+
+def task_spec(config):
+  """The TaskSpec of config.task; ValueError naming the field on a bad task or parameter."""
+  try:
+    params = task_params(config)
+    spec = tasks.spec(config.task.name, **params)
+  except ValueError as e:
+    raise ValueError(f"config.task: {e}") from None
+  return spec
+
+
+def model_config(config, spec) -> ml_collections.ConfigDict:
+  """config.model with the fields the task decides (vocabulary, outputs, maximum length)."""
+  m = ml_collections.ConfigDict(config.model.to_dict())
+  if m.name in models.SEQ2SEQ_MODELS:
+    if spec.kind != "seq2seq":
+      raise ValueError(f"config.model.name={m.name!r} is a seq2seq model but task "
+                       f"{spec.name!r} is {spec.kind}; use one of {list(models.SEQUENCE_MODELS)}")
+    m.vocab_size = spec.vocab_size
+  else:
+    if spec.kind == "seq2seq":
+      raise ValueError(f"task {spec.name!r} needs a seq2seq model, got config.model.name="
+                       f"{m.name!r}; valid: {list(models.SEQ2SEQ_MODELS)}")
+    m.vocab_size = spec.vocab_size
+    m.num_outputs = spec.num_outputs
+    m.output = spec.output
+  if "max_len" in m:
+    m.max_len = max(m.max_len, spec.seq_len + 1, (spec.target_len or 0) + 1)
+  return m
+
+
+def _positive(config, key):
+  value = config[key]
+  if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+    raise ValueError(f"config.{key}={value!r}; must be a positive integer")
+
+
+def validate(config, num_devices: int, num_processes: int = 1):
+  """Checks `config` before any compilation. Returns (TaskSpec, resolved model config)."""
+  for key in ("batch_size", "eval_every", "checkpoint_every", "log_every", "num_eval_batches"):
+    _positive(config, key)
+  if not isinstance(config.num_train_steps, int) or config.num_train_steps < 0:
+    raise ValueError(f"config.num_train_steps={config.num_train_steps!r}; must be an integer >= 0")
+  if config.parallelism not in PARALLELISMS:
+    raise ValueError(f"config.parallelism={config.parallelism!r}; valid choices: {list(PARALLELISMS)}")
+  if config.dtype not in DTYPES:
+    raise ValueError(f"config.dtype={config.dtype!r}; valid choices: {list(DTYPES)}")
+  if config.on_nonfinite not in ("stop", "record"):
+    raise ValueError(f"config.on_nonfinite={config.on_nonfinite!r}; valid choices: ['stop', 'record']")
+  if config.checkpoint.best_mode not in ("max", "min"):
+    raise ValueError(f"config.checkpoint.best_mode={config.checkpoint.best_mode!r}; "
+                     "valid choices: ['max', 'min']")
+  if not 0.0 <= config.label_smoothing < 1.0:
+    raise ValueError(f"config.label_smoothing={config.label_smoothing}; must be in [0, 1)")
+  if config.batch_size % num_processes:
+    raise ValueError(f"config.batch_size={config.batch_size} does not divide across "
+                     f"{num_processes} processes")
+  if config.batch_size % num_devices:
+    raise ValueError(f"config.batch_size={config.batch_size} does not divide across the "
+                     f"{num_devices} devices of the data axis; use a multiple of {num_devices}")
+  if config.optimizer.name not in optim.OPTIMIZERS:
+    raise ValueError(f"config.optimizer.name={config.optimizer.name!r}; valid choices: "
+                     f"{list(optim.OPTIMIZERS)}")
+  if config.optimizer.schedule not in optim.SCHEDULES:
+    raise ValueError(f"config.optimizer.schedule={config.optimizer.schedule!r}; valid choices: "
+                     f"{list(optim.SCHEDULES)}")
+  spec = task_spec(config)
+  mcfg = model_config(config, spec)
+  models.resolve_config(mcfg)  # unknown model names and bad model fields fail here
+  return spec, mcfg
+
+
+SHORTCUTS = {"steps": "num_train_steps", "seq_len": "task.seq_len", "lr": "optimizer.learning_rate"}
+
+
+def _literal(text: str):
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
+
+
+def parse_arg(arg, default_model: str):
+  """'transformer,seq_len=500' -> ('transformer', {'task.seq_len': 500}).
+
+  The one bare word is the model name; key=value pairs set config fields by dotted path, with the
+  shortcuts steps, seq_len and lr.
+  """
+  model, overrides = default_model, {}
+  for part in filter(None, (arg or "").split(",")):
+    if "=" in part:
+      key, value = part.split("=", 1)
+      overrides[SHORTCUTS.get(key.strip(), key.strip())] = _literal(value.strip())
+    else:
+      model = part.strip()
+  return model, overrides
+
+
+def apply_overrides(config, overrides: dict):
+  """Sets dotted fields of config; an unknown field is an error that lists the valid ones."""
+  for path, value in overrides.items():
+    node, keys = config, path.split(".")
+    for key in keys[:-1]:
+      if key not in node:
+        raise ValueError(f"config has no field {path!r}; valid fields at that level: {sorted(node)}")
+      node = node[key]
+    if keys[-1] not in node:
+      raise ValueError(f"config has no field {path!r}; valid fields: {sorted(node)}")
+    node[keys[-1]] = value
+  return config

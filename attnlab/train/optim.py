@@ -1,0 +1,56 @@
+"""Optimizers and learning-rate schedules from `config.optimizer`.
+
+  name          adam | adamw | sgd (with `momentum`, Nesterov optional)
+  schedule      constant | warmup_cosine | rsqrt (Vaswani et al.: lr * min(s^-0.5, s w^-1.5) * sqrt(w),
+                which peaks at `learning_rate` after `warmup_steps`)
+  clip_norm     global-norm gradient clipping (Pascanu et al. 2013): g <- g * tau / max(||g||, tau);
+                None or 0 disables it
+"""
+import ml_collections
+import optax
+import jax.numpy as jnp
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "warmup_cosine", "rsqrt")
+
+
+def default_config() -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      name="adam", learning_rate=1e-3, schedule="constant", warmup_steps=0, b1=0.9, b2=0.999,
+      eps=1e-8, weight_decay=0.0, momentum=0.9, nesterov=False, clip_norm=1.0))
+
+
+def make_schedule(opt, num_train_steps: int):
+  lr, warmup = opt.learning_rate, opt.warmup_steps
+  if opt.schedule == "constant":
+    if not warmup:
+      return optax.constant_schedule(lr)
+    return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), optax.constant_schedule(lr)],
+                                [warmup])
+  if opt.schedule == "warmup_cosine":
+    return optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(num_train_steps, warmup + 1))
+  if opt.schedule == "rsqrt":
+    w = max(warmup, 1)
+
+    def rsqrt(step):
+      s = jnp.maximum(step, 1).astype(jnp.float32)
+      return lr * jnp.sqrt(w) * jnp.minimum(s**-0.5, s * w**-1.5)
+
+    return rsqrt
+  raise ValueError(f"config.optimizer.schedule={opt.schedule!r}; valid choices: {list(SCHEDULES)}")
+
+
+def make_optimizer(opt, num_train_steps: int):
+  """(optax transformation, schedule) for `config.optimizer`."""
+  schedule = make_schedule(opt, num_train_steps)
+  if opt.name == "adam":
+    tx = optax.adam(schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps)
+  elif opt.name == "adamw":
+    tx = optax.adamw(schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps, weight_decay=opt.weight_decay)
+  elif opt.name == "sgd":
+    tx = optax.sgd(schedule, momentum=opt.momentum or None, nesterov=opt.nesterov)
+  else:
+    raise ValueError(f"config.optimizer.name={opt.name!r}; valid choices: {list(OPTIMIZERS)}")
+  if opt.clip_norm:
+    tx = optax.chain(optax.clip_by_global_norm(opt.clip_norm), tx)
+  return tx, schedule

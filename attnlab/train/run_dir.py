@@ -1,0 +1,60 @@
+"""A run's workdir keeps its config as `config.json`; a resumed run must match it.
+
+Only `config.RESUMABLE_FIELDS` (steps, logging and checkpoint cadence, data location) may differ
+between a run and its continuation: anything else would mix two experiments in one workdir.
+"""
+import json
+import os
+
+import jax
+import ml_collections
+
+from attnlab.train.config import RESUMABLE_FIELDS
+
+CONFIG_FILE = "config.json"
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+  out = {}
+  for k, v in d.items():
+    key = f"{prefix}{k}"
+    if isinstance(v, dict):
+      out.update(flatten(v, key + "."))
+    else:
+      out[key] = v
+  return out
+
+
+def config_to_json(config) -> dict:
+  """A JSON-safe dict of the config (tuples become lists)."""
+  return json.loads(json.dumps(config.to_dict(), default=str))
+
+
+def read_config(workdir: str):
+  """The ConfigDict saved in `workdir`, or None if there is none."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def check_resumable_config(workdir: str, config):
+  """Writes config.json into a new workdir; refuses a workdir whose config differs in a fixed field."""
+  new = config_to_json(config)
+  path = os.path.join(workdir, CONFIG_FILE)
+  if os.path.exists(path):
+    with open(path) as f:
+      old = json.load(f)
+    a, b = flatten(old), flatten(new)
+    changed = sorted(k for k in set(a) | set(b)
+                     if a.get(k) != b.get(k) and k not in RESUMABLE_FIELDS)
+    if changed:
+      details = "; ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in changed[:10])
+      raise ValueError(
+          f"workdir {workdir} holds a run with a different config ({details}). Only "
+          f"{', '.join(RESUMABLE_FIELDS)} may change when resuming; use a new --workdir.")
+  if jax.process_index() == 0:
+    os.makedirs(workdir, exist_ok=True)
+    with open(path, "w") as f:
+      json.dump(new, f, indent=1, sort_keys=True)
