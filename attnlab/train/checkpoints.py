@@ -24,7 +24,9 @@ class CorruptCheckpointError(RuntimeError):
 def _manager(directory, keep: int, async_save: bool, read_only: bool = False):
   options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=async_save,
                                          create=not read_only, read_only=read_only)
-  return ocp.CheckpointManager(directory, options=options, item_names=("state", "data", "meta"))
+  handlers = {"state": ocp.StandardCheckpointHandler(), "data": ocp.JsonCheckpointHandler(),
+              "meta": ocp.JsonCheckpointHandler()}
+  return ocp.CheckpointManager(directory, options=options, item_handlers=handlers)
 
 
 def _save_args(state, data_state, meta):
@@ -117,8 +119,10 @@ def restore_numpy(workdir: str, which="last"):
   step = max(steps, default=None) if which in ("last", "best") else int(which)
   if step is None or step not in steps:
     raise FileNotFoundError(f"step {which!r} not found in {directory}; saved steps: {sorted(steps)}")
+  cpu = jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0])
   metadata = manager.item_metadata(step)["state"]
-  restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), metadata.tree)
-  state, _, meta = restore_items(manager, step, ocp.args.PyTreeRestore(restore_args=restore_args))
+  abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=cpu),
+                          metadata.tree, is_leaf=lambda m: hasattr(m, "shape"))
+  state, _, meta = restore_items(manager, step, ocp.args.StandardRestore(abstract))
   manager.close()
-  return state, meta, step
+  return jax.device_get(state), meta, step

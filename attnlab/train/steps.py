@@ -59,7 +59,7 @@ def make_train_step(model, tx, spec, schedule, *, seed: int, dtype=jnp.float32,
       sums = jax.lax.psum(sums, axis_name)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics = {"loss": loss, "grad_norm": optax.global_norm(grads),
+    metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads),
                "learning_rate": schedule(state.step), "sums": sums}
     return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
 

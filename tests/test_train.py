@@ -1,0 +1,155 @@
+"""The runner: exact resume (also after SIGTERM), refusals, NaN handling, corrupt checkpoints, load_run."""
+import os
+import shutil
+import signal
+
+import jax
+import numpy as np
+import pytest
+
+import attnlab
+from attnlab.train import base_config, checkpoints, train_and_evaluate
+from attnlab.train import Preempted, metric_writer
+from configs import adding, default
+
+
+def tiny(model="lstm", steps=6, **task):
+  config = base_config(model, "adding", seq_len=task.get("seq_len", 12))
+  for key, value in dict(hidden_size=8, d_model=8, num_heads=2, d_ff=16, num_layers=1).items():
+    if key in config.model:
+      config.model[key] = value
+  config.model.dropout_rate = 0.1 if "dropout_rate" in config.model else 0.0
+  config.num_train_steps = steps
+  config.batch_size = 8
+  config.eval_every = config.checkpoint_every = config.log_every = 3
+  config.num_eval_batches = 2
+  config.checkpoint.async_save = False
+  return config
+
+
+def params_of(workdir, step="last"):
+  return attnlab.load_run(workdir, step).params
+
+
+def assert_trees_equal(a, b):
+  jax.tree.map(np.testing.assert_array_equal, a, b)
+
+
+def test_resume_after_sigterm_is_bit_identical(tmp_path, monkeypatch):
+  straight = str(tmp_path / "straight")
+  train_and_evaluate(tiny("transformer"), straight)
+
+  preempted = str(tmp_path / "preempted")
+  original = metric_writer.MetricWriter.write
+
+  def write_then_sigterm(self, step, scalars):
+    original(self, step, scalars)
+    if step == 3 and "train_loss" in scalars:
+      os.kill(os.getpid(), signal.SIGTERM)
+
+  monkeypatch.setattr(metric_writer.MetricWriter, "write", write_then_sigterm)
+  with pytest.raises(Preempted, match="SIGTERM at step 3"):
+    train_and_evaluate(tiny("transformer"), preempted)
+  monkeypatch.setattr(metric_writer.MetricWriter, "write", original)
+  assert attnlab.load_run(preempted, "last").step == 3
+  train_and_evaluate(tiny("transformer"), preempted)  # resumes: same data order, same dropout
+  assert_trees_equal(params_of(straight), params_of(preempted))
+
+
+def test_finished_run_is_kept_and_more_steps_continue_it(tmp_path):
+  workdir = str(tmp_path / "run")
+  train_and_evaluate(tiny(steps=3), workdir)
+  first = params_of(workdir)
+  train_and_evaluate(tiny(steps=3), workdir)  # finished: nothing is retrained or overwritten
+  assert_trees_equal(first, params_of(workdir))
+  train_and_evaluate(tiny(steps=6), workdir)  # only num_train_steps changed: continues
+  run = attnlab.load_run(workdir, "last")
+  assert run.step == 6
+  train_and_evaluate(tiny(steps=6), str(tmp_path / "straight"))
+  assert_trees_equal(run.params, params_of(str(tmp_path / "straight")))
+  metrics = run.metrics
+  assert {"train_loss", "grad_norm", "learning_rate", "steps_per_sec", "eval_loss",
+          "eval_score"} <= set(metrics.columns)
+  assert metrics["step"].max() == 6
+  assert os.path.isdir(os.path.join(workdir, "tensorboard"))
+
+
+def test_changed_config_is_refused(tmp_path):
+  workdir = str(tmp_path / "run")
+  train_and_evaluate(tiny(steps=3), workdir)
+  changed = tiny(steps=3)
+  changed.optimizer.learning_rate = 0.5
+  with pytest.raises(ValueError, match=r"optimizer.learning_rate: 0.001 -> 0.5.*use a new --workdir"):
+    train_and_evaluate(changed, workdir)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("model.name", "lstn", "unknown model name 'lstn'; valid names: rnn, lstm"),
+    ("task.name", "adding2", "unknown task 'adding2'; valid tasks: copy"),
+    ("task.seq_len", -5, "seq_len=-5 is invalid"),
+    ("batch_size", 0, "config.batch_size=0; must be a positive integer"),
+    ("parallelism", "pjit", "config.parallelism='pjit'; valid choices: \\['jit', 'pmap'\\]"),
+    ("optimizer.name", "adagrad", "config.optimizer.name='adagrad'; valid choices"),
+])
+def test_invalid_configs_fail_before_compiling(tmp_path, field, value, message):
+  config = tiny()
+  section, _, key = field.rpartition(".")
+  (config[section] if section else config)[key] = value
+  with pytest.raises(ValueError, match=message):
+    train_and_evaluate(config, str(tmp_path / "run"))
+  assert not os.path.exists(tmp_path / "run" / "checkpoints")
+
+
+def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+  config = tiny("rnn", steps=12)
+  config.checkpoint_every = 1
+  config.optimizer.update(name="sgd", learning_rate=1e12, clip_norm=0.0, momentum=0.0)
+  workdir = str(tmp_path / "run")
+  with pytest.raises(FloatingPointError, match=r"non-finite training loss .* at step \d+; the last "
+                     r"good checkpoint \(step \d+\)"):
+    train_and_evaluate(config, workdir)
+  run = attnlab.load_run(workdir, "last")
+  assert all(np.isfinite(p).all() for p in jax.tree.leaves(run.params))
+  config.on_nonfinite = "record"
+  shutil.rmtree(workdir)
+  train_and_evaluate(config, workdir)  # records the explosion and finishes
+  losses = attnlab.load_run(workdir, "last").metrics["train_loss"].dropna()
+  assert not np.isfinite(losses).all()
+
+
+def test_corrupt_checkpoint_is_a_clear_error_and_nothing_is_lost(tmp_path):
+  workdir = str(tmp_path / "run")
+  train_and_evaluate(tiny(steps=3), workdir)
+  latest = os.path.join(workdir, "checkpoints", "3", "state")
+  for root, _, files in os.walk(latest):
+    for name in files:
+      with open(os.path.join(root, name), "wb") as f:
+        f.write(b"garbage")
+  with pytest.raises(checkpoints.CorruptCheckpointError, match=r"checkpoints/3 cannot be restored"):
+    train_and_evaluate(tiny(steps=6), workdir)
+  assert os.path.isdir(latest)  # the damaged checkpoint is still there for inspection
+
+
+def test_best_and_last_checkpoints_and_load_run(tmp_path):
+  workdir = str(tmp_path / "run")
+  config = tiny(steps=9)
+  config.checkpoint.keep = 2
+  train_and_evaluate(config, workdir)
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["6", "9"]
+  best = attnlab.load_run(workdir, "best")
+  scores = best.metrics.dropna(subset=["eval_score"]).set_index("step")["eval_score"]
+  assert best.checkpoint_metrics["eval_score"] == pytest.approx(scores.max())
+  with pytest.raises(FileNotFoundError, match="step 4 not found"):
+    attnlab.load_run(workdir, 4)
+
+
+def test_shipped_configs_validate():
+  from attnlab.train import validate
+  for name in ("lstm", "transformer", "rnn", "gru", "lru"):
+    config = adding.get_config(f"{name},seq_len=30,steps=10")
+    assert config.model.name == name and config.task.seq_len == 30 and config.num_train_steps == 10
+    validate(config, num_devices=1)
+  for variant in default.get_config().variants.values():
+    validate(variant, num_devices=1)
+  with pytest.raises(ValueError, match="config has no field 'task.seqlen'"):
+    adding.get_config("lstm,task.seqlen=3")
