@@ -17,15 +17,23 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 def maybe_initialize_distributed(config):
   """jax.distributed.initialize() when config.distributed is True, or None with the environment set.
 
-  The environment counts as asking for it when JAX_COORDINATOR_ADDRESS is set, or on a Cloud TPU
-  pod slice (TPU_WORKER_HOSTNAMES lists more than one worker).
+  The environment counts as asking for it when JAX_COORDINATOR_ADDRESS is set (then
+  JAX_NUM_PROCESSES and JAX_PROCESS_ID give the process count and this process's index, e.g. for
+  several local processes), or on a Cloud TPU pod slice (TPU_WORKER_HOSTNAMES lists several
+  workers; JAX then finds everything itself).
   """
   wanted = config.distributed
   if wanted is None:
     hosts = os.environ.get("TPU_WORKER_HOSTNAMES", "")
     wanted = bool(os.environ.get("JAX_COORDINATOR_ADDRESS")) or len(hosts.split(",")) > 1
-  if wanted and not jax.distributed.is_initialized():
-    jax.distributed.initialize()
+  if not wanted or jax.distributed.is_initialized():
+    return
+  kwargs = {}
+  if os.environ.get("JAX_NUM_PROCESSES"):
+    kwargs["num_processes"] = int(os.environ["JAX_NUM_PROCESSES"])
+  if os.environ.get("JAX_PROCESS_ID"):
+    kwargs["process_id"] = int(os.environ["JAX_PROCESS_ID"])
+  jax.distributed.initialize(**kwargs)
 
 
 def make_mesh(config) -> Mesh:

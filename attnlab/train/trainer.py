@@ -57,7 +57,7 @@ def make_datasets(config, spec_params, split):
   return loader
 
 
-class _Parallel:
+class Parallel:
   """The jit-with-Mesh path or the pmap path behind one interface."""
 
   def __init__(self, config, model, tx, spec, schedule):
@@ -111,7 +111,7 @@ class _Parallel:
     return jax_utils.unreplicate(metrics) if self.pmap else metrics
 
 
-def evaluate(par: _Parallel, state, config, spec_params) -> dict:
+def evaluate(par: Parallel, state, config, spec_params) -> dict:
   """Mean metrics over the fixed validation split, as {'eval_loss': ..., 'eval_score': ...}."""
   total = None
   for i, local in enumerate(make_datasets(config, spec_params, "validation")):
@@ -129,7 +129,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   check_resumable_config(workdir, config)
   model = models.build(model_config)
   tx, schedule = optim.make_optimizer(config.optimizer, config.num_train_steps)
-  par = _Parallel(config, model, tx, spec, schedule)
+  par = Parallel(config, model, tx, spec, schedule)
   spec_params = cfg_lib.task_params(config)
   example = tasks.generate(config.task.name, 1, **spec_params)
   example = {k: v for k, v in example.items() if v.dtype != object}
