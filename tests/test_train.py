@@ -153,3 +153,14 @@ def test_shipped_configs_validate():
     validate(variant, num_devices=1)
   with pytest.raises(ValueError, match="config has no field 'task.seqlen'"):
     adding.get_config("lstm,task.seqlen=3")
+
+
+def test_bfloat16_compute_keeps_float32_params(tmp_path):
+  config = tiny("lstm", steps=3)
+  config.dtype = "bfloat16"
+  final = train_and_evaluate(config, str(tmp_path / "run"))
+  assert np.isfinite(final["eval_loss"])
+  run = attnlab.load_run(str(tmp_path / "run"), "last")
+  assert {p.dtype for p in jax.tree.leaves(run.params)} == {np.dtype("float32")}
+  assert run.checkpoint_metrics["config"]["dtype"] == "bfloat16"  # the config travels with it
+  assert "checkpoint_blocked_s" in run.metrics.columns

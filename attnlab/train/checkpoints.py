@@ -6,7 +6,7 @@ Layout of a workdir:
   config.json                              the run's config, checked when the run resumes
 `state` is the TrainState (params and optimizer state, restored with the shardings asked for),
 `data` the input iterator's state (so a resumed run sees the same batches), `meta` the step's
-metrics. Saves are asynchronous by default: training continues while orbax writes.
+metrics and the run's config (so a checkpoint copied elsewhere still says what it is). Saves are asynchronous by default: training continues while orbax writes.
 """
 import os
 
@@ -44,8 +44,9 @@ class Checkpointer:
   """Saves and restores a run's state; keeps the last k checkpoints and the best one."""
 
   def __init__(self, workdir: str, keep: int = 3, best_metric: str = "eval_score",
-               best_mode: str = "max", async_save: bool = True):
+               best_mode: str = "max", async_save: bool = True, config_json: dict = None):
     self.workdir = os.path.abspath(workdir)
+    self.config_json = config_json or {}
     self.best_metric, self.best_mode = best_metric, best_mode
     self.last = _manager(os.path.join(self.workdir, LAST), keep, async_save)
     self.best = _manager(os.path.join(self.workdir, BEST), 1, async_save)
@@ -59,7 +60,7 @@ class Checkpointer:
 
   def save(self, step: int, state, data_state: dict, metrics: dict = None):
     """Saves `step` (skips a step that is already saved); also as best when `metrics` improve it."""
-    meta = {"step": int(step), **(metrics or {})}
+    meta = {"step": int(step), **(metrics or {}), "config": self.config_json}
     if step not in self.last.all_steps():
       self.last.save(step, args=_save_args(state, data_state, meta))
     value = (metrics or {}).get(self.best_metric)

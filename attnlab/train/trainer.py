@@ -22,7 +22,7 @@ from attnlab.train import checkpoints as ckpt_lib
 from attnlab.train import config as cfg_lib
 from attnlab.train import losses, optim, sharding, steps
 from attnlab.train.metric_writer import MetricWriter
-from attnlab.train.run_dir import check_resumable_config
+from attnlab.train.run_dir import check_resumable_config, config_to_json
 
 
 class Preempted(Exception):
@@ -138,7 +138,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
   train_loader = make_datasets(config, spec_params, "train")
   train_iter = iter(train_loader)
   ck = config.checkpoint
-  checkpointer = ckpt_lib.Checkpointer(workdir, ck.keep, ck.best_metric, ck.best_mode, ck.async_save)
+  checkpointer = ckpt_lib.Checkpointer(workdir, ck.keep, ck.best_metric, ck.best_mode, ck.async_save,
+                                       config_to_json(config))
   restored = checkpointer.restore(abstract if not par.pmap else _host_abstract(abstract))
   last_eval = {}
   if restored is not None:
@@ -183,8 +184,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
         writer.write(step, last_eval)
         writer.progress(step, first_step, " ".join(f"{k} {v:.4f}" for k, v in last_eval.items()))
       if step % config.checkpoint_every == 0 or step == config.num_train_steps or sigterm["set"]:
+        start = time.time()
         checkpointer.save(step, par.to_save(state), {"iterator": train_iter.get_state()},
                           last_eval if evaluated else None)
+        writer.write(step, {"checkpoint_blocked_s": time.time() - start})
       if sigterm["set"]:
         checkpointer.close()
         writer.close()
