@@ -143,16 +143,39 @@ def test_best_and_last_checkpoints_and_load_run(tmp_path):
     attnlab.load_run(workdir, 4)
 
 
-def test_shipped_configs_validate():
+CONFIG_FILES = sorted(f[:-3] for f in os.listdir(os.path.dirname(adding.__file__))
+                      if f.endswith(".py") and f not in ("__init__.py", "common.py", "default.py"))
+
+
+@pytest.mark.parametrize("name", CONFIG_FILES)
+def test_every_shipped_config_validates_with_every_model(name):
+  import importlib
+  from attnlab import models
   from attnlab.train import validate
-  for name in ("lstm", "transformer", "rnn", "gru", "lru"):
-    config = adding.get_config(f"{name},seq_len=30,steps=10")
-    assert config.model.name == name and config.task.seq_len == 30 and config.num_train_steps == 10
+  module = importlib.import_module(f"configs.{name}")
+  assert "python -m experiments.main --config=configs/" in module.__doc__
+  assert "Expected on 2 CPU cores" in module.__doc__
+  config = module.get_config()
+  seq2seq = config.model.name in models.SEQ2SEQ_MODELS
+  for model in models.SEQ2SEQ_MODELS if seq2seq else models.SEQUENCE_MODELS:
+    config = module.get_config(f"{model},steps=10")
+    assert config.model.name == model and config.num_train_steps == 10
     validate(config, num_devices=1)
+
+
+def test_config_arguments_and_default():
+  from attnlab.train import validate
+  config = adding.get_config("transformer,seq_len=30,lr=0.01,model.num_layers=3")
+  assert (config.task.seq_len, config.optimizer.learning_rate, config.model.num_layers) == (30, 0.01, 3)
   for variant in default.get_config().variants.values():
     validate(variant, num_devices=1)
   with pytest.raises(ValueError, match="config has no field 'task.seqlen'"):
     adding.get_config("lstm,task.seqlen=3")
+  from configs import reverse
+  bad = reverse.get_config()
+  bad.task.seq_len = 50
+  with pytest.raises(ValueError, match="seq_len=50 cannot be set for task 'reverse'"):
+    validate(bad, num_devices=1)
 
 
 def test_bfloat16_compute_keeps_float32_params(tmp_path):

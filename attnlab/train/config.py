@@ -22,7 +22,7 @@ from attnlab import models, tasks
 from attnlab.train import optim
 
 # Fields of config.task that are not parameters of the task generator.
-TASK_DATA_FIELDS = ("name", "source", "data_dir", "num_train")
+TASK_DATA_FIELDS = ("name", "source", "data_dir", "num_train", "split")
 # Fields that may change between a run and its resumption.
 RESUMABLE_FIELDS = ("num_train_steps", "eval_every", "checkpoint_every", "log_every",
                     "num_eval_batches", "checkpoint.keep", "checkpoint.async_save", "distributed",
@@ -66,17 +66,26 @@ def base_config(model: str, task: str, **task_params) -> ml_collections.ConfigDi
 
 
 def task_params(config) -> dict:
-  """The task generator's parameters in config.task (without the data fields)."""
-  return {k: v for k, v in config.task.items() if k not in TASK_DATA_FIELDS}
+  """The task generator's parameters in config.task (without the data fields).
+
+  `seq_len` is always in config.task; for tasks whose length is not a parameter (seq2seq tasks set
+  theirs with min_len/max_len) it only reports the padded length and is not passed on.
+  """
+  params = {k: v for k, v in config.task.items() if k not in TASK_DATA_FIELDS}
+  if "seq_len" in params and "seq_len" not in tasks.spec(config.task.name).params:
+    del params["seq_len"]
+  return params
 
 
 def task_spec(config):
   """The TaskSpec of config.task; ValueError naming the field on a bad task or parameter."""
   try:
-    params = task_params(config)
-    spec = tasks.spec(config.task.name, **params)
+    spec = tasks.spec(config.task.name, **task_params(config))
   except ValueError as e:
     raise ValueError(f"config.task: {e}") from None
+  if config.task.get("seq_len") not in (None, spec.seq_len) and "seq_len" not in spec.params:
+    raise ValueError(f"config.task.seq_len={config.task.seq_len} cannot be set for task "
+                     f"{spec.name!r}, whose length follows from {sorted(spec.params)}")
   return spec
 
 

@@ -45,9 +45,18 @@ def _sigterm_flag():
       signal.signal(signal.SIGTERM, previous)
 
 
+def eval_split(config, spec_params) -> str:
+  """'validation', or 'test' for a real dataset that has no validation split (digits)."""
+  try:
+    data.common.task_split(config.task.name, spec_params, "validation")
+    return "validation"
+  except ValueError:
+    return "test"
+
+
 def make_datasets(config, spec_params, split):
   """The per-host loader of `split` for config.task."""
-  sizes = {"validation": config.num_eval_batches * config.batch_size}
+  sizes = {split: config.num_eval_batches * config.batch_size} if split != "train" else {}
   if config.task.num_train:
     sizes["train"] = config.task.num_train
   loader, _ = data.make_dataset(
@@ -114,7 +123,7 @@ class Parallel:
 def evaluate(par: Parallel, state, config, spec_params) -> dict:
   """Mean metrics over the fixed validation split, as {'eval_loss': ..., 'eval_score': ...}."""
   total = None
-  for i, local in enumerate(make_datasets(config, spec_params, "validation")):
+  for i, local in enumerate(make_datasets(config, spec_params, eval_split(config, spec_params))):
     if i >= config.num_eval_batches:
       break
     sums = par.unreplicate_metrics(par.eval_step(par.params(state), par.batch(local)))

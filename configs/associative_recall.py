@@ -1,0 +1,13 @@
+"""Associative recall: after P key-value pairs and a query key, answer the key's value.
+
+  python -m experiments.main --config=configs/associative_recall.py:transformer --workdir=runs/ar_tf
+
+Argument: a model name (rnn, lstm, gru, lru, transformer) and key=value overrides (e.g.
+task.num_pairs=32). Baseline: ln 10 = 2.30 (10 values); eval_score is accuracy (chance 0.1).
+Expected on 2 CPU cores (8 pairs, batch 64, 1500 steps): MEASURED_BELOW
+"""
+from configs import common
+
+
+def get_config(arg=None):
+  return common.make("associative_recall", arg, "transformer", steps=1500, num_pairs=8)

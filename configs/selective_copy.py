@@ -1,0 +1,13 @@
+"""Selective copying (Gu & Dao 2023): output, in order, 16 symbols scattered among T noise steps.
+
+  python -m experiments.main --config=configs/selective_copy.py:transformer --workdir=runs/sc_tf
+
+Argument: a model name (rnn, lstm, gru, lru, transformer — causal here) and key=value overrides.
+Baseline: ln 8 = 2.08 per scored step; eval_score is the accuracy on the 16 outputs (chance 1/8).
+Expected on 2 CPU cores (T=128, batch 64, 1500 steps): MEASURED_BELOW
+"""
+from configs import common
+
+
+def get_config(arg=None):
+  return common.make("selective_copy", arg, "transformer", steps=1500, seq_len=128)

@@ -1,0 +1,13 @@
+"""Temporal order (Hochreiter & Schmidhuber 1997, task 6a): classify the order of two symbols X/Y.
+
+  python -m experiments.main --config=configs/temporal_order.py:lstm --workdir=runs/to_lstm
+
+Argument: a model name (rnn, lstm, gru, lru, transformer) and key=value overrides.
+Baseline: ln 4 = 1.39 (four classes XX, XY, YX, YY); eval_score is accuracy (chance 0.25).
+Expected on 2 CPU cores (T=100, batch 64, 1500 steps): MEASURED_BELOW
+"""
+from configs import common
+
+
+def get_config(arg=None):
+  return common.make("temporal_order", arg, "lstm", steps=1500, seq_len=100)
