@@ -5,9 +5,9 @@ A comparison config has `config.variants`, a ConfigDict of complete run configs 
 evaluation metrics is printed and written to `<workdir>/summary.json`.
 """
 import json
-import os
 import sys
 
+from attnlab import files
 from attnlab.train import Preempted, train_and_evaluate
 
 PREEMPTED_EXIT_CODE = 143  # 128 + SIGTERM, what a launcher expects of a preempted job
@@ -28,7 +28,7 @@ def run(config, workdir: str) -> int:
   runs = dict(variants.items()) if variants else {None: config}
   results = {}
   for name, run_config in runs.items():
-    run_dir = workdir if name is None else os.path.join(workdir, name)
+    run_dir = workdir if name is None else files.join(workdir, name)
     if name is not None:
       print(f"== {name} -> {run_dir}", file=sys.stderr, flush=True)
     try:
@@ -38,7 +38,6 @@ def run(config, workdir: str) -> int:
       return PREEMPTED_EXIT_CODE
   print(_table(results))
   if variants:
-    with open(os.path.join(workdir, "summary.json"), "w") as f:
-      json.dump(results, f, indent=1)
-  print(f"results in {os.path.abspath(workdir)}")
+    files.write_text(files.join(workdir, "summary.json"), json.dumps(results, indent=1))
+  print(f"results in {files.absolute(workdir)}")
   return 0

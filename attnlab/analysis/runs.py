@@ -7,11 +7,10 @@
 Nothing here needs the devices or sharding the run was trained with: arrays are restored as NumPy.
 """
 import dataclasses
-import os
 
 import pandas as pd
 
-from attnlab import models
+from attnlab import files, models
 from attnlab.train import checkpoints, config as cfg_lib
 from attnlab.train.metric_writer import read_jsonl
 from attnlab.train.run_dir import read_config
@@ -36,11 +35,11 @@ def load_run(workdir: str, step="best") -> Run:
     raise ValueError(f"step={step!r}; valid: 'best', 'last' or an int step")
   config = read_config(workdir)
   if config is None:
-    raise FileNotFoundError(f"{os.path.join(workdir, 'config.json')} not found: not an attnlab run")
+    raise FileNotFoundError(f"{files.join(workdir, 'config.json')} not found: not an attnlab run")
   spec = cfg_lib.task_spec(config)
   model = models.build(cfg_lib.model_config(config, spec))
   state, meta, restored_step = checkpoints.restore_numpy(workdir, step)
-  metrics = pd.DataFrame(read_jsonl(os.path.join(workdir, "metrics.jsonl")))
+  metrics = pd.DataFrame(read_jsonl(files.join(workdir, "metrics.jsonl")))
   return Run(workdir=workdir, step=restored_step, config=config, spec=spec, model=model,
              params=state["params"], opt_state=state["opt_state"], checkpoint_metrics=meta,
              metrics=metrics)

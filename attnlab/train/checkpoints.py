@@ -8,11 +8,11 @@ Layout of a workdir:
 `data` the input iterator's state (so a resumed run sees the same batches), `meta` the step's
 metrics and the run's config (so a checkpoint copied elsewhere still says what it is). Saves are asynchronous by default: training continues while orbax writes.
 """
-import os
-
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+from attnlab import files
 
 LAST, BEST = "checkpoints", "best"
 
@@ -45,11 +45,11 @@ class Checkpointer:
 
   def __init__(self, workdir: str, keep: int = 3, best_metric: str = "eval_score",
                best_mode: str = "max", async_save: bool = True, config_json: dict = None):
-    self.workdir = os.path.abspath(workdir)
+    self.workdir = files.absolute(workdir)
     self.config_json = config_json or {}
     self.best_metric, self.best_mode = best_metric, best_mode
-    self.last = _manager(os.path.join(self.workdir, LAST), keep, async_save)
-    self.best = _manager(os.path.join(self.workdir, BEST), 1, async_save)
+    self.last = _manager(files.join(self.workdir, LAST), keep, async_save)
+    self.best = _manager(files.join(self.workdir, BEST), 1, async_save)
     self.best_value = None
     best_step = self.best.latest_step()
     if best_step is not None:
@@ -94,7 +94,7 @@ class Checkpointer:
 
 def restore_items(manager, step, state_args):
   """Restores all items of `step`; a damaged checkpoint raises CorruptCheckpointError naming it."""
-  path = os.path.join(str(manager.directory), str(step))
+  path = files.join(str(manager.directory), str(step))
   try:
     restored = manager.restore(step, args=ocp.args.Composite(
         state=state_args, data=ocp.args.JsonRestore(), meta=ocp.args.JsonRestore()))
@@ -112,8 +112,8 @@ def restore_numpy(workdir: str, which="last"):
 
   which: 'last', 'best', or an int step (looked up among the last checkpoints).
   """
-  directory = os.path.join(workdir, BEST if which == "best" else LAST)
-  if not os.path.isdir(directory):
+  directory = files.join(files.absolute(workdir), BEST if which == "best" else LAST)
+  if not files.is_dir(directory):
     raise FileNotFoundError(f"no checkpoints in {directory}")
   manager = _manager(directory, keep=None, async_save=False, read_only=True)
   steps = manager.all_steps()

@@ -6,24 +6,24 @@ or {"step": 200, "eval_loss": 0.04, "eval_score": 0.93, "eval_accuracy": ...}.
 """
 import json
 import math
-import os
 import sys
 import time
 
 import jax
 
+from attnlab import files
+
 
 def read_jsonl(path: str) -> list:
   """All records of a metrics.jsonl file (a torn last line, from a killed run, is skipped)."""
   rows = []
-  if not os.path.exists(path):
+  if not files.exists(path):
     return rows
-  with open(path) as f:
-    for line in f:
-      try:
-        rows.append(json.loads(line))
-      except json.JSONDecodeError:
-        continue
+  for line in files.read_text(path).splitlines():
+    try:
+      rows.append(json.loads(line))
+    except json.JSONDecodeError:
+      continue
   return rows
 
 
@@ -33,20 +33,19 @@ class MetricWriter:
   def __init__(self, workdir: str, total_steps: int, enabled: bool = None):
     self.enabled = jax.process_index() == 0 if enabled is None else enabled
     self.total_steps = total_steps
-    self.path = os.path.join(workdir, "metrics.jsonl")
+    self.path = files.join(workdir, "metrics.jsonl")
     self._tb = None
     self._start = None
     if self.enabled:
-      os.makedirs(workdir, exist_ok=True)
+      files.makedirs(workdir)
       from tensorboardX import SummaryWriter  # imported lazily: it is slow to import
-      self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+      self._tb = SummaryWriter(files.join(workdir, "tensorboard"))
 
   def write(self, step: int, scalars: dict):
     if not self.enabled:
       return
     clean = {k: (float(v) if v is not None else None) for k, v in scalars.items()}
-    with open(self.path, "a") as f:
-      f.write(json.dumps({"step": int(step), **clean}) + "\n")
+    files.append_text(self.path, json.dumps({"step": int(step), **clean}) + "\n")
     for k, v in clean.items():
       if v is not None and math.isfinite(v):
         self._tb.add_scalar(k, v, int(step))

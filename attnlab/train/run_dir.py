@@ -4,10 +4,11 @@ Only `config.RESUMABLE_FIELDS` (steps, logging and checkpoint cadence, data loca
 between a run and its continuation: anything else would mix two experiments in one workdir.
 """
 import json
-import os
 
 import jax
 import ml_collections
+
+from attnlab import files
 
 from attnlab.train.config import RESUMABLE_FIELDS
 
@@ -32,20 +33,18 @@ def config_to_json(config) -> dict:
 
 def read_config(workdir: str):
   """The ConfigDict saved in `workdir`, or None if there is none."""
-  path = os.path.join(workdir, CONFIG_FILE)
-  if not os.path.exists(path):
+  path = files.join(workdir, CONFIG_FILE)
+  if not files.exists(path):
     return None
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+  return ml_collections.ConfigDict(json.loads(files.read_text(path)))
 
 
 def check_resumable_config(workdir: str, config):
   """Writes config.json into a new workdir; refuses a workdir whose config differs in a fixed field."""
   new = config_to_json(config)
-  path = os.path.join(workdir, CONFIG_FILE)
-  if os.path.exists(path):
-    with open(path) as f:
-      old = json.load(f)
+  path = files.join(workdir, CONFIG_FILE)
+  if files.exists(path):
+    old = json.loads(files.read_text(path))
     a, b = flatten(old), flatten(new)
     changed = sorted(k for k in set(a) | set(b)
                      if a.get(k) != b.get(k) and k not in RESUMABLE_FIELDS)
@@ -55,6 +54,5 @@ def check_resumable_config(workdir: str, config):
           f"workdir {workdir} holds a run with a different config ({details}). Only "
           f"{', '.join(RESUMABLE_FIELDS)} may change when resuming; use a new --workdir.")
   if jax.process_index() == 0:
-    os.makedirs(workdir, exist_ok=True)
-    with open(path, "w") as f:
-      json.dump(new, f, indent=1, sort_keys=True)
+    files.makedirs(workdir)
+    files.write_text(path, json.dumps(new, indent=1, sort_keys=True))

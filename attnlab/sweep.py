@@ -1,0 +1,116 @@
+"""Config sweeps: a grid of config-file arguments, one run (and workdir) per point.
+
+A grid is written `model=[lstm,transformer] task.seq_len=[100,500] seed=[0,1]`: each axis is a
+dotted config field (or the shortcuts of `attnlab.train.config.SHORTCUTS`; `model` picks the
+config file's model variant), each value list in brackets. Point i becomes the config argument
+`lstm,task.seq_len=100,seed=0` of the sweep's config file and trains into
+`<sweep_root>/<point name>`, so it resumes like any run; finished points are skipped.
+`results.csv` gets one row per point (its fields, status and final eval metrics).
+"""
+import ast
+import csv
+import io
+import itertools
+import re
+import sys
+
+from attnlab import files
+from attnlab.train.metric_writer import read_jsonl
+
+_AXIS = re.compile(r"([\w.]+)=\[([^\]]*)\]")
+
+
+def parse_grid(text: str) -> dict:
+  """'a=[1,2] b=[x]' -> {'a': [1, 2], 'b': ['x']}; also one axis per line (a sweep file)."""
+  text = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
+  axes = {}
+  for key, values in _AXIS.findall(text):
+    items = [v.strip() for v in values.split(",") if v.strip()]
+    if not items:
+      raise ValueError(f"sweep axis {key!r} has no values")
+    axes[key] = [_literal(v) for v in items]
+  leftover = _AXIS.sub("", text).strip()
+  if leftover or not axes:
+    raise ValueError(f"cannot parse sweep {text!r}: write axes as key=[v1,v2] separated by spaces")
+  return axes
+
+
+def _literal(text):
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
+
+
+def points(axes: dict) -> list:
+  """Every combination, as dicts in grid order (the last axis varies fastest)."""
+  keys = list(axes)
+  return [dict(zip(keys, combo)) for combo in itertools.product(*axes.values())]
+
+
+def config_arg(point: dict) -> str:
+  """{'model': 'lstm', 'task.seq_len': 100} -> 'lstm,task.seq_len=100' (a config-file argument)."""
+  parts = [str(point["model"])] if "model" in point else []
+  parts += [f"{k}={v}" for k, v in point.items() if k != "model"]
+  return ",".join(parts)
+
+
+def point_name(point: dict) -> str:
+  """A directory name for the point, e.g. 'model=lstm,task.seq_len=100'."""
+  name = ",".join(f"{k}={v}" for k, v in point.items())
+  return re.sub(r"[^\w.,=+-]", "_", name)
+
+
+def run_status(workdir: str, num_train_steps: int):
+  """('finished' | 'partial' | 'new', last eval metrics) of a point's workdir."""
+  steps = [int(d) for d in files.listdir(files.join(workdir, "checkpoints")) if d.isdigit()]
+  evals = [r for r in read_jsonl(files.join(workdir, "metrics.jsonl")) if "eval_loss" in r]
+  last = {k: v for k, v in evals[-1].items() if k != "step"} if evals else {}
+  if steps and max(steps) >= num_train_steps:
+    return "finished", last
+  return ("partial" if steps else "new"), last
+
+
+def write_results(path: str, rows: list):
+  keys = []
+  for row in rows:
+    keys += [k for k in row if k not in keys]
+  out = io.StringIO()
+  writer = csv.DictWriter(out, fieldnames=keys)
+  writer.writeheader()
+  writer.writerows(rows)
+  files.write_text(path, out.getvalue())
+
+
+def summary_table(rows: list, metrics=("eval_loss", "eval_score")) -> str:
+  fields = [k for k in rows[0] if k not in ("workdir", "status") and not k.startswith("eval_")]
+  header = fields + ["status"] + list(metrics)
+  lines = [" | ".join(header), " | ".join("---" for _ in header)]
+  for r in rows:
+    cells = [str(r.get(k, "")) for k in fields + ["status"]]
+    cells += [f"{r[m]:.4f}" if isinstance(r.get(m), float) else "-" for m in metrics]
+    lines.append(" | ".join(cells))
+  return "\n".join(lines)
+
+
+def run_sweep(get_config, axes: dict, root: str, train_fn=None, dry_run: bool = False) -> list:
+  """Trains every point of the grid that is not finished; returns the results rows.
+
+  get_config: the config file's get_config(arg); train_fn(config, workdir) defaults to
+  `attnlab.train.train_and_evaluate`.
+  """
+  if train_fn is None:
+    from attnlab.train import train_and_evaluate as train_fn
+  files.makedirs(root)
+  rows = []
+  for point in points(axes):
+    config = get_config(config_arg(point))  # invalid fields fail here, before any training
+    workdir = files.join(root, point_name(point))
+    status, metrics = run_status(workdir, config.num_train_steps)
+    if status != "finished" and not dry_run:
+      print(f"== {point_name(point)} ({status}) -> {workdir}", file=sys.stderr, flush=True)
+      metrics = train_fn(config, workdir)
+      status = "finished"
+    rows.append({**point, "workdir": workdir, "status": status, **metrics})
+  write_results(files.join(root, "results.csv"), rows)
+  return rows

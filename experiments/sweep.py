@@ -1,0 +1,45 @@
+"""Sweep a grid of config points, one resumable run per point, and summarise them.
+
+  python -m experiments.sweep --config=configs/adding.py \
+      --sweep='model=[lstm,transformer] task.seq_len=[100,500]' --root=runs/sweep_adding
+  python -m experiments.sweep --config=configs/adding.py --sweep_file=sweeps/adding.txt --dry_run
+
+Finished points are skipped, unfinished ones resume; results.csv and a summary table are written.
+"""
+import importlib.util
+import os
+
+from absl import app, flags, logging
+
+from attnlab import files, sweep
+
+flags.DEFINE_string("config", None, "config file (its get_config(arg) takes the point)", required=True)
+flags.DEFINE_string("sweep", None, "grid: key=[v1,v2] key2=[...]")
+flags.DEFINE_string("sweep_file", None, "file with one key=[...] axis per line")
+flags.DEFINE_string("root", None, "sweep root directory (default runs/sweep_<config name>)")
+flags.DEFINE_bool("dry_run", False, "list the points and their status; train nothing")
+FLAGS = flags.FLAGS
+
+
+def load_get_config(path: str):
+  spec = importlib.util.spec_from_file_location("sweep_config", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  if bool(FLAGS.sweep) == bool(FLAGS.sweep_file):
+    raise app.UsageError("give exactly one of --sweep and --sweep_file")
+  text = FLAGS.sweep or open(FLAGS.sweep_file).read()
+  root = FLAGS.root or os.path.join("runs", "sweep_" + os.path.basename(FLAGS.config)[:-3])
+  rows = sweep.run_sweep(load_get_config(FLAGS.config), sweep.parse_grid(text), root,
+                         dry_run=FLAGS.dry_run)
+  print(sweep.summary_table(rows))
+  print(f"results in {files.join(files.absolute(root), 'results.csv')}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,138 @@
+"""Launchers' dry runs print the exact commands; sweeps expand grids, skip finished points, resume."""
+import csv
+import os
+import shlex
+import subprocess
+
+import pytest
+
+from attnlab import sweep
+from attnlab.train import train_and_evaluate
+from configs import adding
+from launch import tpu
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+POD = ["--name=attnlab-v4", "--zone=us-central2-b"]
+
+
+def remote_command(cmd):
+  """The --command=... of a gcloud ssh call, and the program inside its tmux session."""
+  command = next(c for c in cmd if c.startswith("--command="))[len("--command="):]
+  inner = shlex.split(command.split("tmux new-session -d -s attnlab ", 1)[1])[0]
+  return command, shlex.split(inner.split(" 2>&1 | tee")[0].split(" && ", 1)[1])
+
+
+def test_tpu_create_v4_32_spot():
+  _, [cmd] = tpu.commands(["create", *POD, "--accelerator=v4-32", "--spot", "--project=p"])
+  assert cmd[:6] == ["gcloud", "compute", "tpus", "tpu-vm", "create", "attnlab-v4"]
+  assert {"--zone=us-central2-b", "--accelerator-type=v4-32", "--spot", "--project=p"} <= set(cmd)
+
+
+def test_tpu_run_on_all_workers_passes_config_and_overrides_through():
+  args = ["run", *POD, "--config=configs/adding.py:transformer,seq_len=500",
+          "--workdir=gs://bucket/runs/a b", "--", "--config.model.num_layers=4",
+          "--config.task.name=copy"]
+  _, [cmd] = tpu.commands(args)
+  assert cmd[4:7] == ["ssh", "attnlab-v4", "--zone=us-central2-b"] and "--worker=all" in cmd
+  command, program = remote_command(cmd)
+  assert program == ["python3", "-m", "experiments.main",
+                     "--config=configs/adding.py:transformer,seq_len=500",
+                     "--workdir=gs://bucket/runs/a b", "--config.model.num_layers=4",
+                     "--config.task.name=copy"]
+  assert command.startswith("tmux kill-session -t attnlab")  # a relaunch replaces the old session
+
+
+def test_tpu_setup_logs_delete():
+  _, [cmd] = tpu.commands(["setup", *POD, "--repo=https://example.org/attnlab.git"])
+  assert "--worker=all" in cmd and "git clone" in cmd[-1] and "pip install -q -e '.[tpu]'" in cmd[-1]
+  _, cmds = tpu.commands(["setup", *POD, "--copy"])
+  assert cmds[0][4] == "scp" and "--worker=all" in cmds[0]
+  _, [cmd] = tpu.commands(["logs", *POD, "--worker=3"])
+  assert "--worker=3" in cmd and cmd[-1].startswith("--command=tail")
+  _, [cmd] = tpu.commands(["delete", *POD])
+  assert cmd[4:6] == ["delete", "attnlab-v4"] and "--quiet" in cmd
+
+
+def test_tpu_sweep_is_one_job_per_point():
+  _, [cmd] = tpu.commands(["sweep", *POD, "--config=configs/adding.py",
+                           "--sweep=model=[lstm,transformer] task.seq_len=[100,500]",
+                           "--root=gs://bucket/sweep/"])
+  command = next(c for c in cmd if c.startswith("--command="))
+  inner = shlex.split(command.split("tmux new-session -d -s attnlab ", 1)[1])[0]
+  jobs = inner.split("( ", 1)[1].split(" ) 2>&1")[0].split(" && ")
+  assert len(jobs) == 4
+  assert shlex.split(jobs[1])[3:] == ["--config=configs/adding.py:lstm,task.seq_len=500",
+                                      "--workdir=gs://bucket/sweep/model=lstm,task.seq_len=500"]
+
+
+def test_tpu_dry_run_prints_and_runs_nothing(capsys):
+  assert tpu.main(["delete", *POD, "--dry-run"]) == 0
+  assert capsys.readouterr().out.strip() == (
+      "gcloud compute tpus tpu-vm delete attnlab-v4 --zone=us-central2-b --quiet")
+
+
+def test_gpu_launcher_dry_run():
+  out = subprocess.run([os.path.join(ROOT, "launch", "gpu.sh"), "--gpus=0,1", "--mem-fraction=0.8",
+                        "--deterministic", "--dry-run", "--", "--config=configs/adding.py:lstm",
+                        "--workdir=runs/x y"], capture_output=True, text=True, check=True).stdout
+  words = shlex.split(out)
+  assert words[:4] == ["env", "CUDA_VISIBLE_DEVICES=0,1", "XLA_PYTHON_CLIENT_MEM_FRACTION=0.8",
+                       "XLA_FLAGS=--xla_gpu_deterministic_ops=true "]
+  assert words[4:] == ["python3", "-m", "experiments.main", "--config=configs/adding.py:lstm",
+                       "--workdir=runs/x y"]
+
+
+def test_grid_parsing_and_points():
+  axes = sweep.parse_grid("model=[lstm,transformer]  task.seq_len=[100, 500]\nseed=[0]  # comment")
+  assert axes == {"model": ["lstm", "transformer"], "task.seq_len": [100, 500], "seed": [0]}
+  pts = sweep.points(axes)
+  assert len(pts) == 4 and sweep.config_arg(pts[1]) == "lstm,task.seq_len=500,seed=0"
+  with pytest.raises(ValueError, match="cannot parse sweep"):
+    sweep.parse_grid("model=lstm")
+
+
+def tiny_adding(arg):
+  config = adding.get_config(arg)
+  config.model.update({k: 8 for k in ("hidden_size", "d_model", "state_size") if k in config.model})
+  if "num_heads" in config.model:
+    config.model.update(num_heads=2, d_ff=16, num_layers=1)
+  config.batch_size, config.num_eval_batches = 8, 1
+  config.eval_every = config.checkpoint_every = config.log_every = 2
+  config.checkpoint.async_save = False
+  return config
+
+
+def test_local_sweep_skips_finished_and_resumes_unfinished(tmp_path):
+  axes = sweep.parse_grid("model=[lstm,transformer] task.seq_len=[6,9] steps=[2]")
+  calls = []
+
+  def train(config, workdir):
+    calls.append(workdir)
+    return train_and_evaluate(config, workdir)
+
+  rows = sweep.run_sweep(tiny_adding, axes, str(tmp_path), train_fn=train)
+  assert len(calls) == 4 and all(r["status"] == "finished" for r in rows)
+  with open(tmp_path / "results.csv") as f:
+    table = list(csv.DictReader(f))
+  assert [(r["model"], r["task.seq_len"]) for r in table] == [
+      ("lstm", "6"), ("lstm", "9"), ("transformer", "6"), ("transformer", "9")]
+  assert all(float(r["eval_loss"]) > 0 for r in table)
+  calls.clear()
+  sweep.run_sweep(tiny_adding, axes, str(tmp_path), train_fn=train)
+  assert calls == []  # everything finished: nothing retrained
+  summary = sweep.summary_table(rows)
+  assert summary.splitlines()[0] == "model | task.seq_len | steps | status | eval_loss | eval_score"
+
+
+def test_local_sweep_resumes_an_unfinished_point(tmp_path):
+  import attnlab
+  axes = sweep.parse_grid("model=[lstm] task.seq_len=[6] steps=[4]")
+  [point] = sweep.points(axes)
+  workdir = str(tmp_path / sweep.point_name(point))
+  stopped = tiny_adding("lstm,task.seq_len=6,steps=2")  # as if the point had been stopped at 2
+  train_and_evaluate(stopped, workdir)
+  assert [r["status"] for r in sweep.run_sweep(tiny_adding, axes, str(tmp_path), dry_run=True)] == \
+      ["partial"]
+  [row] = sweep.run_sweep(tiny_adding, axes, str(tmp_path))
+  assert row["status"] == "finished" and attnlab.load_run(workdir, "last").step == 4
+  assert attnlab.load_run(workdir, "last").metrics["step"].min() == 2  # continued, not restarted
