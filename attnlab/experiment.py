@@ -31,8 +31,12 @@ def run(config, workdir: str) -> int:
     run_dir = workdir if name is None else files.join(workdir, name)
     if name is not None:
       print(f"== {name} -> {run_dir}", file=sys.stderr, flush=True)
+    hooks = []
+    if run_config.get("log_grad_flow"):
+      from attnlab.analysis.flow_logging import GradientFlowLogger
+      hooks.append(GradientFlowLogger(run_config))
     try:
-      results[name or "run"] = train_and_evaluate(run_config, run_dir)
+      results[name or "run"] = train_and_evaluate(run_config, run_dir, hooks=hooks)
     except Preempted as e:
       print(str(e), file=sys.stderr)
       return PREEMPTED_EXIT_CODE

@@ -119,3 +119,14 @@ def test_fit_decay_recovers_synthetic_exponentials():
   assert 0.05 < fit["decades_per_step"] < 0.15 and fit["r2"] < 0.99
   with pytest.raises(ValueError, match="exactly one of norms and log10"):
     gradients.fit_decay()
+
+
+def test_forget_gate_activations_follow_the_lstm():
+  model, params, batch, _ = tiny_model("lstm", seq_len=5)
+  p = params["backbone"]["layer_0_fwd"]["cell"]
+  f = gradients.forget_gate_activations(p, batch["inputs"])
+  assert f.shape == (2, 5, 6) and np.all((f > 0) & (f < 1))
+  # At t=0 the state is zero, so f_0 = sigmoid(x_0 W_xf + b_f) exactly.
+  w_f = np.split(np.asarray(p["W_x"]), 4, axis=1)[1]
+  b_f = np.split(np.asarray(p["b"]), 4)[1]
+  np.testing.assert_allclose(f[:, 0], 1 / (1 + np.exp(-(batch["inputs"][:, 0] @ w_f + b_f))), rtol=1e-5)

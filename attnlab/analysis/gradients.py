@@ -191,3 +191,25 @@ def fit_decay(norms=None, *, log10=None) -> dict:
   r2 = 1.0 - (residual**2).sum() / total if total > 0 else 1.0
   return {"decades_per_step": float(-slope), "r2": float(r2),
           "span_decades": float(y.max() - y.min())}
+
+
+@jax.jit
+def _forget_gates(params, x):
+  hidden = params["W_h"].shape[0]
+  xw = x @ params["W_x"] + params["b"]  # the same recurrence as ops.lstm, keeping f_t
+
+  def step(carry, xw_t):
+    h, c = carry
+    i, f, g, o = jnp.split(xw_t + h @ params["W_h"], 4, axis=-1)  # gate order i, f, g, o
+    f = jax.nn.sigmoid(f)
+    c = f * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+    return (jax.nn.sigmoid(o) * jnp.tanh(c), c), f
+
+  zeros = jnp.zeros((x.shape[0], hidden), x.dtype)
+  _, f = jax.lax.scan(step, (zeros, zeros), jnp.swapaxes(xw, 0, 1))
+  return jnp.swapaxes(f, 0, 1)
+
+
+def forget_gate_activations(params, x) -> np.ndarray:
+  """The LSTM's forget gates f_t = sigmoid(.) (B,T,H) along the run of x (B,T,D) from a zero state."""
+  return np.asarray(_forget_gates(params, jnp.asarray(x)))

@@ -5,7 +5,8 @@ Every config has:
   checkpoint_every, log_every, num_eval_batches, label_smoothing, dtype ('float32' | 'bfloat16':
   compute dtype; parameters stay float32), parallelism ('jit' | 'pmap'), mesh.data / mesh.model
   (-1 = all remaining devices), logical_axis_rules, distributed (None = from the environment),
-  on_nonfinite ('stop' | 'record'), checkpoint.{keep, best_metric, best_mode, async_save},
+  on_nonfinite ('stop' | 'record'), log_grad_flow (gradient flow at every evaluation, see
+  attnlab.analysis.flow_logging), checkpoint.{keep, best_metric, best_mode, async_save},
   model.* (see `attnlab.models.default_config`), optimizer.* (see `attnlab.train.optim`), and
   task.*: name, the task generator's parameters (e.g. seq_len), and the data fields
     source     'generated' (fresh examples without end, drawn from (seed, index)) or 'prepared'
@@ -24,7 +25,7 @@ from attnlab.train import optim
 # Fields of config.task that are not parameters of the task generator.
 TASK_DATA_FIELDS = ("name", "source", "data_dir", "num_train", "split")
 # Fields that may change between a run and its resumption.
-RESUMABLE_FIELDS = ("num_train_steps", "eval_every", "checkpoint_every", "log_every",
+RESUMABLE_FIELDS = ("num_train_steps", "eval_every", "checkpoint_every", "log_every", "log_grad_flow",
                     "num_eval_batches", "checkpoint.keep", "checkpoint.async_save", "distributed",
                     "task.data_dir")
 PARALLELISMS = ("jit", "pmap")
@@ -53,6 +54,7 @@ def base_config(model: str, task: str, **task_params) -> ml_collections.ConfigDi
   config.logical_axis_rules = DEFAULT_AXIS_RULES
   config.distributed = ml_collections.FieldReference(None, field_type=bool)
   config.on_nonfinite = "stop"
+  config.log_grad_flow = False  # gradient norms through time at init and every evaluation
   config.checkpoint = ml_collections.ConfigDict(dict(
       keep=3, best_metric="eval_score", best_mode="max", async_save=True))
   config.model = models.default_config(model)

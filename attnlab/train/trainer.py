@@ -116,6 +116,14 @@ class Parallel:
   def params(self, state):
     return state.params
 
+  def host_params(self, state):
+    """The parameters as NumPy arrays on every host (a collective when there are several)."""
+    params = jax_utils.unreplicate(state.params) if self.pmap else state.params
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils
+      return multihost_utils.process_allgather(params, tiled=True)
+    return jax.device_get(params)
+
   def unreplicate_metrics(self, metrics):
     return jax_utils.unreplicate(metrics) if self.pmap else metrics
 
@@ -131,8 +139,25 @@ def evaluate(par: Parallel, state, config, spec_params) -> dict:
   return {f"eval_{k}": v for k, v in losses.summarize(total).items()}
 
 
-def train_and_evaluate(config, workdir: str) -> dict:
-  """Trains config's model on config's task in `workdir`; returns the last evaluation metrics."""
+def _run_hooks(hooks, par, state, step, workdir, writer):
+  """Calls each hook(step, host params, workdir) -> scalars on process 0 and logs what they return."""
+  if not hooks:
+    return
+  params = par.host_params(state)
+  if jax.process_index() == 0:
+    scalars = {}
+    for hook in hooks:
+      scalars.update(hook(step, params, workdir) or {})
+    writer.write(step, scalars)
+
+
+def train_and_evaluate(config, workdir: str, hooks=()) -> dict:
+  """Trains config's model on config's task in `workdir`; returns the last evaluation metrics.
+
+  hooks: callables hook(step, params as NumPy, workdir) -> dict of scalars, run before the first
+  step of a new run and at every evaluation (e.g. gradient-flow measurements); what they return is
+  logged with the metrics.
+  """
   sharding.maybe_initialize_distributed(config)
   spec, model_config = cfg_lib.validate(config, sharding.data_axis_size(config), jax.process_count())
   check_resumable_config(workdir, config)
@@ -164,6 +189,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
     writer.close()
     return last_eval
 
+  if first_step == 0:
+    _run_hooks(hooks, par, state, 0, workdir, writer)
   train_sums, t0, step = None, time.time(), first_step
   with _sigterm_flag() as sigterm:
     for step in range(first_step + 1, config.num_train_steps + 1):
@@ -191,6 +218,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
       if evaluated:
         last_eval = evaluate(par, state, config, spec_params)
         writer.write(step, last_eval)
+        _run_hooks(hooks, par, state, step, workdir, writer)
         writer.progress(step, first_step, " ".join(f"{k} {v:.4f}" for k, v in last_eval.items()))
       if step % config.checkpoint_every == 0 or step == config.num_train_steps or sigterm["set"]:
         start = time.time()
