@@ -1,4 +1,6 @@
-"""What `experiments/main.py` runs: one config, or every variant of a comparison config.
+"""What `experiments/main.py` runs: one config, every variant of a config, or a comparison.
+
+A config with `config.comparison` is the main job (`attnlab.comparison`, configs/compare.py).
 
 A comparison config has `config.variants`, a ConfigDict of complete run configs by name; variant
 `name` trains into `<workdir>/<name>` (each resumes on its own) and a summary table of their final
@@ -23,7 +25,15 @@ def _table(results: dict) -> str:
 
 
 def run(config, workdir: str) -> int:
-  """Trains config (or its variants) in workdir; returns the process exit code."""
+  """Trains config (or its variants, or its comparison) in workdir; returns the exit code."""
+  if config.get("comparison"):
+    from attnlab import comparison
+    try:
+      comparison.run(config.comparison, workdir)
+    except Preempted as e:
+      print(str(e), file=sys.stderr)
+      return PREEMPTED_EXIT_CODE
+    return 0
   variants = config.get("variants")
   runs = dict(variants.items()) if variants else {None: config}
   results = {}

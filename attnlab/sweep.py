@@ -20,6 +20,17 @@ from attnlab.train.metric_writer import read_jsonl
 _AXIS = re.compile(r"([\w.]+)=\[([^\]]*)\]")
 
 
+def load_config_file(path: str):
+  """The get_config function of a config file given by path ('configs/adding.py')."""
+  import importlib.util
+  spec = importlib.util.spec_from_file_location(f"attnlab_config_{abs(hash(path))}", path)
+  if spec is None:
+    raise FileNotFoundError(f"config file {path} not found")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config
+
+
 def parse_grid(text: str) -> dict:
   """'a=[1,2] b=[x]' -> {'a': [1, 2], 'b': ['x']}; also one axis per line (a sweep file)."""
   text = "\n".join(line.split("#", 1)[0] for line in text.splitlines())

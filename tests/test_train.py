@@ -10,7 +10,7 @@ import pytest
 import attnlab
 from attnlab.train import base_config, checkpoints, train_and_evaluate
 from attnlab.train import Preempted, metric_writer
-from configs import adding, default
+from configs import adding, compare, default
 
 
 def tiny(model="lstm", steps=6, **task):
@@ -144,7 +144,7 @@ def test_best_and_last_checkpoints_and_load_run(tmp_path):
 
 
 CONFIG_FILES = sorted(f[:-3] for f in os.listdir(os.path.dirname(adding.__file__))
-                      if f.endswith(".py") and f not in ("__init__.py", "common.py", "default.py"))
+                      if f.endswith(".py") and f not in ("__init__.py", "common.py", "default.py", "compare.py"))
 
 
 @pytest.mark.parametrize("name", CONFIG_FILES)
@@ -167,8 +167,9 @@ def test_config_arguments_and_default():
   from attnlab.train import validate
   config = adding.get_config("transformer,seq_len=30,lr=0.01,model.num_layers=3")
   assert (config.task.seq_len, config.optimizer.learning_rate, config.model.num_layers) == (30, 0.01, 3)
-  for variant in default.get_config().variants.values():
-    validate(variant, num_devices=1)
+  assert default.get_config().comparison.to_dict() == compare.get_config("small").comparison.to_dict()
+  with pytest.raises(ValueError, match="valid arguments: small, medium, full"):
+    compare.get_config("huge")
   with pytest.raises(ValueError, match="config has no field 'task.seqlen'"):
     adding.get_config("lstm,task.seqlen=3")
   from configs import reverse

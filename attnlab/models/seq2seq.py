@@ -9,7 +9,8 @@ and `greedy_decode(model, variables, source, ...)` runs the last three for evalu
 
 RNN models: e_t = Embed(y_{t-1}); s_0 = tanh(W_s summary) where summary is the encoder's final state
 (c_0 = 0 for an LSTM decoder); context c_t = summary (encdec) or additive attention of s_{t-1} over
-the encoder states (RNNsearch, bidirectional encoder as in the paper);
+the encoder states (RNNsearch, bidirectional encoder as in the paper; its weights (B,Tt,Ts) are sown
+into 'intermediates' as 'attention_weights');
 s_t = cell(s_{t-1}, [e_t; c_t]);  logits_t = W_o tanh(W_r [s_t; c_t; e_t]) (a tanh readout where the
 paper uses maxout). Init: cells as in `recurrent.py`, attention as in `attention.py`, Dense layers
 LeCun normal with zero biases, embeddings N(0, 1/E).
@@ -36,14 +37,15 @@ def _cell_step(cell: str, params: dict, state, x):
 
 
 def _decoder_step(cell, cell_params, attn_params, memory, state, e_t):
-  """One RNN decoder step: (state, e_t (B,E)) -> (state, (s_t (B,H), context (B,C)))."""
+  """One RNN decoder step: (state, e_t (B,E)) -> (state, (s_t (B,H), context (B,C), weights (B,Ts)))."""
   if attn_params is None:
-    context = memory["summary"]
+    context, weights = memory["summary"], None
   else:
-    context, _ = ops.additive_attention(attn_params, final_hidden(state), memory["states"],
-                                        mask=memory["mask"], projected_keys=memory["projected_keys"])
+    context, weights = ops.additive_attention(attn_params, final_hidden(state), memory["states"],
+                                              mask=memory["mask"],
+                                              projected_keys=memory["projected_keys"])
   state = _cell_step(cell, cell_params, state, jnp.concatenate([e_t, context], axis=-1))
-  return state, (final_hidden(state), context)
+  return state, (final_hidden(state), context, weights)
 
 
 class RNNSeq2Seq(nn.Module):
@@ -99,13 +101,15 @@ class RNNSeq2Seq(nn.Module):
     cell_params = self.decoder_cell()
     attn_params = self.attention_params() if self.attention else None
     step = lambda state, e_t: _decoder_step(self.cell, cell_params, attn_params, memory, state, e_t)
-    _, (s, context) = jax.lax.scan(step, self.initial_state(memory), jnp.swapaxes(e, 0, 1))
+    _, (s, context, weights) = jax.lax.scan(step, self.initial_state(memory), jnp.swapaxes(e, 0, 1))
+    if weights is not None:  # (B,Tt,Ts): which source steps each output step attended to
+      self.sow("intermediates", "attention_weights", jnp.swapaxes(weights, 0, 1))
     return self._readout(jnp.swapaxes(s, 0, 1), jnp.swapaxes(context, 0, 1), e, train)
 
   def decode_step(self, memory, state, token):
     e = self.target_embed(token[:, None])[:, 0]
     attn_params = self.attention_params() if self.attention else None
-    state, (s, context) = _decoder_step(self.cell, self.decoder_cell(), attn_params, memory, state, e)
+    state, (s, context, _) = _decoder_step(self.cell, self.decoder_cell(), attn_params, memory, state, e)
     return self._readout(s, context, e, False), state
 
 

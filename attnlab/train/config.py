@@ -61,8 +61,8 @@ def base_config(model: str, task: str, **task_params) -> ml_collections.ConfigDi
   config.task = ml_collections.ConfigDict(dict(
       spec.params, name=task, source="generated", data_dir=ml_collections.FieldReference(None, str),
       num_train=0))
-  if "seq_len" not in config.task:
-    config.task.seq_len = spec.seq_len
+  if "seq_len" not in config.task:  # a task whose length follows from other parameters (seq2seq)
+    config.task.seq_len = ml_collections.FieldReference(None, field_type=int)
   config.optimizer = optim.default_config()
   return config
 
@@ -70,8 +70,8 @@ def base_config(model: str, task: str, **task_params) -> ml_collections.ConfigDi
 def task_params(config) -> dict:
   """The task generator's parameters in config.task (without the data fields).
 
-  `seq_len` is always in config.task; for tasks whose length is not a parameter (seq2seq tasks set
-  theirs with min_len/max_len) it only reports the padded length and is not passed on.
+  `seq_len` is always in config.task; it is None for tasks whose length is not a parameter
+  (seq2seq tasks set theirs with min_len/max_len), and setting it there is an error.
   """
   params = {k: v for k, v in config.task.items() if k not in TASK_DATA_FIELDS}
   if "seq_len" in params and "seq_len" not in tasks.spec(config.task.name).params:
@@ -85,7 +85,7 @@ def task_spec(config):
     spec = tasks.spec(config.task.name, **task_params(config))
   except ValueError as e:
     raise ValueError(f"config.task: {e}") from None
-  if config.task.get("seq_len") not in (None, spec.seq_len) and "seq_len" not in spec.params:
+  if config.task.get("seq_len") is not None and "seq_len" not in spec.params:
     raise ValueError(f"config.task.seq_len={config.task.seq_len} cannot be set for task "
                      f"{spec.name!r}, whose length follows from {sorted(spec.params)}")
   return spec

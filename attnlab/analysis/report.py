@@ -1,0 +1,182 @@
+"""report.md of a comparison: tables against the baselines and the published numbers, and figures.
+
+Sections: long-range table (eval score and loss per model x length, seeds as mean ± std, baseline
+beside it), accuracy vs length, gradient flow (curves at init and trained, decay fits, forget
+gates), clipping, seq2seq by source length, attention maps, and the command behind every result.
+"""
+import os
+from collections import defaultdict
+
+import numpy as np
+
+from attnlab import files
+from attnlab.analysis import plots
+
+SECTIONS = ("Long-range tasks", "Score against length", "Gradient flow through time",
+            "Exploding gradients and clipping", "Seq2seq: accuracy by source length",
+            "Attention maps", "Commands")
+
+REFERENCES = """Published reference points (../shared/REFERENCES.md): Hochreiter & Schmidhuber 1997
+solved adding at T=100 with 74k training sequences (1 error in 2560) and at T=1000 with 853k;
+the copy task's LSTM stays at the baseline at T=1000 (Bai et al. 2018); Pascanu et al. 2013 bound
+vanishing at largest singular value < 1/gamma (gamma = 1 for tanh); Bahdanau et al. 2015:
+RNNsearch does not degrade with sentence length while RNNencdec does."""
+
+
+def _mean_std(values):
+  values = [v for v in values if v is not None and np.isfinite(v)]
+  if not values:
+    return None, None
+  return float(np.mean(values)), float(np.std(values))
+
+
+def _fmt(mean, std, digits=3):
+  if mean is None:
+    return "-"
+  return f"{mean:.{digits}f}" if not std else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def long_range_table(rows: list) -> tuple:
+  """Markdown lines per task, and {task: {model: (lengths, means, stds)}} for the plot."""
+  lines, series = [], {}
+  by_task = defaultdict(list)
+  for r in rows:
+    by_task[r["task"]].append(r)
+  for task, task_rows in by_task.items():
+    lengths = sorted({r["length"] for r in task_rows})
+    models = list(dict.fromkeys(r["model"] for r in task_rows))
+    first = task_rows[0]
+    lines += [f"### {task}", "",
+              f"eval_score (higher is better) and eval_loss; baseline loss {first['baseline']:.4f} "
+              f"({first['baseline_name']}). Mean ± std over {len({r['seed'] for r in task_rows})} "
+              "seed(s).", "",
+              "| model | " + " | ".join(f"{t} score | {t} loss" for t in lengths) + " |",
+              "|---|" + "---|---|" * len(lengths)]
+    series[task] = {}
+    for model in models:
+      cells, means, stds = [], [], []
+      for t in lengths:
+        point = [r for r in task_rows if r["model"] == model and r["length"] == t]
+        score = _mean_std([r.get("eval_score") for r in point])
+        loss = _mean_std([r.get("eval_loss") for r in point])
+        cells += [_fmt(*score), _fmt(*loss, digits=4)]
+        means.append(score[0] if score[0] is not None else np.nan)
+        stds.append(score[1] or 0.0)
+      lines.append(f"| {model} | " + " | ".join(cells) + " |")
+      series[task][model] = (lengths, means, stds)
+    lines.append("")
+  return lines, series
+
+
+def _gradient_section(grad_norms: dict, out_dir: str) -> list:
+  lines = [f"Task `{grad_norms['task']}`, T={grad_norms['T']}: ||dL/dx_t|| of the loss at the last "
+           "step, in float64, for 16 test sequences, against the distance T-1-t.", ""]
+  for when in ("init", "trained"):
+    if grad_norms[when]:
+      path = plots.gradient_norms(grad_norms[when], os.path.join(out_dir, f"grad_norms_{when}.png"),
+                                  f"gradient norm vs distance ({when})")
+      lines.append(f"![gradient norms {when}]({os.path.basename(path)})")
+  lines += ["", "| model | decades/step init | span init (decades) | decades/step trained | "
+            "span trained | fit R² trained |", "|---|---|---|---|---|---|"]
+  for model, fits in grad_norms["fits"].items():
+    i, t = fits.get("init", {}), fits.get("trained", {})
+    lines.append(f"| {model} | {i.get('decades_per_step', 0):.4f} | {i.get('span_decades', 0):.2f} | "
+                 f"{t.get('decades_per_step', 0):.4f} | {t.get('span_decades', 0):.2f} | "
+                 f"{t.get('r2', 0):.2f} |")
+  if grad_norms.get("state_jacobian"):
+    lines += ["", "Recurrent state: ||dh_T/dh_t|| decay and the mean top singular value of the step "
+              "Jacobians dh_{t+1}/dh_t (Pascanu et al.: vanishing when it stays below 1).", "",
+              "| model | span init | top σ init | span trained | top σ trained |", "|---|---|---|---|---|"]
+    for model, sj in grad_norms["state_jacobian"].items():
+      lines.append(f"| {model} | {sj['init']['fit']['span_decades']:.2f} | "
+                   f"{sj['init']['top_singular_value_mean']:.3f} | "
+                   f"{sj['trained']['fit']['span_decades']:.2f} | "
+                   f"{sj['trained']['top_singular_value_mean']:.3f} |")
+  for model, fg in grad_norms.get("forget_gate", {}).items():
+    path = plots.curves({"mean forget gate": (fg["steps"], fg["mean"]),
+                         "gradient span (decades)": (fg["steps"], fg["span_decades"])},
+                        os.path.join(out_dir, f"forget_gate_{model}.png"),
+                        f"{model}: forget gate and gradient span during training", "value", log=False)
+    lines += ["", f"![forget gate {model}]({os.path.basename(path)})",
+              f"{model}: mean forget gate {fg['mean'][0]:.3f} at init -> {fg['mean'][-1]:.3f} after "
+              f"training; gradient span {fg['span_decades'][0]:.2f} -> {fg['span_decades'][-1]:.2f} "
+              "decades."]
+  return lines
+
+
+def _clipping_section(clipping: dict, out_dir: str) -> list:
+  runs = clipping["runs"]
+  loss = {f"r={r['radius']} clip={r['clip_norm'] or 'off'}": (r["steps"], r["train_loss"]) for r in runs}
+  gnorm = {f"r={r['radius']} clip={r['clip_norm'] or 'off'}": (r["steps"], r["grad_norm"]) for r in runs}
+  p1 = plots.curves(loss, os.path.join(out_dir, "clipping_loss.png"), "tanh RNN training loss", "loss")
+  p2 = plots.curves(gnorm, os.path.join(out_dir, "clipping_grad_norm.png"),
+                    "global gradient norm (before clipping)", "||g||")
+  init = {f"r={r['radius']}": r["init_input_grad_norms"] for r in runs if not r["clip_norm"]}
+  p3 = plots.gradient_norms(init, os.path.join(out_dir, "clipping_init_norms.png"),
+                            "tanh RNN at init: gradient norm vs distance by spectral radius")
+  lines = [f"A tanh RNN with W_hh orthogonal times r (spectral radius r), T={clipping['seq_len']}.", "",
+           f"![loss]({os.path.basename(p1)}) ![grad norm]({os.path.basename(p2)})",
+           f"![init norms]({os.path.basename(p3)})", "",
+           "| radius | clip | max ‖g‖ | final train loss | eval loss |", "|---|---|---|---|---|"]
+  for r in runs:
+    g = np.asarray(r["grad_norm"], np.float64)
+    eval_loss = "-" if r["eval_loss"] is None else f"{r['eval_loss']:.4f}"
+    lines.append(f"| {r['radius']} | {r['clip_norm'] or 'off'} | {np.nanmax(g):.3g} | "
+                 f"{r['train_loss'][-1]:.4f} | {eval_loss} |")
+  return lines
+
+
+def _seq2seq_section(seq2seq: dict, out_dir: str) -> list:
+  series = {}
+  lines = ["| model | exact match (all) | teacher-forced token accuracy |", "|---|---|---|"]
+  for model, m in seq2seq["models"].items():
+    lengths = sorted(int(k) for k in m["exact_by_length"])
+    series[model] = (lengths, [m["exact_by_length"][k] if k in m["exact_by_length"] else
+                               m["exact_by_length"][str(k)] for k in lengths], None)
+    lines.append(f"| {model} | {m['exact']:.3f} | {m['eval_score'] or float('nan'):.3f} |")
+  path = plots.metric_vs_length(series, os.path.join(out_dir, "seq2seq_by_length.png"),
+                                f"{seq2seq['task']}: greedy exact match by source length",
+                                "exact-match accuracy")
+  return [f"Task `{seq2seq['task']}`, greedy decoding of held-out sequences (the analogue of "
+          "Bahdanau et al.'s BLEU-by-length figure).", "", f"![by length]({os.path.basename(path)})",
+          ""] + lines
+
+
+def _attention_section(attention: dict, out_dir: str) -> list:
+  lines = []
+  if "transformer" in attention:
+    a = attention["transformer"]
+    for i, layer in enumerate(a["layers"]):
+      path = plots.attention_map(layer, os.path.join(out_dir, f"attention_transformer_{i}.png"),
+                                 f"Transformer on {a['task']} (T={a['seq_len']}), layer {i}")
+      lines.append(f"![transformer layer {i}]({os.path.basename(path)})")
+  if "rnnsearch" in attention:
+    a = attention["rnnsearch"]
+    path = plots.attention_map(a["weights"], os.path.join(out_dir, "attention_rnnsearch.png"),
+                               f"RNNsearch on {a['task']}", "source position", "output position")
+    lines.append(f"![rnnsearch]({os.path.basename(path)})")
+  return lines or ["(no attention model in this comparison)"]
+
+
+def write_report(workdir: str, results: dict, grad_norms: dict, comparison) -> str:
+  """Writes report.md and its figures into workdir (a local directory); returns its path."""
+  out_dir = files.absolute(workdir)
+  table, series = long_range_table(results["long_range"])
+  lines = ["# attnlab comparison report", "",
+           "Why recurrent networks fail on long-range dependencies, and how attention fixes that.", "",
+           REFERENCES, "", f"## {SECTIONS[0]}", ""] + table + [f"## {SECTIONS[1]}", ""]
+  for task, task_series in series.items():
+    path = plots.metric_vs_length(task_series, os.path.join(out_dir, f"score_vs_length_{task}.png"),
+                                  f"{task}: eval score vs length", "eval_score")
+    lines.append(f"![{task}]({os.path.basename(path)})")
+  lines += ["", f"## {SECTIONS[2]}", ""] + _gradient_section(grad_norms, out_dir)
+  lines += ["", f"## {SECTIONS[3]}", ""] + _clipping_section(results["clipping"], out_dir)
+  lines += ["", f"## {SECTIONS[4]}", ""] + _seq2seq_section(results["seq2seq"], out_dir)
+  lines += ["", f"## {SECTIONS[5]}", ""] + _attention_section(results["attention"], out_dir)
+  lines += ["", f"## {SECTIONS[6]}", "", "Every long-range result is an ordinary run; rerun one with:",
+            ""] + [f"- `{r['command']}`" for r in results["long_range"]]
+  lines += ["", "The whole comparison: `python -m experiments.main "
+            f"--config={comparison.get('config_name', 'configs/compare.py')} --workdir={workdir}`", ""]
+  path = os.path.join(out_dir, "report.md")
+  files.write_text(path, "\n".join(lines))
+  return path

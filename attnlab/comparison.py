@@ -1,0 +1,221 @@
+"""The main job: RNN vs LSTM/GRU vs LRU vs attention on long-range tasks, with gradient flow.
+
+`run(comparison, workdir)` runs the parts of a comparison config (see configs/compare.py), each a
+sweep of ordinary runs in its own workdir (so everything resumes), then analyses them:
+  long_range   model x task x length x seed on the task configs; final eval metrics
+  gradients    ||dL/dx_t|| at initialisation and after training on the gradient task, per model
+  clipping     a tanh RNN at several spectral radii, with and without global-norm clipping
+  seq2seq      encoder-decoders on a seq2seq task; greedy exact-match accuracy by source length
+  attention    attention maps of trained models
+and writes report.md (`attnlab.analysis.report`), results.json and grad_norms.json.
+"""
+import json
+import os
+import sys
+
+import jax
+import numpy as np
+
+from attnlab import data, files, models, sweep, tasks
+from attnlab.analysis import gradients
+from attnlab.analysis.flow_logging import GradientFlowLogger
+from attnlab.analysis.runs import load_run
+from attnlab.tasks import metrics as task_metrics
+from attnlab.tasks import vocab
+from attnlab.train import config as cfg_lib
+from attnlab.train import train_and_evaluate
+from attnlab.train.run_dir import flatten
+
+
+def _log(text):
+  print(text, file=sys.stderr, flush=True)
+
+
+def _overrides(c, base: dict, model: str) -> dict:
+  """The flat {dotted field: value} a comparison applies to a run of `model`: `base`, then the
+  comparison's run_overrides (nested dicts) and model_overrides[model]."""
+  out = dict(base)
+  if c is not None:
+    out.update(flatten(_as_dict(c.get("run_overrides", {}))))
+    model_fields = _as_dict(c.get("model_overrides", {}).get(model, {}))
+    out.update({f"model.{k}": v for k, v in model_fields.items()})
+  return out
+
+
+def _fixed(get_config, base: dict, c=None):
+  """get_config with the comparison's overrides (see `_overrides`) applied to every point."""
+
+  def fixed(arg):
+    config = get_config(arg)
+    return cfg_lib.apply_overrides(config, _overrides(c, base, config.model.name))
+
+  return fixed
+
+
+def _as_dict(d) -> dict:
+  return d.to_dict() if hasattr(d, "to_dict") else dict(d)
+
+
+def _train_with_flow(config, workdir):
+  hooks = [GradientFlowLogger(config)] if config.get("log_grad_flow") else []
+  return train_and_evaluate(config, workdir, hooks=hooks)
+
+
+def _grid(**axes) -> dict:
+  return {k: list(v) for k, v in axes.items()}
+
+
+def run_long_range(c, root: str) -> list:
+  """Every task: a sweep of model x length x seed; rows with the task's baseline added."""
+  rows = []
+  for task in c.tasks:
+    base = {"num_train_steps": c.steps[task], "log_grad_flow": task == c.gradient_task}
+    get_config = _fixed(sweep.load_config_file(c.task_configs[task]), base, c)
+    field = c.get("length_fields", {}).get(task, "task.seq_len")
+    axes = _grid(model=c.models, **{field: c.lengths[task]}, seed=c.seeds)
+    for row in sweep.run_sweep(get_config, axes, files.join(root, "long_range", task),
+                               train_fn=_train_with_flow):
+      point = {k: row[k] for k in axes}
+      spec = cfg_lib.task_spec(get_config(sweep.config_arg(point)))
+      command = _command(c.task_configs[task], point, row["workdir"],
+                         _overrides(c, base, row["model"]))
+      rows.append(dict(row, task=task, length=row[field], baseline=spec.baseline,
+                       baseline_name=spec.baseline_name, command=command))
+  return rows
+
+
+def _command(config_path, point, workdir, overrides: dict) -> str:
+  """The command line that reruns one point on its own."""
+  path = os.path.relpath(config_path) if not os.path.relpath(config_path).startswith("..") else config_path
+  flags = " ".join(f"--config.{k}={v}" for k, v in overrides.items())
+  return (f"python -m experiments.main --config={path}:{sweep.config_arg(point)} "
+          f"--workdir={workdir} {flags}")
+
+
+def _fixed_batch(config, n: int = 16):
+  params = cfg_lib.task_params(config)
+  start = data.split_start("test") if tasks.num_examples(config.task.name, **params) is None else 0
+  batch = tasks.generate(config.task.name, n, seed=0, start=start, **params)
+  return {k: v for k, v in batch.items() if v.dtype != object}
+
+
+def gradient_flow(rows: list, c) -> dict:
+  """grad_norms.json: ||dL/dx_t|| at init and trained for each model on the gradient task."""
+  chosen = [r for r in rows if r["task"] == c.gradient_task and r["length"] == c.gradient_length
+            and r["seed"] == c.seeds[0]]
+  out = {"T": c.gradient_length, "task": c.gradient_task, "init": {}, "trained": {}, "fits": {},
+         "state_jacobian": {}, "forget_gate": {}}
+  for row in chosen:
+    run = load_run(row["workdir"], "last")
+    batch = _fixed_batch(run.config)
+    init_params = run.model.init(jax.random.PRNGKey(run.config.seed), batch["inputs"],
+                                 batch["lengths"])["params"]
+    model = row["model"]
+    for when, params in (("init", init_params), ("trained", run.params)):
+      norms = gradients.input_gradient_norms(run.model, params, batch, run.spec)
+      out[when][model] = norms.tolist()
+      out["fits"].setdefault(model, {})[when] = gradients.fit_decay(norms)
+      if model in ("rnn", "lstm", "gru"):
+        cell = params["backbone"]["layer_0_fwd"]["cell"]
+        x = run.model.apply({"params": params}, batch["inputs"], method="embed_inputs")
+        jac = gradients.state_jacobian_norms(model, cell, x[:4])
+        out["state_jacobian"].setdefault(model, {})[when] = {
+            "fit": gradients.fit_decay(log10=jac["log10_norms"]),
+            "top_singular_value_mean": float(jac["singular_values"][..., 0].mean())}
+    flow = [json.loads(line) for line in files.read_text(files.join(row["workdir"], "grad_flow.jsonl")
+                                                         ).splitlines()] if files.exists(
+        files.join(row["workdir"], "grad_flow.jsonl")) else []
+    if flow and "forget_gate" in flow[0]:
+      out["forget_gate"][model] = {"steps": [r["step"] for r in flow],
+                                   "mean": [float(np.mean(r["forget_gate"])) for r in flow],
+                                   "span_decades": [gradients.fit_decay(r["norms"])["span_decades"]
+                                                    for r in flow]}
+  return out
+
+
+def run_clipping(c, root: str) -> dict:
+  """A tanh RNN with W_hh of spectral radius r, trained with and without clipping; curves and init norms."""
+  cc = c.clipping
+  get_config = _fixed(sweep.load_config_file(c.task_configs[cc.task]),
+                      {"num_train_steps": cc.steps, "on_nonfinite": "record", "log_every": 1,
+                       "task.seq_len": cc.seq_len, "optimizer.learning_rate": cc.learning_rate}, c)
+  axes = _grid(model=["rnn"], **{"model.recurrent_scale": cc.radii, "optimizer.clip_norm": cc.clip_norms})
+  rows = sweep.run_sweep(get_config, axes, files.join(root, "clipping"), train_fn=_train_with_flow)
+  out = {"seq_len": cc.seq_len, "runs": []}
+  for row in rows:
+    run = load_run(row["workdir"], "last")
+    batch = _fixed_batch(run.config)
+    init = run.model.init(jax.random.PRNGKey(run.config.seed), batch["inputs"], batch["lengths"])
+    norms = gradients.input_gradient_norms(run.model, init["params"], batch, run.spec)
+    m = run.metrics.dropna(subset=["train_loss"])
+    out["runs"].append({"radius": row["model.recurrent_scale"], "clip_norm": row["optimizer.clip_norm"],
+                        "steps": m["step"].tolist(), "train_loss": m["train_loss"].tolist(),
+                        "grad_norm": m["grad_norm"].tolist(), "init_input_grad_norms": norms.tolist(),
+                        "eval_loss": row.get("eval_loss"), "workdir": row["workdir"]})
+  return out
+
+
+def run_seq2seq(c, root: str) -> dict:
+  """Encoder-decoders trained on a seq2seq task; greedy exact match by source length on test data."""
+  sc = c.seq2seq
+  get_config = _fixed(sweep.load_config_file(c.task_configs[sc.task]),
+                      {"num_train_steps": sc.steps, "task.max_len": sc.max_len}, c)
+  rows = sweep.run_sweep(get_config, _grid(model=sc.models, seed=c.seeds[:1]),
+                         files.join(root, "seq2seq"))
+  out = {"task": sc.task, "models": {}}
+  for row in rows:
+    run = load_run(row["workdir"], "last")
+    params = cfg_lib.task_params(run.config)
+    batch = tasks.generate(sc.task, sc.num_test, seed=0, start=data.split_start("test"), **params)
+    decode = jax.jit(lambda p, s, l: models.greedy_decode(
+        run.model, {"params": p}, s, l, max_len=batch["target"].shape[1], eos_id=vocab.EOS))
+    pred = np.asarray(decode(run.params, batch["source"], batch["source_lengths"]))
+    exact = task_metrics.exact_match(pred, batch["target"], batch["target_mask"])
+    by_len = task_metrics.accuracy_by_length(exact, batch["source_lengths"])
+    out["models"][row["model"]] = {"exact_by_length": by_len, "exact": float(exact.mean()),
+                                   "eval_score": row.get("eval_score"), "workdir": row["workdir"]}
+  return out
+
+
+def attention_maps(long_range_rows: list, seq2seq: dict, c) -> dict:
+  """Weights of a trained Transformer on the copy-like task and of RNNsearch on the seq2seq task."""
+  out = {}
+  tf_rows = [r for r in long_range_rows if r["model"] == "transformer" and r["task"] == c.attention_task]
+  if tf_rows:
+    row = min(tf_rows, key=lambda r: r["length"])
+    run = load_run(row["workdir"], "best")
+    batch = _fixed_batch(run.config, 1)
+    _, state = run.model.apply({"params": run.params}, batch["inputs"], batch["lengths"],
+                               mutable=["intermediates"])
+    layers = [np.asarray(w)[0].mean(axis=0) for w in jax.tree.leaves(state["intermediates"])]
+    out["transformer"] = {"task": c.attention_task, "seq_len": row["length"],
+                          "inputs": batch["inputs"][0].tolist(), "layers": [l.tolist() for l in layers]}
+  if "seq2seq_attention" in seq2seq.get("models", {}):
+    run = load_run(seq2seq["models"]["seq2seq_attention"]["workdir"], "best")
+    params = cfg_lib.task_params(run.config)
+    batch = tasks.generate(run.config.task.name, 1, seed=0, start=data.split_start("test"), **params)
+    _, state = run.model.apply({"params": run.params}, batch["source"], batch["target_inputs"],
+                               batch["source_lengths"], mutable=["intermediates"])
+    [weights] = jax.tree.leaves(state["intermediates"])
+    n_src, n_tgt = int(batch["source_lengths"][0]), int(batch["target_lengths"][0])
+    out["rnnsearch"] = {"task": run.config.task.name, "source": batch["source"][0, :n_src].tolist(),
+                        "weights": np.asarray(weights)[0, :n_tgt, :n_src].tolist()}
+  return out
+
+
+def run(comparison, workdir: str) -> dict:
+  """Runs every part of the comparison config in `workdir` and writes the report."""
+  from attnlab.analysis import report
+  results = {"long_range": run_long_range(comparison, workdir)}
+  _log("== gradient flow")
+  grad_norms = gradient_flow(results["long_range"], comparison)
+  _log("== clipping")
+  results["clipping"] = run_clipping(comparison, workdir)
+  _log("== seq2seq")
+  results["seq2seq"] = run_seq2seq(comparison, workdir)
+  results["attention"] = attention_maps(results["long_range"], results["seq2seq"], comparison)
+  files.write_text(files.join(workdir, "grad_norms.json"), json.dumps(grad_norms))
+  files.write_text(files.join(workdir, "results.json"), json.dumps(results, default=float))
+  path = report.write_report(workdir, results, grad_norms, comparison)
+  _log(f"report: {path}")
+  return results
