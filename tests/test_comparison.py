@@ -68,3 +68,18 @@ def test_commands_in_the_report_rerun_a_point(finished):
   before = os.path.getmtime(os.path.join(row["workdir"], "metrics.jsonl"))
   comparison.run_long_range(tiny_comparison(), workdir)
   assert os.path.getmtime(os.path.join(row["workdir"], "metrics.jsonl")) == before
+
+
+def test_example_notebook_runs_against_the_comparison(finished, monkeypatch):
+  import nbclient
+  import nbformat
+  workdir, _ = finished
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  notebook = nbformat.read(os.path.join(root, "notebooks", "analysis.ipynb"), as_version=4)
+  monkeypatch.setenv("ATTNLAB_COMPARISON", workdir)
+  monkeypatch.setenv("MPLBACKEND", "Agg")
+  nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
+                          resources={"metadata": {"path": root}}).execute()
+  outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+  assert not [o for o in outputs if o.get("output_type") == "error"]
+  assert any("long-range runs" in o.get("text", "") for o in outputs)
