@@ -43,8 +43,10 @@ def get_config(arg="small"):
   if arg == "small":
     c.tasks, c.models, c.seeds = ("adding", "copy"), ("rnn", "lstm", "lru", "transformer"), (0,)
     c.lengths = {"adding": (25, 50), "copy": (10, 20)}
-    c.steps = {"adding": 400, "copy": 300}
+    c.steps = {"adding": 400, "copy": 200}
     c.gradient_length = 50
+    c.clipping.update(radii=(0.5, 1.0, 2.0), steps=100)
+    c.seq2seq.update(steps=300)
   elif arg == "medium":
     c.tasks, c.models, c.seeds = ("adding", "copy"), ("rnn", "lstm", "gru", "lru", "transformer"), (0, 1)
     c.lengths = {"adding": (50, 100, 200), "copy": (20, 50, 100)}

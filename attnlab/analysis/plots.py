@@ -28,15 +28,17 @@ def gradient_norms(curves: dict, path: str, title: str):
   return _save(fig, path)
 
 
-def metric_vs_length(series: dict, path: str, title: str, ylabel: str, baseline=None):
+def metric_vs_length(series: dict, path: str, title: str, ylabel: str, baseline=None,
+                     xlabel: str = "sequence length T", log_x: bool = True):
   """series: {label: (lengths, means, stds or None)}; an optional horizontal baseline."""
   fig, ax = plt.subplots(figsize=(6.4, 4))
   for label, (lengths, means, stds) in series.items():
     ax.errorbar(lengths, means, yerr=stds, marker="o", capsize=3, label=label)
   if baseline is not None:
     ax.axhline(baseline, color="gray", linestyle="--", label="baseline")
-  ax.set_xscale("log")
-  ax.set_xlabel("sequence length T")
+  if log_x:
+    ax.set_xscale("log")
+  ax.set_xlabel(xlabel)
   ax.set_ylabel(ylabel)
   ax.set_title(title)
   ax.legend(fontsize=8)

@@ -136,7 +136,7 @@ def _seq2seq_section(seq2seq: dict, out_dir: str) -> list:
     lines.append(f"| {model} | {m['exact']:.3f} | {m['eval_score'] or float('nan'):.3f} |")
   path = plots.metric_vs_length(series, os.path.join(out_dir, "seq2seq_by_length.png"),
                                 f"{seq2seq['task']}: greedy exact match by source length",
-                                "exact-match accuracy")
+                                "exact-match accuracy", xlabel="source length", log_x=False)
   return [f"Task `{seq2seq['task']}`, greedy decoding of held-out sequences (the analogue of "
           "Bahdanau et al.'s BLEU-by-length figure).", "", f"![by length]({os.path.basename(path)})",
           ""] + lines

@@ -5,6 +5,13 @@ out kernel (N,d,D')), so weights map across one to one. Init: LeCun normal kerne
 The attention weights (B,N,Tq,Tk) are sown into the 'intermediates' collection as
 'attention_weights' (apply with `mutable=['intermediates']` to collect them from a whole model),
 and `return_weights=True` returns them directly.
+
+`attention_impl` picks how the heads attend: 'plain' (`ops.scaled_dot_product_attention`, the
+weights materialised), 'chunked' (`ops.chunked_attention`, online softmax, O(T) memory) or 'fused'
+(`ops.fused_attention`: jax.nn.dot_product_attention, cuDNN on GPU). Only 'plain' produces weights:
+with the others nothing is sown, `return_weights=True` is an error, and 'chunked' takes no `bias`.
+`mask` is a bool array broadcastable to (B,N,Tq,Tk) or an `ops.MaskSpec` (padding, causal, window),
+which the 'chunked' and 'fused' paths apply without building a (Tq,Tk) array.
 """
 from typing import Optional
 
@@ -12,12 +19,15 @@ import flax.linen as nn
 
 from attnlab import ops
 
+ATTENTION_IMPLS = ("plain", "chunked", "fused")
+
 
 class MultiHeadAttention(nn.Module):
   num_heads: int
   qkv_features: Optional[int] = None  # default: the query's feature size
   out_features: Optional[int] = None  # default: the query's feature size
   use_rope: bool = False  # rotary positions on q and k (Su et al. 2021)
+  attention_impl: str = "plain"  # 'plain' | 'chunked' | 'fused'
 
   @nn.compact
   def __call__(self, inputs_q, inputs_kv=None, mask=None, bias=None, *, return_weights=False):
@@ -31,10 +41,32 @@ class MultiHeadAttention(nn.Module):
     q, k, v = dense("query")(inputs_q), dense("key")(inputs_kv), dense("value")(inputs_kv)
     if self.use_rope:
       q, k = ops.rotary_embedding(q), ops.rotary_embedding(k)
-    out, weights = ops.scaled_dot_product_attention(q, k, v, mask=mask, bias=bias)
-    self.sow("intermediates", "attention_weights", weights)
+    weights = None
+    if self.attention_impl == "plain":
+      if isinstance(mask, ops.MaskSpec):
+        mask = ops.dense_mask(mask, q.shape[1], k.shape[1])
+      out, weights = ops.scaled_dot_product_attention(q, k, v, mask=mask, bias=bias)
+      self.sow("intermediates", "attention_weights", weights)
+    else:
+      out = _attend(self.attention_impl, q, k, v, mask, bias, return_weights)
     out = nn.DenseGeneral(self.out_features or inputs_q.shape[-1], axis=(-2, -1), name="out")(out)
     return (out, weights) if return_weights else out
+
+
+def _attend(impl, q, k, v, mask, bias, return_weights):
+  """The 'chunked' or 'fused' attention of q, k, v (B,T,N,d) -> (B,Tq,N,dv)."""
+  if impl not in ATTENTION_IMPLS:
+    raise ValueError(f"unknown attention_impl {impl!r}; valid choices: {list(ATTENTION_IMPLS)}")
+  if return_weights:
+    raise ValueError(f"return_weights needs attention_impl='plain', not {impl!r}")
+  spec = mask if isinstance(mask, ops.MaskSpec) else ops.MaskSpec()
+  kw = dict(key_lengths=spec.key_lengths, causal=spec.causal, window=spec.window,
+            mask=None if isinstance(mask, ops.MaskSpec) else mask)
+  if impl == "fused":
+    return ops.fused_attention(q, k, v, bias=bias, **kw)
+  if bias is not None:
+    raise ValueError("attention_impl='chunked' takes no additive bias; use 'plain' or 'fused'")
+  return ops.chunked_attention(q, k, v, **kw)
 
 
 class AdditiveAttentionParameters(nn.Module):

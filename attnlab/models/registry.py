@@ -11,6 +11,7 @@ Seq2seq models (`seq2seq_rnn`, `seq2seq_attention`, `transformer_seq2seq`):
 """
 import ml_collections
 
+from attnlab.models.attention import ATTENTION_IMPLS
 from attnlab.models.heads import InputEmbedding, SequenceModel
 from attnlab.models.lru import LRUStack
 from attnlab.models.recurrent import RecurrentStack
@@ -33,7 +34,8 @@ _DEFAULTS = {
     "gru": _RECURRENT,
     "lru": dict(_HEAD, embed_dim=None, d_model=128, state_size=128, num_layers=1, r_min=0.0,
                 r_max=1.0, max_phase=6.283185307179586),
-    "transformer": dict(_HEAD, **_TRANSFORMER, pooling="summary", causal=False, window=None),
+    "transformer": dict(_HEAD, **_TRANSFORMER, pooling="summary", causal=False, window=None,
+                        attention_impl="plain"),
     "seq2seq_rnn": dict(vocab_size=None, target_vocab_size=None, embed_dim=64, hidden_size=128,
                         cell="gru", encoder_layers=1, bidirectional=None, dropout_rate=0.0),
     "transformer_seq2seq": dict(_TRANSFORMER, vocab_size=None, target_vocab_size=None),
@@ -73,6 +75,9 @@ def resolve_config(config) -> dict:
     raise ValueError(f"model.dropout_rate must be in [0, 1), got {fields['dropout_rate']}")
   if name in SEQ2SEQ_MODELS and fields["vocab_size"] is None:
     raise ValueError(f"model {name!r} needs model.vocab_size (token inputs)")
+  if fields.get("attention_impl", "plain") not in ATTENTION_IMPLS:
+    raise ValueError(f"model.attention_impl={fields['attention_impl']!r}; valid choices: "
+                     f"{list(ATTENTION_IMPLS)} (attention weights are sown only with 'plain')")
   if "d_model" in fields and "num_heads" in fields and fields["d_model"] % fields["num_heads"]:
     raise ValueError(f"model.d_model={fields['d_model']} must be divisible by "
                      f"model.num_heads={fields['num_heads']}")
@@ -105,6 +110,7 @@ def build(config):
     embed = InputEmbedding(f["vocab_size"], embed_dim)
   else:
     backbone = Transformer(f["num_layers"], f["num_heads"], f["d_ff"], f["dropout_rate"], f["pre_ln"],
-                           f["causal"], f["positional"], f["max_len"], f["window"], f["activation"])
+                           f["causal"], f["positional"], f["max_len"], f["window"], f["activation"],
+                           f["attention_impl"])
     embed = InputEmbedding(f["vocab_size"], f["d_model"], scale_tokens=f["vocab_size"] is not None)
   return SequenceModel(embed, backbone, f["num_outputs"], f["output"], f["pooling"])

@@ -6,6 +6,9 @@
 Positions: 'sinusoidal' (added), 'learned' (added, N(0, 0.02) table of `max_len` rows), 'rope'
 (rotary on queries and keys), or 'none'. Dropout on embeddings and on each sublayer's output.
 Init: LeCun normal Dense kernels and zero biases (Flax defaults), LayerNorm scale 1 and bias 0.
+`attention_impl` ('plain' | 'chunked' | 'fused', see `MultiHeadAttention`) selects the self-attention
+kernel of the encoder stack; with 'chunked' or 'fused' the mask is an `ops.MaskSpec`, never (T,T),
+and no attention weights are sown.
 """
 from typing import Optional
 
@@ -57,11 +60,13 @@ class EncoderBlock(nn.Module):
   pre_ln: bool = False
   use_rope: bool = False
   activation: str = "relu"
+  attention_impl: str = "plain"
 
   @nn.compact
   def __call__(self, x, mask=None, *, train: bool = False):
     drop = lambda y: nn.Dropout(self.dropout_rate, deterministic=not train)(y)
-    attn = MultiHeadAttention(self.num_heads, use_rope=self.use_rope, name="self_attention")
+    attn = MultiHeadAttention(self.num_heads, use_rope=self.use_rope,
+                              attention_impl=self.attention_impl, name="self_attention")
     mlp = MLP(self.d_ff, self.activation, name="mlp")
     if self.pre_ln:
       x = x + drop(attn(nn.LayerNorm(name="ln_attention")(x), mask=mask))
@@ -122,15 +127,20 @@ class Transformer(nn.Module):
   max_len: int = 2048
   window: Optional[int] = None  # local attention: attend within |i - j| <= window
   activation: str = "relu"
+  attention_impl: str = "plain"  # 'plain' | 'chunked' | 'fused'
 
   @nn.compact
   def __call__(self, x, lengths=None, *, train: bool = False):
     x = AddPositions(self.positional, self.max_len, name="positions")(x)
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    mask = self_attention_mask(x.shape[1], lengths, self.causal, self.window)
+    if self.attention_impl == "plain":
+      mask = self_attention_mask(x.shape[1], lengths, self.causal, self.window)
+    else:
+      mask = ops.MaskSpec(lengths, self.causal, self.window)
     for i in range(self.num_layers):
       x = EncoderBlock(self.num_heads, self.d_ff, self.dropout_rate, self.pre_ln,
-                       self.positional == "rope", self.activation, name=f"block_{i}")(x, mask, train=train)
+                       self.positional == "rope", self.activation, self.attention_impl,
+                       name=f"block_{i}")(x, mask, train=train)
     if self.pre_ln:
       x = nn.LayerNorm(name="final_norm")(x)
     return x, (last_valid(x, lengths) if self.causal else masked_mean(x, lengths))

@@ -5,14 +5,17 @@ Shapes: batch B, time T, input D, hidden H, heads N, head size d.
 from attnlab.ops.attention import (additive_attention, causal_mask, local_mask, masked_softmax,
                                    padding_mask, project_keys, scaled_dot_product_attention,
                                    sequence_mask)
+from attnlab.ops.chunked_attention import MaskSpec, chunked_attention, dense_mask
+from attnlab.ops.fused_attention import fused_attention
 from attnlab.ops.positions import rotary_embedding, sinusoidal_positions
 from attnlab.ops.recurrent import (ACTIVATIONS, get_activation, gru, gru_cell, lstm, lstm_cell,
-                                   reverse_padded, rnn, rnn_cell)
+                                   lstm_scan, reverse_padded, rnn, rnn_cell)
 from attnlab.ops.scan import linear_recurrence
 
 __all__ = [
-    "ACTIVATIONS", "additive_attention", "causal_mask", "get_activation", "gru", "gru_cell",
-    "linear_recurrence", "local_mask", "lstm", "lstm_cell", "masked_softmax", "padding_mask",
+    "ACTIVATIONS", "MaskSpec", "additive_attention", "causal_mask", "chunked_attention",
+    "dense_mask", "fused_attention", "get_activation", "gru", "gru_cell", "linear_recurrence",
+    "local_mask", "lstm", "lstm_cell", "lstm_scan", "masked_softmax", "padding_mask",
     "project_keys", "reverse_padded", "rnn", "rnn_cell", "rotary_embedding",
     "scaled_dot_product_attention", "sequence_mask", "sinusoidal_positions",
 ]

@@ -1,17 +1,18 @@
-"""The LSTM recurrence with a hand-written backward pass (`jax.custom_vjp`).
+"""A whole LSTM layer with a hand-written backward pass (`jax.custom_vjp`).
 
-Batch-major, in the "tanh form": the gate pre-activations come pre-scaled so that one tanh over
-(B,4H) gives all four gates, sigmoid(z) = 0.5 + 0.5 tanh(z / 2). With s = (1/2, 1/2, 1, 1/2) per
-gate block (i, f, g, o), the caller passes xw = s * (x W_x + b) (B,T,4H) and w = s * W_h (H,4H);
-scaling by powers of two is exact, so this is the same function. Per step t, with m (B,) True where
-step t is valid (`valid=None`: all steps are):
-  u = tanh(xw_t + h w);  i, f, o = 0.5 + 0.5 u_{i,f,o},  g = u_g
+Gates in the "tanh form": sigmoid(z) = 0.5 + 0.5 tanh(z / 2), so one tanh over (B,4H) gives all four
+gates once the pre-activations are scaled by s = (1/2, 1/2, 1, 1/2) per gate block (i, f, g, o).
+Scaling by powers of two is exact, so this is the same function as `recurrent.lstm_cell`. Per step t,
+with m (B,) True where step t is valid (`valid=None`: all steps are):
+  u = tanh(s * (x_t W_x + b + h W_h));  i, f, o = 0.5 + 0.5 u_{i,f,o},  g = u_g
   c' = f c + i g;  h' = o tanh(c');  (h, c) <- (h', c') where m, else unchanged;  out_t = m h'
-The forward loop saves only u (B,T,4H) and the cells (B,T,H). The backward loop does the gate
-algebra and dh_{t-1} = du_t w^T per step and stores every du_t; dw = sum_t h_{t-1}^T du_t is then
-one (H, B*T) x (B*T, 4H) product, instead of T small accumulations inside the loop (what autodiff
-of `lax.scan` does), and the caller's x W_x turns du into dW_x and dx with two more large products.
-Everything stays batch-major (B,T,.), so no large transposes.
+
+Forward: one (B*T,D) x (D,4H) product for every step's input projection, then a loop whose only
+matrix product is h W_h; it saves u (B,T,4H) and the cells (B,T,H). Backward: a loop doing the gate
+algebra and dh_{t-1} = du_t (s W_h)^T per step, storing every du_t (B,T,4H); then dx, dW_x, dW_h and
+db are each one large product (or sum) over all B*T steps, instead of T small accumulations inside
+the loop (what autodiff of `lax.scan` does). Everything stays batch-major (B,T,.); the two operands
+that a weight gradient contracts over B*T (x and the previous hidden states) are transposed once.
 
 Valid steps must form a prefix of each sequence (as `lengths` gives): then h_{t-1} of a valid step
 is out_{t-1}, and the outputs double as the saved hidden states. Reverse mode only: forward-mode
@@ -45,14 +46,17 @@ def _put(a: Array, x: Array, t) -> Array:
   return jax.lax.dynamic_update_index_in_dim(a, x, t, axis=1)
 
 
-def _forward(w, xw, h0, c0, valid, unroll):
-  """Runs the recurrence; returns (outs (B,T,H), (h_T, c_T), u (B,T,4H), cells (B,T,H))."""
-  batch, length, _ = xw.shape
-  hidden = w.shape[0]
+def _forward(w_x, w_h, b, x, h0, c0, valid, unroll):
+  """Returns (outs (B,T,H), (h_T, c_T), u (B,T,4H), cells (B,T,H))."""
+  batch, length, _ = x.shape
+  hidden = w_h.shape[0]
+  s = gate_scale(hidden, w_h.dtype)
+  xw = x @ (w_x * s)  # (B,T,4H); the bias is added inside the loop, where it is free
+  w, sb = w_h * s, b * s
 
   def step(t, carry):
     h, c, outs, us, cells = carry
-    u = jnp.tanh(_at(xw, t) + h @ w)
+    u = jnp.tanh(_at(xw, t) + sb + h @ w)
     i, f, g, o = _split(u, hidden)
     c_new = (0.5 + 0.5 * f) * c + (0.5 + 0.5 * i) * g
     h_new = (0.5 + 0.5 * o) * jnp.tanh(c_new)
@@ -70,27 +74,34 @@ def _forward(w, xw, h0, c0, valid, unroll):
   return outs, (h, c), us, cells
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(5,))
-def lstm_recurrence(w: Array, xw: Array, h0: Array, c0: Array, valid: Optional[Array],
-                    unroll: int = 1) -> Tuple[Array, Tuple[Array, Array]]:
-  """w (H,4H), xw (B,T,4H) scaled as above, h0, c0 (B,H), valid (B,T) bool or None.
+@partial(jax.custom_vjp, nondiff_argnums=(7,))
+def lstm_layer(w_x: Array, w_h: Array, b: Array, x: Array, h0: Array, c0: Array,
+               valid: Optional[Array], unroll: int = 1) -> Tuple[Array, Tuple[Array, Array]]:
+  """W_x (D,4H), W_h (H,4H), b (4H,), x (B,T,D), h0, c0 (B,H), valid (B,T) bool or None.
 
   Returns outs (B,T,H) and the final (h_T, c_T).
   """
-  outs, final, _, _ = _forward(w, xw, h0, c0, valid, unroll)
+  outs, final, _, _ = _forward(w_x, w_h, b, x, h0, c0, valid, unroll)
   return outs, final
 
 
-def _fwd(w, xw, h0, c0, valid, unroll):
-  outs, final, us, cells = _forward(w, xw, h0, c0, valid, unroll)
-  return (outs, final), (w, h0, c0, valid, outs, us, cells)
+def _fwd(w_x, w_h, b, x, h0, c0, valid, unroll):
+  outs, final, us, cells = _forward(w_x, w_h, b, x, h0, c0, valid, unroll)
+  return (outs, final), (w_x, w_h, x, h0, c0, valid, outs, us, cells)
+
+
+def _transposed(a: Array) -> Array:
+  """(B,T,F) -> (F, B*T), materialised once so the weight-gradient products need no other copy."""
+  return jax.lax.optimization_barrier(a.reshape(-1, a.shape[-1]).T)
 
 
 def _bwd(unroll, residuals, cotangents):
-  w, h0, c0, valid, outs, us, cells = residuals
+  w_x, w_h, x, h0, c0, valid, outs, us, cells = residuals
   d_outs, (dh_last, dc_last) = cotangents
-  length, hidden = us.shape[1], w.shape[0]
-  w_t = w.T
+  batch, length, _ = x.shape
+  hidden = w_h.shape[0]
+  s = gate_scale(hidden, w_h.dtype)
+  w_t = (w_h * s).T
 
   def step(k, carry):
     dh, dc, dus = carry
@@ -122,8 +133,12 @@ def _bwd(unroll, residuals, cotangents):
   init = (dh_last, dc_last, jnp.zeros_like(us))
   dh0, dc0, dus = jax.lax.fori_loop(0, length, step, init, unroll=unroll)
   h_prev = jnp.concatenate([h0[:, None], outs[:, :-1]], axis=1)  # valid steps form a prefix
-  dw = jnp.einsum("bth,btg->hg", h_prev, dus)
-  return dw, dus, dh0, dc0, None
+  du_flat = dus.reshape(batch * length, -1)  # the cotangent of the scaled pre-activations
+  dw_h = (_transposed(h_prev) @ du_flat) * s
+  dw_x = (_transposed(x) @ du_flat) * s
+  db = du_flat.sum(axis=0) * s
+  dx = (dus @ (w_x * s).T)
+  return dw_x, dw_h, db, dx, dh0, dc0, None
 
 
-lstm_recurrence.defvjp(_fwd, _bwd)
+lstm_layer.defvjp(_fwd, _bwd)

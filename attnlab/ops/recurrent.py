@@ -28,6 +28,8 @@ from typing import Callable, Optional, Tuple, Union
 import jax
 import jax.numpy as jnp
 
+from attnlab.ops import lstm_vjp
+
 Array = jax.Array
 Params = dict
 
@@ -147,6 +149,11 @@ def _scan_over_time(step, carry0, xw: Array, lengths, reverse: bool, unroll: int
   return hs, carry
 
 
+def _valid_steps(lengths, length: int) -> Array:
+  """(B,T) bool, True at the first lengths[b] steps."""
+  return jnp.arange(length)[None, :] < jnp.asarray(lengths)[:, None]
+
+
 def _zeros_state(x: Array, hidden: int, dtype) -> Array:
   return jnp.zeros((x.shape[0], hidden), dtype)
 
@@ -169,7 +176,31 @@ def rnn(params: Params, x: Array, h0: Optional[Array] = None, *, lengths=None,
 
 def lstm(params: Params, x: Array, carry0: Optional[Tuple[Array, Array]] = None, *, lengths=None,
          reverse: bool = False, unroll: int = 1) -> Tuple[Array, Tuple[Array, Array]]:
-  """LSTM over a sequence. x (B,T,D), carry0 (h0, c0) -> (hs (B,T,H), (h_T, c_T))."""
+  """LSTM over a sequence. x (B,T,D), carry0 (h0, c0) -> (hs (B,T,H), (h_T, c_T)).
+
+  Runs `lstm_vjp.lstm_layer`, whose hand-written backward pass saves only the gates and cells and
+  does the weight gradients as products over all steps (reverse-mode differentiation only; the
+  equations are those of `lstm_cell`, see `lstm_scan` for the plain `lax.scan` version).
+  """
+  _check_sequence(x, params["W_x"].shape[0], "lstm")
+  if x.shape[1] == 0:
+    return lstm_scan(params, x, carry0, lengths=lengths, reverse=reverse, unroll=unroll)
+  w_h = params["W_h"]
+  dtype = jnp.result_type(x, params["W_x"], params["b"])
+  if carry0 is None:
+    zeros = _zeros_state(x, w_h.shape[0], dtype)
+    carry0 = (zeros, zeros)
+  if reverse:
+    x = reverse_padded(x, lengths)
+  valid = None if lengths is None else _valid_steps(lengths, x.shape[1])
+  hs, carry = lstm_vjp.lstm_layer(params["W_x"], w_h, params["b"], x, carry0[0], carry0[1], valid,
+                                  unroll)
+  return (reverse_padded(hs, lengths) if reverse else hs), carry
+
+
+def lstm_scan(params: Params, x: Array, carry0: Optional[Tuple[Array, Array]] = None, *,
+              lengths=None, reverse: bool = False, unroll: int = 1) -> Tuple[Array, Tuple[Array, Array]]:
+  """`lstm` as a plain `lax.scan` differentiated by JAX (forward mode works too)."""
   _check_sequence(x, params["W_x"].shape[0], "lstm")
   w_h = params["W_h"]
   xw = x @ params["W_x"] + params["b"]

@@ -1,0 +1,240 @@
+"""Memory-efficient attention: online softmax over key chunks with a recomputing backward pass.
+
+The output equals `scaled_dot_product_attention(q, k, v, mask)[0]`, but the (Tq,Tk) weights are never
+stored: queries go in chunks of `q_chunk`, and for each the keys in chunks of `k_chunk`, keeping the
+running maximum m, the running sum l of exp(logit - m) and the weighted sum of values (Milakov &
+Gimelshein 2018; Rabe & Staats 2021; FlashAttention, Dao et al. 2022). Memory is O(T) for fixed chunk
+sizes: the residuals of the backward pass are q, k, v, the output and the log-sum-exp per query. The
+backward pass (`jax.custom_vjp`, FlashAttention-2 style) recomputes each chunk's weights from the
+log-sum-exp, so it too stays O(T).
+
+Masks (True = may attend), all combinable:
+  key_lengths  (B,) int: keys at steps >= key_lengths[b] are hidden (padding), never stored as (T,T)
+  causal       key j <= query i (as `causal_mask`); fully masked key chunks are skipped
+  window       |i - j| <= window (as `local_mask`); key chunks outside the band are skipped
+  mask         any bool array broadcastable to (B,N,Tq,Tk), sliced chunk by chunk (a full (Tq,Tk)
+               array is O(T^2) memory: prefer the three above)
+A query with no visible key gets a zero output and zero gradients, as in the plain op. No additive
+bias and no returned weights; forward-mode differentiation (jax.jvp) is not supported.
+Shapes: q (B,Tq,N,d), k (B,Tk,N,d), v (B,Tk,N,dv) -> (B,Tq,N,dv). Logits and sums are float32.
+"""
+import math
+from functools import partial
+from typing import NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+from attnlab.ops.attention import causal_mask, local_mask, padding_mask
+
+Array = jax.Array
+
+
+class MaskSpec(NamedTuple):
+  """A self-attention mask described without a (T,T) array: padding, causal and local parts."""
+  key_lengths: Optional[Array] = None  # (B,)
+  causal: bool = False
+  window: Optional[int] = None
+
+
+def dense_mask(spec: MaskSpec, q_len: int, k_len: int) -> Optional[Array]:
+  """The bool array of `spec`, broadcastable to (B,N,Tq,Tk); None if nothing is masked."""
+  mask = None
+  if spec.causal or spec.window is not None:
+    mask = jnp.ones((q_len, k_len), bool)
+    if spec.causal:
+      mask = mask & causal_mask(max(q_len, k_len))[:q_len, :k_len]
+    if spec.window is not None:
+      mask = mask & local_mask(max(q_len, k_len), spec.window)[:q_len, :k_len]
+  if spec.key_lengths is not None:
+    keys = padding_mask(spec.key_lengths, k_len)
+    mask = keys if mask is None else mask & keys
+  return mask
+
+
+class _Config(NamedTuple):
+  """Static settings of one call (hashable: the custom VJP's non-differentiable argument)."""
+  q_chunk: int
+  k_chunk: int
+  num_q: int
+  num_k: int
+  causal: bool
+  window: Optional[int]
+  scale: float
+
+
+def chunked_attention(q: Array, k: Array, v: Array, mask: Optional[Array] = None, *,
+                      key_lengths: Optional[Array] = None, causal: bool = False,
+                      window: Optional[int] = None, q_chunk: int = 512,
+                      k_chunk: int = 512) -> Array:
+  """softmax(q k^T / sqrt(d)) v per head without storing the weights. Shapes as the module says."""
+  if q.ndim != 4 or k.ndim != 4 or v.ndim != 4:
+    raise ValueError(f"q, k, v must be (B,T,N,d); got {q.shape}, {k.shape}, {v.shape}")
+  if q.shape[-1] != k.shape[-1] or k.shape[:3] != v.shape[:3] or q.shape[::2] != k.shape[::2]:
+    raise ValueError(f"incompatible q, k, v shapes {q.shape}, {k.shape}, {v.shape}")
+  if q_chunk <= 0 or k_chunk <= 0 or (window is not None and window < 0):
+    raise ValueError(f"need q_chunk, k_chunk > 0 and window >= 0; got {q_chunk}, {k_chunk}, {window}")
+  batch, q_len, heads, dim = q.shape
+  k_len = k.shape[1]
+  cq, ck = min(q_chunk, q_len), min(k_chunk, k_len)
+  cfg = _Config(cq, ck, -(-q_len // cq), -(-k_len // ck), bool(causal), window,
+                1.0 / math.sqrt(dim))
+  q_pad, k_pad = cfg.num_q * cq - q_len, cfg.num_k * ck - k_len
+  heads_first = lambda x, pad: jnp.pad(x, ((0, 0), (0, pad), (0, 0), (0, 0))).transpose(0, 2, 1, 3)
+  lengths = jnp.full((batch,), k_len) if key_lengths is None else jnp.minimum(key_lengths, k_len)
+  key_valid = jnp.arange(k_len + k_pad)[None, :] < jnp.asarray(lengths)[:, None]  # (B,Tk')
+  if mask is not None:
+    mask = jnp.asarray(mask, bool)
+    mask = mask.reshape((1,) * (4 - mask.ndim) + mask.shape)
+    if mask.shape[2] not in (1, q_len) or mask.shape[3] not in (1, k_len):
+      raise ValueError(f"mask of shape {mask.shape} does not broadcast to (B,N,{q_len},{k_len})")
+    mask = jnp.pad(mask, ((0, 0), (0, 0), (0, q_pad if mask.shape[2] > 1 else 0),
+                          (0, k_pad if mask.shape[3] > 1 else 0)))
+  out = _flash(heads_first(q, q_pad), heads_first(k, k_pad), heads_first(v, k_pad), key_valid,
+               mask, cfg)[0]
+  return out.transpose(0, 2, 1, 3)[:, :q_len]
+
+
+# ---------------------------------------------------------------------------- chunk bookkeeping
+
+
+def _slice(x: Array, axis: int, start, size: int) -> Array:
+  return jax.lax.dynamic_slice_in_dim(x, start, size, axis)
+
+
+def _chunk_mask(cfg: _Config, key_valid, mask, i, j) -> Array:
+  """Bool mask of query chunk i against key chunk j, broadcastable to (B,N,cq,ck)."""
+  out = _slice(key_valid, 1, j * cfg.k_chunk, cfg.k_chunk)[:, None, None, :]
+  q_pos = i * cfg.q_chunk + jnp.arange(cfg.q_chunk)[:, None]
+  k_pos = j * cfg.k_chunk + jnp.arange(cfg.k_chunk)[None, :]
+  if cfg.causal:
+    out = out & (k_pos <= q_pos)
+  if cfg.window is not None:
+    out = out & (jnp.abs(q_pos - k_pos) <= cfg.window)
+  if mask is not None:
+    if mask.shape[2] > 1:
+      mask = _slice(mask, 2, i * cfg.q_chunk, cfg.q_chunk)
+    if mask.shape[3] > 1:
+      mask = _slice(mask, 3, j * cfg.k_chunk, cfg.k_chunk)
+    out = out & mask
+  return out
+
+
+def _key_range(cfg: _Config, i):
+  """Key chunks [lo, hi) that query chunk i can see (by causal and window)."""
+  first, last = i * cfg.q_chunk, i * cfg.q_chunk + cfg.q_chunk - 1
+  lo, hi = 0, cfg.num_k
+  if cfg.window is not None:
+    lo = jnp.maximum(first - cfg.window, 0) // cfg.k_chunk
+    hi = jnp.minimum(hi, (last + cfg.window) // cfg.k_chunk + 1)
+  if cfg.causal:
+    hi = jnp.minimum(hi, last // cfg.k_chunk + 1)
+  return lo, hi
+
+
+def _query_range(cfg: _Config, j):
+  """Query chunks [lo, hi) that can see key chunk j."""
+  first, last = j * cfg.k_chunk, j * cfg.k_chunk + cfg.k_chunk - 1
+  lo, hi = 0, cfg.num_q
+  if cfg.causal:
+    lo = first // cfg.q_chunk
+  if cfg.window is not None:
+    lo = jnp.maximum(lo, jnp.maximum(first - cfg.window, 0) // cfg.q_chunk)
+    hi = jnp.minimum(hi, (last + cfg.window) // cfg.q_chunk + 1)
+  return lo, hi
+
+
+def _logits(cfg: _Config, q_i, k_j, valid) -> Array:
+  """Scaled float32 logits (B,N,cq,ck), -inf where masked."""
+  s = jnp.einsum("bnqd,bnkd->bnqk", q_i, k_j, preferred_element_type=jnp.float32) * cfg.scale
+  return jnp.where(valid, s, -jnp.inf)
+
+
+# ------------------------------------------------------------------------- forward and backward
+
+
+def _forward(q, k, v, key_valid, mask, cfg: _Config):
+  """Heads-first q (B,N,Tq',d), k, v (B,N,Tk',.) -> out (B,N,Tq',dv), log-sum-exp (B,N,Tq')."""
+  batch, heads, _, _ = q.shape
+  dv = v.shape[-1]
+
+  def query_chunk(i, carry):
+    out, lse = carry
+    q_i = _slice(q, 2, i * cfg.q_chunk, cfg.q_chunk)
+
+    def key_chunk(j, state):
+      m, l, acc = state
+      s = _logits(cfg, q_i, _slice(k, 2, j * cfg.k_chunk, cfg.k_chunk),
+                  _chunk_mask(cfg, key_valid, mask, i, j))
+      m_new = jnp.maximum(m, s.max(axis=-1))
+      m_safe = jnp.where(jnp.isneginf(m_new), 0.0, m_new)
+      p = jnp.exp(s - m_safe[..., None])
+      correction = jnp.exp(m - m_safe)
+      v_j = _slice(v, 2, j * cfg.k_chunk, cfg.k_chunk)
+      pv = jnp.einsum("bnqk,bnkd->bnqd", p.astype(v.dtype), v_j, preferred_element_type=jnp.float32)
+      return m_new, l * correction + p.sum(axis=-1), acc * correction[..., None] + pv
+
+    shape = (batch, heads, cfg.q_chunk)
+    init = (jnp.full(shape, -jnp.inf), jnp.zeros(shape), jnp.zeros(shape + (dv,)))
+    m, l, acc = jax.lax.fori_loop(*_key_range(cfg, i), key_chunk, init)
+    seen = l > 0
+    safe_l = jnp.where(seen, l, 1.0)
+    out_i = jnp.where(seen[..., None], acc / safe_l[..., None], 0.0).astype(v.dtype)
+    lse_i = jnp.where(seen, jnp.where(jnp.isneginf(m), 0.0, m) + jnp.log(safe_l), 0.0)
+    start = i * cfg.q_chunk
+    return (jax.lax.dynamic_update_slice_in_dim(out, out_i, start, 2),
+            jax.lax.dynamic_update_slice_in_dim(lse, lse_i, start, 2))
+
+  init = (jnp.zeros(q.shape[:3] + (dv,), v.dtype), jnp.zeros(q.shape[:3], jnp.float32))
+  return jax.lax.fori_loop(0, cfg.num_q, query_chunk, init)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(5,))
+def _flash(q, k, v, key_valid, mask, cfg):
+  return _forward(q, k, v, key_valid, mask, cfg)
+
+
+def _flash_fwd(q, k, v, key_valid, mask, cfg):
+  out, lse = _forward(q, k, v, key_valid, mask, cfg)
+  return (out, lse), (q, k, v, key_valid, mask, out, lse)
+
+
+def _flash_bwd(cfg, residuals, cotangents):
+  q, k, v, key_valid, mask, out, lse = residuals
+  d_out = cotangents[0]  # the log-sum-exp is an internal output: its cotangent is ignored
+  delta = jnp.einsum("bnqd,bnqd->bnq", d_out, out, preferred_element_type=jnp.float32)
+
+  def key_chunk(j, carry):
+    dq, dk, dv = carry
+    k_j = _slice(k, 2, j * cfg.k_chunk, cfg.k_chunk)
+    v_j = _slice(v, 2, j * cfg.k_chunk, cfg.k_chunk)
+
+    def query_chunk(i, state):
+      dq, dk_j, dv_j = state
+      start = i * cfg.q_chunk
+      q_i, do_i = _slice(q, 2, start, cfg.q_chunk), _slice(d_out, 2, start, cfg.q_chunk)
+      s = _logits(cfg, q_i, k_j, _chunk_mask(cfg, key_valid, mask, i, j))
+      p = jnp.exp(s - _slice(lse, 2, start, cfg.q_chunk)[..., None])  # 0 where masked
+      dv_j = dv_j + jnp.einsum("bnqk,bnqd->bnkd", p.astype(do_i.dtype), do_i,
+                               preferred_element_type=jnp.float32)
+      dp = jnp.einsum("bnqd,bnkd->bnqk", do_i, v_j, preferred_element_type=jnp.float32)
+      ds = (p * (dp - _slice(delta, 2, start, cfg.q_chunk)[..., None]) * cfg.scale).astype(q.dtype)
+      dq_i = jnp.einsum("bnqk,bnkd->bnqd", ds, k_j, preferred_element_type=jnp.float32)
+      dq = jax.lax.dynamic_update_slice_in_dim(dq, _slice(dq, 2, start, cfg.q_chunk) + dq_i,
+                                               start, 2)
+      dk_j = dk_j + jnp.einsum("bnqk,bnqd->bnkd", ds, q_i, preferred_element_type=jnp.float32)
+      return dq, dk_j, dv_j
+
+    zeros = jnp.zeros(k_j.shape[:3] + (k.shape[-1],), jnp.float32)
+    dq, dk_j, dv_j = jax.lax.fori_loop(*_query_range(cfg, j), query_chunk,
+                                       (dq, zeros, jnp.zeros(v_j.shape, jnp.float32)))
+    start = j * cfg.k_chunk
+    return (dq, jax.lax.dynamic_update_slice_in_dim(dk, dk_j, start, 2),
+            jax.lax.dynamic_update_slice_in_dim(dv, dv_j, start, 2))
+
+  f32 = lambda x: jnp.zeros(x.shape, jnp.float32)
+  dq, dk, dv = jax.lax.fori_loop(0, cfg.num_k, key_chunk, (f32(q), f32(k), f32(v)))
+  return dq.astype(q.dtype), dk.astype(k.dtype), dv.astype(v.dtype), None, None
+
+
+_flash.defvjp(_flash_fwd, _flash_bwd)

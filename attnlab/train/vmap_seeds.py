@@ -1,0 +1,44 @@
+"""Train K seeds of one config at once: `jax.vmap` over seeds in one compiled program.
+
+  states = init_states(model, tx, spec, seeds, example_batch)      # TrainState, leading axis K
+  step = make_vmapped_train_step(model, tx, spec, schedule, seeds)  # jit it
+  states, metrics = step(states, batch)                             # metrics with leading axis K
+
+Seed k is initialised with PRNGKey(seeds[k]) and draws its dropout masks from PRNGKey(seeds[k] + 1),
+as `steps.create_state` and `steps.make_train_step` do for a run with config.seed = seeds[k]; all
+seeds see the same batch. So each slice of the stacked states follows the run that seed would have
+had on its own with that data, and small models (whose steps are too small to fill the machine) train
+K seeds in little more than the time of one.
+"""
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+
+from attnlab.train import steps
+
+
+def init_states(model, tx, spec, seeds: Sequence[int], example_batch) -> steps.TrainState:
+  """The K train states of `seeds`, stacked along a new leading axis."""
+  keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds))
+  init = lambda key: steps.create_state(model, tx, spec, key, example_batch)
+  return jax.vmap(init)(keys)
+
+
+def make_vmapped_train_step(model, tx, spec, schedule, seeds: Sequence[int], *, dtype=jnp.float32,
+                            label_smoothing: float = 0.0):
+  """(stacked states, one batch) -> (stacked states, stacked metrics): one step of every seed."""
+  seeds = jnp.asarray(seeds)
+
+  def one_seed(seed, state, batch):
+    step = steps.make_train_step(model, tx, spec, schedule, seed=seed, dtype=dtype,
+                                 label_smoothing=label_smoothing)
+    return step(state, batch)
+
+  vmapped = jax.vmap(one_seed, in_axes=(0, 0, None))
+  return lambda states, batch: vmapped(seeds, states, batch)
+
+
+def unstack(states, k: int):
+  """The train state of the k-th seed."""
+  return jax.tree.map(lambda x: x[k], states)
