@@ -6,7 +6,6 @@
 
 Finished points are skipped, unfinished ones resume; results.csv and a summary table are written.
 """
-import importlib.util
 import os
 
 from absl import app, flags, logging
@@ -21,13 +20,6 @@ flags.DEFINE_bool("dry_run", False, "list the points and their status; train not
 FLAGS = flags.FLAGS
 
 
-def load_get_config(path: str):
-  spec = importlib.util.spec_from_file_location("sweep_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config
-
-
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
@@ -35,7 +27,7 @@ def main(argv):
     raise app.UsageError("give exactly one of --sweep and --sweep_file")
   text = FLAGS.sweep or open(FLAGS.sweep_file).read()
   root = FLAGS.root or os.path.join("runs", "sweep_" + os.path.basename(FLAGS.config)[:-3])
-  rows = sweep.run_sweep(load_get_config(FLAGS.config), sweep.parse_grid(text), root,
+  rows = sweep.run_sweep(sweep.load_config_file(FLAGS.config), sweep.parse_grid(text), root,
                          dry_run=FLAGS.dry_run)
   print(sweep.summary_table(rows))
   print(f"results in {files.join(files.absolute(root), 'results.csv')}")

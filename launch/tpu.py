@@ -89,13 +89,10 @@ def run_commands(a) -> list:
 
 def sweep_commands(a) -> list:
   """One job per grid point, run one after another on the slice (each resumes on its own)."""
-  import importlib.util
-  spec = importlib.util.spec_from_file_location("sweep_config", a.config)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  get_config = sweep_lib.load_config_file(a.config)
   jobs = []
   for point in sweep_lib.points(sweep_lib.parse_grid(a.sweep)):
-    module.get_config(sweep_lib.config_arg(point))  # a bad point fails here, not on the TPU
+    get_config(sweep_lib.config_arg(point))  # a bad point fails here, not on the TPU
     jobs.append(["python3", "-m", "experiments.main",
                  f"--config={a.config}:{sweep_lib.config_arg(point)}",
                  f"--workdir={a.root.rstrip('/')}/{sweep_lib.point_name(point)}", *a.overrides])
