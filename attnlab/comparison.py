@@ -23,7 +23,7 @@ from attnlab.analysis.runs import load_run
 from attnlab.tasks import metrics as task_metrics
 from attnlab.tasks import vocab
 from attnlab.train import config as cfg_lib
-from attnlab.train import train_and_evaluate
+from attnlab.train import train_seeds
 from attnlab.train.run_dir import flatten
 
 
@@ -56,9 +56,10 @@ def _as_dict(d) -> dict:
   return d.to_dict() if hasattr(d, "to_dict") else dict(d)
 
 
-def _train_with_flow(config, workdir):
-  hooks = [GradientFlowLogger(config)] if config.get("log_grad_flow") else []
-  return train_and_evaluate(config, workdir, hooks=hooks)
+def _train_with_flow(configs, workdirs):
+  """Trains runs that differ only in seed as one vmapped program, logging gradient flow if asked."""
+  hooks = [[GradientFlowLogger(c)] if c.get("log_grad_flow") else [] for c in configs]
+  return train_seeds(configs, workdirs, hooks)
 
 
 def _grid(**axes) -> dict:
@@ -74,7 +75,7 @@ def run_long_range(c, root: str) -> list:
     field = c.get("length_fields", {}).get(task, "task.seq_len")
     axes = _grid(model=c.models, **{field: c.lengths[task]}, seed=c.seeds)
     for row in sweep.run_sweep(get_config, axes, files.join(root, "long_range", task),
-                               train_fn=_train_with_flow):
+                               train_group=_train_with_flow):
       point = {k: row[k] for k in axes}
       spec = cfg_lib.task_spec(get_config(sweep.config_arg(point)))
       command = _command(c.task_configs[task], point, row["workdir"],
@@ -140,7 +141,7 @@ def run_clipping(c, root: str) -> dict:
                       {"num_train_steps": cc.steps, "on_nonfinite": "record", "log_every": 1,
                        "task.seq_len": cc.seq_len, "optimizer.learning_rate": cc.learning_rate}, c)
   axes = _grid(model=["rnn"], **{"model.recurrent_scale": cc.radii, "optimizer.clip_norm": cc.clip_norms})
-  rows = sweep.run_sweep(get_config, axes, files.join(root, "clipping"), train_fn=_train_with_flow)
+  rows = sweep.run_sweep(get_config, axes, files.join(root, "clipping"), train_group=_train_with_flow)
   out = {"seq_len": cc.seq_len, "runs": []}
   for row in rows:
     run = load_run(row["workdir"], "last")

@@ -15,6 +15,7 @@ import re
 import sys
 
 from attnlab import files
+from attnlab.train.checkpoints import latest_step_in
 from attnlab.train.metric_writer import read_jsonl
 
 _AXIS = re.compile(r"([\w.]+)=\[([^\]]*)\]")
@@ -74,12 +75,12 @@ def point_name(point: dict) -> str:
 
 def run_status(workdir: str, num_train_steps: int):
   """('finished' | 'partial' | 'new', last eval metrics) of a point's workdir."""
-  steps = [int(d) for d in files.listdir(files.join(workdir, "checkpoints")) if d.isdigit()]
+  step = latest_step_in(workdir)
   evals = [r for r in read_jsonl(files.join(workdir, "metrics.jsonl")) if "eval_loss" in r]
   last = {k: v for k, v in evals[-1].items() if k != "step"} if evals else {}
-  if steps and max(steps) >= num_train_steps:
+  if step is not None and step >= num_train_steps:
     return "finished", last
-  return ("partial" if steps else "new"), last
+  return ("partial" if step is not None else "new"), last
 
 
 def write_results(path: str, rows: list):
@@ -104,24 +105,44 @@ def summary_table(rows: list, metrics=("eval_loss", "eval_score")) -> str:
   return "\n".join(lines)
 
 
-def run_sweep(get_config, axes: dict, root: str, train_fn=None, dry_run: bool = False) -> list:
+def run_sweep(get_config, axes: dict, root: str, train_fn=None, dry_run: bool = False,
+              train_group=None) -> list:
   """Trains every point of the grid that is not finished; returns the results rows.
 
-  get_config: the config file's get_config(arg); train_fn(config, workdir) defaults to
-  `attnlab.train.train_and_evaluate`.
+  get_config: the config file's get_config(arg). Points that differ only in `seed` are trained
+  together by `train_group(configs, workdirs) -> [final metrics]` (default
+  `attnlab.train.train_seeds`: one vmapped program); with `train_fn(config, workdir)` every point
+  is trained on its own instead.
   """
-  if train_fn is None:
-    from attnlab.train import train_and_evaluate as train_fn
+  if train_fn is not None:
+    train_group = lambda configs, workdirs: [train_fn(c, w) for c, w in zip(configs, workdirs)]
+  elif train_group is None:
+    from attnlab.train import train_seeds as train_group
   files.makedirs(root)
-  rows = []
-  for point in points(axes):
-    config = get_config(config_arg(point))  # invalid fields fail here, before any training
-    workdir = files.join(root, point_name(point))
-    status, metrics = run_status(workdir, config.num_train_steps)
-    if status != "finished" and not dry_run:
-      print(f"== {point_name(point)} ({status}) -> {workdir}", file=sys.stderr, flush=True)
-      metrics = train_fn(config, workdir)
-      status = "finished"
-    rows.append({**point, "workdir": workdir, "status": status, **metrics})
+  rows = {}
+  for group in _seed_groups(points(axes)):
+    todo = []
+    for point in group:
+      config = get_config(config_arg(point))  # invalid fields fail here, before any training
+      workdir = files.join(root, point_name(point))
+      status, metrics = run_status(workdir, config.num_train_steps)
+      rows[point_name(point)] = {**point, "workdir": workdir, "status": status, **metrics}
+      if status != "finished":
+        todo.append((point, config, workdir, status))
+    if todo and not dry_run:
+      for point, _, workdir, status in todo:
+        print(f"== {point_name(point)} ({status}) -> {workdir}", file=sys.stderr, flush=True)
+      results = train_group([t[1] for t in todo], [t[2] for t in todo])
+      for (point, _, _, _), metrics in zip(todo, results):
+        rows[point_name(point)].update(status="finished", **metrics)
+  rows = [rows[point_name(p)] for p in points(axes)]
   write_results(files.join(root, "results.csv"), rows)
   return rows
+
+
+def _seed_groups(pts: list) -> list:
+  """Points grouped by everything but `seed`, in grid order."""
+  groups = {}
+  for p in pts:
+    groups.setdefault(tuple((k, str(v)) for k, v in p.items() if k != "seed"), []).append(p)
+  return list(groups.values())

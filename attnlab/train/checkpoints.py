@@ -21,6 +21,12 @@ class CorruptCheckpointError(RuntimeError):
   pass
 
 
+def latest_step_in(workdir: str):
+  """The last checkpointed step of the run in `workdir`, or None (reads the directory only)."""
+  steps = [int(d) for d in files.listdir(files.join(workdir, LAST)) if d.isdigit()]
+  return max(steps, default=None)
+
+
 def _manager(directory, keep: int, async_save: bool, read_only: bool = False):
   options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=async_save,
                                          create=not read_only, read_only=read_only)

@@ -1,7 +1,7 @@
 """The experiment config: its common fields, and validation that runs before anything compiles.
 
 Every config has:
-  seed, num_train_steps, batch_size (global, across all devices and hosts), eval_every,
+  seed (initialisation and dropout), data_seed (examples and their order), num_train_steps, batch_size (global, across all devices and hosts), eval_every,
   checkpoint_every, log_every, num_eval_batches, label_smoothing, dtype ('float32' | 'bfloat16':
   compute dtype; parameters stay float32), parallelism ('jit' | 'pmap'), mesh.data / mesh.model
   (-1 = all remaining devices), logical_axis_rules, distributed (None = from the environment),
@@ -40,7 +40,8 @@ def base_config(model: str, task: str, **task_params) -> ml_collections.ConfigDi
   """A complete config for `model` on `task` with attnlab's defaults."""
   spec = tasks.spec(task, **task_params)
   config = ml_collections.ConfigDict()
-  config.seed = 0
+  config.seed = 0  # parameters and dropout
+  config.data_seed = 0  # which examples and in what order: shared by runs that differ in seed
   config.num_train_steps = 1000
   config.batch_size = 64
   config.eval_every = 200

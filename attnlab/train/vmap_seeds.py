@@ -35,8 +35,15 @@ def make_vmapped_train_step(model, tx, spec, schedule, seeds: Sequence[int], *, 
                                  label_smoothing=label_smoothing)
     return step(state, batch)
 
-  vmapped = jax.vmap(one_seed, in_axes=(0, 0, None))
-  return lambda states, batch: vmapped(seeds, states, batch)
+  vmapped = jax.vmap(one_seed)
+
+  def step(states, batch):
+    # One copy of the batch per seed: with the batch unbatched, XLA computes products of shared
+    # inputs and per-seed weights for all seeds at once and then transposes the result.
+    batch = jax.tree.map(lambda a: jnp.broadcast_to(a, (len(seeds),) + a.shape), batch)
+    return vmapped(seeds, states, batch)
+
+  return step
 
 
 def unstack(states, k: int):
