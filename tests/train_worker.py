@@ -40,7 +40,7 @@ def sharded_params(config):
   tx, schedule = optim.make_optimizer(config.optimizer, config.num_train_steps)
   par = Parallel(config, models.build(mcfg), tx, spec, schedule)
   example = tasks.generate("adding", 1, seq_len=10)
-  state, _ = par.init_state(jax.random.PRNGKey(0), example)
+  state, _ = par.init_state(example)
   out = []
   for path, leaf in jax.tree_util.tree_leaves_with_path(state.params):
     if "model" in tuple(leaf.sharding.spec):
