@@ -96,7 +96,7 @@ def sweep_commands(a) -> list:
     jobs.append(["python3", "-m", "experiments.main",
                  f"--config={a.config}:{sweep_lib.config_arg(point)}",
                  f"--workdir={a.root.rstrip('/')}/{sweep_lib.point_name(point)}", *a.overrides])
-  chained = " && ".join(shlex.join(j) for j in jobs)
+  chained = "; ".join(shlex.join(j) for j in jobs)  # a failed point does not stop the others
   inner = f"cd {REMOTE_DIR} && ( {chained} ) 2>&1 | tee -a {LOG}"
   command = (f"tmux kill-session -t {SESSION} 2>/dev/null; "
              f"tmux new-session -d -s {SESSION} {shlex.quote(inner)}")

@@ -59,7 +59,7 @@ def test_tpu_sweep_is_one_job_per_point():
                            "--root=gs://bucket/sweep/"])
   command = next(c for c in cmd if c.startswith("--command="))
   inner = shlex.split(command.split("tmux new-session -d -s attnlab ", 1)[1])[0]
-  jobs = inner.split("( ", 1)[1].split(" ) 2>&1")[0].split(" && ")
+  jobs = inner.split("( ", 1)[1].split(" ) 2>&1")[0].split("; ")
   assert len(jobs) == 4
   assert shlex.split(jobs[1])[3:] == ["--config=configs/adding.py:lstm,task.seq_len=500",
                                       "--workdir=gs://bucket/sweep/model=lstm,task.seq_len=500"]
