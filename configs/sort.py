@@ -6,7 +6,8 @@
 Argument: seq2seq_rnn (RNN encdec, fixed context), seq2seq_attention (RNNsearch) or
 transformer_seq2seq, and overrides. Source lengths 1-20 over 10 symbols. Baseline: ln 10 per output
 symbol; eval_score is teacher-forced token accuracy, eval_exact whole-sequence accuracy.
-Expected on 2 CPU cores (batch 64, 1500 steps): MEASURED_BELOW
+Expected on 2 CPU cores (batch 64, 1500 steps): RNNsearch sorts 99% of held-out sequences exactly
+(token accuracy 0.999) in 6 min (measured with other jobs sharing the 2 cores: an upper bound).
 """
 from configs import common
 
