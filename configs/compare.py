@@ -50,10 +50,10 @@ def get_config(arg="small"):
   elif arg == "medium":
     c.tasks, c.models, c.seeds = ("adding", "copy"), ("rnn", "lstm", "gru", "lru", "transformer"), (0, 1)
     c.lengths = {"adding": (50, 100, 200), "copy": (20, 50, 100)}
-    c.steps = {"adding": 1500, "copy": 1000}
+    c.steps = {"adding": 800, "copy": 500}
     c.gradient_length = 100
-    c.clipping.update(seq_len=50, steps=300)
-    c.seq2seq.update(steps=1500, max_len=20)
+    c.clipping.update(seq_len=50, steps=200)
+    c.seq2seq.update(steps=800, max_len=20)
   else:
     c.tasks = ("adding", "copy", "selective_copy", "associative_recall")
     c.models, c.seeds = ("rnn", "lstm", "gru", "lru", "transformer"), (0, 1, 2)
