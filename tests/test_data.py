@@ -239,7 +239,7 @@ def rows(batches):
 def test_hosts_read_disjoint_shards_covering_the_split(data_dir):
   source = data.prepared_source('copy', SMALL['copy'], split='train',
                                 split_sizes=SPLIT_SIZES, data_dir=data_dir)
-  everything = rows([data.pipeline.stack_examples(
+  everything = rows([tasks.stack_examples(
       [source[i] for i in range(len(source))])])
   hosts = [list(data.make_loader(source, 4, seed=3, num_epochs=1,
                                  shard_index=k, shard_count=2,

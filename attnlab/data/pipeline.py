@@ -45,18 +45,6 @@ from attnlab.tasks.base import check_int
 SOURCES = ('generated', 'prepared')
 
 
-def stack_examples(examples) -> dict:
-  """Stacks example dicts along a new axis 0; str values into object arrays."""
-  batch = {}
-  for key, first in examples[0].items():
-    values = [example[key] for example in examples]
-    if isinstance(first, str):
-      batch[key] = np.array(values, dtype=object)
-    else:
-      batch[key] = np.stack(values)
-  return batch
-
-
 def prepare_example(example: dict, pad_to: Optional[int] = None,
                     keep_text: bool = False) -> dict:
   """Drops str values unless keep_text; zero-pads axis 0 of arrays to pad_to.
@@ -144,7 +132,7 @@ def make_loader(source, batch_size: int, *, seed: int = 0,
   ds = ds.map(functools.partial(prepare_example, pad_to=pad_to,
                                 keep_text=keep_text))
   ds = ds.batch(batch_size // shard_count, drop_remainder=drop_remainder,
-                batch_fn=stack_examples)
+                batch_fn=tasks.stack_examples)
   loader = ds.to_iter_dataset(grain.ReadOptions(
       num_threads=check_int('read_threads', read_threads, 0),
       prefetch_buffer_size=check_int('prefetch', prefetch, 1)))

@@ -85,11 +85,12 @@ def generate(name: str, n: int, seed: int = 0, start: int = 0,
                      f'task {name!r} with {resolved}')
   if n == 0:  # stack one example for the shapes, keep none of it
     return {key: value[:0] for key, value in
-            _stack([task.example(0, seed, resolved)]).items()}
-  return _stack([task.example(start + i, seed, resolved) for i in range(n)])
+            stack_examples([task.example(0, seed, resolved)]).items()}
+  return stack_examples([task.example(start + i, seed, resolved) for i in range(n)])
 
 
-def _stack(examples):
+def stack_examples(examples) -> dict:
+  """Example dicts stacked along a new axis 0; str values become object arrays."""
   batch = {}
   for key, first in examples[0].items():
     values = [ex[key] for ex in examples]
@@ -101,4 +102,4 @@ def _stack(examples):
 
 
 __all__ = ['TASKS', 'Task', 'TaskSpec', 'adding_solved', 'example',
-           'generate', 'num_examples', 'spec']
+           'generate', 'num_examples', 'spec', 'stack_examples']
