@@ -179,18 +179,23 @@ def run_seq2seq(c, root: str) -> dict:
 
 
 def attention_maps(long_range_rows: list, seq2seq: dict, c) -> dict:
-  """Weights of a trained Transformer on the copy-like task and of RNNsearch on the seq2seq task."""
+  """Weights of trained Transformers (copy: the diagonal; recall: the query on its key) and of
+  RNNsearch on the seq2seq task. Keys: 'transformer' (the first of c.attention_tasks trained),
+  'transformer:<task>' for the others, 'rnnsearch'."""
   out = {}
-  tf_rows = [r for r in long_range_rows if r["model"] == "transformer" and r["task"] == c.attention_task]
-  if tf_rows:
+  for task in c.attention_tasks:
+    tf_rows = [r for r in long_range_rows if r["model"] == "transformer" and r["task"] == task]
+    if not tf_rows:
+      continue
     row = min(tf_rows, key=lambda r: r["length"])
     run = load_run(row["workdir"], "best")
     batch = _fixed_batch(run.config, 1)
     _, state = run.model.apply({"params": run.params}, batch["inputs"], batch["lengths"],
                                mutable=["intermediates"])
     layers = [np.asarray(w)[0].mean(axis=0) for w in jax.tree.leaves(state["intermediates"])]
-    out["transformer"] = {"task": c.attention_task, "seq_len": row["length"],
-                          "inputs": batch["inputs"][0].tolist(), "layers": [l.tolist() for l in layers]}
+    key = "transformer" if "transformer" not in out else f"transformer:{task}"
+    out[key] = {"task": task, "seq_len": row["length"], "inputs": batch["inputs"][0].tolist(),
+                "layers": [l.tolist() for l in layers]}
   if "seq2seq_attention" in seq2seq.get("models", {}):
     run = load_run(seq2seq["models"]["seq2seq_attention"]["workdir"], "best")
     params = cfg_lib.task_params(run.config)

@@ -34,7 +34,7 @@ def get_config(arg="small"):
   c.config_name = f"configs/compare.py:{arg}"
   c.task_configs = {t: os.path.join(HERE, f"{t}.py") for t in TASKS}
   c.length_fields = {"associative_recall": "task.num_pairs"}
-  c.gradient_task, c.attention_task = "adding", "copy"
+  c.gradient_task, c.attention_tasks = "adding", ("copy", "associative_recall")
   c.clipping = ml_collections.ConfigDict(dict(task="adding", seq_len=30, steps=150, radii=(0.5, 1.0, 1.5, 2.0),
                                               clip_norms=(0.0, 1.0), learning_rate=1e-2))
   c.seq2seq = ml_collections.ConfigDict(dict(task="reverse", steps=400, max_len=12, num_test=512,

@@ -144,12 +144,14 @@ def _seq2seq_section(seq2seq: dict, out_dir: str) -> list:
 
 def _attention_section(attention: dict, out_dir: str) -> list:
   lines = []
-  if "transformer" in attention:
-    a = attention["transformer"]
+  for key, a in attention.items():
+    if not key.startswith("transformer"):
+      continue
+    name = "transformer" if key == "transformer" else f"transformer_{a['task']}"
     for i, layer in enumerate(a["layers"]):
-      path = plots.attention_map(layer, os.path.join(out_dir, f"attention_transformer_{i}.png"),
-                                 f"Transformer on {a['task']} (T={a['seq_len']}), layer {i}")
-      lines.append(f"![transformer layer {i}]({os.path.basename(path)})")
+      path = plots.attention_map(layer, os.path.join(out_dir, f"attention_{name}_{i}.png"),
+                                 f"Transformer on {a['task']} ({a['seq_len']}), layer {i}")
+      lines.append(f"![{name} layer {i}]({os.path.basename(path)})")
   if "rnnsearch" in attention:
     a = attention["rnnsearch"]
     path = plots.attention_map(a["weights"], os.path.join(out_dir, "attention_rnnsearch.png"),
