@@ -60,7 +60,6 @@ class _Config(NamedTuple):
   num_k: int
   causal: bool
   window: Optional[int]
-  scale: float
 
 
 def chunked_attention(q: Array, k: Array, v: Array, mask: Optional[Array] = None, *,
@@ -77,12 +76,13 @@ def chunked_attention(q: Array, k: Array, v: Array, mask: Optional[Array] = None
   batch, q_len, heads, dim = q.shape
   k_len = k.shape[1]
   cq, ck = min(q_chunk, q_len), min(k_chunk, k_len)
-  cfg = _Config(cq, ck, -(-q_len // cq), -(-k_len // ck), bool(causal), window,
-                1.0 / math.sqrt(dim))
+  cfg = _Config(cq, ck, -(-q_len // cq), -(-k_len // ck), bool(causal), window)
   q_pad, k_pad = cfg.num_q * cq - q_len, cfg.num_k * ck - k_len
   heads_first = lambda x, pad: jnp.pad(x, ((0, 0), (0, pad), (0, 0), (0, 0))).transpose(0, 2, 1, 3)
-  lengths = jnp.full((batch,), k_len) if key_lengths is None else jnp.minimum(key_lengths, k_len)
-  key_valid = jnp.arange(k_len + k_pad)[None, :] < jnp.asarray(lengths)[:, None]  # (B,Tk')
+  key_valid = None  # (B,Tk'): padding keys, given or added to fill the last chunk
+  if key_lengths is not None or k_pad:
+    lengths = k_len if key_lengths is None else jnp.minimum(jnp.asarray(key_lengths), k_len)
+    key_valid = jnp.arange(k_len + k_pad)[None, :] < jnp.broadcast_to(lengths, (batch,))[:, None]
   if mask is not None:
     mask = jnp.asarray(mask, bool)
     mask = mask.reshape((1,) * (4 - mask.ndim) + mask.shape)
@@ -90,6 +90,7 @@ def chunked_attention(q: Array, k: Array, v: Array, mask: Optional[Array] = None
       raise ValueError(f"mask of shape {mask.shape} does not broadcast to (B,N,{q_len},{k_len})")
     mask = jnp.pad(mask, ((0, 0), (0, 0), (0, q_pad if mask.shape[2] > 1 else 0),
                           (0, k_pad if mask.shape[3] > 1 else 0)))
+  q = q * jnp.asarray(1.0 / math.sqrt(dim), q.dtype)  # scaling q, not the (Tq,Tk) logits
   out = _flash(heads_first(q, q_pad), heads_first(k, k_pad), heads_first(v, k_pad), key_valid,
                mask, cfg)[0]
   return out.transpose(0, 2, 1, 3)[:, :q_len]
@@ -102,21 +103,28 @@ def _slice(x: Array, axis: int, start, size: int) -> Array:
   return jax.lax.dynamic_slice_in_dim(x, start, size, axis)
 
 
-def _chunk_mask(cfg: _Config, key_valid, mask, i, j) -> Array:
-  """Bool mask of query chunk i against key chunk j, broadcastable to (B,N,cq,ck)."""
-  out = _slice(key_valid, 1, j * cfg.k_chunk, cfg.k_chunk)[:, None, None, :]
+def _chunk_mask(cfg: _Config, key_valid, mask, i, j) -> Optional[Array]:
+  """Bool mask of query chunk i against key chunk j, broadcastable to (B,N,cq,ck); None: all True."""
+  parts = []
+  if key_valid is not None:
+    parts.append(_slice(key_valid, 1, j * cfg.k_chunk, cfg.k_chunk)[:, None, None, :])
   q_pos = i * cfg.q_chunk + jnp.arange(cfg.q_chunk)[:, None]
   k_pos = j * cfg.k_chunk + jnp.arange(cfg.k_chunk)[None, :]
   if cfg.causal:
-    out = out & (k_pos <= q_pos)
+    parts.append(k_pos <= q_pos)
   if cfg.window is not None:
-    out = out & (jnp.abs(q_pos - k_pos) <= cfg.window)
+    parts.append(jnp.abs(q_pos - k_pos) <= cfg.window)
   if mask is not None:
     if mask.shape[2] > 1:
       mask = _slice(mask, 2, i * cfg.q_chunk, cfg.q_chunk)
     if mask.shape[3] > 1:
       mask = _slice(mask, 3, j * cfg.k_chunk, cfg.k_chunk)
-    out = out & mask
+    parts.append(mask)
+  if not parts:
+    return None
+  out = parts[0]
+  for part in parts[1:]:
+    out = out & part
   return out
 
 
@@ -144,10 +152,10 @@ def _query_range(cfg: _Config, j):
   return lo, hi
 
 
-def _logits(cfg: _Config, q_i, k_j, valid) -> Array:
-  """Scaled float32 logits (B,N,cq,ck), -inf where masked."""
-  s = jnp.einsum("bnqd,bnkd->bnqk", q_i, k_j, preferred_element_type=jnp.float32) * cfg.scale
-  return jnp.where(valid, s, -jnp.inf)
+def _logits(q_i, k_j, valid) -> Array:
+  """Float32 logits (B,N,cq,ck) of the pre-scaled queries, -inf where masked."""
+  s = jnp.einsum("bnqd,bnkd->bnqk", q_i, k_j, preferred_element_type=jnp.float32)
+  return s if valid is None else jnp.where(valid, s, -jnp.inf)
 
 
 # ------------------------------------------------------------------------- forward and backward
@@ -164,7 +172,7 @@ def _forward(q, k, v, key_valid, mask, cfg: _Config):
 
     def key_chunk(j, state):
       m, l, acc = state
-      s = _logits(cfg, q_i, _slice(k, 2, j * cfg.k_chunk, cfg.k_chunk),
+      s = _logits(q_i, _slice(k, 2, j * cfg.k_chunk, cfg.k_chunk),
                   _chunk_mask(cfg, key_valid, mask, i, j))
       m_new = jnp.maximum(m, s.max(axis=-1))
       m_safe = jnp.where(jnp.isneginf(m_new), 0.0, m_new)
@@ -213,12 +221,12 @@ def _flash_bwd(cfg, residuals, cotangents):
       dq, dk_j, dv_j = state
       start = i * cfg.q_chunk
       q_i, do_i = _slice(q, 2, start, cfg.q_chunk), _slice(d_out, 2, start, cfg.q_chunk)
-      s = _logits(cfg, q_i, k_j, _chunk_mask(cfg, key_valid, mask, i, j))
+      s = _logits(q_i, k_j, _chunk_mask(cfg, key_valid, mask, i, j))
       p = jnp.exp(s - _slice(lse, 2, start, cfg.q_chunk)[..., None])  # 0 where masked
       dv_j = dv_j + jnp.einsum("bnqk,bnqd->bnkd", p.astype(do_i.dtype), do_i,
                                preferred_element_type=jnp.float32)
       dp = jnp.einsum("bnqd,bnkd->bnqk", do_i, v_j, preferred_element_type=jnp.float32)
-      ds = (p * (dp - _slice(delta, 2, start, cfg.q_chunk)[..., None]) * cfg.scale).astype(q.dtype)
+      ds = (p * (dp - _slice(delta, 2, start, cfg.q_chunk)[..., None])).astype(q.dtype)
       dq_i = jnp.einsum("bnqk,bnkd->bnqd", ds, k_j, preferred_element_type=jnp.float32)
       dq = jax.lax.dynamic_update_slice_in_dim(dq, _slice(dq, 2, start, cfg.q_chunk) + dq_i,
                                                start, 2)

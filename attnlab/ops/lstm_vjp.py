@@ -2,20 +2,20 @@
 
 Gates in the "tanh form": sigmoid(z) = 0.5 + 0.5 tanh(z / 2), so one tanh over (B,4H) gives all four
 gates once the pre-activations are scaled by s = (1/2, 1/2, 1, 1/2) per gate block (i, f, g, o).
-Scaling by powers of two is exact, so this is the same function as `recurrent.lstm_cell`. Per step t,
-with m (B,) True where step t is valid (`valid=None`: all steps are):
-  u = tanh(s * (x_t W_x + b + h W_h));  i, f, o = 0.5 + 0.5 u_{i,f,o},  g = u_g
+Scaling by powers of two is exact, so this is the function of `recurrent.lstm_cell`. With the fused
+weight W = s * [W_x; W_h] (D+H,4H), per step t, and m (B,) True where step t is valid (`valid=None`:
+all steps are):
+  u = tanh([x_t, h] W + s b);  i, f, o = 0.5 + 0.5 u_{i,f,o},  g = u_g
   c' = f c + i g;  h' = o tanh(c');  (h, c) <- (h', c') where m, else unchanged;  out_t = m h'
 
-Forward: one (B*T,D) x (D,4H) product for every step's input projection, then a loop whose only
-matrix product is h W_h; it saves u (B,T,4H) and the cells (B,T,H). Backward: a loop doing the gate
-algebra and dh_{t-1} = du_t (s W_h)^T per step, storing every du_t (B,T,4H); then dx, dW_x, dW_h and
-db are each one large product (or sum) over all B*T steps, instead of T small accumulations inside
-the loop (what autodiff of `lax.scan` does). Everything stays batch-major (B,T,.); the two operands
-that a weight gradient contracts over B*T (x and the previous hidden states) are transposed once.
+Forward: one (B,D+H) x (D+H,4H) product per step; saved are u (B,T,4H) and the cells (B,T,H) (the
+outputs double as the previous hidden states, since valid steps form a prefix of each sequence).
+Backward, per step: the gate algebra for du_t = dL/d(pre-activation), then [dx_t, dh_{t-1}] =
+du_t W^T as one product; the weight gradient dW = sum_t [x_t, h_{t-1}]^T du_t is accumulated once
+every `BLOCK` steps as one product over BLOCK*B rows. Unlike autodiff of `lax.scan`, nothing but u and
+c is stored, no (T,B,.) cotangent arrays are built, and every operand of the loop stays in cache.
 
-Valid steps must form a prefix of each sequence (as `lengths` gives): then h_{t-1} of a valid step
-is out_{t-1}, and the outputs double as the saved hidden states. Reverse mode only: forward-mode
+Valid steps must form a prefix of each sequence (as `lengths` gives). Reverse mode only: forward-mode
 differentiation (jax.jvp, jax.jacfwd) of a custom_vjp function is an error.
 """
 from functools import partial
@@ -25,11 +25,18 @@ import jax
 import jax.numpy as jnp
 
 Array = jax.Array
+BLOCK = 4  # backward steps per weight-gradient product
 
 
 def gate_scale(hidden: int, dtype) -> Array:
   """s (4H,): 1/2 on the sigmoid blocks i, f, o and 1 on the tanh block g."""
   return jnp.repeat(jnp.array([0.5, 0.5, 1.0, 0.5], dtype), hidden)
+
+
+def _fused(w_x, w_h, b):
+  """(W (D+H,4H), s b (4H,), s (4H,))."""
+  s = gate_scale(w_h.shape[0], w_h.dtype)
+  return jnp.concatenate([w_x, w_h], axis=0) * s, b * s, s
 
 
 def _split(u: Array, hidden: int):
@@ -50,13 +57,12 @@ def _forward(w_x, w_h, b, x, h0, c0, valid, unroll):
   """Returns (outs (B,T,H), (h_T, c_T), u (B,T,4H), cells (B,T,H))."""
   batch, length, _ = x.shape
   hidden = w_h.shape[0]
-  s = gate_scale(hidden, w_h.dtype)
-  xw = x @ (w_x * s)  # (B,T,4H); the bias is added inside the loop, where it is free
-  w, sb = w_h * s, b * s
+  w, sb, _ = _fused(w_x, w_h, b)
+  dtype = jnp.result_type(x, w, h0, c0)
 
   def step(t, carry):
     h, c, outs, us, cells = carry
-    u = jnp.tanh(_at(xw, t) + sb + h @ w)
+    u = jnp.tanh(jnp.concatenate([_at(x, t), h], axis=-1) @ w + sb)
     i, f, g, o = _split(u, hidden)
     c_new = (0.5 + 0.5 * f) * c + (0.5 + 0.5 * i) * g
     h_new = (0.5 + 0.5 * o) * jnp.tanh(c_new)
@@ -68,8 +74,8 @@ def _forward(w_x, w_h, b, x, h0, c0, valid, unroll):
       h_new = jnp.where(keep, h_new, h)
     return h_new, c_new, _put(outs, out, t), _put(us, u, t), _put(cells, c_new, t)
 
-  hs = jnp.zeros((batch, length, hidden), xw.dtype)
-  init = (h0, c0, hs, jnp.zeros_like(xw), hs)
+  hs = jnp.zeros((batch, length, hidden), dtype)
+  init = (h0.astype(dtype), c0.astype(dtype), hs, jnp.zeros((batch, length, 4 * hidden), dtype), hs)
   h, c, outs, us, cells = jax.lax.fori_loop(0, length, step, init, unroll=unroll)
   return outs, (h, c), us, cells
 
@@ -87,31 +93,26 @@ def lstm_layer(w_x: Array, w_h: Array, b: Array, x: Array, h0: Array, c0: Array,
 
 def _fwd(w_x, w_h, b, x, h0, c0, valid, unroll):
   outs, final, us, cells = _forward(w_x, w_h, b, x, h0, c0, valid, unroll)
-  return (outs, final), (w_x, w_h, x, h0, c0, valid, outs, us, cells)
-
-
-def _transposed(a: Array) -> Array:
-  """(B,T,F) -> (F, B*T), materialised once so the weight-gradient products need no other copy."""
-  return jax.lax.optimization_barrier(a.reshape(-1, a.shape[-1]).T)
+  return (outs, final), (w_x, w_h, b, x, h0, c0, valid, outs, us, cells)
 
 
 def _bwd(unroll, residuals, cotangents):
-  w_x, w_h, x, h0, c0, valid, outs, us, cells = residuals
+  del unroll  # the backward loop is blocked by BLOCK instead
+  w_x, w_h, b, x, h0, c0, valid, outs, us, cells = residuals
   d_outs, (dh_last, dc_last) = cotangents
-  batch, length, _ = x.shape
+  length, d_in = x.shape[1], x.shape[2]
   hidden = w_h.shape[0]
-  s = gate_scale(hidden, w_h.dtype)
-  w_t = (w_h * s).T
+  w, _, s = _fused(w_x, w_h, b)
+  w_t = w.T
 
-  def step(k, carry):
-    dh, dc, dus = carry
-    t = length - 1 - k
+  def step(t, dh, dc):
+    """Step t backwards: (dh_{t-1}, dc_{t-1}, dx_t, du_t, [x_t, h_{t-1}])."""
     ui, uf, ug, uo = _split(_at(us, t), hidden)
-    c = _at(cells, t)
-    c_prev = jnp.where(t > 0, _at(cells, jnp.maximum(t - 1, 0)), c0)
-    tc = jnp.tanh(c)
-    dh_new = dh + _at(d_outs, t)
-    dc_in = dc
+    before = jnp.maximum(t - 1, 0)
+    c_prev = jnp.where(t > 0, _at(cells, before), c0)
+    h_prev = jnp.where(t > 0, _at(outs, before), h0)
+    tc = jnp.tanh(_at(cells, t))
+    dh_new, dc_in = dh + _at(d_outs, t), dc
     if valid is not None:
       keep = _at(valid, t)[:, None]
       dh_new = jnp.where(keep, dh_new, jnp.zeros_like(dh_new))
@@ -123,22 +124,35 @@ def _bwd(unroll, residuals, cotangents):
         dc_new * (0.5 + 0.5 * ui) * (1.0 - ug * ug),
         dh_new * tc * 0.5 * (1.0 - uo * uo),
     ], axis=-1)
-    dh_prev = du @ w_t
-    dc_prev = dc_new * (0.5 + 0.5 * uf)
+    dxh = du @ w_t
+    dh_prev, dc_prev = dxh[:, d_in:], dc_new * (0.5 + 0.5 * uf)
     if valid is not None:  # invalid steps pass the cotangents through unchanged
       dh_prev = jnp.where(keep, dh_prev, dh)
       dc_prev = jnp.where(keep, dc_prev, dc)
-    return dh_prev, dc_prev, _put(dus, du, t)
+    return dh_prev, dc_prev, dxh[:, :d_in], du, jnp.concatenate([_at(x, t), h_prev], axis=-1)
 
-  init = (dh_last, dc_last, jnp.zeros_like(us))
-  dh0, dc0, dus = jax.lax.fori_loop(0, length, step, init, unroll=unroll)
-  h_prev = jnp.concatenate([h0[:, None], outs[:, :-1]], axis=1)  # valid steps form a prefix
-  du_flat = dus.reshape(batch * length, -1)  # the cotangent of the scaled pre-activations
-  dw_h = (_transposed(h_prev) @ du_flat) * s
-  dw_x = (_transposed(x) @ du_flat) * s
-  db = du_flat.sum(axis=0) * s
-  dx = (dus @ (w_x * s).T)
-  return dw_x, dw_h, db, dx, dh0, dc0, None
+  def block(first, size, carry):
+    """`size` steps backwards from step `first`, then one weight-gradient product."""
+    dh, dc, dw, dsb, dx = carry
+    dus, xhs = [], []
+    for j in range(size):
+      t = first - j
+      dh, dc, dx_t, du, xh = step(t, dh, dc)
+      dx = _put(dx, dx_t, t)
+      dus.append(du)
+      xhs.append(xh)
+    du, xh = jnp.concatenate(dus, axis=0), jnp.concatenate(xhs, axis=0)
+    return dh, dc, dw + xh.T @ du, dsb + du.sum(axis=0), dx
+
+  carry = (dh_last, dc_last, jnp.zeros_like(w), jnp.zeros_like(s), jnp.zeros_like(x))
+  carry = jax.lax.fori_loop(0, length // BLOCK,
+                            lambda k, c: block(length - 1 - k * BLOCK, BLOCK, c), carry)
+  if length % BLOCK:
+    carry = block(length % BLOCK - 1, length % BLOCK, carry)
+  dh0, dc0, dw, dsb, dx = carry
+  dw = dw * s
+  return (dw[:d_in].astype(w_x.dtype), dw[d_in:].astype(w_h.dtype), (dsb * s).astype(b.dtype),
+          dx.astype(x.dtype), dh0.astype(h0.dtype), dc0.astype(c0.dtype), None)
 
 
 lstm_layer.defvjp(_fwd, _bwd)

@@ -18,8 +18,9 @@ Cells (one step):
              params W_x (D,3H), W_h (H,3H), b_x (3H,), b_h (3H,)
 
 Sequences: `rnn`, `lstm` and `gru` take batch-major x (B,T,D) and return hs (B,T,H) and the final
-state. The input projection x W + b is one matrix product over all steps, outside the scan; only the
-recurrent product runs inside `jax.lax.scan`. With `lengths` (B,), steps t >= length leave the state
+state. For `rnn`, `gru` and `lstm_scan` the input projection x W + b is one matrix product over all
+steps, outside the scan; only the recurrent product runs inside `jax.lax.scan`. `lstm` runs the
+layer of `lstm_vjp` (a custom VJP; faster to train on CPU). With `lengths` (B,), steps t >= length leave the state
 unchanged and give zero outputs, so the final state is the state after each sequence's last valid
 step; `reverse=True` runs each sequence backwards over its own valid steps (for bidirectional layers).
 """
@@ -178,9 +179,9 @@ def lstm(params: Params, x: Array, carry0: Optional[Tuple[Array, Array]] = None,
          reverse: bool = False, unroll: int = 1) -> Tuple[Array, Tuple[Array, Array]]:
   """LSTM over a sequence. x (B,T,D), carry0 (h0, c0) -> (hs (B,T,H), (h_T, c_T)).
 
-  Runs `lstm_vjp.lstm_layer`, whose hand-written backward pass saves only the gates and cells and
-  does the weight gradients as products over all steps (reverse-mode differentiation only; the
-  equations are those of `lstm_cell`, see `lstm_scan` for the plain `lax.scan` version).
+  Runs `lstm_vjp.lstm_layer`: one fused [x_t, h] product per step, and a hand-written backward pass
+  that stores only the gates and cells (reverse-mode differentiation only; the equations are those
+  of `lstm_cell`; `lstm_scan` is the plain `lax.scan` version, differentiable in both modes).
   """
   _check_sequence(x, params["W_x"].shape[0], "lstm")
   if x.shape[1] == 0:

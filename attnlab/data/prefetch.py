@@ -1,0 +1,85 @@
+"""Batches made ahead in a background thread, so the next batch is ready when a train step ends.
+
+  it = Prefetcher(iter(loader), size=2)   # any iterator with get_state / set_state (grain's)
+  batch = next(it)
+  state = it.get_state()                  # save with the checkpoint ...
+  it.set_state(state)                     # ... and restore on resume
+  it.close()
+
+The thread calls next() on the wrapped iterator while the caller's train step runs (JAX releases
+the GIL while it computes), keeping up to `size` batches queued. `get_state()` is the wrapped
+iterator's state after the last batch *returned*, not after the ones made ahead, so a checkpoint
+resumes exactly where the consumer was. Errors in the thread are raised by the next `next()`.
+"""
+import queue
+import threading
+from typing import Any, Callable, Optional
+
+_END = object()
+
+
+class Prefetcher:
+  """Wraps a resumable iterator; see the module docstring."""
+
+  def __init__(self, iterator, size: int = 2, transform: Optional[Callable[[Any], Any]] = None):
+    if size < 1:
+      raise ValueError(f"Prefetcher: size must be >= 1, got {size}")
+    self._it, self._size, self._transform = iterator, size, transform or (lambda b: b)
+    self._state = iterator.get_state() if hasattr(iterator, "get_state") else None
+    self._start()
+
+  def _start(self):
+    self._queue = queue.Queue(self._size)
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._fill, daemon=True, name="attnlab-prefetch")
+    self._thread.start()
+
+  def _put(self, item) -> bool:
+    while not self._stop.is_set():
+      try:
+        self._queue.put(item, timeout=0.1)
+        return True
+      except queue.Full:
+        continue
+    return False
+
+  def _fill(self):
+    try:
+      while not self._stop.is_set():
+        batch = self._transform(next(self._it))
+        state = self._it.get_state() if hasattr(self._it, "get_state") else None
+        if not self._put((batch, state)):
+          return
+    except StopIteration:
+      self._put(_END)
+    except BaseException as e:  # pylint: disable=broad-except
+      self._put(e)
+
+  def __iter__(self):
+    return self
+
+  def __next__(self):
+    item = self._queue.get()
+    if item is _END:
+      self._queue.put(_END)
+      raise StopIteration
+    if isinstance(item, BaseException):
+      raise item
+    batch, self._state = item
+    return batch
+
+  def get_state(self):
+    """The wrapped iterator's state after the last batch returned by next()."""
+    return self._state
+
+  def set_state(self, state):
+    """Drops the batches made ahead and continues from `state`."""
+    self.close()
+    self._it.set_state(state)
+    self._state = state
+    self._start()
+
+  def close(self):
+    """Stops the thread (batches made ahead are dropped)."""
+    self._stop.set()
+    self._thread.join()

@@ -1,0 +1,47 @@
+"""The benchmark harness runs, and the layers it times compute the same functions as their peers.
+
+Performance targets live in BENCHMARKS.md (`python -m benchmarks.run`), not here. PyTorch peers are
+checked only where torch is installed (the [bench] extra); CI installs only [test].
+"""
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks import peers, report, run
+
+SHAPES = {
+    "lstm": lambda: peers.lstm_layers(3, 9, 5, 7),
+    "gru": lambda: peers.gru_layers(3, 9, 5, 7),
+    "transformer": lambda: peers.transformer_layers(2, 11, 16, 2, 32),
+}
+
+
+@pytest.mark.parametrize("section", list(SHAPES))
+def test_timed_layers_compute_the_same_outputs_on_shared_weights(section):
+  layers = SHAPES[section]()
+  names = list(layers)
+  assert any(n.startswith("flax") for n in names)
+  if peers.torch_available():
+    assert any(n.startswith("torch") for n in names)
+  x = peers.random_input((3, 9, 5) if section != "transformer" else (2, 11, 16), seed=3)
+  want = layers[names[0]].forward(x)
+  for name in names[1:]:
+    np.testing.assert_allclose(layers[name].forward(x), want, rtol=2e-5, atol=2e-5, err_msg=name)
+
+
+def test_quick_run_writes_results_and_checks_every_target(tmp_path):
+  path = tmp_path / "results.json"
+  markdown = tmp_path / "results.md"
+  results = run.main(["--quick", "--json", str(path), "--markdown", str(markdown)])
+  saved = json.loads(path.read_text())
+  for section in run.SECTIONS[1:]:
+    assert section in saved, section
+  assert saved["peak"]["gflops"] > 0
+  assert all(row["step_s"] > 0 for row in saved["lstm"]["rows"].values())
+  assert all(p["status"] == "ok" for p in saved["long"]["points"]), saved["long"]["points"]
+  assert all("compile_s" in r for r in saved["compile"]["rows"]), saved["compile"]["rows"]
+  statuses = {t["target"]: t["status"] for t in report.targets(results)}
+  assert "not run" not in statuses.values(), statuses
+  text = markdown.read_text()
+  assert "| target |" in text and "Command:" in text

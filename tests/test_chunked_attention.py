@@ -1,0 +1,137 @@
+"""Chunked (online-softmax) and fused attention against `ops.scaled_dot_product_attention`."""
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from attnlab import models, ops
+
+B, T, N, DH = 2, 37, 3, 8
+LENGTHS = jnp.array([T, 20])
+TOL = dict(rtol=2e-5, atol=2e-5)
+
+
+def qkv(tq=T, tk=T, seed=0):
+  rng = np.random.default_rng(seed)
+  shapes = [(B, tq, N, DH), (B, tk, N, DH), (B, tk, N, DH)]
+  return [jnp.asarray(rng.standard_normal(s), jnp.float32) for s in shapes]
+
+
+SPECS = {
+    "none": ops.MaskSpec(),
+    "causal": ops.MaskSpec(causal=True),
+    "padding": ops.MaskSpec(LENGTHS),
+    "padding+causal": ops.MaskSpec(LENGTHS, causal=True),
+    "padding+causal+window": ops.MaskSpec(LENGTHS, causal=True, window=5),
+    "window": ops.MaskSpec(window=4),
+}
+
+
+def check_against_plain(fn, q, k, v, mask):
+  """Outputs and the gradients of a nonlinear loss equal those of the plain op."""
+  plain = lambda q, k, v: ops.scaled_dot_product_attention(q, k, v, mask=mask)[0]
+  np.testing.assert_allclose(fn(q, k, v), plain(q, k, v), **TOL)
+  loss = lambda f: lambda q, k, v: jnp.sum(jnp.sin(f(q, k, v)) * jnp.arange(q.shape[1])[:, None, None])
+  got = jax.grad(loss(fn), argnums=(0, 1, 2))(q, k, v)
+  want = jax.grad(loss(plain), argnums=(0, 1, 2))(q, k, v)
+  for a, b in zip(got, want):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize("chunks", [(8, 6), (16, 37)])
+def test_chunked_matches_plain(name, chunks):
+  spec = SPECS[name]
+  fn = lambda q, k, v: ops.chunked_attention(q, k, v, key_lengths=spec.key_lengths,
+                                             causal=spec.causal, window=spec.window,
+                                             q_chunk=chunks[0], k_chunk=chunks[1])
+  check_against_plain(jax.jit(fn), *qkv(), ops.dense_mask(spec, T, T))
+
+
+def test_chunked_takes_an_array_mask_with_fully_masked_rows():
+  rng = np.random.default_rng(1)
+  mask = rng.random((B, 1, T, T)) < 0.5
+  mask[0, 0, 3] = False  # a query that sees nothing: zero output, zero gradient
+  mask = jnp.asarray(mask)
+  q, k, v = qkv()
+  fn = lambda q, k, v: ops.chunked_attention(q, k, v, mask, q_chunk=8, k_chunk=16)
+  check_against_plain(fn, q, k, v, mask)
+  np.testing.assert_array_equal(fn(q, k, v)[0, 3], 0.0)
+  assert jnp.isfinite(jax.grad(lambda q: fn(q, k, v).sum())(q)).all()
+
+
+def test_chunked_cross_attention_with_padding():
+  q, k, v = qkv(tq=11, tk=29)
+  lengths = jnp.array([29, 7])
+  fn = lambda q, k, v: ops.chunked_attention(q, k, v, key_lengths=lengths, q_chunk=4, k_chunk=8)
+  check_against_plain(fn, q, k, v, ops.padding_mask(lengths, 29))
+
+
+def test_chunked_bfloat16_is_close():
+  q, k, v = qkv()
+  want = ops.scaled_dot_product_attention(q, k, v, mask=ops.causal_mask(T))[0]
+  got = ops.chunked_attention(*(a.astype(jnp.bfloat16) for a in (q, k, v)), causal=True, q_chunk=8,
+                              k_chunk=8)
+  assert got.dtype == jnp.bfloat16
+  np.testing.assert_allclose(got.astype(jnp.float32), want, atol=5e-2)
+
+
+@pytest.mark.parametrize("name", ["none", "padding+causal", "padding+causal+window"])
+def test_fused_matches_plain(name):
+  spec = SPECS[name]
+  fn = lambda q, k, v: ops.fused_attention(q, k, v, key_lengths=spec.key_lengths,
+                                           causal=spec.causal, window=spec.window)
+  check_against_plain(fn, *qkv(), ops.dense_mask(spec, T, T))
+
+
+def test_bad_shapes_are_errors():
+  q, k, v = qkv()
+  with pytest.raises(ValueError, match="incompatible"):
+    ops.chunked_attention(q, k[..., :4], v)
+  with pytest.raises(ValueError, match="does not broadcast"):
+    ops.chunked_attention(q, k, v, jnp.ones((T + 1, T), bool))
+
+
+# ------------------------------------------------------------------------------------- models
+
+
+def transformer(impl, **kw):
+  cfg = ml_collections.ConfigDict(dict(name="transformer", vocab_size=11, num_outputs=3, d_model=16,
+                                       num_heads=2, d_ff=32, num_layers=2, attention_impl=impl, **kw))
+  return models.build(cfg)
+
+
+@pytest.mark.parametrize("impl", ["chunked", "fused"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_transformer_impls_compute_the_same_function(impl, causal):
+  tokens = jax.random.randint(jax.random.PRNGKey(0), (B, T), 1, 11)
+  plain = transformer("plain", causal=causal, output="step", window=9 if causal else None)
+  other = transformer(impl, causal=causal, output="step", window=9 if causal else None)
+  variables = plain.init(jax.random.PRNGKey(1), tokens, LENGTHS)
+  np.testing.assert_allclose(other.apply(variables, tokens, LENGTHS),
+                             plain.apply(variables, tokens, LENGTHS), rtol=1e-4, atol=1e-5)
+  loss = lambda m: lambda p: jnp.sum(m.apply({"params": p}, tokens, LENGTHS) ** 2)
+  got, want = jax.grad(loss(other))(variables["params"]), jax.grad(loss(plain))(variables["params"])
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5), got, want)
+
+
+def test_weights_only_with_plain_attention():
+  x = jax.random.normal(jax.random.PRNGKey(0), (B, 5, 8))
+  mha = models.MultiHeadAttention(2, attention_impl="chunked")
+  variables = mha.init(jax.random.PRNGKey(1), x)
+  _, state = mha.apply(variables, x, mutable=["intermediates"])
+  assert not state.get("intermediates")
+  with pytest.raises(ValueError, match="return_weights needs attention_impl='plain'"):
+    mha.apply(variables, x, return_weights=True)
+  with pytest.raises(ValueError, match="valid choices"):
+    models.build(ml_collections.ConfigDict(dict(name="transformer", attention_impl="flash")))
+
+
+def test_fused_zeroes_queries_that_see_no_key():
+  rng = np.random.default_rng(2)
+  mask = rng.random((B, 1, T, T)) < 0.5
+  mask[1, 0, 5] = False
+  q, k, v = qkv()
+  fn = lambda q, k, v: ops.fused_attention(q, k, v, jnp.asarray(mask), causal=True)
+  check_against_plain(fn, q, k, v, jnp.asarray(mask) & ops.causal_mask(T))

@@ -1,0 +1,61 @@
+"""The LSTM layer's hand-written backward pass against JAX's gradient of the plain `lax.scan`, in float64."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from attnlab import ops
+from tests import reference as ref
+
+B, T, D, H = 3, 7, 4, 5
+
+
+def inputs(seed=0):
+  rng = np.random.default_rng(seed)
+  p = ref.random_params(rng, {"W_x": (D, 4 * H), "W_h": (H, 4 * H), "b": (4 * H,)}, scale=0.5)
+  p = jax.tree.map(jnp.asarray, p)
+  x = jnp.asarray(rng.standard_normal((B, T, D)))
+  carry = (jnp.asarray(rng.standard_normal((B, H))), jnp.asarray(rng.standard_normal((B, H))))
+  return p, x, carry
+
+
+def loss_of(seq, lengths, reverse):
+  """A loss that reaches every output and both parts of the final state, with uneven weights."""
+  def loss(p, x, carry):
+    hs, (h, c) = seq(p, x, carry, lengths=lengths, reverse=reverse)
+    weights = jnp.linspace(0.5, 1.5, hs.size).reshape(hs.shape)
+    return jnp.sum(jnp.sin(hs) * weights) + jnp.sum(h**2) + 0.3 * jnp.sum(jnp.cos(c))
+  return loss
+
+
+@pytest.mark.parametrize("lengths", [None, [T, 4, 1]])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_values_and_gradients_equal_the_plain_scan(lengths, reverse):
+  with jax.enable_x64(True):
+    p, x, carry = inputs()
+    lengths = None if lengths is None else jnp.asarray(lengths)
+    got = ops.lstm(p, x, carry, lengths=lengths, reverse=reverse)
+    want = ops.lstm_scan(p, x, carry, lengths=lengths, reverse=reverse)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12), got, want)
+    g_got = jax.grad(loss_of(ops.lstm, lengths, reverse), argnums=(0, 1, 2))(p, x, carry)
+    g_want = jax.grad(loss_of(ops.lstm_scan, lengths, reverse), argnums=(0, 1, 2))(p, x, carry)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12), g_got, g_want)
+
+
+def test_gradients_under_jit_with_unroll_in_float32():
+  p, x, carry = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), inputs(1))
+  loss = lambda seq, unroll: lambda p, x: jnp.sum(seq(p, x, unroll=unroll)[0] ** 2)
+  got = jax.jit(jax.grad(loss(ops.lstm, 3), argnums=(0, 1)))(p, x)
+  want = jax.grad(loss(ops.lstm_scan, 1), argnums=(0, 1))(p, x)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5), got, want)
+
+
+def test_bfloat16_runs_close_to_float32():
+  p, x, _ = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), inputs(2))
+  want = ops.lstm_scan(p, x)[0]
+  got = ops.lstm(jax.tree.map(lambda a: a.astype(jnp.bfloat16), p), x.astype(jnp.bfloat16))[0]
+  assert got.dtype == jnp.bfloat16
+  np.testing.assert_allclose(got.astype(jnp.float32), want, atol=5e-2)
+  grads = jax.grad(lambda p: jnp.sum(ops.lstm(p, x.astype(jnp.bfloat16))[0].astype(jnp.float32)))(
+      jax.tree.map(lambda a: a.astype(jnp.bfloat16), p))
+  assert all(bool(jnp.isfinite(g.astype(jnp.float32)).all()) for g in jax.tree.leaves(grads))

@@ -1,0 +1,58 @@
+"""Prefetching yields the same batches as the wrapped iterator and resumes from the consumer's state."""
+import numpy as np
+import pytest
+
+from attnlab import data
+from attnlab.data.prefetch import Prefetcher
+
+
+class Counter:
+  """A resumable iterator of 0, 1, ..., n - 1 (or failing at `fail_at`)."""
+
+  def __init__(self, n=None, fail_at=None):
+    self.i, self.n, self.fail_at = 0, n, fail_at
+
+  def __next__(self):
+    if self.n is not None and self.i >= self.n:
+      raise StopIteration
+    if self.i == self.fail_at:
+      raise RuntimeError("boom")
+    self.i += 1
+    return self.i - 1
+
+  def get_state(self):
+    return {"i": self.i}
+
+  def set_state(self, state):
+    self.i = state["i"]
+
+
+def test_same_items_state_of_the_consumer_and_resume():
+  it = Prefetcher(Counter(), size=3)
+  assert [next(it) for _ in range(4)] == [0, 1, 2, 3]
+  assert it.get_state() == {"i": 4}  # not the state after the batches made ahead
+  it.set_state({"i": 10})
+  assert next(it) == 10 and it.get_state() == {"i": 11}
+  it.close()
+
+
+def test_end_and_errors_reach_the_consumer():
+  assert list(Prefetcher(Counter(n=3))) == [0, 1, 2]
+  it = Prefetcher(Counter(fail_at=2))
+  assert next(it) == 0 and next(it) == 1
+  with pytest.raises(RuntimeError, match="boom"):
+    next(it)
+
+
+def test_grain_loader_batches_and_state_match():
+  loader, _ = data.make_dataset("adding", dict(seq_len=8), batch_size=4, seed=1)
+  plain, ahead = iter(loader), Prefetcher(iter(loader))
+  for _ in range(3):
+    a, b = next(plain), next(ahead)
+    for key in a:
+      np.testing.assert_array_equal(a[key], b[key])
+  state = ahead.get_state()
+  resumed = iter(loader)
+  resumed.set_state(state)
+  np.testing.assert_array_equal(next(resumed)["inputs"], next(plain)["inputs"])
+  ahead.close()
