@@ -12,7 +12,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 import configs
-from attnlab import experiment
+from attnlab import compile_cache, experiment
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(configs.__file__), "default.py")
 config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG, "config file[:argument]",
@@ -25,6 +25,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)
+  compile_cache.enable()  # repeated runs reuse compiled steps (ATTNLAB_COMPILATION_CACHE=off disables)
   sys.exit(experiment.run(FLAGS.config, FLAGS.workdir))
 
 

@@ -42,6 +42,10 @@ def test_quick_run_writes_results_and_checks_every_target(tmp_path):
   assert all(p["status"] == "ok" for p in saved["long"]["points"]), saved["long"]["points"]
   assert all("compile_s" in r for r in saved["compile"]["rows"]), saved["compile"]["rows"]
   statuses = {t["target"]: t["status"] for t in report.targets(results)}
-  assert "not run" not in statuses.values(), statuses
+  not_run = {name for name, status in statuses.items() if status == "not run"}
+  if peers.torch_available():
+    assert not not_run, statuses
+  else:  # CI installs .[test] without torch: only the torch comparisons may be missing
+    assert not_run and all("torch" in name for name in not_run), statuses
   text = markdown.read_text()
   assert "| target |" in text and "Command:" in text
