@@ -18,7 +18,7 @@ import numpy as np
 
 from attnlab import data, files, models, sweep, tasks
 from attnlab.analysis import gradients
-from attnlab.analysis.flow_logging import GradientFlowLogger
+from attnlab.analysis.flow_logging import GradientFlowLogger, held_out_batch
 from attnlab.analysis.runs import load_run
 from attnlab.tasks import metrics as task_metrics
 from attnlab.tasks import vocab
@@ -93,13 +93,6 @@ def _command(config_path, point, workdir, overrides: dict) -> str:
           f"--workdir={workdir} {flags}")
 
 
-def _fixed_batch(config, n: int = 16):
-  params = cfg_lib.task_params(config)
-  start = data.split_start("test") if tasks.num_examples(config.task.name, **params) is None else 0
-  batch = tasks.generate(config.task.name, n, seed=0, start=start, **params)
-  return {k: v for k, v in batch.items() if v.dtype != object}
-
-
 def gradient_flow(rows: list, c) -> dict:
   """grad_norms.json: ||dL/dx_t|| at init and trained for each model on the gradient task."""
   chosen = [r for r in rows if r["task"] == c.gradient_task and r["length"] == c.gradient_length
@@ -108,7 +101,7 @@ def gradient_flow(rows: list, c) -> dict:
          "state_jacobian": {}, "forget_gate": {}}
   for row in chosen:
     run = load_run(row["workdir"], "last")
-    batch = _fixed_batch(run.config)
+    batch = held_out_batch(run.config, 16)
     init_params = run.model.init(jax.random.PRNGKey(run.config.seed), batch["inputs"],
                                  batch["lengths"])["params"]
     model = row["model"]
@@ -145,7 +138,7 @@ def run_clipping(c, root: str) -> dict:
   out = {"seq_len": cc.seq_len, "runs": []}
   for row in rows:
     run = load_run(row["workdir"], "last")
-    batch = _fixed_batch(run.config)
+    batch = held_out_batch(run.config, 16)
     init = run.model.init(jax.random.PRNGKey(run.config.seed), batch["inputs"], batch["lengths"])
     norms = gradients.input_gradient_norms(run.model, init["params"], batch, run.spec)
     m = run.metrics.dropna(subset=["train_loss"])
@@ -189,7 +182,7 @@ def attention_maps(long_range_rows: list, seq2seq: dict, c) -> dict:
       continue
     row = min(tf_rows, key=lambda r: r["length"])
     run = load_run(row["workdir"], "best")
-    batch = _fixed_batch(run.config, 1)
+    batch = held_out_batch(run.config, 1)
     _, state = run.model.apply({"params": run.params}, batch["inputs"], batch["lengths"],
                                mutable=["intermediates"])
     layers = [np.asarray(w)[0].mean(axis=0) for w in jax.tree.leaves(state["intermediates"])]

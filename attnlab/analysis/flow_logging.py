@@ -24,10 +24,7 @@ class GradientFlowLogger:
     self.spec = cfg_lib.task_spec(config)
     self.model = models.build(cfg_lib.model_config(config, self.spec))
     self.cell = config.model.name if config.model.name in ("rnn", "lstm", "gru") else None
-    params = cfg_lib.task_params(config)
-    start = data.split_start("validation") if tasks.num_examples(config.task.name, **params) is None else 0
-    batch = tasks.generate(config.task.name, num_examples, seed=0, start=start, **params)
-    self.batch = {k: v for k, v in batch.items() if v.dtype != object}
+    self.batch = held_out_batch(config, num_examples, "validation")
 
   def __call__(self, step, params, workdir):
     norms = gradients.input_gradient_norms(self.model, params, self.batch, self.spec)
@@ -42,6 +39,15 @@ class GradientFlowLogger:
       scalars["forget_gate_mean"] = float(gates.mean())
     files.append_text(files.join(workdir, FILE), json.dumps(record) + "\n")
     return scalars
+
+
+def held_out_batch(config, n: int, split: str = "test") -> dict:
+  """The first n examples of a split of config's task (numeric keys only), fixed across calls."""
+  params = cfg_lib.task_params(config)
+  unlimited = tasks.num_examples(config.task.name, **params) is None
+  batch = tasks.generate(config.task.name, n, seed=0, start=data.split_start(split) if unlimited else 0,
+                         **params)
+  return {k: v for k, v in batch.items() if v.dtype != object}
 
 
 def read_grad_flow(workdir: str) -> list:
