@@ -9,9 +9,10 @@ config, jit with a donated state): the seconds of trace + lower + XLA compile of
 child runs twice with one fresh persistent cache directory (`attnlab.compile_cache`): the first run
 compiles and fills it (cold), the second loads from it (cached).
 In the cold run each config then trains `pipeline_steps` steps from its own loader
-(`trainer.make_datasets`), once reading it directly and once through `attnlab.data.prefetch` (two
-batches made ahead in a thread); the data wait is the time in next(iterator) and device_put, the
-step time the train step to completion; the first two steps are not counted.
+(`trainer.make_datasets`), once reading and placing each batch on demand and once as the trainer
+does, through `attnlab.data.prefetch` (config.prefetch_batches batches read and placed on the device
+ahead, in a thread); the data wait is the time until the next batch is on the device, the step time
+the train step to completion; the first two steps are not counted.
 """
 import glob
 import importlib
@@ -90,21 +91,20 @@ def _build(config):
 
 def _pipeline(config, compiled, state, params, num_steps: int, ahead: int):
   """(state, data wait and step time over `num_steps` steps); with `ahead`, through data.prefetch."""
-  it = iter(trainer.make_datasets(config, params, "train"))
-  if ahead:
-    it = prefetch.Prefetcher(it, ahead)
+  # As the trainer reads: batches made and placed on the device `ahead` steps early (0: on demand).
+  it = prefetch.Prefetcher(iter(trainer.make_datasets(config, params, "train")), ahead,
+                           transform=jax.device_put)
   wait, busy = [], []
   for _ in range(num_steps):
     start = time.perf_counter()
-    batch = jax.device_put(next(it))
+    batch = next(it)
     jax.block_until_ready(batch)
     ready = time.perf_counter()
     state, metrics = compiled(state, batch)
     jax.block_until_ready(metrics)
     wait.append(ready - start)
     busy.append(time.perf_counter() - ready)
-  if ahead:
-    it.close()
+  it.close()
   wait, busy = sum(wait[2:]), sum(busy[2:])
   return state, dict(data_wait_s=wait, step_s=busy, wait_fraction=wait / max(wait + busy, 1e-12),
                      steps=num_steps - 2)
@@ -125,7 +125,7 @@ def child(task: dict) -> dict:
       if task.get("pipeline_steps"):
         state, row["pipeline"] = _pipeline(config, compiled, state, params, task["pipeline_steps"], 0)
         state, row["prefetched"] = _pipeline(config, compiled, state, params, task["pipeline_steps"],
-                                             2)
+                                             config.prefetch_batches)
     except Exception as e:  # pylint: disable=broad-except
       row["error"] = f"{type(e).__name__}: {str(e)[:200]}"
     results.append(row)

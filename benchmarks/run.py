@@ -32,7 +32,7 @@ FULL = dict(
     transformer=dict(B=16, T=512, d=256, heads=4, d_ff=1024),
     long=dict(lengths=(1024, 4096, 16384), lru_length=65536),
     vmap=dict(num_seeds=8, hidden=64, length=100, num_steps=20),
-    compile=dict(pipeline_steps=12, only=None), repeats=7)
+    compile=dict(pipeline_steps=22, only=None), repeats=7)
 QUICK = dict(
     lstm=dict(B=4, T=16, D=8, H=8), gru=dict(B=4, T=16, D=8, H=8),
     transformer=dict(B=2, T=16, d=16, heads=2, d_ff=32),

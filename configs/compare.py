@@ -9,7 +9,7 @@ in its own workdir under the comparison's, so the comparison resumes; at the end
 results.json and grad_norms.json are written there.
   small   rnn, lstm, lru, transformer on adding (T=25, 50) and copy (T=10, 20); what
           `python -m experiments.main` runs (configs/default.py). MEASURED_SMALL
-  medium  + gru; adding T=50..200, copy T=20..100, 2 seeds; the run behind docs/results/.
+  medium  + gru; adding T=50..200, copy T=20..100, 3 seeds; the run behind docs/results/.
           MEASURED_MEDIUM
   full    + selective copy and associative recall, lengths up to 1000, 3 seeds, thousands of steps:
           days on 2 CPU cores; meant for a GPU or TPU (launch/).
@@ -48,7 +48,7 @@ def get_config(arg="small"):
     c.clipping.update(radii=(0.5, 1.0, 2.0), steps=100)
     c.seq2seq.update(steps=300)
   elif arg == "medium":
-    c.tasks, c.models, c.seeds = ("adding", "copy"), ("rnn", "lstm", "gru", "lru", "transformer"), (0, 1)
+    c.tasks, c.models, c.seeds = ("adding", "copy"), ("rnn", "lstm", "gru", "lru", "transformer"), (0, 1, 2)
     c.lengths = {"adding": (50, 100, 200), "copy": (20, 50, 100)}
     c.steps = {"adding": 800, "copy": 500}
     c.gradient_length = 100

@@ -185,6 +185,35 @@ def test_generated_source_is_unlimited_and_deterministic():
     source[data.UNLIMITED]  # pylint: disable=pointless-statement
 
 
+def test_batch_reads_equal_record_reads():
+  source = data.GeneratedSource('adding', SMALL['adding'], seed=3, split='test')
+  indices = [7, 0, 10**12, 7]
+  for got, i in zip(source.__getitems__(indices), indices):
+    assert_records_equal(got, source[i])
+  assert_records_equal(tasks.examples('copy', [5], 2, **SMALL['copy'])[0],
+                       tasks.example('copy', 5, 2, **SMALL['copy']))
+  with pytest.raises(IndexError):
+    source.__getitems__([0, data.UNLIMITED])
+  with pytest.raises(ValueError, match='index=-1'):
+    tasks.examples('copy', [3, -1], **SMALL['copy'])
+
+
+def test_loader_gives_the_per_record_pipeline_order():
+  """Reading batches of indices keeps grain's record order: shuffle, epochs, shards."""
+  import grain  # pylint: disable=g-import-not-at-top
+  source = data.GeneratedSource('adding', SMALL['adding'], seed=4, size=10)
+  reference = grain.MapDataset.source(source).shuffle(seed=6).repeat(2)
+  reference = reference[:len(reference) - len(reference) % 2][1::2]
+  reference = reference.batch(3, drop_remainder=True,
+                              batch_fn=tasks.stack_examples)
+  loader = data.make_loader(source, 6, seed=6, num_epochs=2, shard_index=1,
+                            shard_count=2)
+  got = list(loader)
+  assert len(got) == len(reference) == 3
+  for a, b in zip(got, reference):
+    assert_batches_equal(a, b)
+
+
 def test_generated_splits_are_disjoint_ranges():
   test = data.GeneratedSource('adding', SMALL['adding'], seed=2, split='test')
   assert_records_equal(test[4], tasks.example(

@@ -27,13 +27,19 @@ class Counter:
     self.i = state["i"]
 
 
-def test_same_items_state_of_the_consumer_and_resume():
-  it = Prefetcher(Counter(), size=3)
-  assert [next(it) for _ in range(4)] == [0, 1, 2, 3]
+@pytest.mark.parametrize("size", [0, 3])
+def test_same_items_state_of_the_consumer_and_resume(size):
+  it = Prefetcher(Counter(), size=size, transform=lambda i: 2 * i)
+  assert [next(it) for _ in range(4)] == [0, 2, 4, 6]
   assert it.get_state() == {"i": 4}  # not the state after the batches made ahead
   it.set_state({"i": 10})
-  assert next(it) == 10 and it.get_state() == {"i": 11}
+  assert next(it) == 20 and it.get_state() == {"i": 11}
   it.close()
+
+
+def test_bad_size_is_named():
+  with pytest.raises(ValueError, match="size must be an integer >= 0, got -1"):
+    Prefetcher(Counter(), size=-1)
 
 
 def test_end_and_errors_reach_the_consumer():

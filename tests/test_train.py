@@ -92,6 +92,7 @@ def test_changed_config_is_refused(tmp_path):
     ("batch_size", 0, "config.batch_size=0; must be a positive integer"),
     ("parallelism", "pjit", "config.parallelism='pjit'; valid choices: \\['jit', 'pmap'\\]"),
     ("optimizer.name", "adagrad", "config.optimizer.name='adagrad'; valid choices"),
+    ("prefetch_batches", -1, "config.prefetch_batches=-1; must be an integer >= 0"),
 ])
 def test_invalid_configs_fail_before_compiling(tmp_path, field, value, message):
   config = tiny()

@@ -10,6 +10,7 @@ The thread calls next() on the wrapped iterator while the caller's train step ru
 the GIL while it computes), keeping up to `size` batches queued. `get_state()` is the wrapped
 iterator's state after the last batch *returned*, not after the ones made ahead, so a checkpoint
 resumes exactly where the consumer was. Errors in the thread are raised by the next `next()`.
+size=0 makes each batch on demand in the caller's thread (no thread, same batches and states).
 """
 import queue
 import threading
@@ -22,13 +23,16 @@ class Prefetcher:
   """Wraps a resumable iterator; see the module docstring."""
 
   def __init__(self, iterator, size: int = 2, transform: Optional[Callable[[Any], Any]] = None):
-    if size < 1:
-      raise ValueError(f"Prefetcher: size must be >= 1, got {size}")
+    if not isinstance(size, int) or size < 0:
+      raise ValueError(f"Prefetcher: size must be an integer >= 0, got {size!r}")
     self._it, self._size, self._transform = iterator, size, transform or (lambda b: b)
     self._state = iterator.get_state() if hasattr(iterator, "get_state") else None
     self._start()
 
   def _start(self):
+    self._thread = None
+    if not self._size:
+      return
     self._queue = queue.Queue(self._size)
     self._stop = threading.Event()
     self._thread = threading.Thread(target=self._fill, daemon=True, name="attnlab-prefetch")
@@ -59,6 +63,10 @@ class Prefetcher:
     return self
 
   def __next__(self):
+    if self._thread is None:  # size 0: in this thread
+      batch = self._transform(next(self._it))
+      self._state = self._it.get_state() if hasattr(self._it, "get_state") else None
+      return batch
     item = self._queue.get()
     if item is _END:
       self._queue.put(_END)
@@ -81,5 +89,6 @@ class Prefetcher:
 
   def close(self):
     """Stops the thread (batches made ahead are dropped)."""
-    self._stop.set()
-    self._thread.join()
+    if self._thread is not None:
+      self._stop.set()
+      self._thread.join()

@@ -62,6 +62,15 @@ class GeneratedSource:
     return tasks.example(self.task, self.start + index, self.seed,
                          **self.params)
 
+  def __getitems__(self, indices) -> list:
+    """Records `indices` (a batch read: the arguments are checked once)."""
+    indices = [operator.index(i) for i in indices]
+    if indices and not (0 <= min(indices) and max(indices) < self.size):
+      raise IndexError(f'indices {min(indices)}..{max(indices)} out of range '
+                       f'[0, {self.size})')
+    return tasks.examples(self.task, [self.start + i for i in indices],
+                          self.seed, **self.params)
+
   def __repr__(self):
     return (f'GeneratedSource({self.task!r}, {self.params}, seed={self.seed}, '
             f'split={self.split!r}, size={self.size})')

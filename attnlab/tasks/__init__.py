@@ -7,9 +7,12 @@ module's docstring gives its token layout, batch keys, shapes and baseline.
 
   generate(name, n, seed=0, start=0, **params) -> dict of batched arrays
   example(name, index, seed=0, **params)       -> dict of one example
+  examples(name, indices, seed=0, **params)    -> list of example dicts
   spec(name, **params)                         -> TaskSpec
   num_examples(name, **params)                 -> int, or None if unlimited
 """
+
+import operator
 
 import numpy as np
 
@@ -72,6 +75,23 @@ def example(name: str, index: int, seed: int = 0, **params) -> dict:
   return task.example(index, seed, resolved)
 
 
+def examples(name: str, indices, seed: int = 0, **params) -> list:
+  """Examples `indices` of a task, unbatched; checks the arguments once.
+
+  Equals [example(name, i, seed, **params) for i in indices], without the
+  per-example argument checks (what a loader reading a batch calls).
+  """
+  task, resolved = _resolve(name, params)
+  seed = check_int('seed', seed, 0)
+  indices = [operator.index(i) for i in indices]
+  if indices:
+    size = task.size(resolved)
+    high = None if size is None else size - 1
+    check_int('index', min(indices), 0, high)
+    check_int('index', max(indices), 0, high)
+  return [task.example(i, seed, resolved) for i in indices]
+
+
 def generate(name: str, n: int, seed: int = 0, start: int = 0,
              **params) -> dict:
   """Examples start .. start + n - 1 of a task, stacked along a first axis n."""
@@ -102,4 +122,4 @@ def stack_examples(examples) -> dict:
 
 
 __all__ = ['TASKS', 'Task', 'TaskSpec', 'adding_solved', 'example',
-           'generate', 'num_examples', 'spec', 'stack_examples']
+           'examples', 'generate', 'num_examples', 'spec', 'stack_examples']

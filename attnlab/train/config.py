@@ -5,7 +5,8 @@ Every config has:
   checkpoint_every, log_every, num_eval_batches, label_smoothing, dtype ('float32' | 'bfloat16':
   compute dtype; parameters stay float32), parallelism ('jit' | 'pmap'), mesh.data / mesh.model
   (-1 = all remaining devices), logical_axis_rules, distributed (None = from the environment),
-  on_nonfinite ('stop' | 'record'), log_grad_flow (gradient flow at every evaluation, see
+  on_nonfinite ('stop' | 'record'), prefetch_batches (train batches read and placed on the
+  devices ahead, in a background thread; 0: on demand), log_grad_flow (gradient flow at every evaluation, see
   attnlab.analysis.flow_logging), checkpoint.{keep, best_metric, best_mode, async_save},
   model.* (see `attnlab.models.default_config`), optimizer.* (see `attnlab.train.optim`), and
   task.*: name, the task generator's parameters (e.g. seq_len), and the data fields
@@ -26,8 +27,8 @@ from attnlab.train import optim
 TASK_DATA_FIELDS = ("name", "source", "data_dir", "num_train", "split")
 # Fields that may change between a run and its resumption.
 RESUMABLE_FIELDS = ("num_train_steps", "eval_every", "checkpoint_every", "log_every", "log_grad_flow",
-                    "num_eval_batches", "checkpoint.keep", "checkpoint.async_save", "distributed",
-                    "task.data_dir")
+                    "num_eval_batches", "prefetch_batches", "checkpoint.keep", "checkpoint.async_save",
+                    "distributed", "task.data_dir")
 PARALLELISMS = ("jit", "pmap")
 DTYPES = ("float32", "bfloat16")
 # Logical parameter axes -> mesh axes: attention heads and MLP / recurrent hidden units may be
@@ -55,6 +56,7 @@ def base_config(model: str, task: str, **task_params) -> ml_collections.ConfigDi
   config.logical_axis_rules = DEFAULT_AXIS_RULES
   config.distributed = ml_collections.FieldReference(None, field_type=bool)
   config.on_nonfinite = "stop"
+  config.prefetch_batches = 2
   config.log_grad_flow = False  # gradient norms through time at init and every evaluation
   config.checkpoint = ml_collections.ConfigDict(dict(
       keep=3, best_metric="eval_score", best_mode="max", async_save=True))
@@ -122,8 +124,9 @@ def validate(config, num_devices: int, num_processes: int = 1):
   """Checks `config` before any compilation. Returns (TaskSpec, resolved model config)."""
   for key in ("batch_size", "eval_every", "checkpoint_every", "log_every", "num_eval_batches"):
     _positive(config, key)
-  if not isinstance(config.num_train_steps, int) or config.num_train_steps < 0:
-    raise ValueError(f"config.num_train_steps={config.num_train_steps!r}; must be an integer >= 0")
+  for key in ("num_train_steps", "prefetch_batches"):
+    if not isinstance(config[key], int) or isinstance(config[key], bool) or config[key] < 0:
+      raise ValueError(f"config.{key}={config[key]!r}; must be an integer >= 0")
   if config.parallelism not in PARALLELISMS:
     raise ValueError(f"config.parallelism={config.parallelism!r}; valid choices: {list(PARALLELISMS)}")
   if config.dtype not in DTYPES:

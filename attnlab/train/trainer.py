@@ -18,6 +18,7 @@ import numpy as np
 from flax import jax_utils
 
 from attnlab import data, models, tasks
+from attnlab.data import prefetch
 from attnlab.train import checkpoints as ckpt_lib
 from attnlab.train import config as cfg_lib
 from attnlab.train import losses, optim, run_dir, sharding, steps, vmap_seeds
@@ -166,12 +167,19 @@ def _on_device(abstract):
   return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device), abstract)
 
 
-def evaluate(par: Parallel, state, config, spec_params) -> list:
-  """Mean metrics over the fixed validation split for each run: [{'eval_loss': ..., ...}]."""
+def eval_batches(config, spec_params) -> list:
+  """The host batches of the fixed evaluation split (num_eval_batches of them), read once per run."""
+  loader = make_datasets(config, spec_params, eval_split(config, spec_params))
+  return [b for _, b in zip(range(config.num_eval_batches), loader)]
+
+
+def evaluate(par: Parallel, state, config, spec_params, batches=None) -> list:
+  """Mean metrics over the fixed validation split for each run: [{'eval_loss': ..., ...}].
+
+  `batches`: eval_batches(config, spec_params), when the caller keeps them between evaluations.
+  """
   total = None
-  for i, local in enumerate(make_datasets(config, spec_params, eval_split(config, spec_params))):
-    if i >= config.num_eval_batches:
-      break
+  for local in eval_batches(config, spec_params) if batches is None else batches:
     sums = par.eval_step(par.params(state), par.batch(local))
     total = [losses.add_sums(t, s) for t, s in zip(total or [None] * len(par.seeds),
                                                     par.per_run(sums))]
@@ -253,13 +261,13 @@ def _train(configs, workdirs, hooks) -> list:
   example = tasks.generate(config.task.name, 1, **spec_params)
   example = {k: v for k, v in example.items() if v.dtype != object}
   state, abstract = par.init_state(example)
-  train_iter = iter(make_datasets(config, spec_params, "train"))
+  host_iter = iter(make_datasets(config, spec_params, "train"))
   runs = [_Run(c, w, h) for c, w, h in zip(configs, workdirs, hooks)]
 
   restored = [run.checkpointer.restore(abstract) for run in runs]
   if restored[0] is not None:
     state = par.place_restored([r[0] for r in restored])
-    train_iter.set_state(restored[0][1]["iterator"])
+    host_iter.set_state(restored[0][1]["iterator"])
     for run, (_, _, meta) in zip(runs, restored):
       run.last_eval = {k: v for k, v in meta.items() if k.startswith("eval_")}
   first_step = int(jax.device_get(par.to_save(state).step))
@@ -272,13 +280,17 @@ def _train(configs, workdirs, hooks) -> list:
   if first_step == 0:
     for k, run in enumerate(runs):
       run.run_hooks(par, state, k, 0)
+  eval_data = eval_batches(config, spec_params)
+  # Batches are read and placed on the devices `prefetch_batches` ahead, in a thread that works
+  # while the step computes; get_state() is the position of the last batch consumed.
+  train_iter = prefetch.Prefetcher(host_iter, config.prefetch_batches, transform=par.batch)
   t0 = time.time()
-  with _sigterm_flag() as sigterm:
+  with _sigterm_flag() as sigterm, contextlib.closing(train_iter):
     for step in range(first_step + 1, config.num_train_steps + 1):
-      state, metrics = par.train_step(state, par.batch(next(train_iter)))
+      state, metrics = par.train_step(state, next(train_iter))
       jax.block_until_ready(metrics["loss"])  # several local processes can deadlock otherwise
       evaluated = step % config.eval_every == 0 or step == config.num_train_steps
-      evals = evaluate(par, state, config, spec_params) if evaluated else None
+      evals = evaluate(par, state, config, spec_params, eval_data) if evaluated else None
       for k, (run, m) in enumerate(zip(runs, par.per_run(metrics))):
         _after_step(run, par, state, k, step, first_step, t0, m, evals and evals[k])
       if step % config.checkpoint_every == 0 or step == config.num_train_steps or sigterm["set"]:
