@@ -31,13 +31,13 @@ FULL = dict(
     lstm=dict(B=64, T=512, D=256, H=256), gru=dict(B=64, T=512, D=256, H=256),
     transformer=dict(B=16, T=512, d=256, heads=4, d_ff=1024),
     long=dict(lengths=(1024, 4096, 16384), lru_length=65536),
-    vmap=dict(num_seeds=8, hidden=64, length=100, num_steps=20),
+    vmap=dict(num_seeds=8, hidden=64, length=100, num_steps=20), sweep_steps=200,
     compile=dict(pipeline_steps=22, only=None), repeats=7)
 QUICK = dict(
     lstm=dict(B=4, T=16, D=8, H=8), gru=dict(B=4, T=16, D=8, H=8),
     transformer=dict(B=2, T=16, d=16, heads=2, d_ff=32),
     long=dict(lengths=(64,), lru_length=256, d_model=32, lru_d_model=16, impls=("chunked",)),
-    vmap=dict(num_seeds=2, hidden=8, length=10, num_steps=2),
+    vmap=dict(num_seeds=2, hidden=8, length=10, num_steps=2), sweep_steps=2,
     compile=dict(pipeline_steps=4, only=("adding",)), repeats=2)
 
 
@@ -125,6 +125,8 @@ def main(argv=None) -> dict:
       results[name] = long_seq.run(**sizes["long"])
     elif name == "vmap":
       results[name] = vmap_sweep.run(**sizes["vmap"], repeats=max(2, repeats // 2))
+      shape = {k: sizes["vmap"][k] for k in ("num_seeds", "hidden", "length")}
+      results[name]["end_to_end"] = vmap_sweep.end_to_end(**shape, num_steps=sizes["sweep_steps"])
     elif name == "compile":
       results[name] = compile_times.run(**sizes["compile"])
     print(f"  ({time.time() - start:.0f} s)")

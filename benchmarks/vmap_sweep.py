@@ -6,7 +6,12 @@ call; the sequential baseline runs the ordinary jitted train step of each seed i
 once, as a loop over seeds in one process would). Both see the same batches. Reported: the time of
 `steps` steps of all K seeds each way (median of `repeats` interleaved rounds), their ratio, and
 each program's compile time (the sequential runs would pay theirs K times as separate processes).
+
+`end_to_end` times what a sweep user waits for: K full runs through the trainer
+(`train_and_evaluate` one after another, each with its own compile, evaluations and checkpoints)
+against `train_seeds` (one vmapped program), each in a fresh temporary workdir.
 """
+import tempfile
 import time
 
 import jax
@@ -14,7 +19,7 @@ import numpy as np
 
 from attnlab import models, tasks
 from attnlab.train import config as cfg_lib
-from attnlab.train import optim, steps, vmap_seeds
+from attnlab.train import optim, steps, trainer, vmap_seeds
 from benchmarks import timing
 
 
@@ -64,3 +69,30 @@ def run(num_seeds: int, hidden: int, length: int, num_steps: int, repeats: int, 
               batch=config.batch_size, vmapped_s=t_v, sequential_s=t_s, ratio=t_s / t_v,
               vmapped_compile_s=vmap_compile_s, single_compile_s=single_compile_s,
               times_s={k: list(map(float, v)) for k, v in times.items()})
+
+
+def end_to_end(num_seeds: int, hidden: int, length: int, num_steps: int, log=print) -> dict:
+  """Seconds for K runs of `num_steps` steps through the trainer: one by one, and vmapped."""
+  configs = []
+  for seed in range(num_seeds):
+    config = cfg_lib.base_config("lstm", "adding", seq_len=length)
+    config.model.hidden_size = hidden
+    config.seed, config.num_train_steps = seed, num_steps
+    config.eval_every = config.checkpoint_every = max(1, num_steps // 2)
+    configs.append(config)
+  seconds = {}
+  with tempfile.TemporaryDirectory(prefix="attnlab_sweep_") as root:
+    for mode in ("sequential", "vmapped"):
+      dirs = [f"{root}/{mode}/seed{c.seed}" for c in configs]
+      start = time.perf_counter()
+      if mode == "vmapped":
+        trainer.train_seeds(configs, dirs)
+      else:
+        for c, d in zip(configs, dirs):
+          trainer.train_and_evaluate(c, d)
+      seconds[mode] = time.perf_counter() - start
+  ratio = seconds["sequential"] / seconds["vmapped"]
+  log(f"  end to end, {num_seeds} runs x {num_steps} steps through the trainer: sequential "
+      f"{seconds['sequential']:.1f} s, vmapped {seconds['vmapped']:.1f} s -> {ratio:.2f}x")
+  return dict(num_seeds=num_seeds, hidden=hidden, length=length, steps=num_steps,
+              sequential_s=seconds["sequential"], vmapped_s=seconds["vmapped"], ratio=ratio)
