@@ -23,9 +23,15 @@ from attnlab.train import optim, steps, trainer, vmap_seeds
 from benchmarks import timing
 
 
-def run(num_seeds: int, hidden: int, length: int, num_steps: int, repeats: int, log=print) -> dict:
+def _config(hidden: int, length: int):
+  """The swept run: the adding-problem LSTM with `hidden` units at T = `length`."""
   config = cfg_lib.base_config("lstm", "adding", seq_len=length)
   config.model.hidden_size = hidden
+  return config
+
+
+def run(num_seeds: int, hidden: int, length: int, num_steps: int, repeats: int, log=print) -> dict:
+  config = _config(hidden, length)
   spec, model_config = cfg_lib.validate(config, 1)
   model = models.build(model_config)
   tx, schedule = optim.make_optimizer(config.optimizer, config.num_train_steps)
@@ -75,8 +81,7 @@ def end_to_end(num_seeds: int, hidden: int, length: int, num_steps: int, log=pri
   """Seconds for K runs of `num_steps` steps through the trainer: one by one, and vmapped."""
   configs = []
   for seed in range(num_seeds):
-    config = cfg_lib.base_config("lstm", "adding", seq_len=length)
-    config.model.hidden_size = hidden
+    config = _config(hidden, length)
     config.seed, config.num_train_steps = seed, num_steps
     config.eval_every = config.checkpoint_every = max(1, num_steps // 2)
     configs.append(config)

@@ -19,6 +19,10 @@ from typing import Any, Callable, Optional
 _END = object()
 
 
+def _state_of(iterator):
+  return iterator.get_state() if hasattr(iterator, "get_state") else None
+
+
 class Prefetcher:
   """Wraps a resumable iterator; see the module docstring."""
 
@@ -26,7 +30,7 @@ class Prefetcher:
     if not isinstance(size, int) or size < 0:
       raise ValueError(f"Prefetcher: size must be an integer >= 0, got {size!r}")
     self._it, self._size, self._transform = iterator, size, transform or (lambda b: b)
-    self._state = iterator.get_state() if hasattr(iterator, "get_state") else None
+    self._state = _state_of(iterator)
     self._start()
 
   def _start(self):
@@ -51,7 +55,7 @@ class Prefetcher:
     try:
       while not self._stop.is_set():
         batch = self._transform(next(self._it))
-        state = self._it.get_state() if hasattr(self._it, "get_state") else None
+        state = _state_of(self._it)
         if not self._put((batch, state)):
           return
     except StopIteration:
@@ -65,7 +69,7 @@ class Prefetcher:
   def __next__(self):
     if self._thread is None:  # size 0: in this thread
       batch = self._transform(next(self._it))
-      self._state = self._it.get_state() if hasattr(self._it, "get_state") else None
+      self._state = _state_of(self._it)
       return batch
     item = self._queue.get()
     if item is _END:

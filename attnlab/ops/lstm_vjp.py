@@ -11,9 +11,10 @@ all steps are):
 Forward: one (B,D+H) x (D+H,4H) product per step; saved are u (T,B,4H) and the cells (T,B,H) (the
 outputs double as the previous hidden states, since valid steps form a prefix of each sequence).
 Backward, per step: the gate algebra for du_t = dL/d(pre-activation), then [dx_t, dh_{t-1}] =
-du_t W^T as one product; the weight gradient dW = sum_t [x_t, h_{t-1}]^T du_t is accumulated every
-`BLOCK` steps as one product over BLOCK*B rows, with [x, h]^T laid out before it. Unlike autodiff of
-`lax.scan`, nothing but u and c is stored and no (T,B,.) cotangent arrays are built.
+du_t W^T as one product; the weight gradient dW = sum_t [x_t, h_{t-1}]^T du_t is accumulated one
+product per step, with [x, h]^T laid out before it (blocks of 2-8 steps per product measured
+slower). Unlike autodiff of `lax.scan`, nothing but u and c is stored and no (T,B,.) cotangent
+arrays are built.
 
 Everything inside runs time-major (T,B,.): a step reads and writes contiguous (B,.) blocks; XLA:CPU
 compiles a dynamic slice along axis 1 of a batch-major array into a much slower loop. The layout
@@ -30,9 +31,6 @@ import jax
 import jax.numpy as jnp
 
 Array = jax.Array
-# Backward steps per weight-gradient product. 1 is fastest: within an unrolled block XLA:CPU fuses
-# each step's gate algebra with the elementwise chain of the steps before it and recomputes it.
-BLOCK = 1
 
 
 def gate_scale(hidden: int, dtype) -> Array:
@@ -115,7 +113,8 @@ def _fwd(w_x, w_h, b, x, h0, c0, valid, unroll):
 
 
 def _bwd(unroll, residuals, cotangents):
-  del unroll  # the backward loop is blocked by BLOCK instead
+  del unroll  # not unrolled: XLA:CPU would fuse each step's gate algebra with the elementwise
+  # chain of the steps before it in the unrolled body and recompute it (measured slower)
   w_x, w_h, b, x, h0, c0, valid, outs, us, cells = residuals
   d_outs, (dh_last, dc_last) = cotangents
   d_outs = d_outs.swapaxes(0, 1)  # time-major, as the residuals
@@ -150,27 +149,18 @@ def _bwd(unroll, residuals, cotangents):
       dc_prev = jnp.where(keep, dc_prev, dc)
     return dh_prev, dc_prev, dxh[:, :d_in], du, jnp.concatenate([_at(x, t), h_prev], axis=-1)
 
-  def block(first, size, carry):
-    """`size` steps backwards from step `first`, then one weight-gradient product."""
+  def backward_step(k, carry):
+    """Step t = T-1-k backwards, then its weight-gradient product [x_t, h_{t-1}]^T du_t."""
     dh, dc, dw, dsb, dx = carry
-    dus, xhs = [], []
-    for j in range(size):
-      t = first - j
-      dh, dc, dx_t, du, xh = step(t, dh, dc)
-      dx = _put(dx, dx_t, t)
-      dus.append(du)
-      xhs.append(xh)
-    du = jnp.concatenate(dus, axis=0)
-    # [x, h]^T laid out (D+H, size*B) before the product: XLA:CPU runs a product with a transposed
+    t = length - 1 - k
+    dh, dc, dx_t, du, xh = step(t, dh, dc)
+    # [x, h]^T laid out (D+H, B) before the product: XLA:CPU runs a product with a transposed
     # operand through a much slower kernel.
-    xh_t = jax.lax.optimization_barrier(jnp.concatenate([a.T for a in xhs], axis=1))
-    return dh, dc, dw + xh_t @ du, dsb + du.sum(axis=0), dx
+    xh_t = jax.lax.optimization_barrier(xh.T)
+    return dh, dc, dw + xh_t @ du, dsb + du.sum(axis=0), _put(dx, dx_t, t)
 
   carry = (dh_last, dc_last, jnp.zeros_like(w), jnp.zeros_like(s), jnp.zeros_like(x))
-  carry = jax.lax.fori_loop(0, length // BLOCK,
-                            lambda k, c: block(length - 1 - k * BLOCK, BLOCK, c), carry)
-  if length % BLOCK:
-    carry = block(length % BLOCK - 1, length % BLOCK, carry)
+  carry = jax.lax.fori_loop(0, length, backward_step, carry)
   dh0, dc0, dw, dsb, dx = carry
   dw = dw * s
   return (dw[:d_in].astype(w_x.dtype), dw[d_in:].astype(w_h.dtype), (dsb * s).astype(b.dtype),

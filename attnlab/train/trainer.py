@@ -60,14 +60,14 @@ def make_datasets(config, spec_params, split):
   sizes = {split: config.num_eval_batches * config.batch_size} if split != "train" else {}
   if config.task.num_train:
     sizes["train"] = config.task.num_train
+  # With batches made ahead by the trainer's own thread (data.prefetch), grain's reader threads
+  # only contend for the GIL: the small models then wait ~2x longer for data.
+  threads = {"read_threads": 0} if split == "train" and config.prefetch_batches else {}
   loader, _ = data.make_dataset(
       config.task.name, spec_params, split=split, batch_size=config.batch_size,
       seed=config.data_seed,
       source=config.task.source, data_dir=config.task.data_dir, split_sizes=sizes,
-      shard_index=jax.process_index(), shard_count=jax.process_count(),
-      # With batches made ahead by the trainer's own thread (data.prefetch), grain's reader
-      # threads only contend for the GIL: the small models then wait ~2x longer for data.
-      read_threads=0 if split == "train" and config.prefetch_batches else 8)
+      shard_index=jax.process_index(), shard_count=jax.process_count(), **threads)
   return loader
 
 
