@@ -3,6 +3,7 @@
   python -m experiments.main --config=configs/compare.py:small --workdir=runs/compare_small
   python -m experiments.main --config=configs/compare.py:medium --workdir=runs/compare_medium
   python -m experiments.main --config=configs/compare.py:full --workdir=runs/compare_full
+  python -m experiments.main --config=configs/compare.py:learning_cost --workdir=runs/learning_cost
 
 Every point (model x task x length x seed, the clipping runs, the seq2seq runs) is an ordinary run
 in its own workdir under the comparison's, so the comparison resumes; at the end report.md,
@@ -18,6 +19,18 @@ results.json and grad_norms.json are written there.
           copy; RNNsearch reverses every length, the RNN encoder-decoder fails from length 14.
   full    + selective copy and associative recall, lengths up to 1000, 3 seeds, thousands of steps:
           days on 2 CPU cores; meant for a GPU or TPU (launch/).
+  learning_cost  only the learning-cost part (training sequences to solve adding and copy against T,
+          every model stopping when solved; see attnlab/comparison/learning_cost.py), the gradient
+          flow of its runs at the shortest adding length, and length generalisation (2x, 4x).
+          7 models (rnn, lstm, lstm_chrono, gru, lru, transformer, transformer_window0), 3 seeds,
+          adding T=25..200 (cap 1000 steps = 64k sequences), copy T=10..100 (cap 800 steps).
+          Time: estimated 60-90 min on 2 CPU cores, NOT measured end to end: 3 vmapped seeds at
+          T=100 ran 1.9 (rnn), 1.15 (lstm), 0.57 (gru) steps/s with the cores shared by ~7 jobs
+          (upper bounds); the recorded medium comparison averaged ~3 steps/s at T~100 for 3 seeds,
+          i.e. ~0.3 s per step x T/100. Runs stop when solved and failed models skip longer T, so
+          the estimate assumes ~8.5k T=100-equivalent steps on adding, ~3k on copy (~57 min) plus
+          ~50 compilations (~20 min). Lengths and caps are set by time, not by the papers' T.
+`comparison.parts` picks the parts `attnlab.comparison.run` runs (small/medium/full: the first five).
 Expected: the tanh RNN stays at the baseline beyond a few tens of steps and its gradient norm falls
 exponentially with distance; LSTM/GRU decay far slower and solve the shorter lengths; the
 Transformer's gradient norm is flat in distance and it solves every length it fits; seq2seq without
@@ -31,10 +44,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TASKS = ("adding", "copy", "selective_copy", "associative_recall", "reverse", "sort")
 
 
+ARGS = ("small", "medium", "full", "learning_cost")
+# Models of the learning-cost comparison; the variants are those of configs/common.py (contract item 4).
+LEARNING_COST_MODELS = ("rnn", "lstm", "lstm_chrono", "gru", "lru", "transformer", "transformer_window0")
+
+
 def get_config(arg="small"):
   arg = arg or "small"
-  if arg not in ("small", "medium", "full"):
-    raise ValueError(f"configs/compare.py:{arg}; valid arguments: small, medium, full")
+  if arg not in ARGS:
+    raise ValueError(f"configs/compare.py:{arg}; valid arguments: {', '.join(ARGS)}")
   c = ml_collections.ConfigDict()
   c.config_name = f"configs/compare.py:{arg}"
   c.task_configs = {t: os.path.join(HERE, f"{t}.py") for t in TASKS}
@@ -45,6 +63,11 @@ def get_config(arg="small"):
   c.seq2seq = ml_collections.ConfigDict(dict(task="reverse", steps=400, max_len=12, num_test=512,
                                              models=("seq2seq_rnn", "seq2seq_attention",
                                                      "transformer_seq2seq")))
+  c.parts = ("long_range", "gradients", "clipping", "seq2seq", "attention")
+  c.generalisation = ml_collections.ConfigDict(dict(tasks=("adding", "copy"), factors=(1, 2, 4),
+                                                    num_sequences=256, batch_size=64))
+  if arg == "learning_cost":
+    return _learning_cost(c)
   if arg == "small":
     c.tasks, c.models, c.seeds = ("adding", "copy"), ("rnn", "lstm", "lru", "transformer"), (0,)
     c.lengths = {"adding": (25, 50), "copy": (10, 20)}
@@ -61,13 +84,29 @@ def get_config(arg="small"):
     c.seq2seq.update(steps=800, max_len=20)
   else:
     c.tasks = ("adding", "copy", "selective_copy", "associative_recall")
-    c.models, c.seeds = ("rnn", "lstm", "gru", "lru", "transformer"), (0, 1, 2)
+    c.models, c.seeds = ("rnn", "lstm", "gru", "lru", "transformer", "transformer_window0"), (0, 1, 2)
     c.lengths = {"adding": (100, 200, 500, 1000), "copy": (100, 200, 500, 1000),
                  "selective_copy": (128, 256, 512, 1024), "associative_recall": (8, 32, 128, 499)}
     c.steps = {"adding": 10000, "copy": 10000, "selective_copy": 10000, "associative_recall": 10000}
     c.gradient_length = 1000
     c.clipping.update(seq_len=100, steps=1000)
     c.seq2seq.update(steps=5000, max_len=40)
+  config = ml_collections.ConfigDict()
+  config.comparison = c
+  return config
+
+
+def _learning_cost(c):
+  """Learning cost on adding and copy, 3 seeds, each run stopping when solved (cap c.learning_cost.steps)."""
+  c.parts = ("learning_cost", "gradients", "generalisation")
+  c.tasks, c.seeds = ("adding", "copy"), (0, 1, 2)
+  c.learning_cost = ml_collections.ConfigDict(dict(
+      tasks=("adding", "copy"), models=LEARNING_COST_MODELS, seeds=(0, 1, 2),
+      lengths={"adding": (25, 50, 100, 200), "copy": (10, 20, 50, 100)},
+      steps={"adding": 1000, "copy": 800},
+      run_overrides={"eval_every": 50, "checkpoint_every": 250}))
+  c.gradient_task, c.gradient_length = "adding", 25  # every model is trained at the shortest length
+  c.generalisation.update(factors=(1, 2, 4), num_sequences=128)
   config = ml_collections.ConfigDict()
   config.comparison = c
   return config

@@ -2,11 +2,13 @@
 import json
 import os
 
+import numpy as np
 import pytest
 
 import attnlab.models as M
 from attnlab import comparison
-from attnlab.analysis import report
+from attnlab.analysis import plots, report
+from attnlab.comparison import generalisation, learning_cost
 from configs import compare
 
 TINY = dict(hidden_size=8, d_model=8, state_size=8, num_heads=2, d_ff=16, num_layers=1, embed_dim=8)
@@ -23,6 +25,10 @@ def tiny_comparison():
   c.run_overrides = {"batch_size": 8, "num_eval_batches": 1, "eval_every": 2, "checkpoint_every": 2,
                      "log_every": 1, "checkpoint": {"async_save": False}}
   c.model_overrides = {m: {k: v for k, v in TINY.items() if k in M.default_config(m)} for m in M.MODELS}
+  c.parts = comparison.PARTS
+  c.learning_cost = dict(tasks=("adding",), models=("rnn", "transformer"), seeds=(0, 1),
+                         lengths={"adding": (4, 8)}, steps={"adding": 6})
+  c.generalisation.update(factors=(1, 2), num_sequences=16, batch_size=16)
   return c
 
 
@@ -42,7 +48,8 @@ def test_report_has_every_section_and_figure(finished):
                  "clipping_loss.png", "seq2seq_by_length.png", "attention_transformer_0.png",
                  "attention_rnnsearch.png", "forget_gate_lstm.png"):
     assert f"({figure})" in text and os.path.getsize(os.path.join(workdir, figure)) > 1000
-  assert "| rnn |" in text and "baseline loss 0.1667" in text
+  assert "| rnn (" in text and "| baseline | - | 0.1667 | - | 0.1667 |" in text
+  assert "learning_cost_adding.png" in text and "Hochreiter & Schmidhuber 1997" in text
 
 
 def test_grad_norms_json_and_results(finished):
@@ -83,3 +90,109 @@ def test_example_notebook_runs_against_the_comparison(finished, monkeypatch):
   outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])]
   assert not [o for o in outputs if o.get("output_type") == "error"]
   assert any("long-range runs" in o.get("text", "") for o in outputs)
+
+
+def test_learning_cost_end_to_end_censors_and_skips(finished):
+  """6 steps solve nothing: every seed is censored at T=4, so T=8 is not trained."""
+  workdir, results = finished
+  points = {(p["model"], p["length"]): p for p in results["learning_cost"]["points"]}
+  for model in ("rnn", "transformer"):
+    short, long = points[(model, 4)], points[(model, 8)]
+    assert short["status"] == "trained" and len(short["seeds"]) == 2 and short["params"] > 0
+    assert all(s["censored"] and s["solved_sequences"] is None for s in short["seeds"])
+    assert short["median_censored"] and short["cap_sequences"] == 6 * 8
+    assert long["status"] == learning_cost.SKIPPED and not long["seeds"]
+    assert results["learning_cost"]["exponents"]["adding"][model] == {"exponent": None, "points": 0}
+  assert not os.path.exists(os.path.join(workdir, "learning_cost", "adding",
+                                         "model=rnn,task.seq_len=8,seed=0"))
+  text = open(os.path.join(workdir, "report.md")).read()
+  assert ">48 (censored) (>48, >48)" in text and learning_cost.SKIPPED in text
+
+
+def test_learning_cost_skips_longer_lengths_after_a_failure(monkeypatch):
+  """Model a fails (median censored) at T=4: not trained at 8 or 16; model b solves every length."""
+  trained = []
+
+  def fake_point(c, task, model, length, root, train_group):
+    trained.append((model, length))
+    censored = model == "a"
+    values = [None, None, 100] if censored else [length * 10, length * 12, None]
+    median, med_censored = learning_cost.median_sequences(values)
+    return {"status": "trained", "seeds": [{"solved_sequences": v, "censored": v is None} for v in values],
+            "median": None if med_censored else median, "median_censored": med_censored,
+            "cap_sequences": 1000}
+
+  monkeypatch.setattr(learning_cost, "_train_point", fake_point)
+  c = tiny_comparison()
+  c.learning_cost = dict(tasks=("adding",), models=("a", "b"), seeds=(0, 1, 2),
+                         lengths={"adding": (16, 4, 8)}, steps={"adding": 10})
+  out = learning_cost.run_learning_cost(c, "unused")
+  assert trained == [("a", 4), ("b", 4), ("b", 8), ("b", 16)]
+  status = {(p["model"], p["length"]): p["status"] for p in out["points"]}
+  assert status[("a", 8)] == status[("a", 16)] == learning_cost.SKIPPED
+  assert out["exponents"]["adding"]["b"]["points"] == 3
+  assert out["exponents"]["adding"]["b"]["exponent"] == pytest.approx(1.0)
+
+
+def test_median_counts_censored_seeds_above_the_cap():
+  assert learning_cost.median_sequences([100, None, 300]) == (300.0, False)
+  assert learning_cost.median_sequences([100, None, None]) == (float("inf"), True)
+  assert learning_cost.median_sequences([100, 200, None, None])[1]
+
+
+def test_growth_exponent_recovers_a_known_slope():
+  lengths = [50, 100, 200, 500, 1000]
+  medians = [3.0 * t ** 1.7 for t in lengths]
+  assert learning_cost.growth_exponent(lengths, medians) == {"exponent": pytest.approx(1.7), "points": 5}
+  assert learning_cost.growth_exponent(lengths, medians[:1] + [None] * 4) == {"exponent": None, "points": 1}
+
+
+def test_learning_cost_plot_draws_censored_points(tmp_path):
+  series = {"lstm": {"lengths": [10, 20], "seeds": [[50, 60, None], [None, None, 90]],
+                     "medians": [60, None], "caps": [100, 100]}}
+  path = plots.learning_cost(series, str(tmp_path / "lc.png"), "t")
+  assert os.path.getsize(path) > 1000
+
+
+def test_fmt_seeds_uses_ddof_1_and_reports_nonfinite_seeds():
+  assert report.fmt_seeds([0.146, 0.027, 0.003]) == (
+      f"0.059 ± {np.std([0.146, 0.027, 0.003], ddof=1):.3f} (0.146, 0.027, 0.003)")
+  assert report.fmt_seeds([0.5]) == "0.500"
+  assert report.fmt_seeds([0.1, float("nan"), 0.3]) == "0.200 ± 0.141 (0.100, nan, 0.300); 1 non-finite"
+  assert report.fmt_seeds([None]) == "-"
+
+
+def test_long_range_table_gives_each_length_its_own_baseline():
+  rows = [dict(task="copy", model="lstm", seed=0, length=t, baseline=b, baseline_name="memoryless",
+               eval_score=0.1, eval_loss=b, params=1234) for t, b in ((20, 0.5), (100, 0.2))]
+  lines, _ = report.long_range_table(rows)
+  assert "| baseline | - | 0.5000 | - | 0.2000 |" in lines
+  assert any(line.startswith("| lstm (1,234 params) |") for line in lines)
+
+
+def test_generalisation_table(finished):
+  _, results = finished
+  gen = results["generalisation"]
+  assert gen["factors"] == [1, 2]
+  parts = {(p["part"], p["task"]) for p in gen["points"]}
+  assert parts == {("long_range", "adding"), ("long_range", "copy"), ("learning_cost", "adding")}
+  point = next(p for p in gen["points"] if p["task"] == "adding" and p["part"] == "long_range")
+  assert set(point["by_factor"]) == {"1", "2"} and 0.0 <= point["by_factor"]["2"]["eval_score"] <= 1.0
+  lines = report.generalisation_section(gen)
+  assert "| model | part | trained T | 1x | 2x |" in lines
+  assert any(line.startswith("| transformer | long_range | 9 |") for line in lines)
+
+
+def test_learned_positions_forbid_longer_lengths():
+  class Learned:
+    positional, max_len = "learned", 10
+  assert generalisation._positions_forbid(Learned(), 11)
+  assert not generalisation._positions_forbid(Learned(), 10)
+  assert not generalisation._positions_forbid(object(), 10_000)
+
+
+def test_parts_must_be_known():
+  c = tiny_comparison()
+  c.parts = ("long_range", "nonsense")
+  with pytest.raises(ValueError, match="nonsense"):
+    comparison.run(c, "unused")

@@ -1,8 +1,11 @@
 """report.md of a comparison: tables against the baselines and the published numbers, and figures.
 
-Sections: long-range table (eval score and loss per model x length, seeds as mean ± std, baseline
-beside it), accuracy vs length, gradient flow (curves at init and trained, decay fits, forget
-gates), clipping, seq2seq by source length, attention maps, and the command behind every result.
+Sections (for the parts that ran): long-range table (eval score and loss per model x length, seeds
+as mean ± std with ddof=1 and every seed's value, the baseline per length, parameter counts),
+accuracy vs length, gradient flow (curves at init and trained, decay fits, forget gates), clipping,
+seq2seq by source length, attention maps, learning cost (sequences to solve vs T, log-log, with
+Hochreiter & Schmidhuber's numbers on adding), length generalisation (1x, 2x, 4x the training
+length), and the command behind every result.
 """
 import os
 from collections import defaultdict
@@ -14,26 +17,53 @@ from attnlab.analysis import plots
 
 SECTIONS = ("Long-range tasks", "Score against length", "Gradient flow through time",
             "Exploding gradients and clipping", "Seq2seq: accuracy by source length",
-            "Attention maps", "Commands")
+            "Attention maps", "Learning cost", "Length generalisation", "Commands")
 
-REFERENCES = """Published reference points (../shared/REFERENCES.md): Hochreiter & Schmidhuber 1997
-solved adding at T=100 with 74k training sequences (1 error in 2560) and at T=1000 with 853k;
+REFERENCES = """Published reference points (docs/references.md in the project): Hochreiter & Schmidhuber
+1997 solved adding at T=100 with 74k training sequences (1 error in 2560) and at T=1000 with 853k;
 the copy task's LSTM stays at the baseline at T=1000 (Bai et al. 2018); Pascanu et al. 2013 bound
 vanishing at largest singular value < 1/gamma (gamma = 1 for tanh); Bahdanau et al. 2015:
 RNNsearch does not degrade with sentence length while RNNencdec does."""
 
+WINDOW0 = ("`transformer_window0` is the same Transformer with window=0: no position attends to another, "
+           "so every output sees only its own token. Its gap to `transformer` is what attention itself "
+           "contributes; where the two match, the task was solved without attending.")
 
-def _mean_std(values):
-  values = [v for v in values if v is not None and np.isfinite(v)]
-  if not values:
-    return None, None
-  return float(np.mean(values)), float(np.std(values))
+# Hochreiter & Schmidhuber 1997, adding: T -> (training sequences to solve, wrong of 2560 test sequences).
+HOCHREITER_ADDING = {100: (74_000, 1), 500: (209_000, 0), 1000: (853_000, 1)}
 
 
-def _fmt(mean, std, digits=3):
-  if mean is None:
+def seed_stats(values) -> dict:
+  """Mean and std (ddof=1) over the finite values; every seed's value kept, non-finite ones counted."""
+  values = [None if v is None else float(v) for v in values]
+  finite = [v for v in values if v is not None and np.isfinite(v)]
+  return {"mean": float(np.mean(finite)) if finite else None,
+          "std": float(np.std(finite, ddof=1)) if len(finite) > 1 else None,
+          "values": values, "nonfinite": sum(v is not None and not np.isfinite(v) for v in values)}
+
+
+def fmt_seeds(values, digits=3) -> str:
+  """'0.027 ± 0.070 (0.146, 0.027, 0.003)': mean ± std (ddof=1) of the finite seeds, then every
+  seed's value; '; 1 non-finite' when some seeds are NaN/inf; '-' for no value at all."""
+  st = seed_stats(values)
+  if st["mean"] is None and not st["nonfinite"]:
     return "-"
-  return f"{mean:.{digits}f}" if not std else f"{mean:.{digits}f} ± {std:.{digits}f}"
+  text = "-" if st["mean"] is None else f"{st['mean']:.{digits}f}"
+  if st["std"] is not None:
+    text += f" ± {st['std']:.{digits}f}"
+  shown = [v for v in st["values"] if v is not None]
+  if len(shown) > 1 or st["nonfinite"]:
+    text += " (" + ", ".join(f"{v:.{digits}f}" for v in shown) + ")"
+  if st["nonfinite"]:
+    text += f"; {st['nonfinite']} non-finite"
+  return text
+
+
+def _params(rows) -> str:
+  counts = sorted({r["params"] for r in rows if r.get("params") is not None})
+  if not counts:
+    return ""
+  return f" ({counts[0]:,} params)" if len(counts) == 1 else f" ({counts[0]:,}-{counts[-1]:,} params)"
 
 
 def long_range_table(rows: list) -> tuple:
@@ -45,11 +75,11 @@ def long_range_table(rows: list) -> tuple:
   for task, task_rows in by_task.items():
     lengths = sorted({r["length"] for r in task_rows})
     models = list(dict.fromkeys(r["model"] for r in task_rows))
-    first = task_rows[0]
+    baselines = {t: next(r["baseline"] for r in task_rows if r["length"] == t) for t in lengths}
     lines += [f"### {task}", "",
-              f"eval_score (higher is better) and eval_loss; baseline loss {first['baseline']:.4f} "
-              f"({first['baseline_name']}). Mean ± std over {len({r['seed'] for r in task_rows})} "
-              "seed(s).", "",
+              f"eval_score (higher is better) and eval_loss; the last row is the baseline loss at each "
+              f"length ({task_rows[0]['baseline_name']}). Mean ± std (ddof=1) over "
+              f"{len({r['seed'] for r in task_rows})} seed(s), each seed's value in brackets.", "",
               "| model | " + " | ".join(f"{t} score | {t} loss" for t in lengths) + " |",
               "|---|" + "---|---|" * len(lengths)]
     series[task] = {}
@@ -57,13 +87,17 @@ def long_range_table(rows: list) -> tuple:
       cells, means, stds = [], [], []
       for t in lengths:
         point = [r for r in task_rows if r["model"] == model and r["length"] == t]
-        score = _mean_std([r.get("eval_score") for r in point])
-        loss = _mean_std([r.get("eval_loss") for r in point])
-        cells += [_fmt(*score), _fmt(*loss, digits=4)]
-        means.append(score[0] if score[0] is not None else np.nan)
-        stds.append(score[1] or 0.0)
-      lines.append(f"| {model} | " + " | ".join(cells) + " |")
+        scores = [r.get("eval_score") for r in point]
+        cells += [fmt_seeds(scores), fmt_seeds([r.get("eval_loss") for r in point], digits=4)]
+        st = seed_stats(scores)
+        means.append(np.nan if st["mean"] is None else st["mean"])
+        stds.append(st["std"] or 0.0)
+      model_rows = [r for r in task_rows if r["model"] == model]
+      lines.append(f"| {model}{_params(model_rows)} | " + " | ".join(cells) + " |")
       series[task][model] = (lengths, means, stds)
+    lines.append("| baseline | " + " | ".join(f"- | {baselines[t]:.4f}" for t in lengths) + " |")
+    if "transformer_window0" in models:
+      lines += ["", WINDOW0]
     lines.append("")
   return lines, series
 
@@ -160,23 +194,141 @@ def _attention_section(attention: dict, out_dir: str) -> list:
   return lines or ["(no attention model in this comparison)"]
 
 
-def write_report(workdir: str, results: dict, grad_norms: dict, comparison) -> str:
-  """Writes report.md and its figures into workdir (a local directory); returns its path."""
+def _sequences(v) -> str:
+  return f"{v:,.0f}"
+
+
+def _seed_cell(point: dict) -> str:
+  """'12,800 (6,400, 12,800, >25,600); wrong 1, 0, 3 of 2560' for a trained point, or its status."""
+  if point["status"] != "trained":
+    return point["status"]
+  cap = point["cap_sequences"]
+  median = f">{_sequences(cap)} (censored)" if point["median_censored"] else _sequences(point["median"])
+  seeds = [f">{_sequences(cap)}" if s["censored"] else _sequences(s["solved_sequences"])
+           for s in point["seeds"]]
+  text = f"{median} ({', '.join(seeds)})"
+  wrong = [s for s in point["seeds"] if s.get("final_wrong") is not None]
+  if wrong:
+    per_seed = ["-" if s.get("final_wrong") is None else str(int(s["final_wrong"])) for s in point["seeds"]]
+    text += f"; wrong {', '.join(per_seed)} of {int(wrong[0]['final_sequences'])}"
+  return text
+
+
+def learning_cost_section(learning_cost: dict, out_dir: str) -> list:
+  """Per task: the log-log figure, a table T x model of median sequences to solve (each seed's beside,
+  '>cap' = censored), the growth exponent per model, and on adding Hochreiter & Schmidhuber's LSTM."""
+  lines = ["Training sequences (steps x batch) until the first evaluation that meets the task's criterion, "
+           f"over seeds {learning_cost['seeds']}; a run that never met it within the cap is censored "
+           "(`>cap`) and counts as more than the cap in the median, so a median on a censored seed is "
+           "censored. "
+           "A model whose median is censored at T is not trained at longer T. Growth exponent: slope of "
+           "log(median sequences) on log T over the solved points (their number in brackets).", ""]
+  points = learning_cost["points"]
+  for task in dict.fromkeys(p["task"] for p in points):
+    task_points = [p for p in points if p["task"] == task]
+    models = list(dict.fromkeys(p["model"] for p in task_points))
+    lengths = sorted({p["length"] for p in task_points})
+    series = {}
+    for model in models:
+      trained = sorted((p for p in task_points if p["model"] == model and p["status"] == "trained"),
+                       key=lambda p: p["length"])
+      series[model] = {"lengths": [p["length"] for p in trained],
+                       "seeds": [[s["solved_sequences"] for s in p["seeds"]] for p in trained],
+                       "medians": [p["median"] for p in trained],
+                       "caps": [p["cap_sequences"] for p in trained]}
+    path = plots.learning_cost(series, os.path.join(out_dir, f"learning_cost_{task}.png"),
+                               f"{task}: training sequences to solve vs T (triangles: censored at the cap)")
+    reference = task == "adding"
+    if reference:  # the 1997 lengths as rows even where this grid has no run
+      lengths = sorted(set(lengths) | set(HOCHREITER_ADDING))
+    params = {m: next((p["params"] for p in task_points if p["model"] == m and p.get("params")), None)
+              for m in models}
+    header = [f"{m} ({params[m]:,} params)" if params[m] else m for m in models]
+    header += ["LSTM, Hochreiter & Schmidhuber 1997"] if reference else []
+    lines += [f"### {task}", "", f"![learning cost {task}]({os.path.basename(path)})", "",
+              "| T | " + " | ".join(header) + " |", "|---|" + "---|" * len(header)]
+    for t in lengths:
+      cells = []
+      for m in models:
+        point = next((p for p in task_points if p["model"] == m and p["length"] == t), None)
+        cells.append("-" if point is None else _seed_cell(point))
+      if reference:
+        ref = HOCHREITER_ADDING.get(t)
+        cells.append(f"{ref[0]:,}; wrong {ref[1]} of 2560" if ref else "-")
+      lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    exps = learning_cost["exponents"].get(task, {})
+    lines.append("| growth exponent | " + " | ".join(
+        f"none ({exps.get(m, {}).get('points', 0)} solved points)"
+        if exps.get(m, {}).get("exponent") is None else
+        f"{exps[m]['exponent']:.2f} ({exps[m]['points']} points)" for m in models)
+        + (" | " + "{:.2f} (3 points)".format(_reference_exponent()) if reference else "") + " |")
+    if "transformer_window0" in models:
+      lines += ["", WINDOW0]
+    lines.append("")
+  return lines
+
+
+def _reference_exponent() -> float:
+  t = sorted(HOCHREITER_ADDING)
+  return float(np.polyfit(np.log(t), np.log([HOCHREITER_ADDING[k][0] for k in t]), 1)[0])
+
+
+def generalisation_section(gen: dict) -> list:
+  """Per task: model @ training T x factor -> eval_score (mean ± std over seeds, each seed beside)."""
+  factors = gen["factors"]
+  lines = ["Each trained run evaluated on held-out test sequences at factor x its training length "
+           "(adding: a longer sequence; copy: a longer delay) with the training code's metrics; "
+           "eval_score, mean ± std (ddof=1) over seeds with each seed's value.", ""]
+  for task in dict.fromkeys(p["task"] for p in gen["points"]):
+    pts = [p for p in gen["points"] if p["task"] == task]
+    lines += [f"### {task}", "",
+              "| model | part | trained T | " + " | ".join(f"{f}x" for f in factors) + " |",
+              "|---|---|---|" + "---|" * len(factors)]
+    for key in dict.fromkeys((p["model"], p.get("part", ""), p["length"]) for p in pts):
+      group = [p for p in pts if (p["model"], p.get("part", ""), p["length"]) == key]
+      cells = []
+      for f in factors:
+        values = [p["by_factor"][str(f)] for p in group]
+        if any(isinstance(v, str) for v in values):
+          cells.append(next(v for v in values if isinstance(v, str)))
+        else:
+          cells.append(fmt_seeds([v["eval_score"] for v in values]))
+      lines.append(f"| {key[0]} | {key[1]} | {key[2]} | " + " | ".join(cells) + " |")
+    lines.append("")
+  return lines
+
+
+def write_report(workdir: str, results: dict, grad_norms, comparison) -> str:
+  """Writes report.md and its figures into workdir (a local directory); returns its path.
+  Sections appear for the parts that ran (results' keys; grad_norms None when gradients did not)."""
   out_dir = files.absolute(workdir)
-  table, series = long_range_table(results["long_range"])
   lines = ["# attnlab comparison report", "",
            "Why recurrent networks fail on long-range dependencies, and how attention fixes that.", "",
-           REFERENCES, "", f"## {SECTIONS[0]}", ""] + table + [f"## {SECTIONS[1]}", ""]
-  for task, task_series in series.items():
-    path = plots.metric_vs_length(task_series, os.path.join(out_dir, f"score_vs_length_{task}.png"),
-                                  f"{task}: eval score vs length", "eval_score")
-    lines.append(f"![{task}]({os.path.basename(path)})")
-  lines += ["", f"## {SECTIONS[2]}", ""] + _gradient_section(grad_norms, out_dir)
-  lines += ["", f"## {SECTIONS[3]}", ""] + _clipping_section(results["clipping"], out_dir)
-  lines += ["", f"## {SECTIONS[4]}", ""] + _seq2seq_section(results["seq2seq"], out_dir)
-  lines += ["", f"## {SECTIONS[5]}", ""] + _attention_section(results["attention"], out_dir)
-  lines += ["", f"## {SECTIONS[6]}", "", "Every long-range result is an ordinary run; rerun one with:",
-            ""] + [f"- `{r['command']}`" for r in results["long_range"]]
+           REFERENCES, ""]
+  if "long_range" in results:
+    table, series = long_range_table(results["long_range"])
+    lines += [f"## {SECTIONS[0]}", ""] + table + [f"## {SECTIONS[1]}", ""]
+    for task, task_series in series.items():
+      path = plots.metric_vs_length(task_series, os.path.join(out_dir, f"score_vs_length_{task}.png"),
+                                    f"{task}: eval score vs length", "eval_score")
+      lines.append(f"![{task}]({os.path.basename(path)})")
+    lines.append("")
+  if grad_norms is not None:
+    lines += [f"## {SECTIONS[2]}", ""] + _gradient_section(grad_norms, out_dir) + [""]
+  if "clipping" in results:
+    lines += [f"## {SECTIONS[3]}", ""] + _clipping_section(results["clipping"], out_dir) + [""]
+  if "seq2seq" in results:
+    lines += [f"## {SECTIONS[4]}", ""] + _seq2seq_section(results["seq2seq"], out_dir) + [""]
+  if "attention" in results:
+    lines += [f"## {SECTIONS[5]}", ""] + _attention_section(results["attention"], out_dir) + [""]
+  if "learning_cost" in results:
+    lines += [f"## {SECTIONS[6]}", ""] + learning_cost_section(results["learning_cost"], out_dir)
+  if "generalisation" in results:
+    lines += [f"## {SECTIONS[7]}", ""] + generalisation_section(results["generalisation"])
+  commands = [r["command"] for r in results.get("long_range", [])]
+  commands += [s["command"] for p in results.get("learning_cost", {}).get("points", []) for s in p["seeds"]]
+  lines += [f"## {SECTIONS[8]}", "", "Every result is an ordinary run; rerun one with:",
+            ""] + [f"- `{c}`" for c in commands]
   lines += ["", "The whole comparison: `python -m experiments.main "
             f"--config={comparison.get('config_name', 'configs/compare.py')} --workdir={workdir}`", ""]
   path = os.path.join(out_dir, "report.md")

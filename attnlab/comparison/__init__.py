@@ -7,7 +7,10 @@ sweep of ordinary runs in its own workdir (so everything resumes), then analyses
   clipping     a tanh RNN at several spectral radii, with and without global-norm clipping
   seq2seq      encoder-decoders on a seq2seq task; greedy exact-match accuracy by source length
   attention    attention maps of trained models
-and writes report.md (`attnlab.analysis.report`), results.json and grad_norms.json.
+  learning_cost  training sequences to solve each task against T, per model (stop when solved)
+  generalisation trained long-range / learning-cost models evaluated at 2x and 4x their length
+`comparison.parts` names the parts to run (default: the first five). It writes report.md
+(`attnlab.analysis.report`), results.json and grad_norms.json.
 """
 import json
 
@@ -15,25 +18,52 @@ from attnlab import files
 from attnlab.comparison.attention import attention_maps
 from attnlab.comparison.clipping import run_clipping
 from attnlab.comparison.common import _log
+from attnlab.comparison.generalisation import run_generalisation
 from attnlab.comparison.gradient_flow import gradient_flow
+from attnlab.comparison.learning_cost import as_rows, run_learning_cost
 from attnlab.comparison.long_range import run_long_range
 from attnlab.comparison.seq2seq import run_seq2seq
 
-__all__ = ["run", "run_long_range", "gradient_flow", "run_clipping", "run_seq2seq", "attention_maps"]
+__all__ = ["run", "run_long_range", "gradient_flow", "run_clipping", "run_seq2seq", "attention_maps",
+           "run_learning_cost", "run_generalisation", "PARTS", "DEFAULT_PARTS"]
+
+PARTS = ("long_range", "gradients", "clipping", "seq2seq", "attention", "learning_cost", "generalisation")
+DEFAULT_PARTS = PARTS[:5]
+
+
+def _parts(comparison) -> tuple:
+  parts = tuple(comparison.get("parts", DEFAULT_PARTS))
+  unknown = [p for p in parts if p not in PARTS]
+  if unknown:
+    raise ValueError(f"comparison.parts={parts!r}: unknown {unknown}; valid parts: {list(PARTS)}")
+  return parts
 
 
 def run(comparison, workdir: str) -> dict:
-  """Runs every part of the comparison config in `workdir` and writes the report."""
+  """Runs the parts of the comparison config named by comparison.parts in `workdir`; writes the report."""
   from attnlab.analysis import report
-  results = {"long_range": run_long_range(comparison, workdir)}
-  _log("== gradient flow")
-  grad_norms = gradient_flow(results["long_range"], comparison)
-  _log("== clipping")
-  results["clipping"] = run_clipping(comparison, workdir)
-  _log("== seq2seq")
-  results["seq2seq"] = run_seq2seq(comparison, workdir)
-  results["attention"] = attention_maps(results["long_range"], results["seq2seq"], comparison)
-  files.write_text(files.join(workdir, "grad_norms.json"), json.dumps(grad_norms))
+  parts, results, grad_norms = _parts(comparison), {}, None
+  if "long_range" in parts:
+    results["long_range"] = run_long_range(comparison, workdir)
+  if "learning_cost" in parts:
+    results["learning_cost"] = run_learning_cost(comparison, workdir)
+  trained = [dict(r, part="long_range") for r in results.get("long_range", [])]
+  trained += [dict(r, part="learning_cost") for r in as_rows(results.get("learning_cost", {"points": []}))]
+  if "gradients" in parts:
+    _log("== gradient flow")
+    grad_norms = gradient_flow(trained, comparison)
+    files.write_text(files.join(workdir, "grad_norms.json"), json.dumps(grad_norms))
+  if "clipping" in parts:
+    _log("== clipping")
+    results["clipping"] = run_clipping(comparison, workdir)
+  if "seq2seq" in parts:
+    _log("== seq2seq")
+    results["seq2seq"] = run_seq2seq(comparison, workdir)
+  if "attention" in parts:
+    results["attention"] = attention_maps(results.get("long_range", []), results.get("seq2seq", {}),
+                                          comparison)
+  if "generalisation" in parts:
+    results["generalisation"] = run_generalisation(trained, comparison)
   files.write_text(files.join(workdir, "results.json"), json.dumps(results, default=float))
   path = report.write_report(workdir, results, grad_norms, comparison)
   _log(f"report: {path}")

@@ -2,8 +2,12 @@
 import os
 import sys
 
+import jax
+import numpy as np
+
 from attnlab import sweep
 from attnlab.analysis.flow_logging import GradientFlowLogger
+from attnlab.analysis.runs import load_run
 from attnlab.train import config as cfg_lib
 from attnlab.train import train_seeds
 from attnlab.train.run_dir import flatten
@@ -54,3 +58,8 @@ def _command(config_path, point, workdir, overrides: dict) -> str:
   flags = " ".join(f"--config.{k}={v}" for k, v in overrides.items())
   return (f"python -m experiments.main --config={path}:{sweep.config_arg(point)} "
           f"--workdir={workdir} {flags}")
+
+
+def param_count(workdir: str) -> int:
+  """Number of trained parameters of a run: the sum of the sizes of its restored arrays."""
+  return int(sum(np.size(x) for x in jax.tree.leaves(load_run(workdir, "last").params)))

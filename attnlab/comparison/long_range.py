@@ -1,6 +1,6 @@
 """Long-range part: model x task x length x seed sweeps on the task configs; final eval metrics."""
 from attnlab import files, sweep
-from attnlab.comparison.common import _command, _fixed, _grid, _overrides, _train_with_flow
+from attnlab.comparison.common import _command, _fixed, _grid, _overrides, _train_with_flow, param_count
 from attnlab.train import config as cfg_lib
 
 
@@ -19,5 +19,6 @@ def run_long_range(c, root: str) -> list:
       command = _command(c.task_configs[task], point, row["workdir"],
                          _overrides(c, base, row["model"]))
       rows.append(dict(row, task=task, length=row[field], baseline=spec.baseline,
-                       baseline_name=spec.baseline_name, command=command))
+                       baseline_name=spec.baseline_name, command=command,
+                       params=param_count(row["workdir"])))
   return rows

@@ -1,0 +1,128 @@
+"""Learning-cost part: training sequences each model needs to solve a task, against the length T.
+
+For each task and model of `c.learning_cost`, lengths are trained shortest first, every seed of a
+length as one vmapped program, each run stopping at the first evaluation that meets the task's
+criterion (config.stop_when_solved, geometric eval schedule) or at the cap (num_train_steps).
+Skip rule: a model whose MEDIAN over seeds is censored at T (most seeds never solved it within the
+cap) is not trained at longer T; those points are recorded as "skipped: failed at shorter T".
+
+A point: {"task", "model", "length", "status": "trained" | SKIPPED, "cap_sequences",
+  "seeds": [{"seed", "solved_sequences" (None if censored), "censored", "final_wrong",
+             "final_sequences", "workdir", "command"}],
+  "median": sequences (None when censored), "median_censored": bool, "params": int}.
+`growth_exponent(points)`: slope of log(median sequences) on log T over the solved points.
+"""
+import numpy as np
+
+from attnlab import files, sweep, tasks
+from attnlab.comparison.common import (_as_dict, _command, _grid, _log, _overrides, _train_with_flow,
+                                       param_count)
+from attnlab.train import config as cfg_lib
+from attnlab.train.metric_writer import read_jsonl
+from attnlab.train.run_dir import flatten
+
+SKIPPED = "skipped: failed at shorter T"
+# Trainer fields of branch `criteria` (contract item 2) this part sets on every run.
+CRITERIA_FIELDS = {"stop_when_solved": True, "eval_schedule": "geometric", "final_eval_sequences": 2560}
+
+
+def median_sequences(values: list) -> tuple:
+  """values: sequences to solve per seed, None = censored (counts as more than the cap).
+  -> (median, censored): censored when the median falls on a censored seed (median = inf)."""
+  if not values:
+    return float("inf"), True
+  median = float(np.median([np.inf if v is None else float(v) for v in values]))
+  return median, not np.isfinite(median)
+
+
+def growth_exponent(lengths: list, medians: list) -> dict:
+  """Least-squares slope of log(median) against log(T) over the finite medians:
+  {"exponent": float | None (fewer than 2 solved points), "points": how many were fitted}."""
+  pts = [(t, m) for t, m in zip(lengths, medians) if m is not None and np.isfinite(m) and m > 0]
+  if len(pts) < 2:
+    return {"exponent": None, "points": len(pts)}
+  x, y = np.log([p[0] for p in pts]), np.log([p[1] for p in pts])
+  return {"exponent": float(np.polyfit(x, y, 1)[0]), "points": len(pts)}
+
+
+def solved_fallback(row: dict, config) -> dict:
+  """solved_step / solved_sequences / censored of a finished run. FALLBACK until branch `criteria`
+  is merged: its rows carry these keys; without them they are read from metrics.jsonl (first eval
+  row that meets attnlab.tasks.criterion, else eval_score >= 0.99). Delete once `criteria` lands."""
+  if "censored" in row:
+    return {k: row.get(k) for k in ("solved_step", "solved_sequences", "censored")}
+  if hasattr(tasks, "criterion"):
+    met = tasks.criterion(config.task.name, **cfg_lib.task_params(config)).met
+  else:
+    met = lambda m: (m.get("eval_score") or 0.0) >= 0.99  # noqa: E731
+  evals = [r for r in read_jsonl(files.join(row["workdir"], "metrics.jsonl")) if "eval_score" in r]
+  step = next((r["step"] for r in evals if met(r)), None)
+  return {"solved_step": step, "solved_sequences": None if step is None else step * config.batch_size,
+          "censored": step is None}
+
+
+def _config_fn(c, task: str, base: dict):
+  """The task config with the comparison's overrides, and the criteria fields where the trainer has them."""
+  get_config = sweep.load_config_file(c.task_configs[task])
+
+  def fixed(arg):
+    config = get_config(arg)
+    overrides = _overrides(c, base, config.model.name)
+    overrides.update({k: v for k, v in CRITERIA_FIELDS.items() if k in config})
+    return cfg_lib.apply_overrides(config, overrides)
+
+  return fixed
+
+
+def _train_point(c, task, model, length, root, train_group) -> dict:
+  lc = c.learning_cost
+  base = {"num_train_steps": lc.steps[task], **flatten(_as_dict(lc.get("run_overrides", {})))}
+  get_config = _config_fn(c, task, base)
+  field = c.get("length_fields", {}).get(task, "task.seq_len")
+  axes = _grid(model=[model], **{field: [length]}, seed=lc.seeds)
+  rows = sweep.run_sweep(get_config, axes, files.join(root, "learning_cost", task), train_group=train_group)
+  seeds = []
+  for row in rows:
+    point = {k: row[k] for k in axes}
+    config = get_config(sweep.config_arg(point))
+    solved = solved_fallback(row, config)
+    seeds.append({"seed": row["seed"], "solved_sequences": solved["solved_sequences"],
+                  "solved_step": solved["solved_step"], "censored": bool(solved["censored"]),
+                  "final_wrong": row.get("final_wrong"), "final_sequences": row.get("final_sequences"),
+                  "eval_score": row.get("eval_score"), "workdir": row["workdir"],
+                  "command": _command(c.task_configs[task], point, row["workdir"],
+                                      _overrides(c, base, config.model.name))})
+  median, censored = median_sequences([s["solved_sequences"] for s in seeds])
+  return {"status": "trained", "seeds": seeds, "median": None if censored else median,
+          "median_censored": censored,
+          "cap_sequences": lc.steps[task] * config.batch_size, "params": param_count(seeds[0]["workdir"])}
+
+
+def run_learning_cost(c, root: str, train_group=None) -> dict:
+  """{"points": [point, ...], "exponents": {task: {model: growth_exponent}}} (see the module doc)."""
+  lc = c.learning_cost
+  out = {"points": [], "exponents": {}, "seeds": list(lc.seeds)}
+  for task in lc.tasks:
+    out["exponents"][task] = {}
+    for model in lc.models:
+      failed, trained = False, []
+      for length in sorted(lc.lengths[task]):
+        point = {"task": task, "model": model, "length": length}
+        if failed:
+          out["points"].append(dict(point, status=SKIPPED, seeds=[], median=None, median_censored=None))
+          continue
+        _log(f"== learning cost {task} {model} T={length}")
+        point.update(_train_point(c, task, model, length, root, train_group or _train_with_flow))
+        out["points"].append(point)
+        trained.append(point)
+        failed = point["median_censored"]
+      out["exponents"][task][model] = growth_exponent(
+          [p["length"] for p in trained], [None if p["median_censored"] else p["median"] for p in trained])
+  return out
+
+
+def as_rows(learning_cost: dict) -> list:
+  """One row per trained seed, shaped like the long-range rows (task, model, length, seed, workdir)."""
+  return [{"task": p["task"], "model": p["model"], "length": p["length"], "seed": s["seed"],
+           "workdir": s["workdir"], "eval_score": s.get("eval_score")}
+          for p in learning_cost["points"] for s in p["seeds"]]
