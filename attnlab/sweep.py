@@ -112,13 +112,24 @@ def write_results(path: str, rows: list):
   files.write_text(path, out.getvalue())
 
 
+RESULT_KEYS = ("solved_step", "solved_sequences", "censored")
+
+
+def _cell(value) -> str:
+  if isinstance(value, float):
+    return f"{value:.4f}"
+  return "-" if value is None else str(value)
+
+
 def summary_table(rows: list, metrics=("eval_loss", "eval_score")) -> str:
-  fields = [k for k in rows[0] if k not in ("workdir", "status") and not k.startswith("eval_")]
+  """A markdown table: the point's fields, status and `metrics` (e.g. add "solved_step")."""
+  fields = [k for k in rows[0] if k not in ("workdir", "status") + RESULT_KEYS
+            and not k.startswith(("eval_", "final_"))]
   header = fields + ["status"] + list(metrics)
   lines = [" | ".join(header), " | ".join("---" for _ in header)]
   for r in rows:
     cells = [str(r.get(k, "")) for k in fields + ["status"]]
-    cells += [f"{r[m]:.4f}" if isinstance(r.get(m), float) else "-" for m in metrics]
+    cells += [_cell(r.get(m)) for m in metrics]
     lines.append(" | ".join(cells))
   return "\n".join(lines)
 
