@@ -5,7 +5,9 @@ dotted config field (or the shortcuts of `attnlab.train.config.SHORTCUTS`; `mode
 config file's model variant), each value list in brackets. Point i becomes the config argument
 `lstm,task.seq_len=100,seed=0` of the sweep's config file and trains into
 `<sweep_root>/<point name>`, so it resumes like any run; finished points are skipped.
-`results.csv` gets one row per point (its fields, status and final eval metrics).
+`results.csv` gets one row per point (its fields, status and final eval metrics, and, read from
+metrics.jsonl: solved_step, solved_sequences, censored and the final_* metrics of
+`config.final_eval_sequences`). A run solved with `config.stop_when_solved` counts as finished.
 """
 import ast
 import csv
@@ -73,14 +75,30 @@ def point_name(point: dict) -> str:
   return re.sub(r"[^\w.,=+-]", "_", name)
 
 
-def run_status(workdir: str, num_train_steps: int):
-  """('finished' | 'partial' | 'new', last eval metrics) of a point's workdir."""
+def run_status(workdir: str, num_train_steps: int, stop_when_solved: bool = False):
+  """('finished' | 'partial' | 'new', metrics) of a point's workdir.
+
+  metrics: the last eval metrics, solved_step and solved_sequences (None when unsolved), censored
+  (finished without being solved; None while unfinished) and the final_* metrics. A run that was
+  solved (and checkpointed there) counts as finished when `stop_when_solved`.
+  """
   step = latest_step_in(workdir)
-  evals = [r for r in read_jsonl(files.join(workdir, "metrics.jsonl")) if "eval_loss" in r]
-  last = {k: v for k, v in evals[-1].items() if k != "step"} if evals else {}
-  if step is not None and step >= num_train_steps:
-    return "finished", last
-  return ("partial" if step is not None else "new"), last
+  rows = [r for r in read_jsonl(files.join(workdir, "metrics.jsonl"))
+          if step is not None and r["step"] <= step]  # not rows past the checkpoint it resumes from
+  evals = [r for r in rows if "eval_loss" in r]
+  out = {k: v for k, v in evals[-1].items() if k != "step"} if evals else {}
+  solved = [r for r in rows if "solved_step" in r]
+  out["solved_step"] = int(solved[0]["solved_step"]) if solved else None
+  out["solved_sequences"] = int(solved[0]["solved_sequences"]) if solved else None
+  finals = [r for r in rows if "final_sequences" in r]
+  if finals:
+    out.update({k: (int(v) if k in ("final_wrong", "final_sequences") else v)
+                for k, v in finals[-1].items() if k.startswith("final_")})
+  finished = step is not None and (step >= num_train_steps or (bool(solved) and stop_when_solved))
+  out["censored"] = (not solved) if finished else None
+  if finished:
+    return "finished", out
+  return ("partial" if step is not None else "new"), out
 
 
 def write_results(path: str, rows: list):
@@ -94,13 +112,24 @@ def write_results(path: str, rows: list):
   files.write_text(path, out.getvalue())
 
 
+RESULT_KEYS = ("solved_step", "solved_sequences", "censored")
+
+
+def _cell(value) -> str:
+  if isinstance(value, float):
+    return f"{value:.4f}"
+  return "-" if value is None else str(value)
+
+
 def summary_table(rows: list, metrics=("eval_loss", "eval_score")) -> str:
-  fields = [k for k in rows[0] if k not in ("workdir", "status") and not k.startswith("eval_")]
+  """A markdown table: the point's fields, status and `metrics` (e.g. add "solved_step")."""
+  fields = [k for k in rows[0] if k not in ("workdir", "status") + RESULT_KEYS
+            and not k.startswith(("eval_", "final_"))]
   header = fields + ["status"] + list(metrics)
   lines = [" | ".join(header), " | ".join("---" for _ in header)]
   for r in rows:
     cells = [str(r.get(k, "")) for k in fields + ["status"]]
-    cells += [f"{r[m]:.4f}" if isinstance(r.get(m), float) else "-" for m in metrics]
+    cells += [_cell(r.get(m)) for m in metrics]
     lines.append(" | ".join(cells))
   return "\n".join(lines)
 
@@ -125,7 +154,7 @@ def run_sweep(get_config, axes: dict, root: str, train_fn=None, dry_run: bool = 
     for point in group:
       config = get_config(config_arg(point))  # invalid fields fail here, before any training
       workdir = files.join(root, point_name(point))
-      status, metrics = run_status(workdir, config.num_train_steps)
+      status, metrics = run_status(workdir, config.num_train_steps, config.stop_when_solved)
       rows[point_name(point)] = {**point, "workdir": workdir, "status": status, **metrics}
       if status != "finished":
         todo.append((point, config, workdir, status))

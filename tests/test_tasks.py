@@ -155,8 +155,9 @@ def test_adding_markers_and_sum():
 
 
 def test_adding_solved():
+  tol = tasks.ADDING_TOLERANCE
   solved = tasks.adding_solved(np.array([1.0, 1.0, 0.5]),
-                               np.array([1.03, 1.05, 0.5]))
+                               np.array([1.0 + 0.9 * tol, 1.0 + 1.1 * tol, 0.5]))
   np.testing.assert_array_equal(solved, [True, False, True])
 
 

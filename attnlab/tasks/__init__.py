@@ -10,6 +10,8 @@ module's docstring gives its token layout, batch keys, shapes and baseline.
   examples(name, indices, seed=0, **params)    -> list of example dicts
   spec(name, **params)                         -> TaskSpec
   num_examples(name, **params)                 -> int, or None if unlimited
+  criterion(name, **params)                    -> Criterion: when a run has
+                                                  solved the task
 """
 
 import operator
@@ -24,7 +26,8 @@ from attnlab.tasks import listops as _listops
 from attnlab.tasks import selective_copy as _selective_copy
 from attnlab.tasks import seq2seq as _seq2seq
 from attnlab.tasks import temporal_order as _temporal_order
-from attnlab.tasks.base import Task, TaskSpec, check_int
+from attnlab.tasks.adding import ADDING_TOLERANCE
+from attnlab.tasks.base import Criterion, Task, TaskSpec, check_int
 from attnlab.tasks.metrics import adding_solved
 
 _REGISTRY = {task.name: task for task in (
@@ -57,6 +60,12 @@ def spec(name: str, **params) -> TaskSpec:
   """The TaskSpec of task `name` with `params` (defaults filled in)."""
   task, resolved = _resolve(name, params)
   return task.spec(resolved)
+
+
+def criterion(name: str, **params) -> Criterion:
+  """When a run has solved task `name` (see the task module's CRITERION)."""
+  task, _ = _resolve(name, params)
+  return task.criterion
 
 
 def num_examples(name: str, **params):
@@ -121,5 +130,6 @@ def stack_examples(examples) -> dict:
   return batch
 
 
-__all__ = ['TASKS', 'Task', 'TaskSpec', 'adding_solved', 'example',
+__all__ = ['ADDING_TOLERANCE', 'Criterion', 'TASKS', 'Task', 'TaskSpec',
+           'adding_solved', 'criterion', 'example',
            'examples', 'generate', 'num_examples', 'spec', 'stack_examples']

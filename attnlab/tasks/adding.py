@@ -14,8 +14,17 @@ Batch keys (n examples):
   lengths  int32   (n,)       all T
 
 Baseline: predicting the mean 1.0 gives MSE Var(u1 + u2) = 2/12 = 1/6
-(about 0.1667). A sequence counts as solved when |error| < 0.04, as in the
-1997 paper (see metrics.adding_solved).
+(about 0.1667).
+
+Solved: a sequence is right when |error| < ADDING_TOLERANCE = 0.08, the
+1997 paper's tolerance on this target's scale. The paper's values X are in
+[-1, 1] and its target is 0.5 + (X1 + X2) / 4, judged with |error| < 0.04.
+With X = 2u - 1 for u in [0, 1], that target is 0.5 + (2 y - 2) / 4 = y / 2
+for attnlab's target y = u1 + u2, so an error of 0.04 on the paper's target
+is an error of 0.08 on y (equally: 0.04 is 1/25 of the paper's target range
+1, and 0.08 is 1/25 of y's range 2). eval_score is the fraction of
+sequences within the tolerance; a run has solved the task when eval_score
+>= 0.99 (CRITERION).
 """
 
 import numpy as np
@@ -23,6 +32,13 @@ import numpy as np
 from attnlab.tasks import base
 
 DEFAULTS = dict(seq_len=100)
+HOCHREITER_TOLERANCE = 0.04  # on the paper's target 0.5 + (X1 + X2) / 4
+ADDING_TOLERANCE = 0.08  # the same on the target u1 + u2 = 2 x the paper's target
+CRITERION = base.Criterion(
+    'eval_score', base.SOLVED_FRACTION,
+    f'eval_score >= {base.SOLVED_FRACTION}: at least {base.SOLVED_FRACTION:.0%} of held-out '
+    f'sequences within |error| < {ADDING_TOLERANCE} (Hochreiter & Schmidhuber\'s '
+    f'{HOCHREITER_TOLERANCE} on their [0, 1] target scale)')
 
 
 def resolve(p):
@@ -51,4 +67,4 @@ def example(index, seed, p):
               mask=np.float32(1.0), lengths=np.int32(steps))
 
 
-TASK = base.Task('adding', DEFAULTS, resolve, spec, example)
+TASK = base.Task('adding', DEFAULTS, resolve, spec, example, criterion=CRITERION)

@@ -66,4 +66,6 @@ def example(index, seed, p):
               mask=np.float32(1.0), lengths=np.int32(inputs.size))
 
 
-TASK = base.Task('associative_recall', DEFAULTS, resolve, spec, example)
+CRITERION = base.accuracy_criterion('held-out queries answered')
+TASK = base.Task('associative_recall', DEFAULTS, resolve, spec, example,
+                 criterion=CRITERION)

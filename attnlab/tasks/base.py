@@ -1,10 +1,11 @@
-"""Building blocks shared by the task modules: TaskSpec, Task, checks, rng.
+"""Building blocks shared by the task modules: TaskSpec, Criterion, Task, checks, rng.
 
 Every example is drawn from its own generator `example_rng(seed, index)`, so
 example i of a task is the same whichever batch or call produces it.
 """
 
 import dataclasses
+import math
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -42,6 +43,39 @@ class TaskSpec:
   params: dict
 
 
+@dataclasses.dataclass(frozen=True)
+class Criterion:
+  """When a run counts as having solved a task, judged on one evaluation's metrics.
+
+  Attributes:
+    metric: the evaluation metric it reads, e.g. 'eval_score'.
+    threshold: solved when metrics[metric] >= threshold.
+    description: what that means per held-out sequence, in words.
+  """
+  metric: str
+  threshold: float
+  description: str
+
+  def met(self, metrics: dict) -> bool:
+    """metrics[metric] >= threshold; False when the metric is missing or NaN."""
+    value = metrics.get(self.metric)
+    if value is None:
+      return False
+    value = float(value)
+    return not math.isnan(value) and value >= self.threshold
+
+
+# Solved = at most 1% of held-out sequences (or scored symbols) wrong.
+SOLVED_FRACTION = 0.99
+
+
+def accuracy_criterion(what: str) -> Criterion:
+  """eval_score (the accuracy on `what`) >= SOLVED_FRACTION."""
+  return Criterion('eval_score', SOLVED_FRACTION,
+                   f'eval_score >= {SOLVED_FRACTION}: at least {SOLVED_FRACTION:.0%} of {what} '
+                   'correct')
+
+
 def _no_size(params):
   del params
   return None
@@ -59,6 +93,7 @@ class Task:
     spec: resolved params -> TaskSpec.
     example: (index, seed, resolved params) -> dict of unbatched arrays.
     size: resolved params -> number of examples, or None when unlimited.
+    criterion: when a run has solved the task (see Criterion).
   """
   name: str
   defaults: dict
@@ -66,6 +101,7 @@ class Task:
   spec: Callable[[dict], TaskSpec]
   example: Callable[[int, int, dict], dict]
   size: Callable[[dict], Optional[int]] = _no_size
+  criterion: Optional[Criterion] = None
 
 
 def example_rng(seed: int, index: int) -> np.random.Generator:

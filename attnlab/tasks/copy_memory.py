@@ -62,4 +62,5 @@ def example(index, seed, p):
               mask=np.ones(total, np.float32), lengths=np.int32(total))
 
 
-TASK = base.Task('copy', DEFAULTS, resolve, spec, example)
+CRITERION = base.accuracy_criterion('the copied symbols (blanks not counted)')
+TASK = base.Task('copy', DEFAULTS, resolve, spec, example, criterion=CRITERION)

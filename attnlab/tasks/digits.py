@@ -81,4 +81,6 @@ def example(index, seed, p):
               mask=np.float32(1.0), lengths=np.int32(NUM_PIXELS))
 
 
-TASK = base.Task('digits', DEFAULTS, resolve, spec, example, size)
+CRITERION = base.accuracy_criterion('held-out images classified')
+TASK = base.Task('digits', DEFAULTS, resolve, spec, example, size,
+                 criterion=CRITERION)

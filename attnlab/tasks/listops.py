@@ -216,4 +216,5 @@ def example(index, seed, p):
               lengths=np.int32(tokens.size), source=to_text(tokens))
 
 
-TASK = base.Task('listops', DEFAULTS, resolve, spec, example)
+CRITERION = base.accuracy_criterion('held-out expressions evaluated')
+TASK = base.Task('listops', DEFAULTS, resolve, spec, example, criterion=CRITERION)

@@ -2,9 +2,12 @@
 
 import numpy as np
 
+from attnlab.tasks.adding import ADDING_TOLERANCE
 
-def adding_solved(pred, target, tol=0.04):
-  """bool (n,): |pred - target| < tol per sequence (Hochreiter & Schmidhuber 1997)."""
+
+def adding_solved(pred, target, tol=ADDING_TOLERANCE):
+  """bool (n,): |pred - target| < tol per sequence (Hochreiter & Schmidhuber's
+  0.04 on their target scale; see attnlab.tasks.adding)."""
   return np.abs(np.asarray(pred) - np.asarray(target)) < tol
 
 

@@ -68,4 +68,6 @@ def example(index, seed, p):
               lengths=np.int32(total))
 
 
-TASK = base.Task('selective_copy', DEFAULTS, resolve, spec, example)
+CRITERION = base.accuracy_criterion('the scored output symbols')
+TASK = base.Task('selective_copy', DEFAULTS, resolve, spec, example,
+                 criterion=CRITERION)

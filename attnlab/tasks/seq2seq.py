@@ -70,7 +70,9 @@ def _example(transform):
   return example
 
 
+# eval_score is per-token accuracy under teacher forcing (EOS included).
+CRITERION = base.accuracy_criterion('output symbols (and EOS) under teacher forcing')
 REVERSE = base.Task('reverse', DEFAULTS, resolve, _spec('reverse'),
-                    _example(lambda symbols: symbols[::-1]))
+                    _example(lambda symbols: symbols[::-1]), criterion=CRITERION)
 SORT = base.Task('sort', DEFAULTS, resolve, _spec('sort'),
-                 _example(np.sort))
+                 _example(np.sort), criterion=CRITERION)

@@ -63,4 +63,6 @@ def example(index, seed, p):
               mask=np.float32(1.0), lengths=np.int32(steps))
 
 
-TASK = base.Task('temporal_order', DEFAULTS, resolve, spec, example)
+CRITERION = base.accuracy_criterion('held-out sequences classified')
+TASK = base.Task('temporal_order', DEFAULTS, resolve, spec, example,
+                 criterion=CRITERION)

@@ -27,6 +27,19 @@ def latest_step_in(workdir: str):
   return max(steps, default=None)
 
 
+def latest_meta(workdir: str) -> dict:
+  """The metadata (metrics, solving, config) of the run's latest checkpoint; {} if it has none."""
+  step = latest_step_in(workdir)
+  if step is None:
+    return {}
+  manager = _manager(files.join(files.absolute(workdir), LAST), keep=None, async_save=False,
+                     read_only=True)
+  try:
+    return Checkpointer._read_meta(manager, step)
+  finally:
+    manager.close()
+
+
 def _manager(directory, keep: int, async_save: bool, read_only: bool = False):
   options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=async_save,
                                          create=not read_only, read_only=read_only)

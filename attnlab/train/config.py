@@ -15,6 +15,20 @@ Every config has:
     data_dir   where prepared datasets live (None: $ATTNLAB_DATA_DIR or ~/tensorflow_datasets)
     num_train  > 0: a fixed training set of that many examples (e.g. ListOps 96k); 0: unlimited
   Evaluation uses the fixed validation split: num_eval_batches x batch_size examples.
+  Solving (attnlab.tasks.criterion(task) says when a task counts as solved):
+    stop_when_solved      True: end the run at the first evaluation that meets the criterion; it
+                          records solved_step and solved_sequences (= solved_step x batch_size) in
+                          metrics.jsonl and saves a checkpoint there, and a rerun trains nothing.
+                          False (default): the solved step is recorded and training goes on.
+    eval_schedule         'fixed': evaluate every eval_every steps; 'geometric': the next
+                          evaluation after step s is at s + max(eval_every, floor(eval_precision *
+                          s)), so a solved step is known to within max(eval_every,
+                          eval_precision x step) at a cost of about log(steps) evaluations.
+    eval_precision        the relative spacing of the geometric schedule (> 0), default 0.1.
+    final_eval_sequences  > 0: at the end of the run (solved or at num_train_steps) evaluate on this
+                          many held-out sequences of the test split; metrics.jsonl and the result
+                          get final_loss, final_score, ..., final_wrong (sequences missing the
+                          per-sequence criterion) and final_sequences. 0 (default): none.
 """
 import ast
 
@@ -28,8 +42,10 @@ TASK_DATA_FIELDS = ("name", "source", "data_dir", "num_train", "split")
 # Fields that may change between a run and its resumption.
 RESUMABLE_FIELDS = ("num_train_steps", "eval_every", "checkpoint_every", "log_every", "log_grad_flow",
                     "num_eval_batches", "prefetch_batches", "checkpoint.keep", "checkpoint.async_save",
-                    "distributed", "task.data_dir")
+                    "distributed", "task.data_dir", "stop_when_solved", "eval_schedule",
+                    "eval_precision", "final_eval_sequences")
 PARALLELISMS = ("jit", "pmap")
+EVAL_SCHEDULES = ("fixed", "geometric")
 DTYPES = ("float32", "bfloat16")
 # Logical parameter axes -> mesh axes: attention heads and MLP / recurrent hidden units may be
 # split over `model`; everything else is replicated.
@@ -58,6 +74,10 @@ def base_config(model: str, task: str, **task_params) -> ml_collections.ConfigDi
   config.on_nonfinite = "stop"
   config.prefetch_batches = 2
   config.log_grad_flow = False  # gradient norms through time at init and every evaluation
+  config.stop_when_solved = False  # True: stop at the first evaluation meeting the task's criterion
+  config.eval_schedule = "fixed"  # or "geometric": evaluations eval_precision x step apart
+  config.eval_precision = 0.1
+  config.final_eval_sequences = 0  # > 0: a last evaluation on this many test-split sequences
   config.checkpoint = ml_collections.ConfigDict(dict(
       keep=3, best_metric="eval_score", best_mode="max", async_save=True))
   config.model = models.default_config(model)
@@ -124,7 +144,7 @@ def validate(config, num_devices: int, num_processes: int = 1):
   """Checks `config` before any compilation. Returns (TaskSpec, resolved model config)."""
   for key in ("batch_size", "eval_every", "checkpoint_every", "log_every", "num_eval_batches"):
     _positive(config, key)
-  for key in ("num_train_steps", "prefetch_batches"):
+  for key in ("num_train_steps", "prefetch_batches", "final_eval_sequences"):
     if not isinstance(config[key], int) or isinstance(config[key], bool) or config[key] < 0:
       raise ValueError(f"config.{key}={config[key]!r}; must be an integer >= 0")
   if config.parallelism not in PARALLELISMS:
@@ -136,6 +156,15 @@ def validate(config, num_devices: int, num_processes: int = 1):
   if config.checkpoint.best_mode not in ("max", "min"):
     raise ValueError(f"config.checkpoint.best_mode={config.checkpoint.best_mode!r}; "
                      "valid choices: ['max', 'min']")
+  if not isinstance(config.stop_when_solved, bool):
+    raise ValueError(f"config.stop_when_solved={config.stop_when_solved!r}; valid choices: "
+                     "[False, True]")
+  if config.eval_schedule not in EVAL_SCHEDULES:
+    raise ValueError(f"config.eval_schedule={config.eval_schedule!r}; valid choices: "
+                     f"{list(EVAL_SCHEDULES)}")
+  precision = config.eval_precision
+  if isinstance(precision, bool) or not isinstance(precision, (int, float)) or not precision > 0:
+    raise ValueError(f"config.eval_precision={precision!r}; must be a number > 0")
   if not 0.0 <= config.label_smoothing < 1.0:
     raise ValueError(f"config.label_smoothing={config.label_smoothing}; must be in [0, 1)")
   if config.batch_size % num_processes:

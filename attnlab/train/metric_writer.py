@@ -1,7 +1,8 @@
 """Metrics of a run: TensorBoard event files (tensorboardX), `metrics.jsonl`, and console progress.
 
 Only process 0 writes. Each JSONL line is one object with `step` and the logged scalars, e.g.
-{"step": 200, "train_loss": 0.05, "grad_norm": 0.8, "learning_rate": 0.001, "steps_per_sec": 31.2}
+{"step": 200, "train_loss": 0.05, "grad_norm": 1.3, "grad_norm_clipped": 1.0, "learning_rate": 0.001,
+"steps_per_sec": 31.2}
 or {"step": 200, "eval_loss": 0.04, "eval_score": 0.93, "eval_accuracy": ...}.
 """
 import json

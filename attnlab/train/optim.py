@@ -40,6 +40,13 @@ def make_schedule(opt, num_train_steps: int):
   raise ValueError(f"config.optimizer.schedule={opt.schedule!r}; valid choices: {list(SCHEDULES)}")
 
 
+def clip(grads, clip_norm):
+  """The gradients `make_optimizer`'s transformation passes on after its clipping step."""
+  if not clip_norm:
+    return grads
+  return optax.clip_by_global_norm(clip_norm).update(grads, optax.EmptyState())[0]
+
+
 def make_optimizer(opt, num_train_steps: int):
   """(optax transformation, schedule) for `config.optimizer`."""
   schedule = make_schedule(opt, num_train_steps)

@@ -5,13 +5,17 @@ fold_in(PRNGKey(seed + 1), s), so a resumed run draws the same dropout masks. St
 functions of (state, batch); `make_*_step` closes over the model, optimizer and task. With
 `axis_name` (the pmap path) gradients and metric sums are averaged / summed across devices; under
 `jax.jit` with shardings XLA inserts the same collectives itself.
+
+Train-step metrics: loss, learning_rate, the metric sums, grad_norm (global norm of the gradient
+before clipping) and grad_norm_clipped (global norm of what the optimizer receives: after
+`optim.clip` with clip_norm, which equals grad_norm when clipping is off or inactive).
 """
 import flax
 import jax
 import jax.numpy as jnp
 import optax
 
-from attnlab.train import losses
+from attnlab.train import losses, optim
 
 
 @flax.struct.dataclass
@@ -39,8 +43,12 @@ def _apply(model, spec, params, batch, dtype, train, dropout_rng):
 
 
 def make_train_step(model, tx, spec, schedule, *, seed: int, dtype=jnp.float32,
-                    label_smoothing: float = 0.0, axis_name=None):
-  """(state, batch) -> (state, metrics): one optimizer step on the batch's mean loss."""
+                    label_smoothing: float = 0.0, clip_norm=None, axis_name=None):
+  """(state, batch) -> (state, metrics): one optimizer step on the batch's mean loss.
+
+  clip_norm: the clipping threshold inside `tx` (config.optimizer.clip_norm), for the
+  grad_norm_clipped metric only: `tx` does the clipping.
+  """
   base_rng = jax.random.PRNGKey(seed + 1)
 
   def train_step(state: TrainState, batch: dict):
@@ -60,6 +68,7 @@ def make_train_step(model, tx, spec, schedule, *, seed: int, dtype=jnp.float32,
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads),
+               "grad_norm_clipped": optax.tree.norm(optim.clip(grads, clip_norm)),
                "learning_rate": schedule(state.step), "sums": sums}
     return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
 

@@ -5,23 +5,26 @@ One run = one workdir. Starting a run in a workdir that has checkpoints resumes 
 SIGTERM (Cloud TPU preemption: a checkpoint is saved before exit) or by a kill, continues where it
 was. A finished run is never retrained; raising `num_train_steps` continues it. A workdir whose
 saved config differs in anything but `config.RESUMABLE_FIELDS` is refused.
+
+Solving (`attnlab.train.solving`): at the first evaluation that meets the task's criterion
+(`attnlab.tasks.criterion`) metrics.jsonl gets {"solved_step", "solved_sequences"} and a checkpoint
+is saved; with `config.stop_when_solved` the run ends there and counts as finished. Every result
+carries solved_step, solved_sequences (None when unsolved) and censored (True: not solved by the
+end of the run), and the final_* metrics of `config.final_eval_sequences`.
 """
 import contextlib
-import functools
 import math
 import signal
 import time
 
 import jax
-import jax.numpy as jnp
-import numpy as np
-from flax import jax_utils
 
 from attnlab import data, models, tasks
 from attnlab.data import prefetch
 from attnlab.train import checkpoints as ckpt_lib
 from attnlab.train import config as cfg_lib
-from attnlab.train import losses, optim, run_dir, sharding, steps, vmap_seeds
+from attnlab.train import losses, optim, run_dir, sharding, solving
+from attnlab.train.parallel import Parallel
 from attnlab.train.metric_writer import MetricWriter
 from attnlab.train.run_dir import check_resumable_config, config_to_json
 
@@ -55,9 +58,11 @@ def eval_split(config, spec_params) -> str:
     return "test"
 
 
-def make_datasets(config, spec_params, split):
-  """The per-host loader of `split` for config.task."""
-  sizes = {split: config.num_eval_batches * config.batch_size} if split != "train" else {}
+def make_datasets(config, spec_params, split, num_examples=None):
+  """The per-host loader of `split` for config.task (evaluation splits: num_examples of them,
+  default num_eval_batches x batch_size)."""
+  num_examples = num_examples or config.num_eval_batches * config.batch_size
+  sizes = {split: num_examples} if split != "train" else {}
   if config.task.num_train:
     sizes["train"] = config.task.num_train
   # With batches made ahead by the trainer's own thread (data.prefetch), grain's reader threads
@@ -71,109 +76,31 @@ def make_datasets(config, spec_params, split):
   return loader
 
 
-class Parallel:
-  """The jit-with-Mesh path, the pmap path, or K seeds vmapped on one device, behind one interface.
-
-  With several `seeds` the state carries a leading seed axis (`attnlab.train.vmap_seeds`): every
-  seed sees the same batches, so seed k follows the run it would have had on its own.
-  """
-
-  def __init__(self, config, model, tx, spec, schedule, seeds=None):
-    self.pmap = config.parallelism == "pmap"
-    self.seeds = list(seeds) if seeds is not None else [config.seed]
-    self.vmapped = len(self.seeds) > 1
-    dtype = jnp.bfloat16 if config.dtype == "bfloat16" else jnp.float32
-    kw = dict(dtype=dtype, label_smoothing=config.label_smoothing)
-    self.model, self.tx, self.spec = model, tx, spec
-    if self.vmapped:
-      self.train_step = jax.jit(vmap_seeds.make_vmapped_train_step(model, tx, spec, schedule,
-                                                                   self.seeds, **kw),
-                                donate_argnums=0)
-      self.eval_step = jax.jit(jax.vmap(steps.make_eval_step(model, spec, dtype=dtype),
-                                        in_axes=(0, None)))
-      return
-    if self.pmap:
-      self.train_step = jax.pmap(steps.make_train_step(model, tx, spec, schedule, axis_name="batch",
-                                                       seed=config.seed, **kw),
-                                 axis_name="batch", donate_argnums=0)
-      self.eval_step = jax.pmap(steps.make_eval_step(model, spec, dtype=dtype, axis_name="batch"),
-                                axis_name="batch")
-      return
-    self.mesh = sharding.make_mesh(config)
-    self.rules = config.logical_axis_rules
-    self._train_fn = steps.make_train_step(model, tx, spec, schedule, seed=config.seed, **kw)
-    self._eval_fn = steps.make_eval_step(model, spec, dtype=dtype)
-
-  def init_state(self, example):
-    """(state placed on devices, abstract state of one run, with shardings, for restoring)."""
-    init = functools.partial(steps.create_state, self.model, self.tx, self.spec)
-    rng = jax.random.PRNGKey(self.seeds[0])
-    abstract = jax.eval_shape(init, rng, example)
-    if self.vmapped:
-      return vmap_seeds.init_states(self.model, self.tx, self.spec, self.seeds, example), \
-          _on_device(abstract)
-    if self.pmap:
-      return jax_utils.replicate(jax.jit(init)(rng, example)), _on_device(abstract)
-    specs = steps.TrainState(step=jax.sharding.PartitionSpec(),
-                             params=sharding.param_specs(abstract.params, self.rules, self.mesh),
-                             opt_state=sharding.param_specs(abstract.opt_state, self.rules, self.mesh))
-    self.state_shardings = sharding.shardings(specs, self.mesh)
-    state = jax.jit(init, out_shardings=self.state_shardings)(rng, example)
-    abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                            abstract, self.state_shardings)
-    batch = sharding.batch_sharding(self.mesh)
-    self.train_step = jax.jit(self._train_fn, in_shardings=(self.state_shardings, batch),
-                              out_shardings=(self.state_shardings, None), donate_argnums=0)
-    self.eval_step = jax.jit(self._eval_fn, in_shardings=(self.state_shardings.params, batch))
-    return state, abstract
-
-  def place_restored(self, states: list):
-    """The restored state of every run (one per seed) placed for training."""
-    if self.vmapped:
-      return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
-    return jax_utils.replicate(states[0]) if self.pmap else states[0]
-
-  def to_save(self, state, k: int = 0):
-    """Run k's state, ready for its checkpoint."""
-    if self.vmapped:
-      return jax.tree.map(lambda x: x[k], state)
-    return jax.device_get(jax_utils.unreplicate(state)) if self.pmap else state
-
-  def batch(self, local):
-    if self.vmapped:
-      return jax.tree.map(jnp.asarray, local)
-    return sharding.split_for_pmap(local) if self.pmap else sharding.global_batch(local, self.mesh)
-
-  def params(self, state):
-    return state.params
-
-  def host_params(self, state, k: int = 0):
-    """Run k's parameters as NumPy arrays on every host (a collective when there are several)."""
-    if self.vmapped:
-      return jax.device_get(jax.tree.map(lambda x: x[k], state.params))
-    params = jax_utils.unreplicate(state.params) if self.pmap else state.params
-    if jax.process_count() > 1:
-      from jax.experimental import multihost_utils
-      return multihost_utils.process_allgather(params, tiled=True)
-    return jax.device_get(params)
-
-  def per_run(self, metrics) -> list:
-    """Step metrics of each run: [metrics] or, vmapped, one slice per seed."""
-    if self.vmapped:
-      return [jax.tree.map(lambda x: x[k], metrics) for k in range(len(self.seeds))]
-    return [jax_utils.unreplicate(metrics) if self.pmap else metrics]
-
-
-def _on_device(abstract):
-  """Restore target on the first local device (pmap replicates it, the vmapped path stacks it)."""
-  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-  return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device), abstract)
-
-
 def eval_batches(config, spec_params) -> list:
   """The host batches of the fixed evaluation split (num_eval_batches of them), read once per run."""
   loader = make_datasets(config, spec_params, eval_split(config, spec_params))
   return [b for _, b in zip(range(config.num_eval_batches), loader)]
+
+
+def final_batches(config, spec, spec_params) -> list:
+  """The host batches of the final evaluation: config.final_eval_sequences test sequences."""
+  n = config.final_eval_sequences
+  try:
+    loader = make_datasets(config, spec_params, "test", -(-n // config.batch_size) * config.batch_size)
+  except ValueError as e:
+    raise ValueError(f"config.final_eval_sequences={n} (read in whole batches of "
+                     f"{config.batch_size}): {e}") from None
+  return solving.final_batches(config, spec, loader, n)
+
+
+def _eval_sums(par: Parallel, state, batches) -> list:
+  """The metric sums of each run over `batches`."""
+  total = None
+  for local in batches:
+    sums = par.eval_step(par.params(state), par.batch(local))
+    total = [losses.add_sums(t, s) for t, s in zip(total or [None] * len(par.seeds),
+                                                    par.per_run(sums))]
+  return total
 
 
 def evaluate(par: Parallel, state, config, spec_params, batches=None) -> list:
@@ -181,12 +108,8 @@ def evaluate(par: Parallel, state, config, spec_params, batches=None) -> list:
 
   `batches`: eval_batches(config, spec_params), when the caller keeps them between evaluations.
   """
-  total = None
-  for local in eval_batches(config, spec_params) if batches is None else batches:
-    sums = par.eval_step(par.params(state), par.batch(local))
-    total = [losses.add_sums(t, s) for t, s in zip(total or [None] * len(par.seeds),
-                                                    par.per_run(sums))]
-  return [{f"eval_{k}": v for k, v in losses.summarize(t).items()} for t in total]
+  total = _eval_sums(par, state, eval_batches(config, spec_params) if batches is None else batches)
+  return [{f"eval_{k}": v for k, v in losses.summarize(t).items() if k != "wrong"} for t in total]
 
 
 class _Run:
@@ -198,7 +121,30 @@ class _Run:
     self.checkpointer = ckpt_lib.Checkpointer(workdir, ck.keep, ck.best_metric, ck.best_mode,
                                               ck.async_save, config_to_json(config))
     self.writer = MetricWriter(workdir, config.num_train_steps)
+    self.criterion = tasks.criterion(config.task.name, **cfg_lib.task_params(config))
     self.train_sums, self.last_eval = None, {}
+    self.solved, self.final, self.done = {}, {}, False  # done: nothing more is written here
+
+  def restore(self, meta: dict):
+    """Takes the evaluation, solving and final results of a restored checkpoint's meta."""
+    self.last_eval = {k: v for k, v in meta.items() if k.startswith("eval_")}
+    self.solved = {k: meta[k] for k in ("solved_step", "solved_sequences") if k in meta}
+    self.final = {k: v for k, v in meta.items() if k.startswith("final_")}
+    self.done = bool(self.solved) and self.config.stop_when_solved
+
+  def check_solved(self, step: int, eval_metrics: dict) -> bool:
+    """Records the first evaluation that meets the criterion; True if it is this one."""
+    if self.solved or not self.criterion.met(eval_metrics):
+      return False
+    self.solved = {"solved_step": step, "solved_sequences": step * self.config.batch_size}
+    self.writer.write(step, self.solved)
+    return True
+
+  def result(self) -> dict:
+    """The last evaluation, solving and final metrics: what train_and_evaluate returns."""
+    return {**self.last_eval, "solved_step": self.solved.get("solved_step"),
+            "solved_sequences": self.solved.get("solved_sequences"),
+            "censored": not self.solved, **self.final}
 
   def run_hooks(self, par, state, k, step):
     """Calls each hook(step, host params, workdir) -> scalars on process 0; logs what they return."""
@@ -235,6 +181,14 @@ def train_seeds(configs: list, workdirs: list, hooks: list = None) -> list:
   at the same step.
   """
   hooks = hooks or [()] * len(configs)
+  stopped = [i for i, (c, w) in enumerate(zip(configs, workdirs))
+             if c.stop_when_solved and "solved_step" in ckpt_lib.latest_meta(w)]
+  if 0 < len(stopped) < len(configs):  # each returns at once; the others train together
+    rest = [i for i in range(len(configs)) if i not in stopped]
+    results = {i: train_and_evaluate(configs[i], workdirs[i], hooks[i]) for i in stopped}
+    pick = lambda xs: [xs[i] for i in rest]
+    results.update(zip(rest, train_seeds(pick(configs), pick(workdirs), pick(hooks))))
+    return [results[i] for i in range(len(configs))]
   base = _without_seed(configs[0])
   same_shape = all(_without_seed(c) == base for c in configs)
   steps_done = {ckpt_lib.latest_step_in(w) for w in workdirs}
@@ -272,13 +226,15 @@ def _train(configs, workdirs, hooks) -> list:
     state = par.place_restored([r[0] for r in restored])
     host_iter.set_state(restored[0][1]["iterator"])
     for run, (_, _, meta) in zip(runs, restored):
-      run.last_eval = {k: v for k, v in meta.items() if k.startswith("eval_")}
+      run.restore(meta)
   first_step = int(jax.device_get(par.to_save(state).step))
-  if first_step >= config.num_train_steps:
+  if first_step >= config.num_train_steps or all(run.done for run in runs):
     for run in runs:
-      run.writer.progress(first_step, first_step, "finished already; raise num_train_steps to continue")
+      run.writer.progress(first_step, first_step, "solved already" if run.done else
+                          "finished already; raise num_train_steps to continue")
       run.close()
-    return [run.last_eval for run in runs]
+    return [run.result() for run in runs]
+  final_data = final_batches(config, spec, spec_params) if config.final_eval_sequences else None
 
   if first_step == 0:
     for k, run in enumerate(runs):
@@ -287,38 +243,66 @@ def _train(configs, workdirs, hooks) -> list:
   # Batches are read and placed on the devices `prefetch_batches` ahead, in a thread that works
   # while the step computes; get_state() is the position of the last batch consumed.
   train_iter = prefetch.Prefetcher(host_iter, config.prefetch_batches, transform=par.batch)
+  next_eval = solving.next_eval_step(first_step, config)
   t0 = time.time()
   with _sigterm_flag() as sigterm, contextlib.closing(train_iter):
     for step in range(first_step + 1, config.num_train_steps + 1):
+      # Vmapped seeds that are done keep being updated with the others, but nothing of theirs
+      # is logged or saved any more: their workdirs end at their solved step.
       state, metrics = par.train_step(state, next(train_iter))
       jax.block_until_ready(metrics["loss"])  # several local processes can deadlock otherwise
-      evaluated = step % config.eval_every == 0 or step == config.num_train_steps
+      last = step == config.num_train_steps
+      evaluated = step == next_eval or last
+      if step == next_eval:
+        next_eval = solving.next_eval_step(step, config)
       evals = evaluate(par, state, config, spec_params, eval_data) if evaluated else None
-      for k, (run, m) in enumerate(zip(runs, par.per_run(metrics))):
-        _after_step(run, par, state, k, step, first_step, t0, m, evals and evals[k])
-      if step % config.checkpoint_every == 0 or step == config.num_train_steps or sigterm["set"]:
+      active = [k for k, run in enumerate(runs) if not run.done]
+      solved_now = []
+      per_run = par.per_run(metrics)
+      for k in active:
+        _after_step(runs[k], par, state, k, step, first_step, t0, per_run[k], evals and evals[k])
+        if evaluated and runs[k].check_solved(step, evals[k]):
+          solved_now.append(k)
+      ending = [k for k in active if last or (k in solved_now and runs[k].config.stop_when_solved)]
+      if ending and final_data is not None:
+        finals = _eval_sums(par, state, final_data)
+        for k in ending:
+          runs[k].final = solving.final_metrics(finals[k])
+          runs[k].writer.write(step, runs[k].final)
+      regular = step % config.checkpoint_every == 0 or last or sigterm["set"]
+      saving = active if regular else solved_now
+      if saving:
         data_state = {"iterator": train_iter.get_state()}
-        for k, run in enumerate(runs):
-          start = time.time()
-          run.checkpointer.save(step, par.to_save(state, k), data_state,
-                                run.last_eval if evaluated else None)
+        for k in saving:
+          run, start = runs[k], time.time()
+          meta = {**(run.last_eval if evaluated else {}), **run.solved, **run.final}
+          run.checkpointer.save(step, par.to_save(state, k), data_state, meta or None)
           run.writer.write(step, {"checkpoint_blocked_s": time.time() - start})
+      for k in ending:
+        runs[k].done = True
+        solved = runs[k].solved.get("solved_step")
+        runs[k].writer.progress(step, first_step, "not solved" if solved is None
+                                else f"solved at step {solved}")
       if sigterm["set"]:
         for run in runs:
           run.close()
         raise Preempted(f"SIGTERM at step {step}: checkpoint saved in {', '.join(workdirs)}; rerun "
                         "the same command to resume")
+      if all(run.done for run in runs):
+        break
   for run in runs:
     run.close()
-  return [run.last_eval for run in runs]
+  return [run.result() for run in runs]
 
 
 def _after_step(run: _Run, par, state, k, step, first_step, t0, metrics, eval_metrics):
   """Run k's bookkeeping after a step: the non-finite check, logging, evaluation results, hooks."""
   config = run.config
   loss, grad_norm = float(metrics["loss"]), float(metrics["grad_norm"])  # blocks on the step
+  grad_norm_clipped = float(metrics["grad_norm_clipped"])
   if not (math.isfinite(loss) and math.isfinite(grad_norm)):
-    run.writer.write(step, {"train_loss": loss, "grad_norm": grad_norm})
+    run.writer.write(step, {"train_loss": loss, "grad_norm": grad_norm,
+                            "grad_norm_clipped": grad_norm_clipped})
     if config.on_nonfinite == "stop":
       run.checkpointer.close()
       raise FloatingPointError(
@@ -330,7 +314,8 @@ def _after_step(run: _Run, par, state, k, step, first_step, t0, metrics, eval_me
     summary = losses.summarize(run.train_sums)
     rate = (step - first_step) / max(time.time() - t0, 1e-9)
     run.writer.write(step, {"train_loss": summary["loss"], "train_score": summary["score"],
-                            "grad_norm": grad_norm, "learning_rate": float(metrics["learning_rate"]),
+                            "grad_norm": grad_norm, "grad_norm_clipped": grad_norm_clipped,
+                            "learning_rate": float(metrics["learning_rate"]),
                             "steps_per_sec": rate})
     run.writer.progress(step, first_step, f"loss {summary['loss']:.4f}")
     run.train_sums = None

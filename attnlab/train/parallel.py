@@ -1,0 +1,109 @@
+"""`Parallel`: the jit-with-Mesh path, the pmap path, or K seeds vmapped on one device, behind
+one interface (train and eval steps, state placement, per-run slices of states and metrics)."""
+import functools
+
+import jax
+import jax.numpy as jnp
+from flax import jax_utils
+
+from attnlab.train import sharding, steps, vmap_seeds
+
+
+class Parallel:
+  """The jit-with-Mesh path, the pmap path, or K seeds vmapped on one device, behind one interface.
+
+  With several `seeds` the state carries a leading seed axis (`attnlab.train.vmap_seeds`): every
+  seed sees the same batches, so seed k follows the run it would have had on its own.
+  """
+
+  def __init__(self, config, model, tx, spec, schedule, seeds=None):
+    self.pmap = config.parallelism == "pmap"
+    self.seeds = list(seeds) if seeds is not None else [config.seed]
+    self.vmapped = len(self.seeds) > 1
+    dtype = jnp.bfloat16 if config.dtype == "bfloat16" else jnp.float32
+    kw = dict(dtype=dtype, label_smoothing=config.label_smoothing,
+              clip_norm=config.optimizer.clip_norm)
+    self.model, self.tx, self.spec = model, tx, spec
+    if self.vmapped:
+      self.train_step = jax.jit(vmap_seeds.make_vmapped_train_step(model, tx, spec, schedule,
+                                                                   self.seeds, **kw),
+                                donate_argnums=0)
+      self.eval_step = jax.jit(jax.vmap(steps.make_eval_step(model, spec, dtype=dtype),
+                                        in_axes=(0, None)))
+      return
+    if self.pmap:
+      self.train_step = jax.pmap(steps.make_train_step(model, tx, spec, schedule, axis_name="batch",
+                                                       seed=config.seed, **kw),
+                                 axis_name="batch", donate_argnums=0)
+      self.eval_step = jax.pmap(steps.make_eval_step(model, spec, dtype=dtype, axis_name="batch"),
+                                axis_name="batch")
+      return
+    self.mesh = sharding.make_mesh(config)
+    self.rules = config.logical_axis_rules
+    self._train_fn = steps.make_train_step(model, tx, spec, schedule, seed=config.seed, **kw)
+    self._eval_fn = steps.make_eval_step(model, spec, dtype=dtype)
+
+  def init_state(self, example):
+    """(state placed on devices, abstract state of one run, with shardings, for restoring)."""
+    init = functools.partial(steps.create_state, self.model, self.tx, self.spec)
+    rng = jax.random.PRNGKey(self.seeds[0])
+    abstract = jax.eval_shape(init, rng, example)
+    if self.vmapped:
+      return vmap_seeds.init_states(self.model, self.tx, self.spec, self.seeds, example), \
+          _on_device(abstract)
+    if self.pmap:
+      return jax_utils.replicate(jax.jit(init)(rng, example)), _on_device(abstract)
+    specs = steps.TrainState(step=jax.sharding.PartitionSpec(),
+                             params=sharding.param_specs(abstract.params, self.rules, self.mesh),
+                             opt_state=sharding.param_specs(abstract.opt_state, self.rules, self.mesh))
+    self.state_shardings = sharding.shardings(specs, self.mesh)
+    state = jax.jit(init, out_shardings=self.state_shardings)(rng, example)
+    abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                            abstract, self.state_shardings)
+    batch = sharding.batch_sharding(self.mesh)
+    self.train_step = jax.jit(self._train_fn, in_shardings=(self.state_shardings, batch),
+                              out_shardings=(self.state_shardings, None), donate_argnums=0)
+    self.eval_step = jax.jit(self._eval_fn, in_shardings=(self.state_shardings.params, batch))
+    return state, abstract
+
+  def place_restored(self, states: list):
+    """The restored state of every run (one per seed) placed for training."""
+    if self.vmapped:
+      return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+    return jax_utils.replicate(states[0]) if self.pmap else states[0]
+
+  def to_save(self, state, k: int = 0):
+    """Run k's state, ready for its checkpoint."""
+    if self.vmapped:
+      return jax.tree.map(lambda x: x[k], state)
+    return jax.device_get(jax_utils.unreplicate(state)) if self.pmap else state
+
+  def batch(self, local):
+    if self.vmapped:
+      return jax.tree.map(jnp.asarray, local)
+    return sharding.split_for_pmap(local) if self.pmap else sharding.global_batch(local, self.mesh)
+
+  def params(self, state):
+    return state.params
+
+  def host_params(self, state, k: int = 0):
+    """Run k's parameters as NumPy arrays on every host (a collective when there are several)."""
+    if self.vmapped:
+      return jax.device_get(jax.tree.map(lambda x: x[k], state.params))
+    params = jax_utils.unreplicate(state.params) if self.pmap else state.params
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils
+      return multihost_utils.process_allgather(params, tiled=True)
+    return jax.device_get(params)
+
+  def per_run(self, metrics) -> list:
+    """Step metrics of each run: [metrics] or, vmapped, one slice per seed."""
+    if self.vmapped:
+      return [jax.tree.map(lambda x: x[k], metrics) for k in range(len(self.seeds))]
+    return [jax_utils.unreplicate(metrics) if self.pmap else metrics]
+
+
+def _on_device(abstract):
+  """Restore target on the first local device (pmap replicates it, the vmapped path stacks it)."""
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device), abstract)
