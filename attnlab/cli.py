@@ -7,7 +7,8 @@
 A bad config file, field or value, workdir, or sweep grid (ValueError, a missing file, a
 `attnlab.errors.UserError`, a flag that does not parse) exits with code 2 after one line that
 names the field or file, the value and what is allowed; `--debug` (or ATTNLAB_DEBUG=1) shows the
-traceback instead. Ctrl-C exits 130. `--help` prints the entry point's docstring and its flags.
+traceback instead. A run stopped by SIGTERM or Ctrl-C after saving a checkpoint exits 143 or 130
+(Ctrl-C before any checkpoint: 130 too). `--help` prints the entry point's docstring and flags.
 """
 import os
 import sys
@@ -59,6 +60,7 @@ def run(main, doc: str, config_flag: str = None, default_config: str = None):
   def parse(args):
     return parse_flags(args, config_flag, default_config)
 
+  from attnlab.train.trainer import Preempted
   try:
     app.run(main, flags_parser=parse)
   except KeyboardInterrupt:
@@ -67,6 +69,9 @@ def run(main, doc: str, config_flag: str = None, default_config: str = None):
     print("interrupted (Ctrl-C) before a checkpoint could be saved; rerun the same command to "
           "resume from the last one", file=sys.stderr)
     sys.exit(INTERRUPTED_EXIT_CODE)
+  except Preempted as e:  # a checkpoint was saved on SIGTERM or Ctrl-C (e.g. inside a sweep)
+    print(str(e), file=sys.stderr)
+    sys.exit(e.exit_code)
   except USER_ERRORS as e:
     if debug:
       raise
@@ -97,6 +102,8 @@ def parse_flags(argv: list, config_flag: str = None, default_config: str = None)
     return flags.FLAGS(argv)
   except flags.Error as e:
     raise UserError(str(e)) from e
+  except (AttributeError, KeyError, OSError) as e:  # config_flags: an override not checked above
+    raise UserError(f"cannot apply the config overrides: {message(e)}") from e
 
 
 def _flag_value(argv, name):
