@@ -50,7 +50,7 @@ def truncate_jsonl(path: str, last_step) -> int:
       row = json.loads(line)
     except json.JSONDecodeError:
       continue
-    if last_step is not None and row.get("step", 0) <= last_step:
+    if last_step is not None and isinstance(row, dict) and row.get("step", 0) <= last_step:
       keep.append(line)
   dropped = len(lines) + bool(torn) - len(keep)
   if dropped or torn:
