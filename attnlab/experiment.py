@@ -11,8 +11,7 @@ import sys
 
 from attnlab import files
 from attnlab.train import Preempted, train_and_evaluate
-
-PREEMPTED_EXIT_CODE = 143  # 128 + SIGTERM, what a launcher expects of a preempted job
+from attnlab.train.workdir_lock import check_workdir
 
 
 def _table(results: dict) -> str:
@@ -25,14 +24,18 @@ def _table(results: dict) -> str:
 
 
 def run(config, workdir: str) -> int:
-  """Trains config (or its variants, or its comparison) in workdir; returns the exit code."""
+  """Trains config (or its variants, or its comparison) in workdir; returns the exit code.
+
+  A run stopped by SIGTERM or Ctrl-C saves a checkpoint and returns 143 or 130 (128 + the signal).
+  """
+  check_workdir(workdir)
   if config.get("comparison"):
     from attnlab import comparison
     try:
       comparison.run(config.comparison, workdir)
     except Preempted as e:
       print(str(e), file=sys.stderr)
-      return PREEMPTED_EXIT_CODE
+      return e.exit_code
     return 0
   variants = config.get("variants")
   runs = dict(variants.items()) if variants else {None: config}
@@ -49,7 +52,7 @@ def run(config, workdir: str) -> int:
       results[name or "run"] = train_and_evaluate(run_config, run_dir, hooks=hooks)
     except Preempted as e:
       print(str(e), file=sys.stderr)
-      return PREEMPTED_EXIT_CODE
+      return e.exit_code
   print(_table(results))
   if variants:
     files.write_text(files.join(workdir, "summary.json"), json.dumps(results, indent=1))

@@ -18,6 +18,7 @@ import sys
 
 from attnlab import files
 from attnlab.train.checkpoints import latest_step_in
+from attnlab.train.config import SHORTCUTS
 from attnlab.train.metric_writer import read_jsonl
 
 _AXIS = re.compile(r"([\w.]+)=\[([^\]]*)\]")
@@ -26,9 +27,11 @@ _AXIS = re.compile(r"([\w.]+)=\[([^\]]*)\]")
 def load_config_file(path: str):
   """The get_config function of a config file given by path ('configs/adding.py')."""
   import importlib.util
+  if not files.exists(path):
+    raise FileNotFoundError(f"--config={path}: config file {path!r} not found")
   spec = importlib.util.spec_from_file_location(f"attnlab_config_{abs(hash(path))}", path)
   if spec is None:
-    raise FileNotFoundError(f"config file {path} not found")
+    raise FileNotFoundError(f"--config={path}: {path!r} is not a Python config file")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module.get_config
@@ -37,11 +40,16 @@ def load_config_file(path: str):
 def parse_grid(text: str) -> dict:
   """'a=[1,2] b=[x]' -> {'a': [1, 2], 'b': ['x']}; also one axis per line (a sweep file)."""
   text = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
-  axes = {}
+  axes, fields = {}, {}
   for key, values in _AXIS.findall(text):
     items = [v.strip() for v in values.split(",") if v.strip()]
     if not items:
       raise ValueError(f"sweep axis {key!r} has no values")
+    field = SHORTCUTS.get(key, key)
+    if field in fields:
+      raise ValueError(f"sweep axis {key!r} repeats {fields[field]!r}: give each axis once, with all "
+                       f"its values, e.g. {key}=[v1,v2]")
+    fields[field] = key
     axes[key] = [_literal(v) for v in items]
   leftover = _AXIS.sub("", text).strip()
   if leftover or not axes:

@@ -1,36 +1,44 @@
-"""Train and evaluate one attnlab config (or each variant of a comparison config).
+r"""Train and evaluate one attnlab config (or each variant of a comparison config).
 
-  python -m experiments.main --config=configs/adding.py:lstm --workdir=runs/adding_lstm \
-      --config.num_train_steps=500
+  attnlab --config=configs/adding.py:lstm --workdir=runs/adding_lstm --config.num_train_steps=500
+  python -m experiments.main ...    (the same command)
 
-With no flags: configs/default.py into runs/default. Rerunning in the same workdir resumes.
+--config=FILE[:ARG] picks a config file and its argument (e.g. a model and key=value overrides);
+--config.FIELD=VALUE overrides any field. With no flags: configs/default.py (the comparison) into
+runs/default. Rerunning the same command in the same workdir resumes it; a workdir is used by one
+process at a time. Exit codes: 0 done; 2 a user error (one line says what to change, --debug
+shows the traceback); 130 Ctrl-C and 143 SIGTERM, each after saving a checkpoint to resume from.
 """
 import os
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
 import configs
-from attnlab import compile_cache, experiment
+from attnlab import cli, compile_cache, experiment
+from attnlab.errors import UserError
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(configs.__file__), "default.py")
-config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG, "config file[:argument]",
+# No default here: a default would be loaded (with the overrides) while this module is imported,
+# before any error can be reported; `cli.run` fills in configs/default.py instead.
+config_flags.DEFINE_config_file("config", None, "config file[:argument]",
                                 lock_config=False)
+flags.FLAGS["config"].default_as_str = "'configs/default.py'"
 flags.DEFINE_string("workdir", "runs/default", "directory for checkpoints, metrics and config")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    raise UserError(f"unexpected arguments {argv[1:]}: flags are written --name=value (see --help)")
   logging.set_verbosity(logging.WARNING)
   compile_cache.enable()  # repeated runs reuse compiled steps (ATTNLAB_COMPILATION_CACHE=off disables)
   sys.exit(experiment.run(FLAGS.config, FLAGS.workdir))
 
 
 def console_entry():
-  app.run(main)
+  cli.run(main, __doc__, config_flag="config", default_config=_DEFAULT_CONFIG)
 
 
 if __name__ == "__main__":

@@ -37,25 +37,35 @@ def assert_trees_equal(a, b):
   jax.tree.map(np.testing.assert_array_equal, a, b)
 
 
+def logged_every_step(model="transformer", steps=6):
+  config = tiny(model, steps)
+  config.log_every = 1  # a train_loss row at every step, to signal at; checkpoints stay at 3, 6
+  return config
+
+
 def test_resume_after_sigterm_is_bit_identical(tmp_path, monkeypatch):
   straight = str(tmp_path / "straight")
-  train_and_evaluate(tiny("transformer"), straight)
+  train_and_evaluate(logged_every_step(), straight)
 
   preempted = str(tmp_path / "preempted")
   original = metric_writer.MetricWriter.write
 
   def write_then_sigterm(self, step, scalars):
     original(self, step, scalars)
-    if step == 3 and "train_loss" in scalars:
+    if step == 4 and "train_loss" in scalars:  # not a checkpoint step: only SIGTERM saves it
       os.kill(os.getpid(), signal.SIGTERM)
 
   monkeypatch.setattr(metric_writer.MetricWriter, "write", write_then_sigterm)
-  with pytest.raises(Preempted, match="SIGTERM at step 3"):
-    train_and_evaluate(tiny("transformer"), preempted)
+  with pytest.raises(Preempted, match="SIGTERM at step 4") as stopped:
+    train_and_evaluate(logged_every_step(), preempted)
+  assert stopped.value.exit_code == 143
   monkeypatch.setattr(metric_writer.MetricWriter, "write", original)
-  assert attnlab.load_run(preempted, "last").step == 3
-  train_and_evaluate(tiny("transformer"), preempted)  # resumes: same data order, same dropout
+  assert sorted(os.listdir(os.path.join(preempted, "checkpoints"))) == ["3", "4"]
+  assert attnlab.load_run(preempted, "last").step == 4
+  train_and_evaluate(logged_every_step(), preempted)  # resumes: same data order, same dropout
   assert_trees_equal(params_of(straight), params_of(preempted))
+  steps = attnlab.load_run(preempted, "last").metrics.dropna(subset=["train_loss"])["step"]
+  assert steps.tolist() == [1, 2, 3, 4, 5, 6]
 
 
 def test_finished_run_is_kept_and_more_steps_continue_it(tmp_path):
@@ -93,6 +103,9 @@ def test_changed_config_is_refused(tmp_path):
     ("parallelism", "pjit", "config.parallelism='pjit'; valid choices: \\['jit', 'pmap'\\]"),
     ("optimizer.name", "adagrad", "config.optimizer.name='adagrad'; valid choices"),
     ("prefetch_batches", -1, "config.prefetch_batches=-1; must be an integer >= 0"),
+    ("optimizer.learning_rate", float("nan"), "config.optimizer.learning_rate=nan; must be a finite"),
+    ("optimizer.learning_rate", 0.0, "config.optimizer.learning_rate=0.0; must be a finite number > 0"),
+    ("optimizer.b2", 1.0, r"config.optimizer.b2=1.0; must be in \[0, 1\)"),
 ])
 def test_invalid_configs_fail_before_compiling(tmp_path, field, value, message):
   config = tiny()
@@ -229,21 +242,21 @@ def test_seeds_trained_together_equal_seeds_trained_alone(tmp_path, monkeypatch)
 
 def test_seed_group_resumes_after_sigterm(tmp_path, monkeypatch):
   from attnlab.train import train_seeds
-  configs = [tiny("lstm", steps=6) for _ in range(2)]
+  configs = [logged_every_step("lstm") for _ in range(2)]
   configs[1].seed = 1
   dirs = [str(tmp_path / f"s{i}") for i in range(2)]
   original = metric_writer.MetricWriter.write
 
   def write_then_sigterm(self, step, scalars):
     original(self, step, scalars)
-    if step == 3 and "train_loss" in scalars and self.path.startswith(dirs[1]):
+    if step == 4 and "train_loss" in scalars and self.path.startswith(dirs[1]):
       os.kill(os.getpid(), signal.SIGTERM)
 
   monkeypatch.setattr(metric_writer.MetricWriter, "write", write_then_sigterm)
-  with pytest.raises(Preempted):
+  with pytest.raises(Preempted, match="SIGTERM at step 4"):
     train_seeds(configs, dirs)
   monkeypatch.setattr(metric_writer.MetricWriter, "write", original)
-  assert [attnlab.load_run(d, "last").step for d in dirs] == [3, 3]
+  assert [attnlab.load_run(d, "last").step for d in dirs] == [4, 4]  # 4 is no checkpoint step
   train_seeds(configs, dirs)
   for d, config in zip(dirs, configs):
     straight = str(tmp_path / f"straight{config.seed}")

@@ -13,11 +13,12 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from attnlab import files
+from attnlab.errors import UserError
 
 LAST, BEST = "checkpoints", "best"
 
 
-class CorruptCheckpointError(RuntimeError):
+class CorruptCheckpointError(UserError, RuntimeError):
   pass
 
 

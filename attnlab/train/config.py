@@ -179,6 +179,7 @@ def validate(config, num_devices: int, num_processes: int = 1):
   if config.optimizer.schedule not in optim.SCHEDULES:
     raise ValueError(f"config.optimizer.schedule={config.optimizer.schedule!r}; valid choices: "
                      f"{list(optim.SCHEDULES)}")
+  optim.check_config(config.optimizer)  # learning rate, betas, ...: finite and in range
   spec = task_spec(config)
   mcfg = model_config(config, spec)
   models.resolve_config(mcfg)  # unknown model names and bad model fields fail here

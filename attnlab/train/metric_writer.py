@@ -4,9 +4,16 @@ Only process 0 writes. Each JSONL line is one object with `step` and the logged 
 {"step": 200, "train_loss": 0.05, "grad_norm": 1.3, "grad_norm_clipped": 1.0, "learning_rate": 0.001,
 "steps_per_sec": 31.2}
 or {"step": 200, "eval_loss": 0.04, "eval_score": 0.93, "eval_accuracy": ...}.
+
+A resumed run starts from its checkpoint at `resume_step`, so what a killed run logged after that
+step is logged again: the writer first cuts every `*.jsonl` of the workdir back to resume_step
+(metrics.jsonl, hooks' files such as grad_flow.jsonl; a torn last line goes too), and TensorBoard,
+whose event files cannot be cut, gets a new file that starts with a purge at resume_step + 1
+(tensorboardX's `purge_step`): TensorBoard then hides the older events from that step on.
 """
 import json
 import math
+import os
 import sys
 import time
 
@@ -28,10 +35,44 @@ def read_jsonl(path: str) -> list:
   return rows
 
 
-class MetricWriter:
-  """Writes scalars to TensorBoard and JSONL (process 0 only) and prints progress with an ETA."""
+def truncate_jsonl(path: str, last_step) -> int:
+  """Keeps the complete records of `path` with step <= last_step (none if last_step is None).
 
-  def __init__(self, workdir: str, total_steps: int, enabled: bool = None):
+  A torn last line (a run killed while writing) is dropped, so the next record starts on a line
+  of its own. The file is replaced whole (atomically on a local disk). Returns the lines dropped.
+  """
+  if not files.exists(path):
+    return 0
+  lines = files.read_text(path).split("\n")
+  torn = lines.pop()  # "" when the file ends with a newline
+  keep = []
+  for line in lines + ([torn] if torn else []):
+    try:
+      row = json.loads(line)
+    except json.JSONDecodeError:
+      continue
+    if last_step is not None and isinstance(row, dict) and row.get("step", 0) <= last_step:
+      keep.append(line)
+  dropped = len(lines) + bool(torn) - len(keep)
+  if dropped or torn:
+    text = "".join(line + "\n" for line in keep)
+    if files.is_remote(path):
+      files.write_text(path, text)
+    else:
+      with open(path + ".tmp", "w") as f:
+        f.write(text)
+      os.replace(path + ".tmp", path)
+  return dropped
+
+
+class MetricWriter:
+  """Writes scalars to TensorBoard and JSONL (process 0 only) and prints progress with an ETA.
+
+  resume_step: the checkpoint step the run continues from (None: the run starts afresh); what
+  an earlier, killed run logged after it is removed first.
+  """
+
+  def __init__(self, workdir: str, total_steps: int, enabled: bool = None, resume_step: int = None):
     self.enabled = jax.process_index() == 0 if enabled is None else enabled
     self.total_steps = total_steps
     self.path = files.join(workdir, "metrics.jsonl")
@@ -39,8 +80,13 @@ class MetricWriter:
     self._start = None
     if self.enabled:
       files.makedirs(workdir)
+      for name in files.listdir(workdir):
+        if name.endswith(".jsonl"):
+          truncate_jsonl(files.join(workdir, name), resume_step)
       from tensorboardX import SummaryWriter  # imported lazily: it is slow to import
-      self._tb = SummaryWriter(files.join(workdir, "tensorboard"))
+      logdir = files.join(workdir, "tensorboard")
+      purge = (0 if resume_step is None else resume_step + 1) if files.listdir(logdir) else None
+      self._tb = SummaryWriter(logdir, purge_step=purge)
 
   def write(self, step: int, scalars: dict):
     if not self.enabled:

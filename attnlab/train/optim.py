@@ -6,6 +6,8 @@
   clip_norm     global-norm gradient clipping (Pascanu et al. 2013): g <- g * tau / max(||g||, tau);
                 None or 0 disables it
 """
+import math
+
 import ml_collections
 import optax
 import jax.numpy as jnp
@@ -18,6 +20,30 @@ def default_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       name="adam", learning_rate=1e-3, schedule="constant", warmup_steps=0, b1=0.9, b2=0.999,
       eps=1e-8, weight_decay=0.0, momentum=0.9, nesterov=False, clip_norm=1.0))
+
+
+# The numeric fields of config.optimizer: (test, what is allowed). NaN fails every test.
+_NUMBERS = {
+    "learning_rate": (lambda v: 0 < v < math.inf, "a finite number > 0"),
+    "b1": (lambda v: 0 <= v < 1, "in [0, 1)"), "b2": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "eps": (lambda v: 0 <= v < math.inf, "a finite number >= 0"),
+    "weight_decay": (lambda v: 0 <= v < math.inf, "a finite number >= 0"),
+    "momentum": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "clip_norm": (lambda v: 0 <= v < math.inf, "a finite number >= 0 (0 or None: no clipping)"),
+}
+
+
+def check_config(opt):
+  """ValueError naming the field if a number of config.optimizer is not allowed (NaN included)."""
+  for key, (ok, allowed) in _NUMBERS.items():
+    value = opt.get(key)
+    if value is None and key == "clip_norm":
+      continue
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(value):
+      raise ValueError(f"config.optimizer.{key}={value!r}; must be {allowed}")
+  steps = opt.get("warmup_steps")
+  if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+    raise ValueError(f"config.optimizer.warmup_steps={steps!r}; must be an integer >= 0")
 
 
 def make_schedule(opt, num_train_steps: int):

@@ -1,7 +1,9 @@
 """A run's workdir keeps its config as `config.json`; a resumed run must match it.
 
 Only `config.RESUMABLE_FIELDS` (steps, logging and checkpoint cadence, data location) may differ
-between a run and its continuation: anything else would mix two experiments in one workdir.
+between a run and its continuation: anything else would mix two experiments in one workdir. A
+workdir claims its config only once it holds a checkpoint: a run that died before its first
+checkpoint left nothing to continue, so any config may start there.
 """
 import json
 
@@ -9,7 +11,7 @@ import jax
 import ml_collections
 
 from attnlab import files
-
+from attnlab.train.checkpoints import latest_step_in
 from attnlab.train.config import RESUMABLE_FIELDS
 
 CONFIG_FILE = "config.json"
@@ -31,23 +33,39 @@ def config_to_json(config) -> dict:
   return json.loads(json.dumps(config.to_dict(), default=str))
 
 
+def _read_json(path: str) -> dict:
+  """The saved config at `path`; ValueError naming the file if it is not readable JSON."""
+  try:
+    return json.loads(files.read_text(path))
+  except (ValueError, UnicodeDecodeError) as e:
+    raise ValueError(f"{path} is damaged ({e}); each checkpoint's meta holds a copy of the run's "
+                     "config: restore the file from it, or use a new --workdir") from None
+
+
 def read_config(workdir: str):
   """The ConfigDict saved in `workdir`, or None if there is none."""
   path = files.join(workdir, CONFIG_FILE)
   if not files.exists(path):
     return None
-  return ml_collections.ConfigDict(json.loads(files.read_text(path)))
+  return ml_collections.ConfigDict(_read_json(path))
+
+
+def _same(a, b) -> bool:
+  return a == b or (isinstance(a, float) and isinstance(b, float) and a != a and b != b)  # NaN
 
 
 def check_resumable_config(workdir: str, config):
-  """Writes config.json into a new workdir; refuses a workdir whose config differs in a fixed field."""
+  """Writes config.json into a new workdir; refuses a workdir whose config differs in a fixed field.
+
+  Without a checkpoint in `workdir` its config.json is only replaced (nothing there to continue).
+  """
   new = config_to_json(config)
   path = files.join(workdir, CONFIG_FILE)
-  if files.exists(path):
-    old = json.loads(files.read_text(path))
+  if files.exists(path) and latest_step_in(workdir) is not None:
+    old = _read_json(path)
     a, b = flatten(old), flatten(new)
     changed = sorted(k for k in set(a) | set(b)
-                     if a.get(k) != b.get(k) and k not in RESUMABLE_FIELDS)
+                     if not _same(a.get(k), b.get(k)) and k not in RESUMABLE_FIELDS)
     if changed:
       details = "; ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in changed[:10])
       raise ValueError(

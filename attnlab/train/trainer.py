@@ -27,26 +27,42 @@ from attnlab.train import losses, optim, run_dir, sharding, solving
 from attnlab.train.parallel import Parallel
 from attnlab.train.metric_writer import MetricWriter
 from attnlab.train.run_dir import check_resumable_config, config_to_json
+from attnlab.train.workdir_lock import WorkdirLock
 
 
 class Preempted(Exception):
-  """Raised after a SIGTERM-triggered checkpoint, so the process exits cleanly."""
+  """Raised after the checkpoint saved on SIGTERM (preemption) or SIGINT (Ctrl-C), so the process
+  exits cleanly; `exit_code` is 128 + the signal number (143 or 130), what launchers expect."""
+
+  def __init__(self, signum: int, step: int, workdirs: list):
+    name = "Ctrl-C (SIGINT)" if signum == signal.SIGINT else signal.Signals(signum).name
+    super().__init__(f"{name} at step {step}: checkpoint saved in {', '.join(workdirs)}; rerun "
+                     "the same command to resume")
+    self.exit_code, self.step = 128 + signum, step
 
 
 @contextlib.contextmanager
 def _sigterm_flag():
-  """Yields a dict whose 'set' becomes True on SIGTERM (only installable in the main thread)."""
-  flag = {"set": False}
-  previous = None
+  """Yields a dict whose 'set' becomes the signal number on SIGTERM or SIGINT (Ctrl-C); a second
+  Ctrl-C stops at once (KeyboardInterrupt). Only installable in the main thread."""
+  flag = {"set": 0}
+
+  def handler(signum, frame):
+    if signum == signal.SIGINT and flag["set"] == signal.SIGINT:
+      raise KeyboardInterrupt
+    flag["set"] = flag["set"] or signum
+
+  previous = {}
   try:
-    previous = signal.signal(signal.SIGTERM, lambda *_: flag.update(set=True))
+    for signum in (signal.SIGTERM, signal.SIGINT):
+      previous[signum] = signal.signal(signum, handler)
   except ValueError:  # not the main thread: preemption handling is the caller's business
     pass
   try:
     yield flag
   finally:
-    if previous is not None:
-      signal.signal(signal.SIGTERM, previous)
+    for signum, old in previous.items():
+      signal.signal(signum, old)
 
 
 def eval_split(config, spec_params) -> str:
@@ -120,7 +136,8 @@ class _Run:
     ck = config.checkpoint
     self.checkpointer = ckpt_lib.Checkpointer(workdir, ck.keep, ck.best_metric, ck.best_mode,
                                               ck.async_save, config_to_json(config))
-    self.writer = MetricWriter(workdir, config.num_train_steps)
+    self.writer = MetricWriter(workdir, config.num_train_steps,
+                               resume_step=self.checkpointer.latest_step())
     self.criterion = tasks.criterion(config.task.name, **cfg_lib.task_params(config))
     self.train_sums, self.last_eval = None, {}
     self.solved, self.final, self.done = {}, {}, False  # done: nothing more is written here
@@ -206,10 +223,16 @@ def _without_seed(config) -> dict:
 
 def _train(configs, workdirs, hooks) -> list:
   """The training loop of one run, or of several seeds vmapped together."""
+  with contextlib.ExitStack() as locks:  # each workdir locked until the run ends, however it ends
+    return _train_locked(configs, workdirs, hooks, locks)
+
+
+def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list:
   config = configs[0]
   sharding.maybe_initialize_distributed(config)
   spec, model_config = cfg_lib.validate(config, sharding.data_axis_size(config), jax.process_count())
   for c, w in zip(configs, workdirs):
+    locks.enter_context(WorkdirLock(w))  # a second process on the workdir fails here, at once
     check_resumable_config(w, c)
   model = models.build(model_config)
   tx, schedule = optim.make_optimizer(config.optimizer, config.num_train_steps)
@@ -286,8 +309,7 @@ def _train(configs, workdirs, hooks) -> list:
       if sigterm["set"]:
         for run in runs:
           run.close()
-        raise Preempted(f"SIGTERM at step {step}: checkpoint saved in {', '.join(workdirs)}; rerun "
-                        "the same command to resume")
+        raise Preempted(sigterm["set"], step, workdirs)
       if all(run.done for run in runs):
         break
   for run in runs:

@@ -1,0 +1,168 @@
+"""The command line's one error path: a user error is one line on stderr, never a traceback.
+
+  def main(argv): ...
+  if __name__ == "__main__":
+    cli.run(main, __doc__)                     # experiments/main.py, experiments/sweep.py
+
+A bad config file, field or value, workdir, or sweep grid (ValueError, a missing file, a
+`attnlab.errors.UserError`, a flag that does not parse) exits with code 2 after one line that
+names the field or file, the value and what is allowed; `--debug` (or ATTNLAB_DEBUG=1) shows the
+traceback instead. A run stopped by SIGTERM or Ctrl-C after saving a checkpoint exits 143 or 130
+(Ctrl-C before any checkpoint: 130 too). `--help` prints the entry point's docstring and flags.
+"""
+import os
+import sys
+
+from absl import app, flags
+
+from attnlab.errors import UserError
+
+USER_ERROR_EXIT_CODE = 2
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, what a shell expects after Ctrl-C
+# What a user can cause and act on from the message alone. A non-finite loss stops a run with a
+# message that says which checkpoint is intact and how to continue.
+USER_ERRORS = (UserError, ValueError, FileNotFoundError, NotADirectoryError, FileExistsError,
+               IsADirectoryError, PermissionError, FloatingPointError, flags.Error, app.UsageError)
+
+flags.DEFINE_bool("debug", False, "show the full traceback of an error (or set ATTNLAB_DEBUG=1)")
+
+
+def debug_requested(argv) -> bool:
+  """--debug on the command line or ATTNLAB_DEBUG set (read before flags parse: parsing can fail)."""
+  if os.environ.get("ATTNLAB_DEBUG", "") not in ("", "0", "false"):
+    return True
+  return any(a in ("--debug", "-debug", "--debug=true", "--debug=1", "--debug=True") for a in argv)
+
+
+def message(error: BaseException) -> str:
+  """The line shown for a user error."""
+  text = str(error).strip() or type(error).__name__
+  if isinstance(error, KeyError):  # str(KeyError('x')) is "'x'"
+    text = f"{type(error).__name__}: {text}"
+  return text
+
+
+def run(main, doc: str, config_flag: str = None, default_config: str = None):
+  """app.run(main) with flags parsed by `parse_flags` and user errors shown as one line.
+
+  doc: the entry point's docstring, printed by --help (also when started as a console script,
+  whose own __main__ has none). config_flag: the name of a `config_flags.DEFINE_config_file`
+  flag whose file and `--<flag>.field=value` overrides are checked before absl parses them;
+  default_config: the file it reads when the flag is not given.
+  """
+  argv = list(sys.argv)
+  debug = debug_requested(argv)
+  main_module = sys.modules["__main__"]
+  if not getattr(main_module, "__doc__", None):
+    main_module.__doc__ = doc
+  _show_in_short_help(main.__module__)
+
+  def parse(args):
+    return parse_flags(args, config_flag, default_config)
+
+  from attnlab.train.trainer import Preempted
+  try:
+    app.run(main, flags_parser=parse)
+  except KeyboardInterrupt:
+    if debug:
+      raise
+    print("interrupted (Ctrl-C) before a checkpoint could be saved; rerun the same command to "
+          "resume from the last one", file=sys.stderr)
+    sys.exit(INTERRUPTED_EXIT_CODE)
+  except Preempted as e:  # a checkpoint was saved on SIGTERM or Ctrl-C (e.g. inside a sweep)
+    print(str(e), file=sys.stderr)
+    sys.exit(e.exit_code)
+  except USER_ERRORS as e:
+    if debug:
+      raise
+    print(f"error: {message(e)}", file=sys.stderr)
+    print("(--debug or ATTNLAB_DEBUG=1 shows the traceback)", file=sys.stderr)
+    sys.exit(USER_ERROR_EXIT_CODE)
+
+
+def _show_in_short_help(module_name: str):
+  """--help lists the flags of the main module, which absl keys by sys.argv[0]; a console script
+  (`attnlab`) imports the entry point as a module, so its flags (and --debug) are added there."""
+  key = sys.argv[0]
+  have = {f.name for f in flags.FLAGS.get_flags_for_module(key)}
+  for module in (module_name, __name__):
+    for flag in flags.FLAGS.get_flags_for_module(module):
+      if flag.name not in have:
+        flags.FLAGS.register_flag_by_module(key, flag)
+        have.add(flag.name)
+
+
+def parse_flags(argv: list, config_flag: str = None, default_config: str = None) -> list:
+  """absl's flag parsing, with every mistake raised as a UserError naming the flag and value."""
+  if any(a in ("-h", "-help", "--help", "--helpshort") for a in argv[1:]):
+    app.usage(shorthelp=True, writeto_stdout=True, exitcode=0)  # absl's own --help exits 1
+  if config_flag:
+    argv = _with_config(argv, config_flag, default_config)
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    raise UserError(str(e)) from e
+  except (AttributeError, KeyError, OSError) as e:  # config_flags: an override not checked above
+    raise UserError(f"cannot apply the config overrides: {message(e)}") from e
+
+
+def _flag_value(argv, name):
+  """The value of --name=VALUE or --name VALUE in argv, or None."""
+  for i, arg in enumerate(argv):
+    if arg.startswith(f"--{name}=") or arg.startswith(f"-{name}="):
+      return arg.split("=", 1)[1]
+    if arg in (f"--{name}", f"-{name}") and i + 1 < len(argv):
+      return argv[i + 1]
+  return None
+
+
+def _with_config(argv, name, default):
+  """argv with the default config file made explicit, after checking the file and overrides."""
+  spec = _flag_value(argv, name)
+  if spec is None and default is not None:
+    spec = default
+    argv = [argv[0], f"--{name}={default}", *argv[1:]]
+  if spec is None:
+    return argv
+  try:
+    config = load_config(spec, f"--{name}={spec}")
+  except ValueError as e:  # the config file refused its argument
+    raise UserError(str(e) if spec in str(e) else f"--{name}={spec}: {e}") from e
+  for arg in argv[1:]:
+    if arg.startswith(f"--{name}.") or arg.startswith(f"--no{name}."):
+      path = arg.split("=", 1)[0].split(".", 1)[1]
+      check_field(config, path, arg)
+  return argv
+
+
+def load_config(spec: str, shown: str = None):
+  """get_config(argument) of a 'file.py[:argument]' spec; UserError naming the file if missing."""
+  import importlib.util
+  path, _, arg = spec.partition(":")
+  shown = shown or spec
+  if not os.path.isfile(path):
+    folder = os.path.dirname(path) or "."
+    found = sorted(f for f in os.listdir(folder) if f.endswith(".py") and not f.startswith("_")) \
+        if os.path.isdir(folder) else []
+    hint = f"config files in {folder}/: {', '.join(found)}" if found else \
+        "give a config file such as configs/adding.py[:model,key=value]"
+    raise UserError(f"{shown}: config file {path!r} not found; {hint}")
+  module_spec = importlib.util.spec_from_file_location("attnlab_cli_config", path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  if not hasattr(module, "get_config"):
+    raise UserError(f"{shown}: {path} has no get_config(); it is not a config file")
+  return module.get_config(arg) if arg else module.get_config()
+
+
+def check_field(config, path: str, shown: str):
+  """UserError if `path` ('task.seq_len') is not a field of config."""
+  node, done = config, []
+  for key in path.split("."):
+    if not hasattr(node, "keys") or key not in node:
+      where = f"config.{'.'.join(done)}" if done else "config"
+      valid = ", ".join(sorted(node.keys())) if hasattr(node, "keys") else \
+          f"none ({where} is a value, not a group of fields)"
+      raise UserError(f"{shown}: config has no field {path!r}; valid fields of {where}: {valid}")
+    node = node[key]
+    done.append(key)
