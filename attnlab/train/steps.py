@@ -39,8 +39,12 @@ def _apply(model, spec, params, batch, dtype, train, dropout_rng):
 
 
 def make_train_step(model, tx, spec, schedule, *, seed: int, dtype=jnp.float32,
-                    label_smoothing: float = 0.0, axis_name=None):
-  """(state, batch) -> (state, metrics): one optimizer step on the batch's mean loss."""
+                    label_smoothing: float = 0.0, clip_norm=None, axis_name=None):
+  """(state, batch) -> (state, metrics): one optimizer step on the batch's mean loss.
+
+  metrics: loss, grad_norm (global norm before clipping), grad_norm_clipped (after clipping at
+  `clip_norm`, the `config.optimizer.clip_norm` that `tx` clips with; equal to grad_norm without it).
+  """
   base_rng = jax.random.PRNGKey(seed + 1)
 
   def train_step(state: TrainState, batch: dict):
@@ -59,7 +63,9 @@ def make_train_step(model, tx, spec, schedule, *, seed: int, dtype=jnp.float32,
       sums = jax.lax.psum(sums, axis_name)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
+    clipped = optax.clip_by_global_norm(clip_norm).update(grads, None)[0] if clip_norm else grads
     metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads),
+               "grad_norm_clipped": optax.tree.norm(clipped),
                "learning_rate": schedule(state.step), "sums": sums}
     return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
 

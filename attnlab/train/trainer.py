@@ -83,7 +83,8 @@ class Parallel:
     self.seeds = list(seeds) if seeds is not None else [config.seed]
     self.vmapped = len(self.seeds) > 1
     dtype = jnp.bfloat16 if config.dtype == "bfloat16" else jnp.float32
-    kw = dict(dtype=dtype, label_smoothing=config.label_smoothing)
+    kw = dict(dtype=dtype, label_smoothing=config.label_smoothing,
+              clip_norm=config.optimizer.clip_norm)
     self.model, self.tx, self.spec = model, tx, spec
     if self.vmapped:
       self.train_step = jax.jit(vmap_seeds.make_vmapped_train_step(model, tx, spec, schedule,
@@ -330,7 +331,9 @@ def _after_step(run: _Run, par, state, k, step, first_step, t0, metrics, eval_me
     summary = losses.summarize(run.train_sums)
     rate = (step - first_step) / max(time.time() - t0, 1e-9)
     run.writer.write(step, {"train_loss": summary["loss"], "train_score": summary["score"],
-                            "grad_norm": grad_norm, "learning_rate": float(metrics["learning_rate"]),
+                            "grad_norm": grad_norm,
+                            "grad_norm_clipped": float(metrics["grad_norm_clipped"]),
+                            "learning_rate": float(metrics["learning_rate"]),
                             "steps_per_sec": rate})
     run.writer.progress(step, first_step, f"loss {summary['loss']:.4f}")
     run.train_sums = None

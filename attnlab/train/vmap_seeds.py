@@ -26,13 +26,13 @@ def init_states(model, tx, spec, seeds: Sequence[int], example_batch) -> steps.T
 
 
 def make_vmapped_train_step(model, tx, spec, schedule, seeds: Sequence[int], *, dtype=jnp.float32,
-                            label_smoothing: float = 0.0):
+                            label_smoothing: float = 0.0, clip_norm=None):
   """(stacked states, one batch) -> (stacked states, stacked metrics): one step of every seed."""
   seeds = jnp.asarray(seeds)
 
   def one_seed(seed, state, batch):
     step = steps.make_train_step(model, tx, spec, schedule, seed=seed, dtype=dtype,
-                                 label_smoothing=label_smoothing)
+                                 label_smoothing=label_smoothing, clip_norm=clip_norm)
     return step(state, batch)
 
   vmapped = jax.vmap(one_seed)
