@@ -193,6 +193,7 @@ def run_clipping(c, root: str) -> dict:
         "grad_norm_stats": _norm_stats(curve["grad_norm"]),
         "grad_norm_clipped_stats": _norm_stats(curve["grad_norm_clipped"]),
         "diverged_step": divergence_step(curve["steps"], curve["train_loss"], spec.baseline),
+        "nonfinite_step": divergence_step(curve["steps"], curve["train_loss"], spec.baseline, np.inf),
         "final_train_loss": _final(curve["train_loss"]),
         "init_input_grad_norms": norms, "eval_loss": row.get("eval_loss"),
         "workdir": row["workdir"]})

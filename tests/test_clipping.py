@@ -70,6 +70,8 @@ def test_divergence_step():
   # a first loss above 10 x baseline is an untrained start, not a divergence
   assert divergence_step(steps_, [3.0, 2.0, 1.0, 0.5, 0.1], baseline=0.2) is None
   assert divergence_step([], [], baseline=0.2) is None
+  # factor inf: the first non-finite step only
+  assert divergence_step(steps_, [1.0, 5.0, 11.0, float("nan"), 0.1], 0.2, factor=float("inf")) == 4
 
 
 def _run(radius, clip, seed, diverged, eval_loss):
@@ -80,7 +82,8 @@ def _run(radius, clip, seed, diverged, eval_loss):
           "grad_norm": norm, "grad_norm_clipped": [min(g, clip) if clip else g for g in norm],
           "grad_norm_stats": {"max": 50.0, "median": 3.0},
           "grad_norm_clipped_stats": {"max": clip or 50.0, "median": clip or 3.0},
-          "diverged_step": 3 if diverged else None, "final_train_loss": loss[-1],
+          "diverged_step": 2 if diverged else None, "nonfinite_step": 3 if diverged else None,
+          "final_train_loss": loss[-1],
           "init_input_grad_norms": None if clip else [1.0, 2.0, 4.0], "eval_loss": eval_loss,
           "workdir": "-"}
 
@@ -95,13 +98,13 @@ def test_summary_says_clipping_rescued_the_diverging_runs(tmp_path):
   runs = [_run(2.0, 0.0, s, True, float("nan")) for s in (0, 1)]
   runs += [_run(2.0, 1.0, s, False, 0.04) for s in (0, 1)]
   text = report.clipping_summary(_results(runs))
-  assert "without clipping 2/2 seeds diverged (at step 3, 3)" in text
+  assert "without clipping 2/2 seeds diverged (at step 2, 2; non-finite from step 3, 3)" in text
   assert "with clipping at τ=1.0 0/2 seeds diverged" in text
-  assert "0.0400, 0.0400, 2/2 below the baseline" in text
+  assert "0.0400, 0.0400, 2/2 clearly below the baseline" in text
   assert "at radius 2.0 clipping turned runs that diverged into runs that trained" in text
   lines = report._clipping_section(_results(runs), str(tmp_path))
-  assert any("| 2.0 | 1.0 | 1 | 50 | 3 | 1 | 1 | - | 0.0500 | 0.0400 |" == l for l in lines)
-  assert any("| 2.0 | off | 0 | 50 | 3 | 50 | 3 | 3 | nan | nan |" == l for l in lines)
+  assert "| 2.0 | 1.0 | 1 | 50 | 3 | 1 | 1 | - | - | 0.0500 | 0.0400 |" in lines
+  assert "| 2.0 | off | 0 | 50 | 3 | 50 | 3 | 2 | 3 | nan | nan |" in lines
   for figure in ("clipping_loss.png", "clipping_grad_norm.png", "clipping_grad_norm_clipped.png",
                  "clipping_init_norms.png"):
     assert (tmp_path / figure).exists()
@@ -110,7 +113,9 @@ def test_summary_says_clipping_rescued_the_diverging_runs(tmp_path):
 def test_summary_when_nothing_diverges_or_nothing_is_rescued():
   calm = [_run(1.0, c, 0, False, 0.15) for c in (0.0, 1.0)]
   assert "No run diverged without clipping" in report.clipping_summary(_results(calm))
-  stuck = [_run(2.0, 0.0, 0, True, float("nan")), _run(2.0, 1.0, 0, False, 0.9)]
+  # finite but only just below the baseline (0.16 against 1/6) does not count as trained
+  stuck = [_run(2.0, 0.0, 0, True, float("nan")), _run(2.0, 1.0, 0, False, 0.16)]
   text = report.clipping_summary(_results(stuck))
-  assert "0/1 below the baseline" in text
+  assert "0/1 clearly below the baseline" in text
   assert "clipping does not rescue training" in text
+  assert "At radius 2.0 clipping kept every run finite, but not every clipped run trained" in text
