@@ -144,12 +144,13 @@ def clipping_summary(clipping: dict) -> str:
       if alive:
         losses = ", ".join(_num(r.get("eval_loss"), ".4f") for r in alive)
         trained = sum(_trained(r, base) for r in alive)
-        text += (f"; {'the others' if div else 'all'} ended at held-out loss {losses}, {trained}/{len(alive)} "
-                 f"clearly below the baseline (< {TRAINED_FRACTION:g}×)")
+        text += (f"; {'the others' if div else 'all'} ended at held-out loss {losses}, "
+                 f"{trained}/{len(alive)} clearly below the baseline (< {TRAINED_FRACTION:g}×)")
       parts.append(text)
     sentences.append(f"At radius {radius}: " + "; ".join(parts) + ".")
   unclipped = [r for r in runs if not r["clip_norm"]]
-  rescued, kept = [], []  # radii where every unclipped run diverged and every clipped one trained / stayed finite
+  # radii where every unclipped run diverged and every clipped one trained / only stayed finite
+  rescued, kept = [], []
   for radius in dict.fromkeys(r["radius"] for r in runs):
     off = [r for r in unclipped if r["radius"] == radius]
     on = [r for r in runs if r["clip_norm"] and r["radius"] == radius]
@@ -159,8 +160,8 @@ def clipping_summary(clipping: dict) -> str:
       rescued.append(radius)
     elif all(r["diverged_step"] is None for r in on):
       kept.append(radius)
-  kept_text = (f" At radius {', '.join(str(x) for x in kept)} clipping kept every run finite, but not every "
-               "clipped run trained clearly below the baseline." if kept else "")
+  kept_text = (f" At radius {', '.join(str(x) for x in kept)} clipping kept every run finite, but not "
+               "every clipped run trained clearly below the baseline." if kept else "")
   if not any(r["diverged_step"] is not None for r in unclipped):
     verdict = ("No run diverged without clipping, so this setting does not show what clipping "
                "prevents.")
@@ -199,8 +200,9 @@ def _clipping_section(clipping: dict, out_dir: str) -> list:
   lines = [f"A tanh RNN with W_hh orthogonal times r (spectral radius r) on `{clipping['task']}`, "
            f"T={clipping['seq_len']}, trained {clipping['steps']} steps by {clipping['optimizer']} "
            f"(learning rate {clipping['learning_rate']}{momentum}) with and without global-norm "
-           "clipping (Pascanu et al. 2013: g ← τ g/‖g‖ when ‖g‖ > τ). A run diverged at the first step "
-           f"whose loss is non-finite or above {clipping['divergence_factor']:g}× max(baseline, first loss); "
+           "clipping (Pascanu et al. 2013: g ← τ g/‖g‖ when ‖g‖ > τ). A run diverged at the first "
+           f"step whose loss is non-finite or above {clipping['divergence_factor']:g}× max(baseline, "
+           "first loss); "
            "median ‖g‖ is over the finite steps; final train loss is the mean over the last 10% of "
            "steps.", "",
            clipping_summary(clipping), ""] + figures + [
