@@ -138,25 +138,118 @@ def _gradient_section(grad_norms: dict, out_dir: str) -> list:
   return lines
 
 
+def _label(r: dict) -> str:
+  return f"r={r['radius']} clip={r['clip_norm'] or 'off'} seed={r.get('seed', 0)}"
+
+
+def _num(x, fmt=".3g") -> str:
+  return "-" if x is None else format(x, fmt)
+
+
+TRAINED_FRACTION = 0.75  # a clipping run "trained" when its held-out loss ends below this x baseline
+
+
+def _trained(r: dict, baseline: float) -> bool:
+  """Did not diverge and ends clearly below the baseline (held-out loss < TRAINED_FRACTION x
+  baseline; the final train loss for a run without one)."""
+  loss = r.get("eval_loss") if r.get("eval_loss") is not None else r.get("final_train_loss")
+  return (r.get("diverged_step") is None and loss is not None and bool(np.isfinite(loss))
+          and loss < TRAINED_FRACTION * baseline)
+
+
+def clipping_summary(clipping: dict) -> str:
+  """What the clipping runs show, in words generated from their numbers: per radius, how many
+  seeds diverged (and when) without and with clipping, and the held-out loss of those that did not."""
+  base, runs = clipping["baseline"], clipping["runs"]
+  sentences = []
+  for radius in dict.fromkeys(r["radius"] for r in runs):
+    parts = []
+    for tau in dict.fromkeys(r["clip_norm"] for r in runs):
+      group = [r for r in runs if r["radius"] == radius and r["clip_norm"] == tau]
+      if not group:
+        continue
+      div = [r["diverged_step"] for r in group if r["diverged_step"] is not None]
+      nonfinite = [r["nonfinite_step"] for r in group if r.get("nonfinite_step") is not None]
+      text = (f"{'without clipping' if not tau else f'with clipping at τ={tau}'} {len(div)}/{len(group)} "
+              f"seeds diverged" + (f" (at step {', '.join(str(d) for d in div)}" if div else "")
+              + (f"; non-finite from step {', '.join(str(d) for d in nonfinite)}" if nonfinite else "")
+              + (")" if div else ""))
+      alive = [r for r in group if r["diverged_step"] is None]
+      if alive:
+        losses = ", ".join(_num(r.get("eval_loss"), ".4f") for r in alive)
+        trained = sum(_trained(r, base) for r in alive)
+        text += (f"; {'the others' if div else 'all'} ended at held-out loss {losses}, "
+                 f"{trained}/{len(alive)} clearly below the baseline (< {TRAINED_FRACTION:g}×)")
+      parts.append(text)
+    sentences.append(f"At radius {radius}: " + "; ".join(parts) + ".")
+  unclipped = [r for r in runs if not r["clip_norm"]]
+  # radii where every unclipped run diverged and every clipped one trained / only stayed finite
+  rescued, kept = [], []
+  for radius in dict.fromkeys(r["radius"] for r in runs):
+    off = [r for r in unclipped if r["radius"] == radius]
+    on = [r for r in runs if r["clip_norm"] and r["radius"] == radius]
+    if not (off and on and all(r["diverged_step"] is not None for r in off)):
+      continue
+    if all(_trained(r, base) for r in on):
+      rescued.append(radius)
+    elif all(r["diverged_step"] is None for r in on):
+      kept.append(radius)
+  kept_text = (f" At radius {', '.join(str(x) for x in kept)} clipping kept every run finite, but not "
+               "every clipped run trained clearly below the baseline." if kept else "")
+  if not any(r["diverged_step"] is not None for r in unclipped):
+    verdict = ("No run diverged without clipping, so this setting does not show what clipping "
+               "prevents.")
+  elif rescued:
+    verdict = (f"So at radius {', '.join(str(x) for x in rescued)} clipping turned runs that diverged "
+               "into runs that trained clearly below the baseline, at the same learning rate and "
+               "initialisation.")
+  else:
+    verdict = ("Runs diverged without clipping, but at no radius where every unclipped run diverged did "
+               "every clipped run train clearly below the baseline: here clipping does not rescue "
+               "training.")
+  return (" ".join(sentences) + f" (Baseline {base:.4f}: {clipping['baseline_name']}.) " + verdict
+          + kept_text)
+
+
 def _clipping_section(clipping: dict, out_dir: str) -> list:
   runs = clipping["runs"]
-  loss = {f"r={r['radius']} clip={r['clip_norm'] or 'off'}": (r["steps"], r["train_loss"]) for r in runs}
-  gnorm = {f"r={r['radius']} clip={r['clip_norm'] or 'off'}": (r["steps"], r["grad_norm"]) for r in runs}
+  loss = {_label(r): (r["steps"], r["train_loss"]) for r in runs}
+  before = {_label(r): (r["steps"], r["grad_norm"]) for r in runs}
+  after = {_label(r): (r["steps"], r["grad_norm_clipped"]) for r in runs if r["clip_norm"]}
   p1 = plots.curves(loss, os.path.join(out_dir, "clipping_loss.png"), "tanh RNN training loss", "loss")
-  p2 = plots.curves(gnorm, os.path.join(out_dir, "clipping_grad_norm.png"),
-                    "global gradient norm (before clipping)", "||g||")
-  init = {f"r={r['radius']}": r["init_input_grad_norms"] for r in runs if not r["clip_norm"]}
-  p3 = plots.gradient_norms(init, os.path.join(out_dir, "clipping_init_norms.png"),
-                            "tanh RNN at init: gradient norm vs distance by spectral radius")
-  lines = [f"A tanh RNN with W_hh orthogonal times r (spectral radius r), T={clipping['seq_len']}.", "",
-           f"![loss]({os.path.basename(p1)}) ![grad norm]({os.path.basename(p2)})",
-           f"![init norms]({os.path.basename(p3)})", "",
-           "| radius | clip | max ‖g‖ | final train loss | eval loss |", "|---|---|---|---|---|"]
+  p2 = plots.curves(before, os.path.join(out_dir, "clipping_grad_norm.png"),
+                    "global gradient norm before clipping", "||g||")
+  figures = [f"![loss]({os.path.basename(p1)}) ![grad norm before]({os.path.basename(p2)})"]
+  if after:
+    p3 = plots.curves(after, os.path.join(out_dir, "clipping_grad_norm_clipped.png"),
+                      "global gradient norm after clipping (what the optimizer gets)", "||g||")
+    figures.append(f"![grad norm after]({os.path.basename(p3)})")
+  init = {f"r={r['radius']}": r["init_input_grad_norms"] for r in runs
+          if not r["clip_norm"] and r.get("init_input_grad_norms")}
+  if init:
+    p4 = plots.gradient_norms(init, os.path.join(out_dir, "clipping_init_norms.png"),
+                              "tanh RNN at init: gradient norm vs distance by spectral radius")
+    figures.append(f"![init norms]({os.path.basename(p4)})")
+  momentum = f", momentum {clipping['momentum']}" if clipping.get("momentum") else ""
+  lines = [f"A tanh RNN with W_hh orthogonal times r (spectral radius r) on `{clipping['task']}`, "
+           f"T={clipping['seq_len']}, trained {clipping['steps']} steps by {clipping['optimizer']} "
+           f"(learning rate {clipping['learning_rate']}{momentum}) with and without global-norm "
+           "clipping (Pascanu et al. 2013: g ← τ g/‖g‖ when ‖g‖ > τ). A run diverged at the first "
+           f"step whose loss is non-finite or above {clipping['divergence_factor']:g}× max(baseline, "
+           "first loss); "
+           "median ‖g‖ is over the finite steps; final train loss is the mean over the last 10% of "
+           "steps.", "",
+           clipping_summary(clipping), ""] + figures + [
+           "", "| radius | clip τ | seed | max ‖g‖ before | median before | max ‖g‖ after | "
+           "median after | diverged at step | non-finite from step | final train loss | eval loss |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
   for r in runs:
-    g = np.asarray(r["grad_norm"], np.float64)
-    eval_loss = "-" if r["eval_loss"] is None else f"{r['eval_loss']:.4f}"
-    lines.append(f"| {r['radius']} | {r['clip_norm'] or 'off'} | {np.nanmax(g):.3g} | "
-                 f"{r['train_loss'][-1]:.4f} | {eval_loss} |")
+    b, a = r["grad_norm_stats"], r["grad_norm_clipped_stats"]
+    lines.append(f"| {r['radius']} | {r['clip_norm'] or 'off'} | {r.get('seed', 0)} | {_num(b['max'])} | "
+                 f"{_num(b['median'])} | {_num(a['max'])} | {_num(a['median'])} | "
+                 f"{_num(r['diverged_step'], 'd')} | {_num(r.get('nonfinite_step'), 'd')} | "
+                 f"{_num(r['final_train_loss'], '.4f')} | "
+                 f"{_num(r['eval_loss'], '.4f')} |")
   return lines
 
 
