@@ -90,7 +90,7 @@ class Parallel:
                                                                    self.seeds, **kw),
                                 donate_argnums=0)
       self.eval_step = jax.jit(jax.vmap(steps.make_eval_step(model, spec, dtype=dtype),
-                                        in_axes=(0, None)))
+                                        in_axes=(0, None, 0)))
       return
     if self.pmap:
       self.train_step = jax.pmap(steps.make_train_step(model, tx, spec, schedule, axis_name="batch",
@@ -116,7 +116,9 @@ class Parallel:
       return jax_utils.replicate(jax.jit(init)(rng, example)), _on_device(abstract)
     specs = steps.TrainState(step=jax.sharding.PartitionSpec(),
                              params=sharding.param_specs(abstract.params, self.rules, self.mesh),
-                             opt_state=sharding.param_specs(abstract.opt_state, self.rules, self.mesh))
+                             opt_state=sharding.param_specs(abstract.opt_state, self.rules, self.mesh),
+                             model_state=sharding.param_specs(abstract.model_state, self.rules,
+                                                              self.mesh))
     self.state_shardings = sharding.shardings(specs, self.mesh)
     state = jax.jit(init, out_shardings=self.state_shardings)(rng, example)
     abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
@@ -124,7 +126,8 @@ class Parallel:
     batch = sharding.batch_sharding(self.mesh)
     self.train_step = jax.jit(self._train_fn, in_shardings=(self.state_shardings, batch),
                               out_shardings=(self.state_shardings, None), donate_argnums=0)
-    self.eval_step = jax.jit(self._eval_fn, in_shardings=(self.state_shardings.params, batch))
+    self.eval_step = jax.jit(self._eval_fn, in_shardings=(self.state_shardings.params, batch,
+                                                           self.state_shardings.model_state))
     return state, abstract
 
   def place_restored(self, states: list):
@@ -183,7 +186,7 @@ def evaluate(par: Parallel, state, config, spec_params, batches=None) -> list:
   """
   total = None
   for local in eval_batches(config, spec_params) if batches is None else batches:
-    sums = par.eval_step(par.params(state), par.batch(local))
+    sums = par.eval_step(par.params(state), par.batch(local), state.model_state)
     total = [losses.add_sums(t, s) for t, s in zip(total or [None] * len(par.seeds),
                                                     par.per_run(sums))]
   return [{f"eval_{k}": v for k, v in losses.summarize(t).items()} for t in total]
