@@ -18,6 +18,9 @@ results.json and grad_norms.json are written there.
           copy; RNNsearch reverses every length, the RNN encoder-decoder fails from length 14.
   full    + selective copy and associative recall, lengths up to 1000, 3 seeds, thousands of steps:
           days on 2 CPU cores; meant for a GPU or TPU (launch/).
+The recorded times and results above (medium, and configs/default.py's) predate configs/common.py's
+matched-size recipes (then: RNN/LSTM/GRU H=128, a 2-layer LRU with max_phase 0.314, a d_ff=256
+Transformer, adding read out by each model's own summary); rerun to update them.
 Expected: the tanh RNN stays at the baseline beyond a few tens of steps and its gradient norm falls
 exponentially with distance; LSTM/GRU decay far slower and solve the shorter lengths; the
 Transformer's gradient norm is flat in distance and it solves every length it fits; seq2seq without
