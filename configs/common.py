@@ -1,18 +1,73 @@
-"""Model settings shared by the task configs: the sizes used across attnlab's comparisons.
+"""Model settings shared by the task configs: comparison sizes, each model's recipe, model variants.
 
-`model_config(name)` gives the registry defaults narrowed to the sizes that train in minutes on
-2 CPU cores (hidden 128 for recurrent models, a 2-layer d=64 Transformer, a 2-layer LRU).
+Sizes (`MODEL_SIZES`) are chosen so that on adding and copy every model, variants included, has
+within 2x the parameters of every other (`param_count(config)`; tests/test_recipes.py checks it):
+about 67-70k on adding and 68-101k on copy. Token inputs are embedded into EMBED_DIM = 64 features
+for every model (the Transformer's d_model), so the recurrent models' input weights do not grow with
+their hidden size.
+
+Recipes and their sources:
+  rnn          Elman tanh RNN, H=256; orthogonal W_hh (Saxe et al. 2014 / Le et al. 2015 use
+               identity-like init to keep gradients alive; attnlab studies the plain tanh RNN).
+  lstm         Hochreiter & Schmidhuber 1997 with the forget gate of Gers et al. 2000, forget-gate
+               bias 1 (Gers et al. 2000; Jozefowicz et al. 2015), H=128.
+  lstm_chrono  the LSTM with the chrono init of Tallec & Ollivier 2018: b_f ~ log U(1, T_max - 1),
+               b_i = -b_f, T_max = the task's distance to bridge (`distance_to_bridge`).
+  gru          Cho et al. 2014 (reset before the recurrent product, as in the paper), H=150.
+  gru_carry    the GRU whose update gate starts out carrying the state: b_z ~ log U(1, T_max - 1),
+               the chrono init of Tallec & Ollivier 2018 applied to the GRU's z (which plays the
+               LSTM forget gate's role in h = (1 - z) n + z h_prev), T_max as for lstm_chrono.
+               `model.carry_bias=b` sets a constant b_z instead (the GRU form of the forget bias 1).
+  lru          Orvieto et al. 2023 with its reference code's recipe (NicolasZucchet/minimal-LRU,
+               run_train.py and lru/train_helpers.py): 4 pre-norm blocks (minimal-LRU's default
+               depth) d_model=48, state 64, r in [0.9, 0.999], max_phase 2 pi (pi/10 is the paper's
+               choice only for its longest image tasks, e.g. Path-X, which attnlab does not have);
+               AdamW, weight decay 0.05 except on nu_log/theta_log/gamma_log, whose learning rate
+               is x0.5 (minimal-LRU's lr_factor default 0.5); linear warmup over the first 10% of
+               the steps, then cosine decay; mean pooling on classification tasks, the last step on
+               adding (below). The paper normalises with BatchNorm (minimal-LRU's default
+               norm='batch'); attnlab's default stays LayerNorm because the gradient-flow analysis
+               applies models with parameters only: select the paper's with model.norm=batch.
+               Dropout: minimal-LRU's default is 0.1; attnlab's generated tasks draw fresh
+               examples without end, so nothing is regularised (model.dropout_rate selects it).
+  transformer  Vaswani et al. 2017 encoder (sinusoidal positions, ReLU MLP), 2 layers, d=64, 4
+               heads, d_ff=128 (2x instead of the paper's 4x, to match the others' sizes), pre-LN
+               (Xiong et al. 2020) instead of post-LN, no dropout (fresh data); causal on per-step
+               tasks, bidirectional otherwise.
+  transformer_window0
+               the Transformer whose attention window is 0 (each position attends only to itself):
+               the ablation that removes what attention adds.
+  The RNN, LSTM, GRU and Transformer train with Adam at a constant learning rate and global-norm
+  clipping 1.0 (`make`), not with their papers' optimisers (1997: online gradient descent; Vaswani:
+  Adam with the rsqrt warmup of 4000 steps, meant for 100k-step runs).
+
+Readout: on adding every model reads out its LAST valid step (model.pooling='last', set by
+configs/adding.py): the recurrent models their final state, the LRU its last output, and the
+non-causal Transformer the last token, which must gather the two marked values through attention
+(with transformer_window0 it cannot).
+
+A config argument's model word may be a registry name or a variant (`MODEL_VARIANTS`): the variant
+builds its registry model (config.model.name) with the variant's fields, and config.model_variant
+keeps the word (the registry name when it is not a variant), so a run's config.json says which it
+was. lstm_chrono's and gru_carry's chrono_max follow config.task.seq_len (a reference, not a copy):
+a sweep or command line that sets task.seq_len later still gets the right T_max.
 """
+import math
+
+import ml_collections
+
+from attnlab import models
 from attnlab.train import config as cfg_lib
 
+EMBED_DIM = 64
 MODEL_SIZES = {
-    "rnn": dict(hidden_size=128),
+    "rnn": dict(hidden_size=256),
     "lstm": dict(hidden_size=128),
-    "gru": dict(hidden_size=128),
-    "lru": dict(d_model=64, state_size=64, num_layers=2, r_min=0.9, r_max=0.999, max_phase=0.314),
-    "transformer": dict(d_model=64, num_heads=4, d_ff=256, num_layers=2, pre_ln=True),
+    "gru": dict(hidden_size=150),
+    "lru": dict(d_model=48, state_size=64, num_layers=4, r_min=0.9, r_max=0.999,
+                max_phase=2 * math.pi),
+    "transformer": dict(d_model=EMBED_DIM, num_heads=4, d_ff=128, num_layers=2, pre_ln=True),
 }
-
 
 SEQ2SEQ_SIZES = {
     "seq2seq_rnn": dict(hidden_size=128, embed_dim=32, cell="gru"),
@@ -20,25 +75,77 @@ SEQ2SEQ_SIZES = {
     "transformer_seq2seq": dict(d_model=64, num_heads=4, d_ff=256, num_layers=2, pre_ln=True),
 }
 
+# variant -> (registry model, fields); chrono_max of CHRONO_VARIANTS is set from the task.
+MODEL_VARIANTS = {
+    "transformer_window0": ("transformer", dict(window=0)),
+    "lstm_chrono": ("lstm", {}),
+    "gru_carry": ("gru", {}),
+}
+CHRONO_VARIANTS = ("lstm_chrono", "gru_carry")
+
+# The LRU's optimiser (Orvieto et al. 2023; minimal-LRU's defaults): see the module docstring.
+LRU_OPTIMIZER = dict(name="adamw", weight_decay=0.05, recurrent_lr_scale=0.5,
+                     schedule="warmup_cosine")
+LRU_WARMUP_FRACTION = 0.1
+
+PER_STEP_TASKS = ("copy", "selective_copy")
+CLASSIFICATION_TASKS = ("temporal_order", "digits", "listops")
+
+
+def resolve_model(word: str):
+  """A config argument's model word -> (registry name, variant fields); ValueError if unknown."""
+  if word in MODEL_VARIANTS:
+    name, fields = MODEL_VARIANTS[word]
+    return name, dict(fields)
+  if word in models.MODELS:
+    return word, {}
+  raise ValueError(f"unknown model {word!r}; valid names: {', '.join(models.MODELS)}; "
+                   f"variants: {', '.join(MODEL_VARIANTS)}")
+
+
+def distance_to_bridge(config):
+  """The longest input-to-output distance of config.task, as a reference to its fields.
+
+  adding: seq_len (the first marker can be at step 0, the readout is at step T - 1); copy:
+  seq_len + num_copy (symbol i at step i is output at step T + K + i); other tasks: seq_len, the
+  input length, an upper bound on any distance.
+  """
+  task = config.task
+  if task.get("seq_len") is None:
+    raise ValueError(f"task {task.name!r} has no seq_len: chrono variants need a length")
+  distance = task.get_ref("seq_len")
+  if task.name == "copy":
+    distance = distance + task.get_ref("num_copy")
+  return distance
+
 
 def task_config(task: str, arg, default_model: str, **task_params):
   """The base config for `task` with the model and overrides named by a config-file argument."""
-  model, overrides = cfg_lib.parse_arg(arg, default_model)
+  word, overrides = cfg_lib.parse_arg(arg, default_model)
+  model, fields = resolve_model(word)
   config = cfg_lib.base_config(model, task, **task_params)
+  config.model_variant = word
   config.model.update({**MODEL_SIZES, **SEQ2SEQ_SIZES}.get(model, {}))
+  tokens = model in models.SEQUENCE_MODELS and cfg_lib.task_spec(config).vocab_size is not None
+  if tokens and "embed_dim" in config.model:
+    config.model.embed_dim = EMBED_DIM  # token inputs (real inputs go to the backbone as they are)
   if model == "transformer" and config.task.name in PER_STEP_TASKS:
     config.model.causal = True  # per-step outputs: read the sequence in order, like the RNNs
+  if model == "lru" and config.task.name in CLASSIFICATION_TASKS:
+    config.model.pooling = "mean"  # the LRU paper's pooling for sequence classification
+  config.model.update(fields)
+  if word in CHRONO_VARIANTS:
+    config.model.chrono_max = distance_to_bridge(config)
   return config, overrides
 
 
-PER_STEP_TASKS = ("copy", "selective_copy")
-
-
 def make(task: str, arg, default_model: str, *, steps: int, batch_size: int = 64, lr: float = 1e-3,
-         every: int = 250, **task_params):
-  """A complete config: `task` with its parameters, trained `steps` steps with Adam and clipping 1.0.
+         every: int = 250, model_fields: dict = None, **task_params):
+  """A complete config: `task` with its parameters, trained `steps` steps with Adam and clipping 1.0
+  (the LRU with its paper's AdamW recipe, `LRU_OPTIMIZER`).
 
-  `arg` is the config file's argument: a model name and key=value overrides.
+  `arg` is the config file's argument: a model name or variant and key=value overrides, applied
+  last; `model_fields` are the task's own model settings (e.g. adding's pooling='last').
   """
   config, overrides = task_config(task, arg, default_model, **task_params)
   config.num_train_steps = steps
@@ -46,4 +153,13 @@ def make(task: str, arg, default_model: str, *, steps: int, batch_size: int = 64
   config.eval_every = config.checkpoint_every = every
   config.optimizer.learning_rate = lr
   config.optimizer.clip_norm = 1.0
+  if config.model.name == "lru":
+    config.optimizer.update(LRU_OPTIMIZER, warmup_steps=int(LRU_WARMUP_FRACTION * steps))
+  config.model.update(model_fields or {})
   return cfg_lib.apply_overrides(config, overrides)
+
+
+def param_count(config) -> int:
+  """Trainable parameters of config's model on config's task (shapes only; nothing is computed)."""
+  spec = cfg_lib.task_spec(config)
+  return models.count_params(cfg_lib.model_config(config, spec), input_dim=spec.input_dim)

@@ -2,13 +2,18 @@
 
   python -m experiments.main --config=configs/copy.py:transformer --workdir=runs/copy_tf
   python -m experiments.main --config=configs/copy.py:lstm,seq_len=200 --workdir=runs/copy_lstm
+  python -m experiments.main --config=configs/copy.py:lstm_chrono,seq_len=200 --workdir=runs/copy_chrono
 
-Argument: a model name (rnn, lstm, gru, lru, transformer — causal for this per-step task) and
-key=value overrides. Baseline: the memoryless cross-entropy 10 ln 8 / (T + 20) = 0.173 at T=100;
-eval_score is the accuracy on the 10 copied symbols (chance 1/8).
-Expected on 2 CPU cores (T=100, batch 64, 1500 steps): the causal Transformer copies every symbol
-(eval_score 1.0, loss 1e-4) within 750 steps, 6 min for all 1500 (measured with other jobs sharing
-the 2 cores: an upper bound).
+Argument: a model name (rnn, lstm, gru, lru, transformer — causal for this per-step task) or variant
+(lstm_chrono, gru_carry, transformer_window0; see configs/common.py) and key=value overrides.
+Recipes and their sources (configs/common.py): RNN (Elman, tanh); LSTM (Hochreiter & Schmidhuber
+1997, forget bias 1 of Gers et al. 2000); lstm_chrono / gru_carry (chrono init, Tallec & Ollivier
+2018, T_max = seq_len + 10, the distance from a symbol to its copy); GRU (Cho et al. 2014); LRU
+(Orvieto et al. 2023); Transformer (Vaswani et al. 2017, causal, pre-LN). Tokens are embedded into
+64 features for every model; sizes: 68-101k parameters here (configs.common.param_count).
+Baseline: the memoryless cross-entropy 10 ln 8 / (T + 20) = 0.173 at T=100; eval_score is the
+accuracy on the 10 copied symbols (chance 1/8). 1500 steps of batch 64 by default; no measured
+result for these sizes yet (the earlier numbers were for other sizes, and were removed).
 """
 from configs import common
 

@@ -7,9 +7,9 @@ gradient flow of each model at initialisation and after training, a tanh RNN wit
 gradient clipping, and RNN encoder-decoders with and without attention on `reverse`; it writes
 runs/default/report.md. Every part resumes.
 Time: about 4 minutes on 2 idle CPU cores (4 min 4 s measured from a fresh clone with an empty
-compilation cache, 3 min 8 s with the persistent cache warm) for everything but the clipping part,
-whose 8 SGD runs of 600 steps took 6 min alone on shared cores (an upper bound).
-Expected (one seed): the Transformer solves adding at T=25 and 50 (MSE <= 0.0004) and copy
+compilation cache, 3 min 8 s with the persistent cache warm).
+Expected (one seed; recorded before configs/common.py's matched-size recipes, see compare.py):
+the Transformer solves adding at T=25 and 50 (MSE <= 0.0004) and copy
 (accuracy 0.94-1.0); the tanh RNN and the LSTM stay at chance on copy and the RNN near the adding
 baseline at T=50 (MSE ~0.09); the LRU copies ~43% of the symbols; the RNN's gradient falls ~4.7
 decades over 50 steps at initialisation against the Transformer's 0.24; RNNsearch reverses every

@@ -1,7 +1,7 @@
 """Load a run into a notebook: config, parameters as NumPy on the host, the model, the metrics.
 
   run = attnlab.load_run("runs/adding_lstm", step="best")
-  run.model.apply({"params": run.params}, inputs, lengths)      # any hardware, any device count
+  run.model.apply(run.variables, inputs, lengths)               # any hardware, any device count
   run.metrics[["step", "eval_score"]].dropna()                   # a pandas DataFrame
 
 Nothing here needs the devices or sharding the run was trained with: arrays are restored as NumPy.
@@ -27,6 +27,12 @@ class Run:
   opt_state: object
   checkpoint_metrics: dict
   metrics: pd.DataFrame
+  model_state: dict = dataclasses.field(default_factory=dict)  # e.g. {'batch_stats': ...}; {} if none
+
+  @property
+  def variables(self) -> dict:
+    """What model.apply takes: {'params': ..., plus the model's state collections}."""
+    return {"params": self.params, **self.model_state}
 
 
 def load_run(workdir: str, step="best") -> Run:
@@ -42,4 +48,4 @@ def load_run(workdir: str, step="best") -> Run:
   metrics = pd.DataFrame(read_jsonl(files.join(workdir, "metrics.jsonl")))
   return Run(workdir=workdir, step=restored_step, config=config, spec=spec, model=model,
              params=state["params"], opt_state=state["opt_state"], checkpoint_metrics=meta,
-             metrics=metrics)
+             metrics=metrics, model_state=dict(state.get("model_state") or {}))

@@ -5,7 +5,7 @@ from attnlab.models.lru import LRU, LRUBlock, LRUStack
 from attnlab.models.recurrent import (GRU, LSTM, RNN, CellParameters, RecurrentLayer,
                                       RecurrentStack, final_hidden)
 from attnlab.models.registry import (MODELS, SEQ2SEQ_MODELS, SEQUENCE_MODELS, build,
-                                     default_config, resolve_config)
+                                     count_params, default_config, resolve_config)
 from attnlab.models.seq2seq import RNNSeq2Seq, TransformerSeq2Seq, greedy_decode
 from attnlab.models.transformer import (DecoderBlock, EncoderBlock, Transformer,
                                         TransformerDecoder)

@@ -8,6 +8,11 @@ Initialisation (state size N, model size H):
   gamma = sqrt(1 - |lambda|^2) (normalises the state's variance for white-noise input);
   B: real and imaginary parts N(0, 1/(2H));  C: real and imaginary parts N(0, 1/N);  D: N(0, 1).
 The recurrence runs with `ops.linear_recurrence` (associative scan, O(log T) depth).
+
+Blocks follow the paper (and its reference code, NicolasZucchet/minimal-LRU): pre-norm, LRU, GELU,
+GLU, residual; `norm` 'layer' (LayerNorm) or 'batch' (BatchNorm over batch and valid time steps, as
+in the paper: its running averages live in the `batch_stats` collection, updated when train=True);
+dropout masks shared across time steps (minimal-LRU's broadcast_dims).
 """
 import math
 
@@ -17,6 +22,8 @@ import jax.numpy as jnp
 
 from attnlab import ops
 from attnlab.models.heads import last_valid
+
+NORMS = ("layer", "batch")
 
 
 def _ring_nu_log(r_min: float, r_max: float):
@@ -72,18 +79,30 @@ class LRU(nn.Module):
     return (y + d * u).astype(u.dtype)
 
 
+def normalize(kind: str, x, valid, train: bool, name=None):
+  """LayerNorm, or BatchNorm over the valid (B,T) positions (running averages in eval)."""
+  if kind == "layer":
+    return nn.LayerNorm(name=name)(x)
+  if kind == "batch":
+    mask = None if valid is None else valid[:, :, None]
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9, name=name)(x, mask=mask)
+  raise ValueError(f"model.norm={kind!r}; valid choices: {list(NORMS)}")
+
+
 class LRUBlock(nn.Module):
-  """Pre-norm residual block of the LRU paper: u + Drop(GLU(Drop(GELU(LRU(LayerNorm(u))))))."""
+  """Pre-norm residual block of the LRU paper: u + Drop(GLU(Drop(GELU(LRU(Norm(u))))))."""
   state_size: int = 128
   r_min: float = 0.0
   r_max: float = 1.0
   max_phase: float = 2 * math.pi
   dropout_rate: float = 0.0
+  norm: str = "layer"
 
   @nn.compact
-  def __call__(self, u, *, train: bool = False):
-    drop = lambda y: nn.Dropout(self.dropout_rate, deterministic=not train)(y)
-    y = nn.LayerNorm()(u)
+  def __call__(self, u, valid=None, *, train: bool = False):
+    """u (B,T,H), valid (B,T) bool or None -> (B,T,H)."""
+    drop = lambda y: nn.Dropout(self.dropout_rate, broadcast_dims=(1,), deterministic=not train)(y)
+    y = normalize(self.norm, u, valid, train)
     y = LRU(self.state_size, self.r_min, self.r_max, self.max_phase)(y)
     y = drop(nn.gelu(y))
     y = nn.Dense(u.shape[-1])(y) * jax.nn.sigmoid(nn.Dense(u.shape[-1])(y))  # GLU
@@ -103,13 +122,17 @@ class LRUStack(nn.Module):
   r_max: float = 1.0
   max_phase: float = 2 * math.pi
   dropout_rate: float = 0.0
+  norm: str = "layer"
 
   @nn.compact
   def __call__(self, x, lengths=None, *, train: bool = False):
     x = nn.Dense(self.d_model, name="input_proj")(x)
+    valid = None
+    if lengths is not None:
+      valid = jnp.arange(x.shape[1])[None, :] < jnp.asarray(lengths)[:, None]
     for i in range(self.num_layers):
       x = LRUBlock(self.state_size, self.r_min, self.r_max, self.max_phase, self.dropout_rate,
-                   name=f"block_{i}")(x, train=train)
-    x = nn.LayerNorm(name="final_norm")(x)
+                   self.norm, name=f"block_{i}")(x, valid, train=train)
+    x = normalize(self.norm, x, valid, train, "final_norm")
     return x, last_valid(x, lengths)
 

@@ -6,7 +6,11 @@ Initialisation (per layer and direction; D input, H hidden):
                then exactly its spectral radius (to study vanishing vs exploding gradients).
   biases       zero, except the LSTM forget-gate block: `forget_bias` (1.0, Gers et al. 2000), or with
                `chrono_max = T_max` the chrono init of Tallec & Ollivier 2018: b_f ~ log U(1, T_max - 1),
-               b_i = -b_f.
+               b_i = -b_f;
+               and the GRU update-gate block of b_x (gate z of h = (1 - z) * n + z * h_prev, so z near 1
+               carries the state): `carry_bias` (0.0 = no carry), or with `chrono_max = T_max` the same
+               chrono init b_z ~ log U(1, T_max - 1): z plays the LSTM forget gate's role (and 1 - z its
+               input gate's), so the state's initial forgetting times 1 / (1 - z) spread over [2, T_max].
 """
 from typing import Optional
 
@@ -32,6 +36,13 @@ def blockwise_orthogonal(num_blocks: int, scale: float = 1.0):
   return init
 
 
+def chrono_bias(key, hidden: int, chrono_max: int, dtype=jnp.float32):
+  """log U(1, T_max - 1) (H,): the chrono gate bias of Tallec & Ollivier 2018."""
+  if chrono_max <= 2:
+    raise ValueError(f"chrono_max must be > 2 (the longest dependency length), got {chrono_max}")
+  return jnp.log(jax.random.uniform(key, (hidden,), dtype, 1.0, chrono_max - 1.0))
+
+
 def lstm_bias(forget_bias: float = 1.0, chrono_max: Optional[int] = None):
   """Init for the fused LSTM bias (4H,) in gate order i, f, g, o."""
 
@@ -39,13 +50,23 @@ def lstm_bias(forget_bias: float = 1.0, chrono_max: Optional[int] = None):
     hidden = shape[0] // 4
     b = jnp.zeros((4, hidden), dtype)
     if chrono_max is not None:
-      if chrono_max <= 2:
-        raise ValueError(f"chrono_max must be > 2 (the longest dependency length), got {chrono_max}")
-      b_f = jnp.log(jax.random.uniform(key, (hidden,), dtype, 1.0, chrono_max - 1.0))
+      b_f = chrono_bias(key, hidden, chrono_max, dtype)
       b = b.at[1].set(b_f).at[0].set(-b_f)
     else:
       b = b.at[1].set(forget_bias)
     return b.reshape(-1)
+
+  return init
+
+
+def gru_input_bias(carry_bias: float = 0.0, chrono_max: Optional[int] = None):
+  """Init for the GRU input bias b_x (3H,) in gate order r, z, n: the update gate z carries."""
+
+  def init(key, shape, dtype=jnp.float32):
+    hidden = shape[0] // 3
+    b = jnp.zeros((3, hidden), dtype)
+    b_z = chrono_bias(key, hidden, chrono_max, dtype) if chrono_max is not None else carry_bias
+    return b.at[1].set(b_z).reshape(-1)
 
   return init
 
@@ -58,6 +79,7 @@ class CellParameters(nn.Module):
   recurrent_scale: float = 1.0
   forget_bias: float = 1.0
   chrono_max: Optional[int] = None
+  carry_bias: float = 0.0
 
   def setup(self):
     if self.cell not in CELLS:
@@ -80,7 +102,7 @@ class CellParameters(nn.Module):
       self.weights = {
           "W_x": self.param("W_x", lecun, (d, g * h)),
           "W_h": self.param("W_h", blockwise_orthogonal(g), (h, g * h)),
-          "b_x": self.param("b_x", nn.initializers.zeros, (g * h,)),
+          "b_x": self.param("b_x", gru_input_bias(self.carry_bias, self.chrono_max), (g * h,)),
           "b_h": self.param("b_h", nn.initializers.zeros, (g * h,)),
       }
 
@@ -102,13 +124,14 @@ class RecurrentLayer(nn.Module):
   recurrent_scale: float = 1.0
   forget_bias: float = 1.0
   chrono_max: Optional[int] = None
+  carry_bias: float = 0.0
   reverse: bool = False
   unroll: int = 1
 
   @nn.compact
   def __call__(self, x, lengths=None, initial_state=None):
     params = CellParameters(self.cell, x.shape[-1], self.hidden_size, self.recurrent_scale,
-                            self.forget_bias, self.chrono_max, name="cell")()
+                            self.forget_bias, self.chrono_max, self.carry_bias, name="cell")()
     kw = dict(lengths=lengths, reverse=self.reverse, unroll=self.unroll)
     if self.cell == "rnn":
       return ops.rnn(params, x, initial_state, activation=self.activation, **kw)
@@ -135,12 +158,14 @@ class RecurrentStack(nn.Module):
   forget_bias: float = 1.0
   chrono_max: Optional[int] = None
   unroll: int = 1
+  carry_bias: float = 0.0
 
   @nn.compact
   def __call__(self, x, lengths=None, *, train: bool = False):
     layer_kw = dict(cell=self.cell, hidden_size=self.hidden_size, activation=self.activation,
                     reset_after=self.reset_after, recurrent_scale=self.recurrent_scale,
-                    forget_bias=self.forget_bias, chrono_max=self.chrono_max, unroll=self.unroll)
+                    forget_bias=self.forget_bias, chrono_max=self.chrono_max,
+                    carry_bias=self.carry_bias, unroll=self.unroll)
     summary = None
     for i in range(self.num_layers):
       if i > 0:

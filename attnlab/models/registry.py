@@ -9,11 +9,15 @@ Sequence models (`rnn`, `lstm`, `gru`, `lru`, `transformer`) are `SequenceModel`
 Seq2seq models (`seq2seq_rnn`, `seq2seq_attention`, `transformer_seq2seq`):
   model.apply(variables, source, target_inputs, source_lengths=None, train=False) -> (B,Tt,V).
 """
+import math
+
+import jax
+import jax.numpy as jnp
 import ml_collections
 
 from attnlab.models.attention import ATTENTION_IMPLS
 from attnlab.models.heads import InputEmbedding, SequenceModel
-from attnlab.models.lru import LRUStack
+from attnlab.models.lru import NORMS, LRUStack
 from attnlab.models.recurrent import RecurrentStack
 from attnlab.models.seq2seq import RNNSeq2Seq, TransformerSeq2Seq
 from attnlab.models.transformer import Transformer
@@ -25,7 +29,7 @@ MODELS = SEQUENCE_MODELS + SEQ2SEQ_MODELS
 _HEAD = dict(vocab_size=None, num_outputs=1, output="sequence", pooling="summary", dropout_rate=0.0)
 _RECURRENT = dict(_HEAD, embed_dim=None, hidden_size=128, num_layers=1, bidirectional=False,
                   activation="tanh", reset_after=False, recurrent_scale=1.0, forget_bias=1.0,
-                  chrono_max=None, unroll=1)
+                  chrono_max=None, unroll=1, carry_bias=0.0)
 _TRANSFORMER = dict(num_layers=2, d_model=128, num_heads=4, d_ff=512, dropout_rate=0.0, pre_ln=False,
                     positional="sinusoidal", max_len=2048, activation="relu")
 _DEFAULTS = {
@@ -33,7 +37,7 @@ _DEFAULTS = {
     "lstm": _RECURRENT,
     "gru": _RECURRENT,
     "lru": dict(_HEAD, embed_dim=None, d_model=128, state_size=128, num_layers=1, r_min=0.0,
-                r_max=1.0, max_phase=6.283185307179586),
+                r_max=1.0, max_phase=6.283185307179586, norm="layer"),
     "transformer": dict(_HEAD, **_TRANSFORMER, pooling="summary", causal=False, window=None,
                         attention_impl="plain"),
     "seq2seq_rnn": dict(vocab_size=None, target_vocab_size=None, embed_dim=64, hidden_size=128,
@@ -78,10 +82,31 @@ def resolve_config(config) -> dict:
   if fields.get("attention_impl", "plain") not in ATTENTION_IMPLS:
     raise ValueError(f"model.attention_impl={fields['attention_impl']!r}; valid choices: "
                      f"{list(ATTENTION_IMPLS)} (attention weights are sown only with 'plain')")
+  if fields.get("norm", "layer") not in NORMS:
+    raise ValueError(f"model.norm={fields['norm']!r}; valid choices: {list(NORMS)}")
   if "d_model" in fields and "num_heads" in fields and fields["d_model"] % fields["num_heads"]:
     raise ValueError(f"model.d_model={fields['d_model']} must be divisible by "
                      f"model.num_heads={fields['num_heads']}")
   return dict(fields, name=name)
+
+
+def count_params(config, input_dim: int = None) -> int:
+  """Number of trainable parameters of the model `config` describes (shapes only, nothing computed).
+
+  Real-valued models need `input_dim` (the task's channels); token models read model.vocab_size.
+  """
+  f = resolve_config(config)
+  model = build(config)
+  if f["name"] in SEQ2SEQ_MODELS:
+    args = (jnp.zeros((1, 4), jnp.int32),) * 2
+  elif f["vocab_size"] is not None:
+    args = (jnp.zeros((1, 4), jnp.int32),)
+  else:
+    if input_dim is None:
+      raise ValueError("count_params: real-valued inputs need input_dim (the task's channels)")
+    args = (jnp.zeros((1, 4, input_dim)),)
+  shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), *args))["params"]
+  return int(sum(math.prod(s.shape) for s in jax.tree.leaves(shapes)))
 
 
 def build(config):
@@ -101,12 +126,13 @@ def build(config):
     embed_dim = f["embed_dim"] or (f["hidden_size"] if f["vocab_size"] else None)
     backbone = RecurrentStack(name, f["hidden_size"], f["num_layers"], f["bidirectional"],
                               f["dropout_rate"], f["activation"], f["reset_after"],
-                              f["recurrent_scale"], f["forget_bias"], f["chrono_max"], f["unroll"])
+                              f["recurrent_scale"], f["forget_bias"], f["chrono_max"], f["unroll"],
+                              f["carry_bias"])
     embed = InputEmbedding(f["vocab_size"], embed_dim)
   elif name == "lru":
     embed_dim = f["embed_dim"] or (f["d_model"] if f["vocab_size"] else None)
     backbone = LRUStack(f["d_model"], f["state_size"], f["num_layers"], f["r_min"], f["r_max"],
-                        f["max_phase"], f["dropout_rate"])
+                        f["max_phase"], f["dropout_rate"], f["norm"])
     embed = InputEmbedding(f["vocab_size"], embed_dim)
   else:
     backbone = Transformer(f["num_layers"], f["num_heads"], f["d_ff"], f["dropout_rate"], f["pre_ln"],

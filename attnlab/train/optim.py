@@ -5,9 +5,18 @@
                 which peaks at `learning_rate` after `warmup_steps`)
   clip_norm     global-norm gradient clipping (Pascanu et al. 2013): g <- g * tau / max(||g||, tau);
                 None or 0 disables it
+  recurrent_params, recurrent_lr_scale
+                parameter groups: every parameter whose own name (the last key of its path, e.g.
+                'nu_log') is in `recurrent_params` is trained with learning rate
+                recurrent_lr_scale * schedule(step) and no weight decay; all others with the
+                schedule and `weight_decay`. The default names are the LRU's recurrent parameters
+                (nu_log, theta_log, gamma_log), which Orvieto et al. 2023 train with a reduced
+                learning rate and without weight decay (minimal-LRU: lr_factor 0.5). With scale 1
+                and no weight decay there is one group (the optimizer state of a plain optimizer).
 """
 import math
 
+import jax
 import ml_collections
 import optax
 import jax.numpy as jnp
@@ -19,7 +28,23 @@ SCHEDULES = ("constant", "warmup_cosine", "rsqrt")
 def default_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       name="adam", learning_rate=1e-3, schedule="constant", warmup_steps=0, b1=0.9, b2=0.999,
-      eps=1e-8, weight_decay=0.0, momentum=0.9, nesterov=False, clip_norm=1.0))
+      eps=1e-8, weight_decay=0.0, momentum=0.9, nesterov=False, clip_norm=1.0,
+      recurrent_params=RECURRENT_PARAMS, recurrent_lr_scale=1.0))
+
+
+RECURRENT_PARAMS = ("nu_log", "theta_log", "gamma_log")
+
+
+def param_groups(params, names) -> dict:
+  """The tree of params with 'recurrent' where a leaf's own name is in `names`, else 'other'."""
+  names = set(names or ())
+
+  def label(path, _):
+    key = path[-1]
+    name = getattr(key, "key", getattr(key, "name", None))
+    return "recurrent" if name in names else "other"
+
+  return jax.tree_util.tree_map_with_path(label, params)
 
 
 # The numeric fields of config.optimizer: (test, what is allowed). NaN fails every test.
@@ -73,17 +98,31 @@ def clip(grads, clip_norm):
   return optax.clip_by_global_norm(clip_norm).update(grads, optax.EmptyState())[0]
 
 
+def _base(opt, schedule, weight_decay):
+  if opt.name == "adam":
+    return optax.adam(schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps)
+  if opt.name == "adamw":
+    return optax.adamw(schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps, weight_decay=weight_decay)
+  if opt.name == "sgd":
+    return optax.sgd(schedule, momentum=opt.momentum or None, nesterov=opt.nesterov)
+  raise ValueError(f"config.optimizer.name={opt.name!r}; valid choices: {list(OPTIMIZERS)}")
+
+
 def make_optimizer(opt, num_train_steps: int):
   """(optax transformation, schedule) for `config.optimizer`."""
   schedule = make_schedule(opt, num_train_steps)
-  if opt.name == "adam":
-    tx = optax.adam(schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps)
-  elif opt.name == "adamw":
-    tx = optax.adamw(schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps, weight_decay=opt.weight_decay)
-  elif opt.name == "sgd":
-    tx = optax.sgd(schedule, momentum=opt.momentum or None, nesterov=opt.nesterov)
+  scale = opt.get("recurrent_lr_scale", 1.0)
+  if not scale > 0:
+    raise ValueError(f"config.optimizer.recurrent_lr_scale={scale!r}; must be > 0")
+  decays = opt.name == "adamw" and opt.weight_decay
+  if scale == 1.0 and not decays:
+    tx = _base(opt, schedule, opt.weight_decay)
   else:
-    raise ValueError(f"config.optimizer.name={opt.name!r}; valid choices: {list(OPTIMIZERS)}")
+    scaled = lambda step: scale * schedule(step)
+    names = tuple(opt.get("recurrent_params", RECURRENT_PARAMS))
+    tx = optax.multi_transform({"other": _base(opt, schedule, opt.weight_decay),
+                                "recurrent": _base(opt, scaled, 0.0)},
+                               lambda params: param_groups(params, names))
   if opt.clip_norm:
     tx = optax.chain(optax.clip_by_global_norm(opt.clip_norm), tx)
   return tx, schedule

@@ -29,7 +29,7 @@ class Parallel:
                                                                    self.seeds, **kw),
                                 donate_argnums=0)
       self.eval_step = jax.jit(jax.vmap(steps.make_eval_step(model, spec, dtype=dtype),
-                                        in_axes=(0, None)))
+                                        in_axes=(0, None, 0)))
       return
     if self.pmap:
       self.train_step = jax.pmap(steps.make_train_step(model, tx, spec, schedule, axis_name="batch",
@@ -55,7 +55,9 @@ class Parallel:
       return jax_utils.replicate(jax.jit(init)(rng, example)), _on_device(abstract)
     specs = steps.TrainState(step=jax.sharding.PartitionSpec(),
                              params=sharding.param_specs(abstract.params, self.rules, self.mesh),
-                             opt_state=sharding.param_specs(abstract.opt_state, self.rules, self.mesh))
+                             opt_state=sharding.param_specs(abstract.opt_state, self.rules, self.mesh),
+                             model_state=sharding.param_specs(abstract.model_state, self.rules,
+                                                              self.mesh))
     self.state_shardings = sharding.shardings(specs, self.mesh)
     state = jax.jit(init, out_shardings=self.state_shardings)(rng, example)
     abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
@@ -63,7 +65,8 @@ class Parallel:
     batch = sharding.batch_sharding(self.mesh)
     self.train_step = jax.jit(self._train_fn, in_shardings=(self.state_shardings, batch),
                               out_shardings=(self.state_shardings, None), donate_argnums=0)
-    self.eval_step = jax.jit(self._eval_fn, in_shardings=(self.state_shardings.params, batch))
+    self.eval_step = jax.jit(self._eval_fn, in_shardings=(self.state_shardings.params, batch,
+                                                           self.state_shardings.model_state))
     return state, abstract
 
   def place_restored(self, states: list):

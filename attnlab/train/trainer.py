@@ -113,7 +113,7 @@ def _eval_sums(par: Parallel, state, batches) -> list:
   """The metric sums of each run over `batches`."""
   total = None
   for local in batches:
-    sums = par.eval_step(par.params(state), par.batch(local))
+    sums = par.eval_step(par.params(state), par.batch(local), state.model_state)
     total = [losses.add_sums(t, s) for t, s in zip(total or [None] * len(par.seeds),
                                                     par.per_run(sums))]
   return total
