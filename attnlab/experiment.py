@@ -14,12 +14,20 @@ from attnlab.train import Preempted, train_and_evaluate
 from attnlab.train.workdir_lock import check_workdir
 
 
+def _cell(value) -> str:
+  """A table cell: floats to 4 decimals, ints and flags as they are, missing or None as '-'."""
+  if value is None:
+    return "-"
+  if isinstance(value, float):
+    return f"{value:.4f}"
+  return str(value)
+
+
 def _table(results: dict) -> str:
   keys = sorted({k for r in results.values() for k in r})
-  lines = ["variant".ljust(16) + "".join(k.rjust(16) for k in keys)]
+  lines = ["variant".ljust(16) + "".join(k.rjust(18) for k in keys)]
   for name, r in results.items():
-    cells = "".join((f"{r[k]:.4f}" if k in r else "-").rjust(16) for k in keys)
-    lines.append(name.ljust(16) + cells)
+    lines.append(name.ljust(16) + "".join(_cell(r.get(k)).rjust(18) for k in keys))
   return "\n".join(lines)
 
 
