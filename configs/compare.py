@@ -18,17 +18,20 @@ results.json and grad_norms.json are written there.
           the LSTM learns it at T=50 and 100 (MSE 0.005, 0.017) and the RNN only at T=50 (0.025);
           only the LRU and the Transformer get beyond chance on copy; RNNsearch reverses every
           length, the RNN encoder-decoder fails from length 14.
-  full    + selective copy and associative recall, lengths up to 1000, 3 seeds, thousands of steps:
+  full    + selective copy and associative recall, + transformer_window0 (the Transformer with no
+          attention between positions), lengths up to 1000, 3 seeds, thousands of steps:
           days on 2 CPU cores; meant for a GPU or TPU (launch/).
   learning_cost  only the learning-cost part (training sequences to solve adding and copy against T,
           every model stopping when solved; see attnlab/comparison/learning_cost.py), the gradient
           flow of its runs at the shortest adding length, and length generalisation (2x, 4x).
           7 models (rnn, lstm, lstm_chrono, gru, lru, transformer, transformer_window0), 3 seeds,
           adding T=25..200 (cap 1000 steps = 64k sequences), copy T=10..100 (cap 800 steps).
-          Time: estimated 60-90 min on 2 CPU cores, NOT measured end to end: 3 vmapped seeds at
-          T=100 ran 1.9 (rnn), 1.15 (lstm), 0.57 (gru) steps/s with the cores shared by ~7 jobs
-          (upper bounds); the recorded medium comparison averaged ~3 steps/s at T~100 for 3 seeds,
-          i.e. ~0.3 s per step x T/100. Runs stop when solved and failed models skip longer T, so
+          Time: estimated 60-90 min on 2 CPU cores, NOT measured end to end. Measured: 40 steps
+          of configs/adding.py:<model>,seq_len=100 with seeds 0-2 as one vmapped program (what
+          `experiments.sweep --sweep='... seed=[0,1,2]'` does) ran 1.95 (rnn), 1.15 (lstm), 0.57
+          (gru) steps/s with the 2 cores shared by ~7 jobs (upper bounds); the recorded medium
+          comparison's 19.5k 3-seed steps at T=20..200 took < 117 min (~2.8 steps/s), so ~0.3 s
+          per step x T/100 on quiet cores. Runs stop when solved and failed models skip longer T, so
           the estimate assumes ~8.5k T=100-equivalent steps on adding, ~3k on copy (~57 min) plus
           ~50 compilations (~20 min). Lengths and caps are set by time, not by the papers' T.
 `comparison.parts` picks the parts `attnlab.comparison.run` runs (small/medium/full: the first five).

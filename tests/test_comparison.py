@@ -196,3 +196,14 @@ def test_parts_must_be_known():
   c.parts = ("long_range", "nonsense")
   with pytest.raises(ValueError, match="nonsense"):
     comparison.run(c, "unused")
+
+
+def test_learning_cost_config_runs_only_its_parts():
+  c = compare.get_config("learning_cost").comparison
+  assert tuple(c.parts) == ("learning_cost", "gradients", "generalisation")
+  assert {"transformer", "transformer_window0", "lstm", "lstm_chrono"} <= set(c.learning_cost.models)
+  assert len(c.learning_cost.seeds) >= 3 and set(c.learning_cost.tasks) == {"adding", "copy"}
+  assert c.gradient_length == min(c.learning_cost.lengths["adding"])  # every model trains there
+  assert tuple(compare.get_config("small").comparison.parts) == comparison.DEFAULT_PARTS
+  with pytest.raises(ValueError, match="learning_cost"):
+    compare.get_config("huge")

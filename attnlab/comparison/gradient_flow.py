@@ -26,10 +26,10 @@ def gradient_flow(rows: list, c) -> dict:
       norms = gradients.input_gradient_norms(run.model, params, batch, run.spec)
       out[when][model] = norms.tolist()
       out["fits"].setdefault(model, {})[when] = gradients.fit_decay(norms)
-      if model in ("rnn", "lstm", "gru"):
+      if run.config.model.name in ("rnn", "lstm", "gru"):  # variants too (lstm_chrono is an lstm)
         cell = params["backbone"]["layer_0_fwd"]["cell"]
         x = run.model.apply({"params": params}, batch["inputs"], method="embed_inputs")
-        jac = gradients.state_jacobian_norms(model, cell, x[:4])
+        jac = gradients.state_jacobian_norms(run.config.model.name, cell, x[:4])
         out["state_jacobian"].setdefault(model, {})[when] = {
             "fit": gradients.fit_decay(log10=jac["log10_norms"]),
             "top_singular_value_mean": float(jac["singular_values"][..., 0].mean())}
