@@ -29,6 +29,10 @@ TASK_DATA_FIELDS = ("name", "source", "data_dir", "num_train", "split")
 RESUMABLE_FIELDS = ("num_train_steps", "eval_every", "checkpoint_every", "log_every", "log_grad_flow",
                     "num_eval_batches", "prefetch_batches", "checkpoint.keep", "checkpoint.async_save",
                     "distributed", "task.data_dir")
+# Fields added after runs were recorded, with the value that keeps the old behaviour: a workdir whose
+# config.json lacks one of them resumes when the new config has that value.
+ADDED_FIELDS = {"model.carry_bias": 0.0, "model.norm": "layer", "optimizer.recurrent_lr_scale": 1.0,
+                "optimizer.recurrent_params": ["nu_log", "theta_log", "gamma_log"]}
 PARALLELISMS = ("jit", "pmap")
 DTYPES = ("float32", "bfloat16")
 # Logical parameter axes -> mesh axes: attention heads and MLP / recurrent hidden units may be

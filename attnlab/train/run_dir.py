@@ -1,7 +1,9 @@
 """A run's workdir keeps its config as `config.json`; a resumed run must match it.
 
 Only `config.RESUMABLE_FIELDS` (steps, logging and checkpoint cadence, data location) may differ
-between a run and its continuation: anything else would mix two experiments in one workdir.
+between a run and its continuation: anything else would mix two experiments in one workdir. A field
+added to attnlab later (`config.ADDED_FIELDS`) that is missing from an old config.json counts as
+having the value that keeps the old behaviour.
 """
 import json
 
@@ -10,7 +12,7 @@ import ml_collections
 
 from attnlab import files
 
-from attnlab.train.config import RESUMABLE_FIELDS
+from attnlab.train.config import ADDED_FIELDS, RESUMABLE_FIELDS
 
 CONFIG_FILE = "config.json"
 
@@ -46,6 +48,7 @@ def check_resumable_config(workdir: str, config):
   if files.exists(path):
     old = json.loads(files.read_text(path))
     a, b = flatten(old), flatten(new)
+    a.update({k: v for k, v in ADDED_FIELDS.items() if k not in a and k in b})
     changed = sorted(k for k in set(a) | set(b)
                      if a.get(k) != b.get(k) and k not in RESUMABLE_FIELDS)
     if changed:
