@@ -7,7 +7,7 @@ import pytest
 
 from attnlab import models, tasks
 from attnlab.analysis import report
-from attnlab.comparison import divergence_step
+from attnlab.comparison.clipping import divergence_step
 from attnlab.train import base_config, train_and_evaluate
 from attnlab.train import config as cfg_lib
 from attnlab.train import optim, steps

@@ -75,10 +75,11 @@ def test_copy_score_counts_only_the_copied_symbols():
 
 def test_regression_score_is_fraction_solved():
   spec = tasks.spec("adding", seq_len=10)
-  outputs = jnp.array([[1.0], [1.03], [1.05]])
+  near, far = 0.5 * tasks.ADDING_TOLERANCE, 1.25 * tasks.ADDING_TOLERANCE  # inside, outside
+  outputs = jnp.array([[1.0], [1.0 + near], [1.0 - far]])
   batch = {"targets": jnp.ones(3), "mask": jnp.ones(3)}
   loss, sums = losses.loss_and_metrics(spec, outputs, batch)
-  assert float(loss) == pytest.approx((0.03**2 + 0.05**2) / 3, rel=1e-4)
+  assert float(loss) == pytest.approx((near**2 + far**2) / 3, rel=1e-4)
   assert losses.summarize(sums)["score"] == pytest.approx(2 / 3)
 
 

@@ -220,3 +220,18 @@ def test_batchnorm_run_checkpoints_resumes_and_loads(tmp_path):
   config.num_train_steps = 6  # resumes from step 4 with its batch statistics
   train_and_evaluate(config, workdir)
   assert attnlab.load_run(workdir, "last").step == 6
+
+
+def test_workdir_from_before_the_added_fields_resumes(tmp_path):
+  import json
+  from attnlab.train import run_dir
+  config = base_config("lstm", "adding", seq_len=10)
+  old = config_to_json(config)
+  del old["model"]["carry_bias"], old["optimizer"]["recurrent_lr_scale"]
+  del old["optimizer"]["recurrent_params"]
+  (tmp_path / "config.json").write_text(json.dumps(old))
+  run_dir.check_resumable_config(str(tmp_path), config)  # the added fields keep the old behaviour
+  (tmp_path / "config.json").write_text(json.dumps(old))
+  config.model.carry_bias = 1.0
+  with pytest.raises(ValueError, match=r"model.carry_bias: 0.0 -> 1.0"):
+    run_dir.check_resumable_config(str(tmp_path), config)

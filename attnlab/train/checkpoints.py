@@ -97,7 +97,19 @@ class Checkpointer:
     step = self.last.latest_step() if step is None else step
     if step is None:
       return None
+    model_state = getattr(abstract_state, "model_state", None)
+    if model_state is not None and not jax.tree.leaves(model_state) and not self._has_model_state(step):
+      # Saved before TrainState had model_state (a model without one): restore the other fields.
+      fields = {k: getattr(abstract_state, k) for k in ("step", "params", "opt_state")}
+      state, data, meta = restore_items(self.last, step, ocp.args.StandardRestore(fields))
+      return abstract_state.replace(**state, model_state={}), data, meta
     return restore_items(self.last, step, ocp.args.StandardRestore(abstract_state))
+
+  def _has_model_state(self, step) -> bool:
+    try:
+      return "model_state" in self.last.item_metadata(step)["state"].tree
+    except Exception:  # unreadable metadata: let the full restore report the damage
+      return True
 
   @staticmethod
   def _read_meta(manager, step):

@@ -3,7 +3,9 @@
 Only `config.RESUMABLE_FIELDS` (steps, logging and checkpoint cadence, data location) may differ
 between a run and its continuation: anything else would mix two experiments in one workdir. A
 workdir claims its config only once it holds a checkpoint: a run that died before its first
-checkpoint left nothing to continue, so any config may start there.
+checkpoint left nothing to continue, so any config may start there. A field
+added to attnlab later (`config.ADDED_FIELDS`) that is missing from an old config.json counts as
+having the value that keeps the old behaviour.
 """
 import json
 
@@ -12,7 +14,7 @@ import ml_collections
 
 from attnlab import files
 from attnlab.train.checkpoints import latest_step_in
-from attnlab.train.config import RESUMABLE_FIELDS
+from attnlab.train.config import ADDED_FIELDS, RESUMABLE_FIELDS
 
 CONFIG_FILE = "config.json"
 
@@ -64,6 +66,7 @@ def check_resumable_config(workdir: str, config):
   if files.exists(path) and latest_step_in(workdir) is not None:
     old = _read_json(path)
     a, b = flatten(old), flatten(new)
+    a.update({k: v for k, v in ADDED_FIELDS.items() if k not in a and k in b})
     changed = sorted(k for k in set(a) | set(b)
                      if not _same(a.get(k), b.get(k)) and k not in RESUMABLE_FIELDS)
     if changed:
