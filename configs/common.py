@@ -37,8 +37,8 @@ Recipes and their sources:
   transformer_window0
                the Transformer whose attention window is 0 (each position attends only to itself):
                the ablation that removes what attention adds.
-  The RNN, LSTM, GRU and Transformer train with Adam at a constant learning rate and global-norm
-  clipping 1.0 (`make`), not with their papers' optimisers (1997: online gradient descent; Vaswani:
+  The RNN, LSTM, GRU and Transformer train with Adam at a constant learning rate (`MODEL_LR`, from
+  the recorded sweep in docs/results/lr_sweep) and global-norm clipping 1.0 (`make`), not with their papers' optimisers (1997: online gradient descent; Vaswani:
   Adam with the rsqrt warmup of 4000 steps, meant for 100k-step runs).
 
 Readout: on adding every model reads out its LAST valid step (model.pooling='last', set by
@@ -54,7 +54,6 @@ a sweep or command line that sets task.seq_len later still gets the right T_max.
 """
 import math
 
-import ml_collections
 
 from attnlab import models
 from attnlab.train import config as cfg_lib
@@ -74,6 +73,10 @@ SEQ2SEQ_SIZES = {
     "seq2seq_attention": dict(hidden_size=128, embed_dim=32, cell="gru"),
     "transformer_seq2seq": dict(d_model=64, num_heads=4, d_ff=256, num_layers=2, pre_ln=True),
 }
+
+# Learning rate per registry model (variants use theirs): the lowest eval MSE after 300 steps on
+# adding at T=50 of lrs 3e-4..1e-2, docs/results/lr_sweep (one seed). The LRU's is its peak rate.
+MODEL_LR = {"rnn": 3e-4, "lstm": 3e-3, "gru": 1e-2, "lru": 1e-2, "transformer": 3e-3}
 
 # variant -> (registry model, fields); chrono_max of CHRONO_VARIANTS is set from the task.
 MODEL_VARIANTS = {
@@ -139,10 +142,11 @@ def task_config(task: str, arg, default_model: str, **task_params):
   return config, overrides
 
 
-def make(task: str, arg, default_model: str, *, steps: int, batch_size: int = 64, lr: float = 1e-3,
+def make(task: str, arg, default_model: str, *, steps: int, batch_size: int = 64, lr: float = None,
          every: int = 250, model_fields: dict = None, **task_params):
   """A complete config: `task` with its parameters, trained `steps` steps with Adam and clipping 1.0
-  (the LRU with its paper's AdamW recipe, `LRU_OPTIMIZER`).
+  (the LRU with its paper's AdamW recipe, `LRU_OPTIMIZER`) at the model's `MODEL_LR` unless `lr`
+  is given.
 
   `arg` is the config file's argument: a model name or variant and key=value overrides, applied
   last; `model_fields` are the task's own model settings (e.g. adding's pooling='last').
@@ -151,7 +155,7 @@ def make(task: str, arg, default_model: str, *, steps: int, batch_size: int = 64
   config.num_train_steps = steps
   config.batch_size = batch_size
   config.eval_every = config.checkpoint_every = every
-  config.optimizer.learning_rate = lr
+  config.optimizer.learning_rate = lr or MODEL_LR.get(config.model.name, 1e-3)
   config.optimizer.clip_norm = 1.0
   if config.model.name == "lru":
     config.optimizer.update(LRU_OPTIMIZER, warmup_steps=int(LRU_WARMUP_FRACTION * steps))

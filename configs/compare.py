@@ -60,6 +60,7 @@ TASKS = ("adding", "copy", "selective_copy", "associative_recall", "reverse", "s
 
 ARGS = ("small", "medium", "full", "learning_cost")
 # Models of the learning-cost comparison; the variants are those of configs/common.py (contract item 4).
+SMALL_MODELS = ("rnn", "lstm", "lru", "transformer", "transformer_window0")
 LEARNING_COST_MODELS = ("rnn", "lstm", "lstm_chrono", "gru", "lru", "transformer", "transformer_window0")
 
 
@@ -87,10 +88,17 @@ def get_config(arg="small"):
   if arg == "learning_cost":
     return _learning_cost(c)
   if arg == "small":
-    c.tasks, c.models, c.seeds = ("adding", "copy"), ("rnn", "lstm", "lru", "transformer"), (0,)
-    c.lengths = {"adding": (25, 50), "copy": (10, 20)}
-    c.steps = {"adding": 400, "copy": 200}
-    c.gradient_length = 50
+    # The default job: sequences to solve at two lengths per task with 2 vmapped seeds, the window=0
+    # ablation beside the Transformer, gradient flow with the last-step readout, clipping, seq2seq.
+    c.parts = ("learning_cost", "gradients", "generalisation", "clipping", "seq2seq", "attention")
+    c.tasks, c.models, c.seeds = ("adding", "copy"), SMALL_MODELS, (0, 1)
+    c.learning_cost = ml_collections.ConfigDict(dict(
+        tasks=("adding", "copy"), models=SMALL_MODELS, seeds=(0, 1),
+        lengths={"adding": (25, 50), "copy": (10, 20)}, steps={"adding": 400, "copy": 300},
+        run_overrides={"eval_every": 10, "checkpoint_every": 100}))
+    c.gradient_task, c.gradient_length = "adding", 25
+    c.generalisation.update(num_sequences=128)
+    c.clipping.update(radii=(1.2,), steps=300)
     c.seq2seq.update(steps=300)
   elif arg == "medium":
     c.tasks, c.models, c.seeds = ("adding", "copy"), ("rnn", "lstm", "gru", "lru", "transformer"), (0, 1, 2)

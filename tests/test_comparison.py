@@ -17,9 +17,9 @@ TINY = dict(hidden_size=8, d_model=8, state_size=8, num_heads=2, d_ff=16, num_la
 def tiny_comparison():
   c = compare.get_config("small").comparison
   c.models = ("rnn", "lstm", "transformer")
-  c.lengths = {"adding": (6, 9), "copy": (4,)}
+  c.lengths = {"adding": (6,), "copy": (4,)}
   c.steps = {"adding": 4, "copy": 4}
-  c.gradient_length = 9
+  c.gradient_length = 6
   c.clipping.update(seq_len=6, steps=3, radii=(2.0,), clip_norms=(0.0, 1.0))
   c.seq2seq.update(steps=3, max_len=5, num_test=32, models=("seq2seq_rnn", "seq2seq_attention"))
   c.run_overrides = {"batch_size": 8, "num_eval_batches": 1, "eval_every": 2, "checkpoint_every": 2,
@@ -55,10 +55,10 @@ def test_report_has_every_section_and_figure(finished):
 def test_grad_norms_json_and_results(finished):
   workdir, results = finished
   grad = json.load(open(os.path.join(workdir, "grad_norms.json")))
-  assert grad["T"] == 9 and set(grad["init"]) == set(grad["trained"]) == {"rnn", "lstm", "transformer"}
-  assert all(len(v) == 9 for v in grad["init"].values())
+  assert grad["T"] == 6 and set(grad["init"]) == set(grad["trained"]) == {"rnn", "lstm", "transformer"}
+  assert all(len(v) == 6 for v in grad["init"].values())
   saved = json.load(open(os.path.join(workdir, "results.json")))
-  assert len(saved["long_range"]) == 3 * 3  # models x (2 adding lengths + 1 copy length)
+  assert len(saved["long_range"]) == 3 * 2  # models x (1 adding length + 1 copy length)
   assert {r["status"] for r in saved["long_range"]} == {"finished"}
   assert set(saved["seq2seq"]["models"]) == {"seq2seq_rnn", "seq2seq_attention"}
   by_length = saved["seq2seq"]["models"]["seq2seq_attention"]["exact_by_length"]
@@ -89,7 +89,7 @@ def test_example_notebook_runs_against_the_comparison(finished, monkeypatch):
                           resources={"metadata": {"path": root}}).execute()
   outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])]
   assert not [o for o in outputs if o.get("output_type") == "error"]
-  assert any("long-range runs" in o.get("text", "") for o in outputs)
+  assert any("trained runs" in o.get("text", "") for o in outputs)
 
 
 def test_learning_cost_end_to_end_censors_and_skips(finished):
@@ -180,7 +180,7 @@ def test_generalisation_table(finished):
   assert set(point["by_factor"]) == {"1", "2"} and 0.0 <= point["by_factor"]["2"]["eval_score"] <= 1.0
   lines = report.generalisation_section(gen)
   assert "| model | part | trained T | 1x | 2x |" in lines
-  assert any(line.startswith("| transformer | long_range | 9 |") for line in lines)
+  assert any(line.startswith("| transformer | long_range | 6 |") for line in lines)
 
 
 def test_learned_positions_forbid_longer_lengths():

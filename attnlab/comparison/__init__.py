@@ -60,8 +60,7 @@ def run(comparison, workdir: str) -> dict:
     _log("== seq2seq")
     results["seq2seq"] = run_seq2seq(comparison, workdir)
   if "attention" in parts:
-    results["attention"] = attention_maps(results.get("long_range", []), results.get("seq2seq", {}),
-                                          comparison)
+    results["attention"] = attention_maps(trained, results.get("seq2seq", {}), comparison)
   if "generalisation" in parts:
     results["generalisation"] = run_generalisation(trained, comparison)
   files.write_text(files.join(workdir, "results.json"), json.dumps(results, default=float))

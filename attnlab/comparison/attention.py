@@ -8,13 +8,13 @@ from attnlab.analysis.runs import load_run
 from attnlab.train import config as cfg_lib
 
 
-def attention_maps(long_range_rows: list, seq2seq: dict, c) -> dict:
-  """Weights of trained Transformers (copy: the diagonal; recall: the query on its key) and of
+def attention_maps(trained_rows: list, seq2seq: dict, c) -> dict:
+  """Weights of trained Transformers (from the long-range or learning-cost rows) (copy: the diagonal; recall: the query on its key) and of
   RNNsearch on the seq2seq task. Keys: 'transformer' (the first of c.attention_tasks trained),
   'transformer:<task>' for the others, 'rnnsearch'."""
   out = {}
   for task in c.attention_tasks:
-    tf_rows = [r for r in long_range_rows if r["model"] == "transformer" and r["task"] == task]
+    tf_rows = [r for r in trained_rows if r["model"] == "transformer" and r["task"] == task]
     if not tf_rows:
       continue
     row = min(tf_rows, key=lambda r: r["length"])
