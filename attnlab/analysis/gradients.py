@@ -170,8 +170,10 @@ def fit_decay(norms=None, *, log10=None) -> dict:
   """Least-squares line through log10(norm) against distance from the end (T-1-t).
 
   Give `norms` (T,), or `log10` (T,) where norms underflow. Returns {'decades_per_step': -slope
-  (positive = vanishing), 'r2': fit quality, 'span_decades': log10(max/min)}. Zero norms are
-  left out.
+  (positive = vanishing), 'r2': fit quality, 'span_decades': log10(max/min), 'nonzero': how many
+  norms were not zero}. Zero norms are left out; when only one is left (a model whose gradient
+  reaches no step but the one it reads out, e.g. the Transformer with window=0 and the last-step
+  readout) decades_per_step and span_decades are infinite and r2 is NaN.
   """
   if (norms is None) == (log10 is None):
     raise ValueError("fit_decay takes exactly one of norms and log10")
@@ -182,15 +184,18 @@ def fit_decay(norms=None, *, log10=None) -> dict:
   log10 = np.asarray(log10, np.float64)
   distance = np.arange(len(log10))[::-1].astype(np.float64)
   keep = np.isfinite(log10)
-  if keep.sum() < 2:
-    raise ValueError(f"fit_decay needs at least 2 nonzero norms, got {int(keep.sum())}")
+  if keep.sum() == 0:
+    raise ValueError("fit_decay needs at least one nonzero norm, got none")
+  if keep.sum() == 1:
+    return {"decades_per_step": float("inf"), "r2": float("nan"), "span_decades": float("inf"),
+            "nonzero": 1}
   y, d = log10[keep], distance[keep]
   slope, intercept = np.polyfit(d, y, 1)
   residual = y - (slope * d + intercept)
   total = ((y - y.mean())**2).sum()
   r2 = 1.0 - (residual**2).sum() / total if total > 0 else 1.0
   return {"decades_per_step": float(-slope), "r2": float(r2),
-          "span_decades": float(y.max() - y.min())}
+          "span_decades": float(y.max() - y.min()), "nonzero": int(keep.sum())}
 
 
 @jax.jit

@@ -117,6 +117,10 @@ def _gradient_section(grad_norms: dict, out_dir: str) -> list:
     lines.append(f"| {model} | {i.get('decades_per_step', 0):.4f} | {i.get('span_decades', 0):.2f} | "
                  f"{t.get('decades_per_step', 0):.4f} | {t.get('span_decades', 0):.2f} | "
                  f"{t.get('r2', 0):.2f} |")
+  cut_off = [m for m, f in grad_norms["fits"].items() if any(w.get("nonzero") == 1 for w in f.values())]
+  if cut_off:
+    lines += ["", f"inf: {', '.join(cut_off)} passes no gradient to any step but the one it reads "
+              "out (every earlier ||dL/dx_t|| is exactly 0)."]
   if grad_norms.get("state_jacobian"):
     lines += ["", "Recurrent state: ||dh_T/dh_t|| decay and the mean top singular value of the step "
               "Jacobians dh_{t+1}/dh_t (Pascanu et al.: vanishing when it stays below 1).", "",

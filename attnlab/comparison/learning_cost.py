@@ -1,6 +1,7 @@
 """Learning-cost part: training sequences each model needs to solve a task, against the length T.
 
-For each task and model of `c.learning_cost`, lengths are trained shortest first, every seed of a
+For each task and model of `c.learning_cost` (`models`: one list for every task, or {task: list}),
+lengths are trained shortest first, every seed of a
 length as one vmapped program, each run stopping at the first evaluation that meets the task's
 criterion (config.stop_when_solved, geometric eval schedule) or at the cap (num_train_steps).
 Skip rule: a model whose MEDIAN over seeds is censored at T (most seeds never solved it within the
@@ -82,13 +83,18 @@ def _train_point(c, task, model, length, root, train_group) -> dict:
           "cap_sequences": lc.steps[task] * config.batch_size, "params": param_count(seeds[0]["workdir"])}
 
 
+def models_of(lc, task: str) -> tuple:
+  """The models trained on `task`: lc.models, or lc.models[task] when it maps tasks to models."""
+  return tuple(lc.models[task] if hasattr(lc.models, "keys") else lc.models)
+
+
 def run_learning_cost(c, root: str, train_group=None) -> dict:
   """{"points": [point, ...], "exponents": {task: {model: growth_exponent}}} (see the module doc)."""
   lc = c.learning_cost
   out = {"points": [], "exponents": {}, "seeds": list(lc.seeds)}
   for task in lc.tasks:
     out["exponents"][task] = {}
-    for model in lc.models:
+    for model in models_of(lc, task):
       failed, trained = False, []
       for length in sorted(lc.lengths[task]):
         point = {"task": task, "model": model, "length": length}
