@@ -229,6 +229,7 @@ def test_workdir_from_before_the_added_fields_resumes(tmp_path):
   old = config_to_json(config)
   del old["model"]["carry_bias"], old["optimizer"]["recurrent_lr_scale"]
   del old["optimizer"]["recurrent_params"]
+  (tmp_path / "checkpoints" / "3").mkdir(parents=True)  # a checkpoint: the workdir claims its config
   (tmp_path / "config.json").write_text(json.dumps(old))
   run_dir.check_resumable_config(str(tmp_path), config)  # the added fields keep the old behaviour
   (tmp_path / "config.json").write_text(json.dumps(old))
