@@ -29,7 +29,10 @@ results.json and grad_norms.json are written there.
           flow of its runs at the shortest adding length, and length generalisation (2x, 4x).
           7 models (rnn, lstm, lstm_chrono, gru, lru, transformer, transformer_window0), 3 seeds,
           adding T=25..200 (cap 1000 steps = 64k sequences), copy T=10..100 (cap 800 steps).
-          Time: estimated 60-90 min on 2 CPU cores, NOT measured end to end. Measured: 40 steps
+          Measured slice (docs/results/learning_cost_adding): adding T=25-100 with transformer,
+          transformer_window0 and lstm took 33 min on 2 shared cores; the LSTM needs 23.8k ->
+          61.3k sequences (median) from T=25 to 100, the Transformer 10.2k -> 13.6k, window=0 is
+          censored at T=25. The whole grid: estimated 60-90 min on 2 CPU cores, NOT measured. Measured: 40 steps
           of configs/adding.py:<model>,seq_len=100 with seeds 0-2 as one vmapped program (what
           `experiments.sweep --sweep='... seed=[0,1,2]'` does) ran 1.95 (rnn), 1.15 (lstm), 0.57
           (gru) steps/s with the 2 cores shared by ~7 jobs (upper bounds); the recorded medium
