@@ -16,9 +16,8 @@ A point: {"task", "model", "length", "status": "trained" | SKIPPED, "cap_sequenc
 import numpy as np
 
 from attnlab import files, sweep
-from attnlab.comparison.common import (_as_dict, _command, _grid, _log, _overrides, _train_with_flow,
-                                       param_count)
-from attnlab.train import config as cfg_lib
+from attnlab.comparison.common import (_as_dict, _command, _fixed, _grid, _log, _overrides,
+                                       _train_with_flow, param_count)
 from attnlab.train.run_dir import flatten
 
 SKIPPED = "skipped: failed at shorter T"
@@ -46,23 +45,11 @@ def growth_exponent(lengths: list, medians: list) -> dict:
   return {"exponent": float(np.polyfit(x, y, 1)[0]), "points": len(pts)}
 
 
-def _config_fn(c, task: str, base: dict):
-  """The task config with the comparison's overrides and CRITERIA_FIELDS."""
-  get_config = sweep.load_config_file(c.task_configs[task])
-
-  def fixed(arg):
-    config = get_config(arg)
-    overrides = _overrides(c, base, config.model.name)
-    overrides.update(CRITERIA_FIELDS)
-    return cfg_lib.apply_overrides(config, overrides)
-
-  return fixed
-
-
 def _train_point(c, task, model, length, root, train_group) -> dict:
   lc = c.learning_cost
-  base = {"num_train_steps": lc.steps[task], **flatten(_as_dict(lc.get("run_overrides", {})))}
-  get_config = _config_fn(c, task, base)
+  base = {"num_train_steps": lc.steps[task], **CRITERIA_FIELDS,
+          **flatten(_as_dict(lc.get("run_overrides", {})))}
+  get_config = _fixed(sweep.load_config_file(c.task_configs[task]), base, c)
   field = c.get("length_fields", {}).get(task, "task.seq_len")
   axes = _grid(model=[model], **{field: [length]}, seed=lc.seeds)
   rows = sweep.run_sweep(get_config, axes, files.join(root, "learning_cost", task), train_group=train_group)
@@ -70,9 +57,8 @@ def _train_point(c, task, model, length, root, train_group) -> dict:
   for row in rows:
     point = {k: row[k] for k in axes}
     config = get_config(sweep.config_arg(point))
-    solved = {k: row.get(k) for k in ("solved_step", "solved_sequences", "censored")}
-    seeds.append({"seed": row["seed"], "solved_sequences": solved["solved_sequences"],
-                  "solved_step": solved["solved_step"], "censored": bool(solved["censored"]),
+    seeds.append({"seed": row["seed"], "solved_sequences": row.get("solved_sequences"),
+                  "solved_step": row.get("solved_step"), "censored": bool(row.get("censored")),
                   "final_wrong": row.get("final_wrong"), "final_sequences": row.get("final_sequences"),
                   "eval_score": row.get("eval_score"), "workdir": row["workdir"],
                   "command": _command(c.task_configs[task], point, row["workdir"],
