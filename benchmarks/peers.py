@@ -133,30 +133,58 @@ class _FlaxMLP(nn.Module):
 
 def _torch_layers(name: str, module, x: np.ndarray, output: Callable) -> dict:
   """The module timed with every core and with one thread: torch's OpenMP threads busy-wait, so on
-  a machine that other jobs share, one thread can be much faster; the report takes the faster."""
+  a machine that other jobs share, one thread can be much faster; the report takes the faster.
+  Where JAX runs on a GPU and torch sees CUDA, the peer is the module on the GPU instead, in float32
+  (TF32 matrix units allowed, as JAX's default precision allows them) and in bfloat16."""
+  if jax.default_backend() == "gpu" and torch.cuda.is_available():
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    layers = {}
+    for dtype in (torch.float32, torch.bfloat16):
+      tag = "f32" if dtype == torch.float32 else "bf16"
+      copy = _copy_module(module).to(device="cuda", dtype=dtype)
+      layer = _torch_layer(copy, x, output, threads=None, device="cuda", dtype=dtype)
+      try:
+        layer.train_step()
+      except RuntimeError as e:  # e.g. a cuDNN RNN without a bfloat16 kernel
+        print(f"  torch {name} cuda {tag}: skipped ({str(e).splitlines()[0][:100]})")
+        continue
+      layers[f"{name} (cuda {tag})"] = layer
+    return layers
   cores = os.cpu_count() or 1
   threads = [cores, 1] if cores > 1 else [1]
   return {f"{name} ({n} thread{'s' if n > 1 else ''})": _torch_layer(module, x, output, n)
           for n in threads}
 
 
-def _torch_layer(module, x: np.ndarray, output: Callable, threads: int) -> Layer:
+def _copy_module(module):
+  import copy
+  return copy.deepcopy(module)
+
+
+def _torch_layer(module, x: np.ndarray, output: Callable, threads: Optional[int],
+                 device: str = "cpu", dtype=None) -> Layer:
   module.train()
   opt = torch.optim.Adam(module.parameters(), lr=1e-3)
-  xt = torch.from_numpy(x)
+  dtype = dtype or torch.float32
+  xt = torch.from_numpy(x).to(device=device, dtype=dtype)
+  sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
   def train_step():
-    torch.set_num_threads(threads)
+    if threads:
+      torch.set_num_threads(threads)
     opt.zero_grad(set_to_none=True)
-    loss = output(module(xt)).pow(2).mean()
+    loss = output(module(xt)).float().pow(2).mean()
     loss.backward()
     opt.step()
+    sync()
 
   def forward(x_):
     with torch.no_grad():
-      return output(module(torch.from_numpy(np.asarray(x_, np.float32)))).numpy()
+      xin = torch.from_numpy(np.asarray(x_, np.float32)).to(device=device, dtype=dtype)
+      return output(module(xin)).float().cpu().numpy()
 
-  return Layer(forward, train_step, "torch", extra=dict(threads=threads))
+  return Layer(forward, train_step, "torch", extra=dict(threads=threads, device=device,
+                                                         dtype=str(dtype).replace("torch.", "")))
 
 
 def _t(a) -> "torch.Tensor":

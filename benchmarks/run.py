@@ -122,7 +122,9 @@ def main(argv=None) -> dict:
       results[name] = layers.run(name, sizes[name], repeats, results["peak"]["gflops"],
                                  dtype=dtype, memory=not args.no_memory and not args.quick)
     elif name == "long":
-      results[name] = long_seq.run(**sizes["long"])
+      impls = {} if args.quick or jax.default_backend() != "gpu" else dict(
+          impls=("plain", "chunked", "fused"))  # fused: cuDNN's flash attention on a GPU
+      results[name] = long_seq.run(**{**sizes["long"], **impls})
     elif name == "vmap":
       results[name] = vmap_sweep.run(**sizes["vmap"], repeats=max(2, repeats // 2))
       shape = {k: sizes["vmap"][k] for k in ("num_seeds", "hidden", "length")}

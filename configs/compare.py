@@ -40,6 +40,9 @@ results.json and grad_norms.json are written there.
           per step x T/100 on quiet cores. Runs stop when solved and failed models skip longer T, so
           the estimate assumes ~8.5k T=100-equivalent steps on adding, ~3k on copy (~57 min) plus
           ~50 compilations (~20 min). Lengths and caps are set by time, not by the papers' T.
+  long_slice  adding at T=200 and 500, seeds 3-5, transformer / transformer_window0 / lstm_chrono /
+          lru, cap 1156 steps: the comparison's long-length slice for an accelerator
+          (`python -m benchmarks.device_check` runs it; results in BENCHMARKS.md's GPU section).
 `comparison.parts` picks the parts `attnlab.comparison.run` runs (small/medium/full: the first five).
 Clipping (every size; small measured, seeds 0 and 1, ~6 min on 2 shared CPU cores): a tanh RNN on
 adding T=30, plain SGD at learning rate 0.1, 600 steps. Without clipping every run diverges at
@@ -64,7 +67,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TASKS = ("adding", "copy", "selective_copy", "associative_recall", "reverse", "sort")
 
 
-ARGS = ("small", "medium", "full", "learning_cost")
+ARGS = ("small", "medium", "full", "learning_cost", "long_slice")
 # Models of the learning-cost comparison; the variants are those of configs/common.py (contract item 4).
 SMALL_MODELS = ("rnn", "lstm", "lru", "transformer", "transformer_window0")  # across its tasks
 LEARNING_COST_MODELS = ("transformer", "transformer_window0", "lstm", "lstm_chrono", "rnn", "gru", "lru")
@@ -93,6 +96,8 @@ def get_config(arg="small"):
                                                     num_sequences=256, batch_size=64))
   if arg == "learning_cost":
     return _learning_cost(c)
+  if arg == "long_slice":
+    return _long_slice(_learning_cost(c).comparison)
   if arg == "small":
     # The default job, sized for 5 minutes on 2 CPU cores: sequences to solve adding at two lengths
     # with 2 vmapped seeds, the window=0 ablation beside the Transformer, the LRU and the Transformer
@@ -142,6 +147,21 @@ def _learning_cost(c):
       run_overrides={"eval_every": 10, "checkpoint_every": 250}))
   c.gradient_task, c.gradient_length = "adding", 25  # every model is trained at the shortest length
   c.generalisation.update(factors=(1, 2, 4), num_sequences=128)
+  config = ml_collections.ConfigDict()
+  config.comparison = c
+  return config
+
+
+def _long_slice(c):
+  """The learning cost of adding at T=200 and 500 (beyond the CPU grid), on seeds 3-5 that no other
+  recorded run used: the Transformer, its window=0 ablation, the chrono-initialised LSTM and the LRU.
+  Sized for an accelerator (benchmarks/device_check.py runs it); days on 2 CPU cores."""
+  c.parts = ("learning_cost",)
+  c.tasks, c.seeds = ("adding",), (3, 4, 5)
+  c.learning_cost.update(tasks=("adding",), seeds=(3, 4, 5),
+                         models=("transformer", "transformer_window0", "lstm_chrono", "lru"))
+  c.learning_cost.lengths = {"adding": (200, 500)}
+  c.learning_cost.steps = {"adding": 1156}
   config = ml_collections.ConfigDict()
   config.comparison = c
   return config

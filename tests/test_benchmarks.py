@@ -49,3 +49,28 @@ def test_quick_run_writes_results_and_checks_every_target(tmp_path):
     assert not_run and all("torch" in name for name in not_run), statuses
   text = markdown.read_text()
   assert "| target |" in text and "Command:" in text
+
+
+def test_device_check_dry_run_lists_every_step_and_writes_nothing(tmp_path, capsys):
+  from benchmarks import device_check
+  out = tmp_path / "out"
+  assert device_check.main(["--dry-run", f"--out={out}"]) is None
+  printed = capsys.readouterr().out
+  for step in device_check.steps("WORK"):
+    assert f"  {step.name} " in printed and step.what in printed
+  assert "configs/compare.py:long_slice" in printed and "JAX_DEFAULT_MATMUL_PRECISION" in printed
+  assert not out.exists()
+  with pytest.raises(SystemExit, match="unknown steps"):
+    device_check.main(["--dry-run", "--steps=devices,nosuch"])
+
+
+def test_device_check_reads_partial_comparison_points(tmp_path):
+  from benchmarks import device_check
+  point = tmp_path / "model=lstm,task.seq_len=200,seed=3"
+  point.mkdir()
+  rows = [{"step": 10, "steps_per_sec": 3.0}, {"step": 20, "eval_score": 0.5, "steps_per_sec": 5.0},
+          {"step": 20, "solved_step": 20, "solved_sequences": 1280}]
+  (point / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"torn')
+  (got,) = device_check._points(str(tmp_path))
+  assert got == {"point": point.name, "step": 20, "eval_score": 0.5, "solved_step": 20,
+                 "solved_sequences": 1280, "steps_per_sec_median": 5.0}
