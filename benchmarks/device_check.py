@@ -31,6 +31,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from typing import Callable, Optional
 
@@ -196,20 +197,23 @@ def run_step(step: Step, out: str, timeout: int, log) -> dict:
   log(f"\n===== {step.name}: {step.what} (limit {timeout} s)\n$ {shown}\n")
   proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, start_new_session=True)
-  lines = []
-  try:
-    deadline = start + timeout
-    for line in proc.stdout:  # streamed, so a killed step still leaves its output
-      lines.append(line)
-      log(line, end="")
-      if time.time() > deadline:
-        raise subprocess.TimeoutExpired(argv, timeout)
-    proc.wait(timeout=max(1, deadline - time.time()))
-    status = "passed" if proc.returncode == 0 else f"failed (exit {proc.returncode})"
-  except subprocess.TimeoutExpired:
-    os.killpg(proc.pid, 9)  # SIGKILL: jax.distributed and absl catch SIGTERM
-    proc.wait()
+  lines, killed = [], threading.Event()
+
+  def kill():  # SIGKILL the step's process group: jax.distributed and absl catch SIGTERM
+    killed.set()
+    os.killpg(proc.pid, 9)
+
+  watchdog = threading.Timer(timeout, kill)  # fires even while the step prints nothing
+  watchdog.start()
+  for line in proc.stdout:  # streamed, so a killed step still leaves its output
+    lines.append(line)
+    log(line, end="")
+  proc.wait()
+  watchdog.cancel()
+  if killed.is_set():
     status = f"timed out after {timeout} s"
+  else:
+    status = "passed" if proc.returncode == 0 else f"failed (exit {proc.returncode})"
   row = dict(step=step.name, what=step.what, command=_show(argv), status=status,
              seconds=round(time.time() - start, 1), output_tail="".join(lines)[-4000:])
   try:

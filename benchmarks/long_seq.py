@@ -78,7 +78,7 @@ def run(lengths, lru_length: int, d_model: int = 256, lru_d_model: int = 128,
     points.append(point)
     label = f"{task['model']} {task.get('impl', ''):8s} T={task['T']:6d}"
     if result["status"] == "ok":
-      log(f"  {label}  step {point['step_s']:7.2f} s  compile {point['compile_s']:5.1f} s  "
+      log(f"  {label}  step {1e3 * point['step_s']:8.1f} ms  compile {point['compile_s']:5.1f} s  "
           f"peak RSS {point['peak_rss_bytes'] / 2**30:6.2f} GiB (+{rise / 2**30:.2f} GiB)")
     else:
       log(f"  {label}  {result['status']}  (peak RSS {point['peak_rss_bytes'] / 2**30:.2f} GiB)")

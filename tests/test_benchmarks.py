@@ -74,3 +74,14 @@ def test_device_check_reads_partial_comparison_points(tmp_path):
   (got,) = device_check._points(str(tmp_path))
   assert got == {"point": point.name, "step": 20, "eval_score": 0.5, "solved_step": 20,
                  "solved_sequences": 1280, "steps_per_sec_median": 5.0}
+
+
+def test_device_check_kills_a_silent_step_at_its_limit():
+  import time
+  from benchmarks import device_check
+  step = device_check.Step("sleep", "prints once, then nothing", lambda out: [
+      "bash", "-c", "echo started; sleep 30"], timeout=1)
+  start = time.time()
+  row = device_check.run_step(step, "unused", 1, lambda *a, **k: None)
+  assert row["status"] == "timed out after 1 s" and time.time() - start < 10
+  assert "started" in row["output_tail"]
