@@ -69,6 +69,11 @@ def targets(results: dict) -> List[dict]:
       add(f"{section} MFU", f"{100 * mfu:.0f}% ({ours})", f">= {100 * bar:.0f}%", mfu >= bar)
     else:
       add(f"{section} MFU", None, f">= {100 * bar:.0f}%", None)
+  for row in (results.get("research") or {}).get("rows", []):
+    bar = 1.3 if row["model"] == "transformer" else 1.5
+    if "ratio" in row:
+      add(f"research size: {row['model']} T={row['T']} vs {row['fastest_torch']}",
+          f"{row['ratio']:.2f}x", f">= {bar}x", row["ratio"] >= bar)
   long = results.get("long")
   if long:
     points = long["points"]
@@ -169,6 +174,32 @@ def markdown(results: dict) -> str:
               f"{long['mem_cap_bytes'] / 2**30:.1f} GiB):", "",
               _table(["model", "attention", "T", "status", "step s", "compile s", "peak RSS GiB",
                       "RSS rise GiB"], rows)]
+  res = results.get("research")
+  if res:
+    names = sorted({n for r in res["rows"] for n, v in r.items() if isinstance(v, dict)},
+                   key=lambda n: (n != "attnlab", n))
+    rows = [[r["model"], r["T"], f"{r['attnlab']['n_params']:,}"]
+            + [f"{1e3 * r[n]['step_s']:.1f}" if n in r else "-" for n in names]
+            + [f"{r['ratio']:.2f}x" if "ratio" in r else "-",
+               f"{r['attnlab']['forward_s'] / r['attnlab']['step_s']:.0%} / "
+               f"{r['attnlab']['forward_backward_s'] / r['attnlab']['step_s']:.0%}"]
+            for r in res["rows"]]
+    parts += ["", f"Research sizes: one full training step (ms) on adding, batch {res['batch']}; "
+              "ratio = fastest PyTorch variant over attnlab (> 1: attnlab faster); the last column "
+              "is attnlab's forward and forward+backward time as shares of its step.", "",
+              _table(["model", "T", "params"] + [f"{n} ms" for n in names]
+                     + ["ratio", "fwd / fwd+bwd"], rows)]
+  ch = results.get("choices")
+  if ch:
+    parts += ["", "Choices by backend (median step; ratio > 1: the first-named is slower):", "",
+              _table(["LRU training step", "associative ms", "sequential ms", "assoc / seq"],
+                     [(f"T={r['T']}", f"{1e3 * r['associative_s']:.1f}",
+                       f"{1e3 * r['sequential_s']:.1f}", f"{r['associative_over_sequential']:.2f}")
+                      for r in ch["scan"]["rows"]]), "",
+              _table(["seeds", "T", "vmapped ms", "one by one ms", "vmap / one by one"],
+                     [(f"{r['num_seeds']} x {r['model']}", r["T"], f"{1e3 * r['vmap_s']:.1f}",
+                       f"{1e3 * r['sequential_s']:.1f}", f"{r['vmap_over_sequential']:.2f}")
+                      for r in ch["seeds"]["rows"]])]
   comp = results.get("compile")
   if comp:
     pct = lambda r, k: f"{100 * r[k]['wait_fraction']:.1f}%" if k in r else "-"

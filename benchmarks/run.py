@@ -6,7 +6,10 @@ sweeps, compile times and the input pipeline, on this machine.
   python -m benchmarks.run --sections=lstm,transformer --repeats=9 --json=/tmp/out.json
 
 Sections: peak (f32 matmul rate, for MFU), lstm, gru, transformer (training throughput, compile
-time, peak memory, MFU, peers interleaved in one process), long (peak memory against T, plain vs
+time, peak memory, MFU, peers interleaved in one process), research (every comparison model's
+full training step at its comparison size on adding, T=100/500/1000, against the same model in
+PyTorch, eager and torch.compile), choices (sequential or associative scan, vmapped or
+one-by-one seeds: the measurements behind the per-backend defaults), long (peak memory against T, plain vs
 chunked attention; LRU at T=65k), vmap (seed sweep), compile (every shipped config, with the
 persistent cache, and the input pipeline). Results go to benchmarks/results/<host>.json (or
 --json), and the ratio table and the targets are printed; --markdown writes them as Markdown.
@@ -24,21 +27,27 @@ import time
 
 import jax
 
-from benchmarks import compile_times, layers, long_seq, peers, report, timing, vmap_sweep
+from benchmarks import (choices, compile_times, layers, long_seq, peers, report, research, timing,
+                        vmap_sweep)
 
-SECTIONS = ("peak", "lstm", "gru", "transformer", "long", "vmap", "compile")
+SECTIONS = ("peak", "lstm", "gru", "transformer", "research", "choices", "long", "vmap", "compile")
 FULL = dict(
     lstm=dict(B=64, T=512, D=256, H=256), gru=dict(B=64, T=512, D=256, H=256),
     transformer=dict(B=16, T=512, d=256, heads=4, d_ff=1024),
     long=dict(lengths=(1024, 4096, 16384), lru_length=65536),
     vmap=dict(num_seeds=8, hidden=64, length=100, num_steps=20), sweep_steps=200,
-    compile=dict(pipeline_steps=22, only=None), repeats=7)
+    compile=dict(pipeline_steps=22, only=None), repeats=7,
+    research=dict(lengths=(100, 500, 1000), batch=64, repeats=3, compile_torch=True),
+    choices=dict(scan_lengths=(100, 500, 1000), batch=64, repeats=3))
 QUICK = dict(
     lstm=dict(B=4, T=16, D=8, H=8), gru=dict(B=4, T=16, D=8, H=8),
     transformer=dict(B=2, T=16, d=16, heads=2, d_ff=32),
     long=dict(lengths=(64,), lru_length=256, d_model=32, lru_d_model=16, impls=("chunked",)),
     vmap=dict(num_seeds=2, hidden=8, length=10, num_steps=2), sweep_steps=2,
-    compile=dict(pipeline_steps=4, only=("adding",)), repeats=2)
+    compile=dict(pipeline_steps=4, only=("adding",)), repeats=2,
+    research=dict(lengths=(8,), batch=4, repeats=2, words=("lstm",), compile_torch=False),
+    choices=dict(scan_lengths=(8,), seed_words=("lstm",), seed_length=8, num_seeds=2, batch=4,
+                 repeats=2))
 
 
 def host() -> str:
@@ -121,6 +130,10 @@ def main(argv=None) -> dict:
     if name in ("lstm", "gru", "transformer"):
       results[name] = layers.run(name, sizes[name], repeats, results["peak"]["gflops"],
                                  dtype=dtype, memory=not args.no_memory and not args.quick)
+    elif name == "research":
+      results[name] = research.run(**sizes["research"])
+    elif name == "choices":
+      results[name] = choices.run(**sizes["choices"])
     elif name == "long":
       impls = {} if args.quick or jax.default_backend() != "gpu" else dict(
           impls=("plain", "chunked", "fused"))  # fused: cuDNN's flash attention on a GPU

@@ -85,3 +85,20 @@ def test_device_check_kills_a_silent_step_at_its_limit():
   row = device_check.run_step(step, "unused", 1, lambda *a, **k: None)
   assert row["status"] == "timed out after 1 s" and time.time() - start < 10
   assert "started" in row["output_tail"]
+
+
+@pytest.mark.skipif(not peers.torch_available(), reason="PyTorch peers need the [bench] extra")
+@pytest.mark.parametrize("word", ["rnn", "lstm"])
+def test_research_torch_models_share_weights_and_compute_the_same_outputs(word):
+  from benchmarks import research
+  ours = research.jax_model(word, 6, 3)
+  config = research._config(word, 6, 3)
+  from attnlab import models
+  from attnlab.train import config as cfg_lib
+  model = models.build(cfg_lib.validate(config, 1)[1])
+  x = np.asarray(ours["batch"]["inputs"], np.float32)
+  want = np.asarray(model.apply({"params": ours["params"]}, x)).reshape(3, -1)
+  module = research.torch_model(word, ours["params"])
+  with peers.torch.no_grad():
+    got = module(peers.torch.from_numpy(x)).numpy()
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

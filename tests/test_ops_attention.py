@@ -152,8 +152,9 @@ def loop_recurrence(a, b, h0):
 
 
 @settings(max_examples=8, deadline=None)
-@given(length=st.integers(1, 33), use_h0=st.booleans(), complex_=st.booleans())
-def test_linear_recurrence_equals_loop(length, use_h0, complex_):
+@given(length=st.integers(1, 33), use_h0=st.booleans(), complex_=st.booleans(),
+       method=st.sampled_from(["associative", "sequential"]))
+def test_linear_recurrence_equals_loop(length, use_h0, complex_, method):
   rng = np.random.default_rng(length)
   a = rng.uniform(-1, 1, (2, length, 3))
   b = rng.standard_normal((2, length, 3))
@@ -163,5 +164,20 @@ def test_linear_recurrence_equals_loop(length, use_h0, complex_):
   h0 = rng.standard_normal((2, 3)) if use_h0 else np.zeros((2, 3))
   dtype = jnp.complex64 if complex_ else jnp.float32
   got = ops.linear_recurrence(jnp.asarray(a, dtype), jnp.asarray(b, dtype),
-                              jnp.asarray(h0, jnp.float32) if use_h0 else None)
+                              jnp.asarray(h0, jnp.float32) if use_h0 else None, method=method)
   np.testing.assert_allclose(got, loop_recurrence(a, b, h0), rtol=1e-4, atol=1e-5)
+
+
+def test_linear_recurrence_methods_have_equal_gradients_and_auto_follows_the_backend():
+  rng = np.random.default_rng(0)
+  lam = jnp.asarray(0.95 * np.exp(1j * rng.uniform(0, 6.28, 4)), jnp.complex64)
+  b = jnp.asarray(rng.standard_normal((2, 17, 4)) + 1j * rng.standard_normal((2, 17, 4)),
+                  jnp.complex64)
+  loss = lambda lam, b, m: jnp.sum(jnp.abs(ops.linear_recurrence(lam, b, method=m)) ** 2)
+  grads = {m: jax.grad(loss, argnums=(0, 1))(lam, b, m) for m in ("associative", "sequential")}
+  for g_assoc, g_seq in zip(grads["associative"], grads["sequential"]):
+    np.testing.assert_allclose(g_seq, g_assoc, rtol=1e-4, atol=1e-4)
+  from attnlab.ops import scan
+  assert scan.resolve_method("auto") == scan.SCAN_BY_BACKEND.get(jax.default_backend(), "associative")
+  with pytest.raises(ValueError, match="valid choices"):
+    ops.linear_recurrence(lam, b, method="nosuch")

@@ -11,6 +11,7 @@ import attnlab
 import attnlab.tasks
 from attnlab.train import base_config, checkpoints, train_and_evaluate
 from attnlab.train import Preempted, metric_writer
+from attnlab.train import config as config_lib
 from attnlab.train import trainer as trainer_module
 from configs import adding, compare, default
 
@@ -222,7 +223,7 @@ def test_seeds_trained_together_equal_seeds_trained_alone(tmp_path, monkeypatch)
   configs = []
   for seed in (0, 1, 2):
     config = tiny("transformer", steps=6)
-    config.seed = seed
+    config.seed, config.seed_parallelism = seed, "vmap"  # 'auto' may train them one by one
     configs.append(config)
   grouped = [str(tmp_path / f"group_{s}") for s in (0, 1, 2)]
   calls = []
@@ -240,10 +241,35 @@ def test_seeds_trained_together_equal_seeds_trained_alone(tmp_path, monkeypatch)
   assert not np.allclose(jax.tree.leaves(a)[0], jax.tree.leaves(b)[0])  # the seeds differ
 
 
+def test_seed_parallelism_sequential_trains_seeds_one_by_one(tmp_path, monkeypatch):
+  from attnlab.train import train_seeds
+  configs = [tiny("lstm", steps=2) for _ in range(2)]
+  configs[1].seed = 1
+  calls = []
+  original = trainer_module._train
+  monkeypatch.setattr(trainer_module, "_train", lambda *a: calls.append(len(a[0])) or original(*a))
+  for config in configs:
+    config.seed_parallelism = "sequential"
+  train_seeds(configs, [str(tmp_path / f"s{i}") for i in range(2)])
+  assert calls == [1, 1]
+  for config in configs:
+    config.seed_parallelism = "auto"  # resolved per backend, model and length: SEQUENTIAL_SEEDS
+  assert config_lib.seed_parallelism(configs[0]) == "vmap"  # 2 steps: compiling once wins
+  configs[0].num_train_steps = 10**6
+  rule = config_lib.SEQUENTIAL_SEEDS.get(jax.default_backend(), {"models": ()})
+  assert config_lib.seed_parallelism(configs[0]) == (
+      "sequential" if "lstm" in rule["models"] else "vmap")
+  configs[0].seed_parallelism = "threads"
+  with pytest.raises(ValueError, match="valid choices"):
+    config_lib.validate(configs[0], 1)
+
+
 def test_seed_group_resumes_after_sigterm(tmp_path, monkeypatch):
   from attnlab.train import train_seeds
   configs = [logged_every_step("lstm") for _ in range(2)]
   configs[1].seed = 1
+  for config in configs:
+    config.seed_parallelism = "vmap"
   dirs = [str(tmp_path / f"s{i}") for i in range(2)]
   original = metric_writer.MetricWriter.write
 

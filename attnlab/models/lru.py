@@ -52,11 +52,12 @@ def _scaled_normal(std: float):
 
 
 class LRU(nn.Module):
-  """One LRU layer. u (B,T,H) -> y (B,T,H)."""
+  """One LRU layer. u (B,T,H) -> y (B,T,H). `scan`: how the recurrence runs (ops.linear_recurrence)."""
   state_size: int = 128
   r_min: float = 0.0
   r_max: float = 1.0
   max_phase: float = 2 * math.pi
+  scan: str = "auto"
 
   @nn.compact
   def __call__(self, u):
@@ -74,7 +75,7 @@ class LRU(nn.Module):
     lam = jnp.exp(-jnp.exp(nu_log) + 1j * jnp.exp(theta_log))  # (N,)
     b = (b_re + 1j * b_im) * jnp.exp(gamma_log)[:, None]  # (N,H)
     bu = jnp.einsum("bth,nh->btn", u.astype(jnp.complex64), b)
-    x = ops.linear_recurrence(lam, bu)  # (B,T,N)
+    x = ops.linear_recurrence(lam, bu, method=self.scan)  # (B,T,N)
     y = jnp.einsum("btn,hn->bth", x, c_re + 1j * c_im).real
     return (y + d * u).astype(u.dtype)
 
@@ -97,13 +98,14 @@ class LRUBlock(nn.Module):
   max_phase: float = 2 * math.pi
   dropout_rate: float = 0.0
   norm: str = "layer"
+  scan: str = "auto"
 
   @nn.compact
   def __call__(self, u, valid=None, *, train: bool = False):
     """u (B,T,H), valid (B,T) bool or None -> (B,T,H)."""
     drop = lambda y: nn.Dropout(self.dropout_rate, broadcast_dims=(1,), deterministic=not train)(y)
     y = normalize(self.norm, u, valid, train)
-    y = LRU(self.state_size, self.r_min, self.r_max, self.max_phase)(y)
+    y = LRU(self.state_size, self.r_min, self.r_max, self.max_phase, self.scan)(y)
     y = drop(nn.gelu(y))
     y = nn.Dense(u.shape[-1])(y) * jax.nn.sigmoid(nn.Dense(u.shape[-1])(y))  # GLU
     return u + drop(y)
@@ -123,6 +125,7 @@ class LRUStack(nn.Module):
   max_phase: float = 2 * math.pi
   dropout_rate: float = 0.0
   norm: str = "layer"
+  scan: str = "auto"
 
   @nn.compact
   def __call__(self, x, lengths=None, *, train: bool = False):
@@ -132,7 +135,7 @@ class LRUStack(nn.Module):
       valid = jnp.arange(x.shape[1])[None, :] < jnp.asarray(lengths)[:, None]
     for i in range(self.num_layers):
       x = LRUBlock(self.state_size, self.r_min, self.r_max, self.max_phase, self.dropout_rate,
-                   self.norm, name=f"block_{i}")(x, valid, train=train)
+                   self.norm, self.scan, name=f"block_{i}")(x, valid, train=train)
     x = normalize(self.norm, x, valid, train, "final_norm")
     return x, last_valid(x, lengths)
 

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from attnlab.models.attention import ATTENTION_IMPLS
+from attnlab.ops import scan as scan_ops
 from attnlab.models.heads import InputEmbedding, SequenceModel
 from attnlab.models.lru import NORMS, LRUStack
 from attnlab.models.recurrent import RecurrentStack
@@ -37,7 +38,7 @@ _DEFAULTS = {
     "lstm": _RECURRENT,
     "gru": _RECURRENT,
     "lru": dict(_HEAD, embed_dim=None, d_model=128, state_size=128, num_layers=1, r_min=0.0,
-                r_max=1.0, max_phase=6.283185307179586, norm="layer"),
+                r_max=1.0, max_phase=6.283185307179586, norm="layer", scan="auto"),
     "transformer": dict(_HEAD, **_TRANSFORMER, pooling="summary", causal=False, window=None,
                         attention_impl="plain"),
     "seq2seq_rnn": dict(vocab_size=None, target_vocab_size=None, embed_dim=64, hidden_size=128,
@@ -131,8 +132,10 @@ def build(config):
     embed = InputEmbedding(f["vocab_size"], embed_dim)
   elif name == "lru":
     embed_dim = f["embed_dim"] or (f["d_model"] if f["vocab_size"] else None)
+    if f["scan"] not in scan_ops.METHODS:
+      raise ValueError(f"model.scan={f['scan']!r}; valid choices: {list(scan_ops.METHODS)}")
     backbone = LRUStack(f["d_model"], f["state_size"], f["num_layers"], f["r_min"], f["r_max"],
-                        f["max_phase"], f["dropout_rate"], f["norm"])
+                        f["max_phase"], f["dropout_rate"], f["norm"], f["scan"])
     embed = InputEmbedding(f["vocab_size"], embed_dim)
   else:
     backbone = Transformer(f["num_layers"], f["num_heads"], f["d_ff"], f["dropout_rate"], f["pre_ln"],

@@ -3,7 +3,8 @@
 Every config has:
   seed (initialisation and dropout), data_seed (examples and their order), num_train_steps, batch_size (global, across all devices and hosts), eval_every,
   checkpoint_every, log_every, num_eval_batches, label_smoothing, dtype ('float32' | 'bfloat16':
-  compute dtype; parameters stay float32), parallelism ('jit' | 'pmap'), mesh.data / mesh.model
+  compute dtype; parameters stay float32), parallelism ('jit' | 'pmap'), seed_parallelism ('auto' |
+  'vmap' | 'sequential': how runs that differ only in seed train together), mesh.data / mesh.model
   (-1 = all remaining devices), logical_axis_rules, distributed (None = from the environment),
   on_nonfinite ('stop' | 'record'), prefetch_batches (train batches read and placed on the
   devices ahead, in a background thread; 0: on demand), log_grad_flow (gradient flow at every evaluation, see
@@ -32,6 +33,7 @@ Every config has:
 """
 import ast
 
+import jax
 import ml_collections
 
 from attnlab import models, tasks
@@ -43,12 +45,19 @@ TASK_DATA_FIELDS = ("name", "source", "data_dir", "num_train", "split")
 RESUMABLE_FIELDS = ("num_train_steps", "eval_every", "checkpoint_every", "log_every", "log_grad_flow",
                     "num_eval_batches", "prefetch_batches", "checkpoint.keep", "checkpoint.async_save",
                     "distributed", "task.data_dir", "stop_when_solved", "eval_schedule",
-                    "eval_precision", "final_eval_sequences")
+                    "eval_precision", "final_eval_sequences", "seed_parallelism", "model.scan")
 # Fields added after runs were recorded, with the value that keeps the old behaviour: a workdir whose
 # config.json lacks one of them resumes when the new config has that value.
 ADDED_FIELDS = {"model.carry_bias": 0.0, "model.norm": "layer", "optimizer.recurrent_lr_scale": 1.0,
                 "optimizer.recurrent_params": ["nu_log", "theta_log", "gamma_log"]}
 PARALLELISMS = ("jit", "pmap")
+SEED_PARALLELISMS = ("auto", "vmap", "sequential")
+# Where seed_parallelism='auto' trains seeds one by one: per backend, the models whose K seeds ran
+# faster as K single-seed steps than as one vmapped step, for runs long enough that the extra
+# compilations (one per seed) pay off. BENCHMARKS.md "Choices by backend" has the measurement
+# (CPU, 3 seeds, T=100: vmapped / one by one = 1.33 rnn, 1.41 lstm; 0.92-0.96 gru, lru,
+# transformer). Everything else vmaps its seeds.
+SEQUENTIAL_SEEDS = {"cpu": dict(models=("rnn", "lstm"), min_steps=1000)}
 EVAL_SCHEDULES = ("fixed", "geometric")
 DTYPES = ("float32", "bfloat16")
 # Logical parameter axes -> mesh axes: attention heads and MLP / recurrent hidden units may be
@@ -72,6 +81,7 @@ def base_config(model: str, task: str, **task_params) -> ml_collections.ConfigDi
   config.label_smoothing = 0.0
   config.dtype = "float32"
   config.parallelism = "jit"
+  config.seed_parallelism = "auto"  # runs that differ only in seed: 'vmap' | 'sequential' | by backend
   config.mesh = ml_collections.ConfigDict(dict(data=-1, model=1))
   config.logical_axis_rules = DEFAULT_AXIS_RULES
   config.distributed = ml_collections.FieldReference(None, field_type=bool)
@@ -138,6 +148,17 @@ def model_config(config, spec) -> ml_collections.ConfigDict:
   return m
 
 
+def seed_parallelism(config) -> str:
+  """'vmap' or 'sequential': config.seed_parallelism, with 'auto' resolved by SEQUENTIAL_SEEDS."""
+  choice = config.get("seed_parallelism", "auto")
+  if choice != "auto":
+    return choice
+  rule = SEQUENTIAL_SEEDS.get(jax.default_backend())
+  if rule and config.model.name in rule["models"] and config.num_train_steps >= rule["min_steps"]:
+    return "sequential"
+  return "vmap"
+
+
 def _positive(config, key):
   value = config[key]
   if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -153,6 +174,9 @@ def validate(config, num_devices: int, num_processes: int = 1):
       raise ValueError(f"config.{key}={config[key]!r}; must be an integer >= 0")
   if config.parallelism not in PARALLELISMS:
     raise ValueError(f"config.parallelism={config.parallelism!r}; valid choices: {list(PARALLELISMS)}")
+  if config.seed_parallelism not in SEED_PARALLELISMS:
+    raise ValueError(f"config.seed_parallelism={config.seed_parallelism!r}; valid choices: "
+                     f"{list(SEED_PARALLELISMS)}")
   if config.dtype not in DTYPES:
     raise ValueError(f"config.dtype={config.dtype!r}; valid choices: {list(DTYPES)}")
   if config.on_nonfinite not in ("stop", "record"):

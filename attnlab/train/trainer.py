@@ -210,7 +210,7 @@ def train_seeds(configs: list, workdirs: list, hooks: list = None) -> list:
   same_shape = all(_without_seed(c) == base for c in configs)
   steps_done = {ckpt_lib.latest_step_in(w) for w in workdirs}
   if (len(configs) == 1 or not same_shape or len(steps_done) > 1 or jax.device_count() > 1
-      or configs[0].parallelism != "jit"):
+      or configs[0].parallelism != "jit" or cfg_lib.seed_parallelism(configs[0]) == "sequential"):
     return [train_and_evaluate(c, w, h) for c, w, h in zip(configs, workdirs, hooks)]
   return _train(configs, workdirs, hooks)
 

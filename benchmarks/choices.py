@@ -1,0 +1,81 @@
+"""Choices by backend, by measurement: how the linear recurrence runs, and how seeds are trained.
+
+  scan   the LRU's full training step at its comparison size on adding (batch 64) with
+         `model.scan='associative'` against 'sequential', at several T
+         -> `attnlab.ops.scan.SCAN_BY_BACKEND`
+  seeds  K seeds of one config as one vmapped training step against K single-seed steps one after
+         another, for each comparison model at T=100 -> `attnlab.train.config.SEEDS_BY_BACKEND`
+Both interleave the candidates (`timing.interleaved`) and report the median step; a ratio > 1
+means the first-named candidate is slower.
+"""
+import jax
+import numpy as np
+
+from attnlab import models, tasks
+from attnlab.train import config as cfg_lib
+from attnlab.train import optim, steps, vmap_seeds
+from benchmarks import research, timing
+
+
+def scan(lengths=(100, 500, 1000), batch: int = 64, repeats: int = 3, log=print) -> dict:
+  rows = []
+  for length in lengths:
+    cands = {m: research.jax_model("lru", length, batch, **{"model.scan": m})
+             for m in ("associative", "sequential")}
+    times = timing.interleaved({m: c["train_step"] for m, c in cands.items()}, repeats)
+    row = dict(T=length, backend=jax.default_backend(),
+               **{f"{m}_s": timing.median(t) for m, t in times.items()},
+               **{f"{m}_compile_s": c["compile_s"] for m, c in cands.items()})
+    row["associative_over_sequential"] = row["associative_s"] / row["sequential_s"]
+    rows.append(row)
+    log(f"  lru scan T={length:5d}  associative {1e3 * row['associative_s']:8.1f} ms  sequential "
+        f"{1e3 * row['sequential_s']:8.1f} ms  ratio {row['associative_over_sequential']:.2f}")
+  return dict(rows=rows, batch=batch)
+
+
+def _single_and_vmapped(word: str, length: int, batch: int, num_seeds: int):
+  config = research._config(word, length, batch)
+  spec, model_config = cfg_lib.validate(config, 1)
+  model = models.build(model_config)
+  tx, schedule = optim.make_optimizer(config.optimizer, config.num_train_steps)
+  data = tasks.generate(config.task.name, batch, **cfg_lib.task_params(config))
+  data = {k: v for k, v in data.items() if v.dtype != object}
+  seeds = list(range(num_seeds))
+  single = [{"s": steps.create_state(model, tx, spec, jax.random.PRNGKey(s), data)} for s in seeds]
+  fns = [jax.jit(steps.make_train_step(model, tx, spec, schedule, seed=s), donate_argnums=0)
+         for s in seeds]
+  stacked = {"s": vmap_seeds.init_states(model, tx, spec, seeds, data)}
+  vfn = jax.jit(vmap_seeds.make_vmapped_train_step(model, tx, spec, schedule, seeds),
+                donate_argnums=0)
+
+  def sequential():
+    for holder, fn in zip(single, fns):
+      holder["s"], m = fn(holder["s"], data)
+      jax.block_until_ready(m["loss"])
+
+  def vmapped():
+    stacked["s"], m = vfn(stacked["s"], data)
+    jax.block_until_ready(m["loss"])
+
+  return {"sequential": sequential, "vmap": vmapped}
+
+
+def seeds(words=("rnn", "lstm", "gru", "lru", "transformer"), length: int = 100, batch: int = 64,
+          num_seeds: int = 3, repeats: int = 3, log=print) -> dict:
+  rows = []
+  for word in words:
+    times = timing.interleaved(_single_and_vmapped(word, length, batch, num_seeds), repeats)
+    row = dict(model=word, T=length, num_seeds=num_seeds, backend=jax.default_backend(),
+               **{f"{k}_s": timing.median(v) for k, v in times.items()})
+    row["vmap_over_sequential"] = row["vmap_s"] / row["sequential_s"]
+    rows.append(row)
+    log(f"  seeds {word:12s} T={length}  {num_seeds} seeds vmapped {1e3 * row['vmap_s']:8.1f} ms  "
+        f"one by one {1e3 * row['sequential_s']:8.1f} ms  ratio {row['vmap_over_sequential']:.2f}")
+  return dict(rows=rows, batch=batch)
+
+
+def run(scan_lengths=(100, 500, 1000), seed_words=("rnn", "lstm", "gru", "lru", "transformer"),
+        seed_length: int = 100, num_seeds: int = 3, batch: int = 64, repeats: int = 3,
+        log=print) -> dict:
+  return dict(scan=scan(scan_lengths, batch, repeats, log),
+              seeds=seeds(seed_words, seed_length, batch, num_seeds, repeats, log))
