@@ -47,7 +47,8 @@ RESUMABLE_FIELDS = ("num_train_steps", "eval_every", "checkpoint_every", "log_ev
 # Fields added after runs were recorded, with the value that keeps the old behaviour: a workdir whose
 # config.json lacks one of them resumes when the new config has that value.
 ADDED_FIELDS = {"model.carry_bias": 0.0, "model.norm": "layer", "optimizer.recurrent_lr_scale": 1.0,
-                "optimizer.recurrent_params": ["nu_log", "theta_log", "gamma_log"]}
+                "optimizer.recurrent_params": ["nu_log", "theta_log", "gamma_log"],
+                "optimizer.schedule_steps": None}
 PARALLELISMS = ("jit", "pmap")
 EVAL_SCHEDULES = ("fixed", "geometric")
 DTYPES = ("float32", "bfloat16")
