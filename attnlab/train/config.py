@@ -198,6 +198,10 @@ def _literal(text: str):
   try:
     return ast.literal_eval(text)
   except (ValueError, SyntaxError):
+    pass
+  try:
+    return float(text)  # nan, inf: numbers that have no Python literal
+  except ValueError:
     return text
 
 

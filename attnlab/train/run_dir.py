@@ -85,6 +85,15 @@ def check_resumable_config(workdir: str, config):
 
   Without a checkpoint in `workdir` its config.json is only replaced (nothing there to continue).
   """
+  check_config_matches(workdir, config)
+  if jax.process_index() == 0:
+    files.makedirs(workdir)
+    files.write_text(files.join(workdir, CONFIG_FILE),
+                     json.dumps(config_to_json(config), indent=1, sort_keys=True))
+
+
+def check_config_matches(workdir: str, config):
+  """ValueError if `workdir` holds a checkpointed run that `config` may not continue; writes nothing."""
   new = config_to_json(config)
   path = files.join(workdir, CONFIG_FILE)
   if files.exists(path) and latest_step_in(workdir) is not None:
@@ -99,6 +108,3 @@ def check_resumable_config(workdir: str, config):
           f"workdir {workdir} holds a run with a different config ({details}). Only "
           f"{', '.join(RESUMABLE_FIELDS)} may change when resuming; use a new --workdir.")
     _check_schedule_length(workdir, a, b)
-  if jax.process_index() == 0:
-    files.makedirs(workdir)
-    files.write_text(path, json.dumps(new, indent=1, sort_keys=True))
