@@ -33,7 +33,8 @@ def default_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       name="adam", learning_rate=1e-3, schedule="constant", warmup_steps=0, b1=0.9, b2=0.999,
       eps=1e-8, weight_decay=0.0, momentum=0.9, nesterov=False, clip_norm=1.0,
-      recurrent_params=RECURRENT_PARAMS, recurrent_lr_scale=1.0, schedule_steps=None))
+      recurrent_params=RECURRENT_PARAMS, recurrent_lr_scale=1.0,
+      schedule_steps=ml_collections.FieldReference(None, field_type=int)))
 
 
 RECURRENT_PARAMS = ("nu_log", "theta_log", "gamma_log")
