@@ -8,6 +8,8 @@ config file's model variant), each value list in brackets. Point i becomes the c
 `results.csv` gets one row per point (its fields, status and final eval metrics, and, read from
 metrics.jsonl: solved_step, solved_sequences, censored and the final_* metrics of
 `config.final_eval_sequences`). A run solved with `config.stop_when_solved` counts as finished.
+Every point's config is validated (fields, values, and whether its workdir may continue) before
+any point trains; a dry run does only that and lists the statuses, writing nothing.
 """
 import ast
 import csv
@@ -16,7 +18,10 @@ import itertools
 import re
 import sys
 
+import jax
+
 from attnlab import files
+from attnlab.train import config as cfg_lib, run_dir, sharding
 from attnlab.train.checkpoints import latest_step_in
 from attnlab.train.config import SHORTCUTS
 from attnlab.train.metric_writer import read_jsonl
@@ -61,6 +66,10 @@ def _literal(text):
   try:
     return ast.literal_eval(text)
   except (ValueError, SyntaxError):
+    pass
+  try:
+    return float(text)  # nan, inf: numbers that have no Python literal
+  except ValueError:
     return text
 
 
@@ -146,27 +155,29 @@ def run_sweep(get_config, axes: dict, root: str, train_fn=None, dry_run: bool = 
               train_group=None) -> list:
   """Trains every point of the grid that is not finished; returns the results rows.
 
-  get_config: the config file's get_config(arg). Points that differ only in `seed` are trained
-  together by `train_group(configs, workdirs) -> [final metrics]` (default
-  `attnlab.train.train_seeds`: one vmapped program); with `train_fn(config, workdir)` every point
-  is trained on its own instead.
+  get_config: the config file's get_config(arg). Every point is checked first (`check_point`);
+  dry_run: only that, and the rows with each point's status (nothing is written). Points that
+  differ only in `seed` are trained together by `train_group(configs, workdirs) -> [final
+  metrics]` (default `attnlab.train.train_seeds`: one vmapped program); with
+  `train_fn(config, workdir)` every point is trained on its own instead.
   """
   if train_fn is not None:
     train_group = lambda configs, workdirs: [train_fn(c, w) for c, w in zip(configs, workdirs)]
   elif train_group is None:
     from attnlab.train import train_seeds as train_group
+  configs = {point_name(p): check_point(get_config, p, root) for p in points(axes)}
+  if dry_run:
+    return [_row(p, configs[point_name(p)], root) for p in points(axes)]
   files.makedirs(root)
   rows = {}
   for group in _seed_groups(points(axes)):
     todo = []
     for point in group:
-      config = get_config(config_arg(point))  # invalid fields fail here, before any training
-      workdir = files.join(root, point_name(point))
-      status, metrics = run_status(workdir, config.num_train_steps, config.stop_when_solved)
-      rows[point_name(point)] = {**point, "workdir": workdir, "status": status, **metrics}
-      if status != "finished":
-        todo.append((point, config, workdir, status))
-    if todo and not dry_run:
+      config = configs[point_name(point)]
+      rows[point_name(point)] = row = _row(point, config, root)
+      if row["status"] != "finished":
+        todo.append((point, config, row["workdir"], row["status"]))
+    if todo:
       for point, _, workdir, status in todo:
         print(f"== {point_name(point)} ({status}) -> {workdir}", file=sys.stderr, flush=True)
       results = train_group([t[1] for t in todo], [t[2] for t in todo])
@@ -175,6 +186,23 @@ def run_sweep(get_config, axes: dict, root: str, train_fn=None, dry_run: bool = 
   rows = [rows[point_name(p)] for p in points(axes)]
   write_results(files.join(root, "results.csv"), rows)
   return rows
+
+
+def check_point(get_config, point: dict, root: str):
+  """The point's config, validated as a run would be before compiling; ValueError naming the point."""
+  try:
+    config = get_config(config_arg(point))  # unknown fields fail here
+    cfg_lib.validate(config, sharding.data_axis_size(config), jax.process_count())
+    run_dir.check_config_matches(files.join(root, point_name(point)), config)
+  except (ValueError, TypeError) as e:  # TypeError: a value of the wrong type for its field
+    raise ValueError(f"sweep point {point_name(point)}: {e}") from None
+  return config
+
+
+def _row(point: dict, config, root: str) -> dict:
+  workdir = files.join(root, point_name(point))
+  status, metrics = run_status(workdir, config.num_train_steps, config.stop_when_solved)
+  return {**point, "workdir": workdir, "status": status, **metrics}
 
 
 def _seed_groups(pts: list) -> list:

@@ -20,7 +20,8 @@ flags.DEFINE_string("config", None, "config file (its get_config(arg) takes the 
 flags.DEFINE_string("sweep", None, "grid: key=[v1,v2] key2=[...]")
 flags.DEFINE_string("sweep_file", None, "file with one key=[...] axis per line")
 flags.DEFINE_string("root", None, "sweep root directory (default runs/sweep_<config name>)")
-flags.DEFINE_bool("dry_run", False, "list the points and their status; train nothing")
+flags.DEFINE_bool("dry_run", False, "check every point's config, list the points and their status; "
+                  "train and write nothing")
 FLAGS = flags.FLAGS
 
 
@@ -37,7 +38,10 @@ def main(argv):
   rows = sweep.run_sweep(sweep.load_config_file(FLAGS.config), sweep.parse_grid(text), root,
                          dry_run=FLAGS.dry_run)
   print(sweep.summary_table(rows))
-  print(f"results in {files.join(files.absolute(root), 'results.csv')}")
+  if FLAGS.dry_run:
+    print(f"dry run: {len(rows)} valid points, nothing trained or written")
+  else:
+    print(f"results in {files.join(files.absolute(root), 'results.csv')}")
 
 
 if __name__ == "__main__":

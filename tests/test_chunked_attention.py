@@ -1,4 +1,6 @@
 """Chunked (online-softmax) and fused attention against `ops.scaled_dot_product_attention`."""
+import importlib
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -135,3 +137,18 @@ def test_fused_zeroes_queries_that_see_no_key():
   q, k, v = qkv()
   fn = lambda q, k, v: ops.fused_attention(q, k, v, jnp.asarray(mask), causal=True)
   check_against_plain(fn, q, k, v, jnp.asarray(mask) & ops.causal_mask(T))
+
+
+def test_fused_warns_once_why_it_falls_back_to_xla(monkeypatch):
+  fused = importlib.import_module("attnlab.ops.fused_attention")  # the module, not the function
+  monkeypatch.setattr(fused, "_WARNED", set())
+  q, k, v = qkv(tq=4, tk=4)
+  with pytest.warns(RuntimeWarning) as record:
+    for _ in range(3):
+      ops.fused_attention(q, k, v, causal=True)
+  backend = jax.default_backend()
+  want = (f"the {backend} backend has no cuDNN" if backend != "gpu" else
+          "cuDNN's fused kernel takes bfloat16/float16 inputs, not float32")
+  assert [str(w.message) for w in record] == [
+      f"fused_attention: {want}; using JAX's XLA attention instead, which materialises the "
+      "(Tq, Tk) logits (O(T^2) memory)"]

@@ -46,6 +46,10 @@ ERRORS = {
     "repeated_axis": (SWEEP, [ADDING, "--sweep=seq_len=[20] task.seq_len=[30]"],
                       "sweep axis 'task.seq_len' repeats 'seq_len'"),
     "no_grid": (SWEEP, [ADDING], "give exactly one of --sweep"),
+    "dry_run_bad_value": (SWEEP, [ADDING, "--sweep=seq_len=[20,-5]", "--dry_run", "--root={tmp}/dry"],
+                          "sweep point seq_len=-5: config.task: seq_len=-5 is invalid"),
+    "nan_in_config_argument": (MAIN, ["--config=configs/adding.py:lstm,lr=nan"],
+                               "config.optimizer.learning_rate=nan; must be a finite number > 0"),
 }
 
 
@@ -94,6 +98,10 @@ def test_user_error_is_one_line(results, name):
   lines = r["stderr"].strip().splitlines()
   assert len(lines) == 2 and lines[0].startswith("error: ") and want in lines[0], r["stderr"]
   assert "--debug" in lines[1]
+
+
+def test_a_refused_dry_run_writes_nothing(results):
+  assert not os.path.exists(results[0] / "dry")
 
 
 @pytest.mark.parametrize("name", ["debug", "debug_env"])

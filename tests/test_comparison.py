@@ -154,11 +154,13 @@ def test_learning_cost_plot_draws_censored_points(tmp_path):
   assert os.path.getsize(path) > 1000
 
 
-def test_fmt_seeds_uses_ddof_1_and_reports_nonfinite_seeds():
+def test_fmt_seeds_uses_ddof_1_and_counts_the_seeds_left_out_of_the_mean():
   assert report.fmt_seeds([0.146, 0.027, 0.003]) == (
       f"0.059 ± {np.std([0.146, 0.027, 0.003], ddof=1):.3f} (0.146, 0.027, 0.003)")
   assert report.fmt_seeds([0.5]) == "0.500"
-  assert report.fmt_seeds([0.1, float("nan"), 0.3]) == "0.200 ± 0.141 (0.100, nan, 0.300); 1 non-finite"
+  assert report.fmt_seeds([0.1, float("nan"), 0.3]) == "0.200 ± 0.141 (0.100, nan, 0.300); 2/3 finite"
+  assert report.fmt_seeds([0.1, None, 0.3]) == "0.200 ± 0.141 (0.100, -, 0.300); 2/3 finite"
+  assert report.fmt_seeds([float("inf")]) == "- (inf); 0/1 finite"
   assert report.fmt_seeds([None]) == "-"
 
 

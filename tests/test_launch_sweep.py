@@ -136,3 +136,20 @@ def test_local_sweep_resumes_an_unfinished_point(tmp_path):
   [row] = sweep.run_sweep(tiny_adding, axes, str(tmp_path))
   assert row["status"] == "finished" and attnlab.load_run(workdir, "last").step == 4
   assert attnlab.load_run(workdir, "last").metrics["step"].min() == 2  # continued, not restarted
+
+
+@pytest.mark.parametrize("grid,message", [
+    ("seq_len=[6,-5]", r"sweep point seq_len=-5: config.task: seq_len=-5 is invalid"),
+    ("model=[lstm] nosuch=[1]", r"sweep point model=lstm,nosuch=1: config has no field 'nosuch'"),
+    ("lr=[0.1,nan]", r"sweep point lr=nan: config.optimizer.learning_rate=nan; must be a finite"),
+    ("lr=[fast]", r"sweep point lr=fast: Could not override field 'learning_rate'"),
+])
+def test_dry_run_validates_every_point_and_writes_nothing(tmp_path, grid, message):
+  root = tmp_path / "sweep"
+  rows = sweep.run_sweep(tiny_adding, sweep.parse_grid("seq_len=[6,9]"), str(root), dry_run=True)
+  assert [r["status"] for r in rows] == ["new", "new"] and not root.exists()
+  for dry_run in (True, False):  # a real sweep refuses it before training any point
+    with pytest.raises(ValueError, match=message):
+      sweep.run_sweep(tiny_adding, sweep.parse_grid(grid), str(root), dry_run=dry_run,
+                      train_fn=lambda *_: pytest.fail("trained"))
+    assert not root.exists()

@@ -59,3 +59,20 @@ def test_bfloat16_runs_close_to_float32():
   grads = jax.grad(lambda p: jnp.sum(ops.lstm(p, x.astype(jnp.bfloat16))[0].astype(jnp.float32)))(
       jax.tree.map(lambda a: a.astype(jnp.bfloat16), p))
   assert all(bool(jnp.isfinite(g.astype(jnp.float32)).all()) for g in jax.tree.leaves(grads))
+
+
+def test_bfloat16_weight_and_bias_gradients_are_summed_in_float32():
+  """At T=200 the bf16 gradients stay within 0.5% of float32 (bias: 2% when summed over T in bf16)."""
+  b, t, d, h = 8, 200, 4, 16
+  rng = np.random.default_rng(0)
+  p = {"W_x": 0.5 * rng.standard_normal((d, 4 * h)), "W_h": rng.standard_normal((h, 4 * h)) / h**0.5,
+       "b": 0.5 * rng.standard_normal(4 * h)}
+  p = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), p)
+  x = jnp.asarray(rng.standard_normal((b, t, d)), jnp.float32)
+  grad = jax.jit(jax.grad(lambda p, x: jnp.sum(ops.lstm(p, x)[0].astype(jnp.float32))))
+  want = grad(p, x)
+  got = grad(jax.tree.map(lambda a: a.astype(jnp.bfloat16), p), x.astype(jnp.bfloat16))
+  for name in ("b", "W_x", "W_h"):
+    assert got[name].dtype == jnp.bfloat16
+    error = jnp.linalg.norm(got[name].astype(jnp.float32) - want[name]) / jnp.linalg.norm(want[name])
+    assert error < 5e-3, (name, float(error))

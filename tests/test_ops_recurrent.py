@@ -134,6 +134,20 @@ def test_reverse_padded():
   np.testing.assert_array_equal(out, [[4, 3, 2, 1, 0], [7, 6, 5, 8, 9]])
 
 
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_lengths_beyond_t_are_clipped_to_t_in_both_directions(rng, cell, reverse):
+  """A length > T (or < 0) runs like T (or 0): no NaN from the reversal's gather."""
+  seq = SEQUENCES[cell][0]
+  p, x = f32(ref.random_params(rng, shapes(cell))), f32(rng.standard_normal((B, T, D)))
+  got = seq(p, x, lengths=jnp.array([T + 3, 2 * T, -1]), reverse=reverse)
+  want = seq(p, x, lengths=jnp.array([T, T, 0]), reverse=reverse)
+  jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, b), got, want)
+  assert all(bool(jnp.isfinite(a).all()) for a in jax.tree.leaves(got))
+  np.testing.assert_array_equal(ops.reverse_padded(x, jnp.array([T + 1, T, 9 * T])),
+                                jnp.flip(x, axis=1))
+
+
 @pytest.mark.parametrize("unroll", [1, 4])
 def test_unroll_does_not_change_results(rng, unroll):
   p = f32(ref.random_params(rng, shapes("lstm")))

@@ -94,3 +94,16 @@ def test_batch_that_does_not_divide_the_devices_is_refused():
   config.model.name = "seq2seq_rnn"
   with pytest.raises(ValueError, match="is a seq2seq model but task 'adding' is regression"):
     validate(config, num_devices=8)
+
+
+def test_schedule_steps_fixes_the_cosine_length():
+  opt = opt_config(schedule="warmup_cosine", learning_rate=1.0, warmup_steps=10)
+  _, short = optim.make_optimizer(opt, 110)
+  opt.schedule_steps = 110
+  _, kept = optim.make_optimizer(opt, 500)  # a longer run on the same schedule
+  assert [float(kept(s)) for s in (5, 60, 110, 300)] == pytest.approx(
+      [float(short(s)) for s in (5, 60, 110, 300)])
+  assert optim.schedule_length(opt, 500) == 110
+  assert optim.schedule_length(opt_config(schedule_steps=110), 500) is None  # constant: no length
+  with pytest.raises(ValueError, match=r"config.optimizer.schedule_steps=0; must be None"):
+    optim.check_config(opt_config(schedule_steps=0))

@@ -1,4 +1,6 @@
 """Prefetching yields the same batches as the wrapped iterator and resumes from the consumer's state."""
+import threading
+
 import numpy as np
 import pytest
 
@@ -48,6 +50,29 @@ def test_end_and_errors_reach_the_consumer():
   assert next(it) == 0 and next(it) == 1
   with pytest.raises(RuntimeError, match="boom"):
     next(it)
+
+
+@pytest.mark.parametrize("size", [0, 2])
+def test_every_next_after_an_error_raises_it_again(size):
+  """Not a next() that waits forever for a thread that has ended."""
+  it = Prefetcher(Counter(fail_at=1), size=size)
+  assert next(it) == 0
+  outcomes = []
+
+  def consume():
+    for _ in range(3):
+      try:
+        next(it)
+        outcomes.append("batch")
+      except RuntimeError as e:
+        outcomes.append(str(e))
+
+  consumer = threading.Thread(target=consume, daemon=True)
+  consumer.start()
+  consumer.join(timeout=10)
+  assert not consumer.is_alive(), f"next() blocked after {outcomes}"
+  assert outcomes == ["boom"] * 3
+  it.close()
 
 
 def test_grain_loader_batches_and_state_match():

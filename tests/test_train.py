@@ -288,3 +288,23 @@ def test_seed_group_resumes_after_sigterm(tmp_path, monkeypatch):
     straight = str(tmp_path / f"straight{config.seed}")
     train_and_evaluate(config, straight)
     assert_same_function(d, straight)
+
+
+def test_data_seed_chooses_the_examples(tmp_path):
+  """Every split, not only the order of the training set: evaluation and prepared data follow it."""
+  config = tiny()
+  params = attnlab.train.config.task_params(config)
+
+  def first_inputs(config):
+    return {split: next(iter(trainer_module.make_datasets(config, params, split)))["inputs"]
+            for split in ("validation", "test")}
+
+  seed0, seed0_again = first_inputs(config), first_inputs(config)
+  config.data_seed = 1
+  seed1 = first_inputs(config)
+  for split in seed0:
+    np.testing.assert_array_equal(seed0[split], seed0_again[split])
+    assert not np.array_equal(seed0[split], seed1[split]), split
+  config.task.update(source="prepared", data_dir=str(tmp_path))
+  with pytest.raises(FileNotFoundError, match=r"--seed=1"):  # prepared data looked up by data_seed
+    trainer_module.make_datasets(config, params, "validation")

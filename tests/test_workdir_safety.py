@@ -136,6 +136,29 @@ def test_a_workdir_without_checkpoint_does_not_claim_its_config(tmp_path):
   run_dir.check_resumable_config(str(tmp_path / "nan"), nan)  # NaN == NaN for a saved config
 
 
+def test_a_cosine_schedule_keeps_its_length_when_num_train_steps_is_raised(tmp_path):
+  workdir = str(tmp_path / "run")
+  cosine = logged_every_step("lstm")
+  cosine.optimizer.schedule = "warmup_cosine"
+  run_dir.check_resumable_config(workdir, cosine)
+  os.makedirs(os.path.join(workdir, "checkpoints", "3"))
+  longer = ml_collections.ConfigDict(cosine.to_dict())
+  longer.num_train_steps = 12
+  with pytest.raises(ValueError, match=r"holds a warmup_cosine run whose schedule spans 6 steps; this "
+                     r"config's spans 12 .* --config.optimizer.schedule_steps=6 \(the learning rate is "
+                     r"0 from step 6 on\), or train the longer schedule in a new --workdir"):
+    run_dir.check_resumable_config(workdir, longer)
+  assert run_dir.read_config(workdir).num_train_steps == 6  # config.json not rewritten
+  longer.optimizer.schedule_steps = 6
+  run_dir.check_resumable_config(workdir, longer)  # the same schedule, run for longer
+  assert run_dir.read_config(workdir).optimizer.schedule_steps == 6
+  constant = logged_every_step("lstm")  # a schedule without a length: more steps simply continue
+  run_dir.check_resumable_config(str(tmp_path / "constant"), constant)
+  os.makedirs(tmp_path / "constant" / "checkpoints" / "3")
+  constant.num_train_steps = 12
+  run_dir.check_resumable_config(str(tmp_path / "constant"), constant)
+
+
 ARG = ("lstm,seq_len=12,steps=6,batch_size=8,eval_every=3,checkpoint_every=3,log_every=1,"
        "num_eval_batches=1,model.hidden_size=8,checkpoint.async_save=False")
 # Stops at step 4 (not a checkpoint step) until the test has sent SIGINT, then goes on.

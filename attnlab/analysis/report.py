@@ -34,28 +34,31 @@ HOCHREITER_ADDING = {100: (74_000, 1), 500: (209_000, 0), 1000: (853_000, 1)}
 
 
 def seed_stats(values) -> dict:
-  """Mean and std (ddof=1) over the finite values; every seed's value kept, non-finite ones counted."""
+  """Mean and std (ddof=1) over the finite values; every seed's value kept, non-finite and missing
+  (None) ones counted: 'finite' of 'count' seeds entered the mean."""
   values = [None if v is None else float(v) for v in values]
   finite = [v for v in values if v is not None and np.isfinite(v)]
   return {"mean": float(np.mean(finite)) if finite else None,
           "std": float(np.std(finite, ddof=1)) if len(finite) > 1 else None,
-          "values": values, "nonfinite": sum(v is not None and not np.isfinite(v) for v in values)}
+          "values": values, "nonfinite": sum(v is not None and not np.isfinite(v) for v in values),
+          "finite": len(finite), "count": len(values)}
 
 
 def fmt_seeds(values, digits=3) -> str:
   """'0.027 ± 0.070 (0.146, 0.027, 0.003)': mean ± std (ddof=1) of the finite seeds, then every
-  seed's value; '; 1 non-finite' when some seeds are NaN/inf; '-' for no value at all."""
+  seed's value ('-' for a missing one); '; 2/3 finite' when NaN/inf or missing seeds were left out
+  of the mean, so it never silently averages fewer seeds than the table's header counts; '-' for no
+  value at all."""
   st = seed_stats(values)
-  if st["mean"] is None and not st["nonfinite"]:
+  if st["finite"] == 0 and not st["nonfinite"]:
     return "-"
   text = "-" if st["mean"] is None else f"{st['mean']:.{digits}f}"
   if st["std"] is not None:
     text += f" ± {st['std']:.{digits}f}"
-  shown = [v for v in st["values"] if v is not None]
-  if len(shown) > 1 or st["nonfinite"]:
-    text += " (" + ", ".join(f"{v:.{digits}f}" for v in shown) + ")"
-  if st["nonfinite"]:
-    text += f"; {st['nonfinite']} non-finite"
+  if st["count"] > 1 or st["finite"] < st["count"]:
+    text += " (" + ", ".join("-" if v is None else f"{v:.{digits}f}" for v in st["values"]) + ")"
+  if st["finite"] < st["count"]:
+    text += f"; {st['finite']}/{st['count']} finite"
   return text
 
 

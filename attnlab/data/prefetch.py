@@ -9,7 +9,8 @@
 The thread calls next() on the wrapped iterator while the caller's train step runs (JAX releases
 the GIL while it computes), keeping up to `size` batches queued. `get_state()` is the wrapped
 iterator's state after the last batch *returned*, not after the ones made ahead, so a checkpoint
-resumes exactly where the consumer was. Errors in the thread are raised by the next `next()`.
+resumes exactly where the consumer was. An error in the thread ends it and is raised by the next
+`next()` and by every one after it (as the end of the data gives StopIteration every time).
 size=0 makes each batch on demand in the caller's thread (no thread, same batches and states).
 """
 import queue
@@ -76,6 +77,7 @@ class Prefetcher:
       self._queue.put(_END)
       raise StopIteration
     if isinstance(item, BaseException):
+      self._queue.put(item)  # the thread has ended: every later next() raises it again
       raise item
     batch, self._state = item
     return batch

@@ -7,7 +7,8 @@ Initialisation (state size N, model size H):
   |lambda| uniform on the ring r_min <= |lambda| <= r_max (uniform in area), phase U(0, max_phase);
   gamma = sqrt(1 - |lambda|^2) (normalises the state's variance for white-noise input);
   B: real and imaginary parts N(0, 1/(2H));  C: real and imaginary parts N(0, 1/N);  D: N(0, 1).
-The recurrence runs with `ops.linear_recurrence` (associative scan, O(log T) depth).
+The recurrence runs with `ops.linear_recurrence` (associative scan, O(log T) depth), in complex64,
+or complex128 for float64 inputs and parameters (under `jax.enable_x64`, as the gradient analysis).
 
 Blocks follow the paper (and its reference code, NicolasZucchet/minimal-LRU): pre-norm, LRU, GELU,
 GLU, residual; `norm` 'layer' (LayerNorm) or 'batch' (BatchNorm over batch and valid time steps, as
@@ -74,7 +75,8 @@ class LRU(nn.Module):
 
     lam = jnp.exp(-jnp.exp(nu_log) + 1j * jnp.exp(theta_log))  # (N,)
     b = (b_re + 1j * b_im) * jnp.exp(gamma_log)[:, None]  # (N,H)
-    bu = jnp.einsum("bth,nh->btn", u.astype(jnp.complex64), b)
+    complex_dtype = jnp.promote_types(u.dtype, jnp.complex64)  # complex128 for float64 inputs
+    bu = jnp.einsum("bth,nh->btn", u.astype(complex_dtype), b)
     x = ops.linear_recurrence(lam, bu, method=self.scan)  # (B,T,N)
     y = jnp.einsum("btn,hn->bth", x, c_re + 1j * c_im).real
     return (y + d * u).astype(u.dtype)

@@ -5,8 +5,10 @@ O(T) memory); where cuDNN refuses the shapes, and on CPU/TPU, it uses JAX's XLA 
 materialises the (Tq,Tk) logits). Masks as in `chunked_attention`: key_lengths (B,), causal, window,
 or a bool array broadcastable to (B,N,Tq,Tk). Returns the output only (no weights). A query with no
 visible key gets a zero output, as in the plain op (JAX alone would average all values there).
-Shapes: q (B,Tq,N,d), k (B,Tk,N,d), v (B,Tk,N,dv) -> (B,Tq,N,dv).
+Falling back to XLA warns once per process and reason (RuntimeWarning: no GPU, a dtype cuDNN does
+not take, or cuDNN's own refusal), since it costs O(Tq Tk) memory. Shapes: q (B,Tq,N,d), k (B,Tk,N,d), v (B,Tk,N,dv) -> (B,Tq,N,dv).
 """
+import warnings
 from typing import Optional
 
 import jax
@@ -15,11 +17,30 @@ import jax.numpy as jnp
 from attnlab.ops.chunked_attention import MaskSpec, dense_mask
 
 Array = jax.Array
+_WARNED = set()  # the fallback reasons already reported in this process
 
 
 def uses_cudnn(dtype) -> bool:
   """Whether `fused_attention` asks for cuDNN for inputs of `dtype` on the default backend."""
-  return jax.default_backend() == "gpu" and jnp.dtype(dtype) in (jnp.bfloat16, jnp.float16)
+  return _no_cudnn(dtype) is None
+
+
+def _no_cudnn(dtype) -> Optional[str]:
+  """Why cuDNN is not asked for inputs of `dtype`, or None when it is."""
+  if jax.default_backend() != "gpu":
+    return f"the {jax.default_backend()} backend has no cuDNN"
+  if jnp.dtype(dtype) not in (jnp.bfloat16, jnp.float16):
+    return f"cuDNN's fused kernel takes bfloat16/float16 inputs, not {jnp.dtype(dtype).name}"
+  return None
+
+
+def _warn_fallback(reason: str):
+  """One RuntimeWarning per reason and process that the O(T^2)-memory XLA path runs instead."""
+  if reason in _WARNED:
+    return
+  _WARNED.add(reason)
+  warnings.warn(f"fused_attention: {reason}; using JAX's XLA attention instead, which materialises "
+                "the (Tq, Tk) logits (O(T^2) memory)", RuntimeWarning, stacklevel=3)
 
 
 def fused_attention(q: Array, k: Array, v: Array, mask: Optional[Array] = None,
@@ -33,13 +54,14 @@ def fused_attention(q: Array, k: Array, v: Array, mask: Optional[Array] = None,
       None if window is None else (window, window)))
   if key_lengths is not None:
     kw["key_value_seq_lengths"] = jnp.asarray(key_lengths, jnp.int32)
-  out = None
-  if uses_cudnn(q.dtype):
+  out, reason = None, _no_cudnn(q.dtype)
+  if reason is None:
     try:
       out = jax.nn.dot_product_attention(q, k, v, implementation="cudnn", **kw)
-    except (NotImplementedError, ValueError, RuntimeError):
-      pass  # shapes or masks cuDNN does not take: the XLA path below
+    except (NotImplementedError, ValueError, RuntimeError) as e:  # shapes or masks it does not take
+      reason = f"cuDNN refused these inputs ({type(e).__name__}: {str(e).splitlines()[0]})"
   if out is None:
+    _warn_fallback(reason)
     out = jax.nn.dot_product_attention(q, k, v, implementation="xla", **kw)
   seen = _sees_a_key(q.shape[1], k.shape[1], mask, key_lengths, causal, window)
   return out if seen is None else jnp.where(seen, out, jnp.zeros_like(out))

@@ -13,7 +13,7 @@ outputs double as the previous hidden states, since valid steps form a prefix of
 Backward, per step: the gate algebra for du_t = dL/d(pre-activation), then [dx_t, dh_{t-1}] =
 du_t W^T as one product; the weight gradient dW = sum_t [x_t, h_{t-1}]^T du_t is accumulated one
 product per step, with [x, h]^T laid out before it (blocks of 2-8 steps per product measured
-slower). Unlike autodiff of `lax.scan`, nothing but u and c is stored and no (T,B,.) cotangent
+slower); dW and db are summed in float32 when the compute dtype is narrower (bfloat16), then cast. Unlike autodiff of `lax.scan`, nothing but u and c is stored and no (T,B,.) cotangent
 arrays are built.
 
 Everything inside runs time-major (T,B,.): a step reads and writes contiguous (B,.) blocks; XLA:CPU
@@ -157,9 +157,11 @@ def _bwd(unroll, residuals, cotangents):
     # [x, h]^T laid out (D+H, B) before the product: XLA:CPU runs a product with a transposed
     # operand through a much slower kernel.
     xh_t = jax.lax.optimization_barrier(xh.T)
-    return dh, dc, dw + xh_t @ du, dsb + du.sum(axis=0), _put(dx, dx_t, t)
+    dw = dw + jnp.matmul(xh_t, du, preferred_element_type=acc)
+    return dh, dc, dw, dsb + du.sum(axis=0, dtype=acc), _put(dx, dx_t, t)
 
-  carry = (dh_last, dc_last, jnp.zeros_like(w), jnp.zeros_like(s), jnp.zeros_like(x))
+  acc = jnp.promote_types(w.dtype, jnp.float32)  # bf16: dW and db summed over T in float32
+  carry = (dh_last, dc_last, jnp.zeros(w.shape, acc), jnp.zeros(s.shape, acc), jnp.zeros_like(x))
   carry = jax.lax.fori_loop(0, length, backward_step, carry)
   dh0, dc0, dw, dsb, dx = carry
   dw = dw * s

@@ -23,6 +23,7 @@ steps, outside the scan; only the recurrent product runs inside `jax.lax.scan`. 
 layer of `lstm_vjp` (a custom VJP; faster to train on CPU). With `lengths` (B,), steps t >= length leave the state
 unchanged and give zero outputs, so the final state is the state after each sequence's last valid
 step; `reverse=True` runs each sequence backwards over its own valid steps (for bidirectional layers).
+Lengths are clipped to [0, T] in both directions: a length above T means the whole sequence.
 """
 from typing import Callable, Optional, Tuple, Union
 
@@ -106,11 +107,14 @@ def gru_cell(params: Params, h: Array, x: Array, reset_after: bool = False) -> A
 
 
 def reverse_padded(x: Array, lengths: Optional[Array]) -> Array:
-  """Reverses each sequence of x (B,T,...) within its first lengths[b] steps; padding stays put."""
+  """Reverses each sequence of x (B,T,...) within its first lengths[b] steps; padding stays put.
+
+  lengths (B,) are clipped to [0, T], as the forward direction's `t < length` mask does implicitly.
+  """
   if lengths is None:
     return jnp.flip(x, axis=1)
   t = jnp.arange(x.shape[1])[None, :]
-  lengths = jnp.asarray(lengths)[:, None]
+  lengths = jnp.clip(jnp.asarray(lengths), 0, x.shape[1])[:, None]
   idx = jnp.where(t < lengths, lengths - 1 - t, t)  # (B,T)
   return jnp.take_along_axis(x, idx.reshape(idx.shape + (1,) * (x.ndim - 2)), axis=1)
 

@@ -7,6 +7,9 @@ Layout of a workdir:
 `state` is the TrainState (params and optimizer state, restored with the shardings asked for),
 `data` the input iterator's state (so a resumed run sees the same batches), `meta` the step's
 metrics and the run's config (so a checkpoint copied elsewhere still says what it is). Saves are asynchronous by default: training continues while orbax writes.
+A step is saved to checkpoints/ first, then to best/: a run killed between the two has best/
+repaired from the kept checkpoints when it is rerun (`Checkpointer.repair_best`). A best/ whose
+meta cannot be read stops the run with the file's name instead of being replaced unseen.
 """
 import jax
 import numpy as np
@@ -22,9 +25,9 @@ class CorruptCheckpointError(UserError, RuntimeError):
   pass
 
 
-def latest_step_in(workdir: str):
-  """The last checkpointed step of the run in `workdir`, or None (reads the directory only)."""
-  steps = [int(d) for d in files.listdir(files.join(workdir, LAST)) if d.isdigit()]
+def latest_step_in(workdir: str, which: str = LAST):
+  """The last step saved in `workdir`/`which` (checkpoints or best), or None (reads the directory only)."""
+  steps = [int(d) for d in files.listdir(files.join(workdir, which)) if d.isdigit()]
   return max(steps, default=None)
 
 
@@ -36,7 +39,7 @@ def latest_meta(workdir: str) -> dict:
   manager = _manager(files.join(files.absolute(workdir), LAST), keep=None, async_save=False,
                      read_only=True)
   try:
-    return Checkpointer._read_meta(manager, step)
+    return read_meta(manager, step)
   finally:
     manager.close()
 
@@ -52,6 +55,19 @@ def _manager(directory, keep: int, async_save: bool, read_only: bool = False):
 def _save_args(state, data_state, meta):
   return ocp.args.Composite(state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state),
                             meta=ocp.args.JsonSave(meta))
+
+
+def read_meta(manager, step: int) -> dict:
+  """The meta item of `step`; CorruptCheckpointError naming its folder if it cannot be read."""
+  path = files.join(str(manager.directory), str(step), "meta")
+  try:
+    meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+  except Exception as e:  # orbax raises many types for missing or unreadable files
+    meta = e
+  if not isinstance(meta, dict):
+    why = f"{type(meta).__name__}: {meta}" if isinstance(meta, Exception) else "not a JSON object"
+    raise CorruptCheckpointError(f"{path} cannot be read ({why}). Nothing was changed.")
+  return meta
 
 
 def _is_better(value, best, mode):
@@ -73,7 +89,12 @@ class Checkpointer:
     self.best_value = None
     best_step = self.best.latest_step()
     if best_step is not None:
-      self.best_value = self._read_meta(self.best, best_step).get(best_metric)
+      try:
+        self.best_value = read_meta(self.best, best_step).get(best_metric)
+      except CorruptCheckpointError as e:  # never replace a best whose value is unknown
+        raise CorruptCheckpointError(
+            f"{e} It holds the run's best checkpoint; move {files.join(self.workdir, BEST)} aside "
+            "to continue (best/ is then rebuilt from the kept checkpoints).") from e
 
   def latest_step(self):
     return self.last.latest_step()
@@ -87,6 +108,24 @@ class Checkpointer:
     if _is_better(value, self.best_value, self.best_mode):
       self.best_value = value
       self.best.save(step, args=_save_args(state, data_state, meta))
+
+  def repair_best(self, abstract_state):
+    """Saves as best the kept checkpoint whose metric beats best/'s, if any (a run killed after
+    checkpoints/N but before best/N, or a best/ moved aside); returns its step, else None."""
+    found, value = None, self.best_value
+    for step in self.last.all_steps():
+      try:
+        candidate = read_meta(self.last, step).get(self.best_metric)
+      except CorruptCheckpointError:  # restoring the latest step reports its damage
+        continue
+      if _is_better(candidate, value, self.best_mode):
+        found, value = step, candidate
+    if found is None:
+      return None
+    state, data_state, meta = self.restore(abstract_state, found)
+    self.best_value = value
+    self.best.save(found, args=_save_args(state, data_state, meta))
+    return found
 
   def wait(self):
     self.last.wait_until_finished()
@@ -110,13 +149,6 @@ class Checkpointer:
       return "model_state" in self.last.item_metadata(step)["state"].tree
     except Exception:  # unreadable metadata: let the full restore report the damage
       return True
-
-  @staticmethod
-  def _read_meta(manager, step):
-    try:
-      return manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-    except Exception:  # a best/ whose metadata cannot be read simply has no best value yet
-      return {}
 
   def close(self):
     self.wait()

@@ -49,7 +49,8 @@ RESUMABLE_FIELDS = ("num_train_steps", "eval_every", "checkpoint_every", "log_ev
 # Fields added after runs were recorded, with the value that keeps the old behaviour: a workdir whose
 # config.json lacks one of them resumes when the new config has that value.
 ADDED_FIELDS = {"model.carry_bias": 0.0, "model.norm": "layer", "optimizer.recurrent_lr_scale": 1.0,
-                "optimizer.recurrent_params": ["nu_log", "theta_log", "gamma_log"]}
+                "optimizer.recurrent_params": ["nu_log", "theta_log", "gamma_log"],
+                "optimizer.schedule_steps": None}
 PARALLELISMS = ("jit", "pmap")
 SEED_PARALLELISMS = ("auto", "vmap", "sequential")
 # Where seed_parallelism='auto' trains seeds one by one: per backend, the models whose K seeds ran
@@ -221,6 +222,10 @@ def _literal(text: str):
   try:
     return ast.literal_eval(text)
   except (ValueError, SyntaxError):
+    pass
+  try:
+    return float(text)  # nan, inf: numbers that have no Python literal
+  except ValueError:
     return text
 
 

@@ -3,6 +3,10 @@
   name          adam | adamw | sgd (with `momentum`, Nesterov optional)
   schedule      constant | warmup_cosine | rsqrt (Vaswani et al.: lr * min(s^-0.5, s w^-1.5) * sqrt(w),
                 which peaks at `learning_rate` after `warmup_steps`)
+  schedule_steps
+                the length of warmup_cosine (it decays to 0 there and stays 0); None: the run's
+                num_train_steps. A run's schedule length is fixed once it has a checkpoint (see
+                `schedule_length`), so set it when a run may later be continued past num_train_steps.
   clip_norm     global-norm gradient clipping (Pascanu et al. 2013): g <- g * tau / max(||g||, tau);
                 None or 0 disables it
   recurrent_params, recurrent_lr_scale
@@ -29,7 +33,8 @@ def default_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       name="adam", learning_rate=1e-3, schedule="constant", warmup_steps=0, b1=0.9, b2=0.999,
       eps=1e-8, weight_decay=0.0, momentum=0.9, nesterov=False, clip_norm=1.0,
-      recurrent_params=RECURRENT_PARAMS, recurrent_lr_scale=1.0))
+      recurrent_params=RECURRENT_PARAMS, recurrent_lr_scale=1.0,
+      schedule_steps=ml_collections.FieldReference(None, field_type=int)))
 
 
 RECURRENT_PARAMS = ("nu_log", "theta_log", "gamma_log")
@@ -69,9 +74,22 @@ def check_config(opt):
   steps = opt.get("warmup_steps")
   if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
     raise ValueError(f"config.optimizer.warmup_steps={steps!r}; must be an integer >= 0")
+  steps = opt.get("schedule_steps")
+  if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+    raise ValueError(f"config.optimizer.schedule_steps={steps!r}; must be None (num_train_steps) "
+                     "or an integer >= 1")
+
+
+def schedule_length(opt, num_train_steps: int):
+  """The number of steps the schedule's shape depends on (warmup_cosine: schedule_steps, else
+  num_train_steps), or None when it does not depend on the run's length (constant, rsqrt)."""
+  if opt.schedule != "warmup_cosine":
+    return None
+  return opt.get("schedule_steps") or num_train_steps
 
 
 def make_schedule(opt, num_train_steps: int):
+  """step -> learning rate; warmup_cosine spans `schedule_length(opt, num_train_steps)` steps."""
   lr, warmup = opt.learning_rate, opt.warmup_steps
   if opt.schedule == "constant":
     if not warmup:
@@ -79,7 +97,8 @@ def make_schedule(opt, num_train_steps: int):
     return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), optax.constant_schedule(lr)],
                                 [warmup])
   if opt.schedule == "warmup_cosine":
-    return optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(num_train_steps, warmup + 1))
+    length = schedule_length(opt, num_train_steps)
+    return optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(length, warmup + 1))
   if opt.schedule == "rsqrt":
     w = max(warmup, 1)
 

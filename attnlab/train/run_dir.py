@@ -5,7 +5,9 @@ between a run and its continuation: anything else would mix two experiments in o
 workdir claims its config only once it holds a checkpoint: a run that died before its first
 checkpoint left nothing to continue, so any config may start there. A field
 added to attnlab later (`config.ADDED_FIELDS`) that is missing from an old config.json counts as
-having the value that keeps the old behaviour.
+having the value that keeps the old behaviour. A warmup_cosine schedule keeps its length
+(`optim.schedule_length`): raising num_train_steps alone would change the learning rate of the
+steps still to come, so it is refused unless optimizer.schedule_steps keeps the old length.
 """
 import json
 
@@ -15,6 +17,8 @@ import ml_collections
 from attnlab import files
 from attnlab.train.checkpoints import latest_step_in
 from attnlab.train.config import ADDED_FIELDS, RESUMABLE_FIELDS
+
+SCHEDULE_STEPS = "optimizer.schedule_steps"  # compared by the schedule length it gives
 
 CONFIG_FILE = "config.json"
 
@@ -56,24 +60,51 @@ def _same(a, b) -> bool:
   return a == b or (isinstance(a, float) and isinstance(b, float) and a != a and b != b)  # NaN
 
 
+def _schedule_length(flat: dict):
+  """The warmup_cosine length of a flattened config, None for other schedules."""
+  if flat.get("optimizer.schedule") != "warmup_cosine":
+    return None
+  return flat.get(SCHEDULE_STEPS) or flat.get("num_train_steps")
+
+
+def _check_schedule_length(workdir: str, old: dict, new: dict):
+  """ValueError if the new config would stretch or shrink the run's warmup_cosine schedule."""
+  before, after = _schedule_length(old), _schedule_length(new)
+  if before != after:
+    raise ValueError(
+        f"workdir {workdir} holds a warmup_cosine run whose schedule spans {before} steps; this "
+        f"config's spans {after} (num_train_steps={new.get('num_train_steps')}, "
+        f"optimizer.schedule_steps={new.get(SCHEDULE_STEPS)}), which would change the learning "
+        f"rate of the steps still to come. Keep the schedule with "
+        f"--config.optimizer.schedule_steps={before} (the learning rate is 0 from step {before} "
+        "on), or train the longer schedule in a new --workdir.")
+
+
 def check_resumable_config(workdir: str, config):
   """Writes config.json into a new workdir; refuses a workdir whose config differs in a fixed field.
 
   Without a checkpoint in `workdir` its config.json is only replaced (nothing there to continue).
   """
+  check_config_matches(workdir, config)
+  if jax.process_index() == 0:
+    files.makedirs(workdir)
+    files.write_text(files.join(workdir, CONFIG_FILE),
+                     json.dumps(config_to_json(config), indent=1, sort_keys=True))
+
+
+def check_config_matches(workdir: str, config):
+  """ValueError if `workdir` holds a checkpointed run that `config` may not continue; writes nothing."""
   new = config_to_json(config)
   path = files.join(workdir, CONFIG_FILE)
   if files.exists(path) and latest_step_in(workdir) is not None:
     old = _read_json(path)
     a, b = flatten(old), flatten(new)
     a.update({k: v for k, v in ADDED_FIELDS.items() if k not in a and k in b})
-    changed = sorted(k for k in set(a) | set(b)
-                     if not _same(a.get(k), b.get(k)) and k not in RESUMABLE_FIELDS)
+    changed = sorted(k for k in set(a) | set(b) if not _same(a.get(k), b.get(k))
+                     and k not in RESUMABLE_FIELDS and k != SCHEDULE_STEPS)
     if changed:
       details = "; ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in changed[:10])
       raise ValueError(
           f"workdir {workdir} holds a run with a different config ({details}). Only "
           f"{', '.join(RESUMABLE_FIELDS)} may change when resuming; use a new --workdir.")
-  if jax.process_index() == 0:
-    files.makedirs(workdir)
-    files.write_text(path, json.dumps(new, indent=1, sort_keys=True))
+    _check_schedule_length(workdir, a, b)

@@ -3,8 +3,10 @@
 One run = one workdir. Starting a run in a workdir that has checkpoints resumes from the latest
 (params, optimizer state and the data iterator's position), so a run stopped at any moment, by
 SIGTERM (Cloud TPU preemption: a checkpoint is saved before exit) or by a kill, continues where it
-was. A finished run is never retrained; raising `num_train_steps` continues it. A workdir whose
-saved config differs in anything but `config.RESUMABLE_FIELDS` is refused.
+was. A finished run is never retrained; raising `num_train_steps` continues it (a warmup_cosine
+schedule keeps its length: see `run_dir`). A workdir whose saved config differs in anything but
+`config.RESUMABLE_FIELDS` is refused. A run killed between a step's save to checkpoints/ and to
+best/ gets best/ repaired when it is rerun, finished or not.
 
 Solving (`attnlab.train.solving`): at the first evaluation that meets the task's criterion
 (`attnlab.tasks.criterion`) metrics.jsonl gets {"solved_step", "solved_sequences"} and a checkpoint
@@ -86,7 +88,7 @@ def make_datasets(config, spec_params, split, num_examples=None):
   threads = {"read_threads": 0} if split == "train" and config.prefetch_batches else {}
   loader, _ = data.make_dataset(
       config.task.name, spec_params, split=split, batch_size=config.batch_size,
-      seed=config.data_seed,
+      seed=config.data_seed, data_seed=config.data_seed,
       source=config.task.source, data_dir=config.task.data_dir, split_sizes=sizes,
       shard_index=jax.process_index(), shard_count=jax.process_count(), **threads)
   return loader
@@ -136,11 +138,16 @@ class _Run:
     ck = config.checkpoint
     self.checkpointer = ckpt_lib.Checkpointer(workdir, ck.keep, ck.best_metric, ck.best_mode,
                                               ck.async_save, config_to_json(config))
-    self.writer = MetricWriter(workdir, config.num_train_steps,
-                               resume_step=self.checkpointer.latest_step())
+    self.writer = None  # opened by open_writer() once the checkpoint is restored
     self.criterion = tasks.criterion(config.task.name, **cfg_lib.task_params(config))
     self.train_sums, self.last_eval = None, {}
     self.solved, self.final, self.done = {}, {}, False  # done: nothing more is written here
+
+  def open_writer(self):
+    """The metric writer, its logs cut back to the latest checkpoint (a run refused while
+    restoring leaves its workdir untouched)."""
+    self.writer = MetricWriter(self.workdir, self.config.num_train_steps,
+                               resume_step=self.checkpointer.latest_step())
 
   def restore(self, meta: dict):
     """Takes the evaluation, solving and final results of a restored checkpoint's meta."""
@@ -176,7 +183,8 @@ class _Run:
 
   def close(self):
     self.checkpointer.close()
-    self.writer.close()
+    if self.writer is not None:
+      self.writer.close()
 
 
 def train_and_evaluate(config, workdir: str, hooks=()) -> dict:
@@ -251,10 +259,15 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
     for run, (_, _, meta) in zip(runs, restored):
       run.restore(meta)
   first_step = int(jax.device_get(par.to_save(state).step))
+  for run in runs:
+    run.open_writer()
+    repaired = run.checkpointer.repair_best(abstract)  # killed between checkpoints/N and best/N
+    if repaired is not None:
+      run.writer.progress(first_step, first_step, f"best/ repaired with checkpoints/{repaired}")
   if first_step >= config.num_train_steps or all(run.done for run in runs):
     for run in runs:
       run.writer.progress(first_step, first_step, "solved already" if run.done else
-                          "finished already; raise num_train_steps to continue")
+                          f"finished already; {_how_to_continue(config)}")
       run.close()
     return [run.result() for run in runs]
   final_data = final_batches(config, spec, spec_params) if config.final_eval_sequences else None
@@ -315,6 +328,13 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
   for run in runs:
     run.close()
   return [run.result() for run in runs]
+
+
+def _how_to_continue(config) -> str:
+  length = optim.schedule_length(config.optimizer, config.num_train_steps)
+  if length is not None and length <= config.num_train_steps:
+    return f"its warmup_cosine schedule ended at step {length} (a longer one needs a new workdir)"
+  return "raise num_train_steps to continue"
 
 
 def _after_step(run: _Run, par, state, k, step, first_step, t0, metrics, eval_metrics):

@@ -1,0 +1,164 @@
+"""Damaged workdirs as a user meets them: each fault injected into a copy of one finished run.
+
+One tiny run (6 steps, checkpoints at 3 and 6) is trained in this process; every probe copies it,
+damages one file (config.json, a checkpoint's meta or state, best/, metrics.jsonl) and reruns the
+same command through the command line (tests/cli_probe.py forks each probe from one process that
+imported attnlab once). A fault the run cannot repair ends in exit code 2 and one line naming the
+file, with nothing changed; one it can (a torn metrics line, best/ lost by a kill) is repaired.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+import attnlab
+from attnlab.train import checkpoints, train_and_evaluate
+from configs import adding
+from tests.test_workdir_safety import ARG, ROOT, rows, steps_of
+
+COMMAND = [f"--config=configs/adding.py:{ARG}"]
+
+
+def _tear_metrics(w):
+  shutil.rmtree(os.path.join(w, "checkpoints", "6"))  # killed after logging step 6, before saving it
+  with open(os.path.join(w, "metrics.jsonl"), "a") as f:
+    f.write('{"step": 6, "train_lo')
+
+
+def _damage_files(folder):
+  for name in os.listdir(folder):
+    path = os.path.join(folder, name)
+    if os.path.isfile(path):
+      with open(path, "w") as f:
+        f.write("{garbage")
+
+
+# name: (the fault, exit code, text of the error line with {w} the workdir, or None)
+FAULTS = {
+    "corrupt_config": (lambda w: open(os.path.join(w, "config.json"), "w").write("{not json"), 2,
+                       "{w}/config.json is damaged"),
+    "corrupt_best_meta": (lambda w: _damage_files(os.path.join(w, "best", "3", "meta")), 2,
+                          "{w}/best/3/meta cannot be read (JSONDecodeError"),
+    "corrupt_latest_meta": (lambda w: _damage_files(os.path.join(w, "checkpoints", "6", "meta")), 2,
+                            "checkpoint {w}/checkpoints/6 cannot be restored (JSONDecodeError"),
+    "corrupt_state": (lambda w: _damage_files(os.path.join(w, "checkpoints", "6", "state")), 2,
+                      "checkpoint {w}/checkpoints/6 cannot be restored"),
+    "best_lost": (lambda w: shutil.rmtree(os.path.join(w, "best")), 0, None),
+    "torn_metrics": (_tear_metrics, 0, None),
+}
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+  """The finished run every probe copies."""
+  workdir = str(tmp_path_factory.mktemp("fault") / "base")
+  train_and_evaluate(adding.get_config(ARG), workdir)
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["3", "6"]
+  assert os.listdir(os.path.join(workdir, "best")) == ["3"]  # eval_score 0 at 3 and 6: 3 stays best
+  return workdir
+
+
+@pytest.fixture(scope="module")
+def probes(base, tmp_path_factory):
+  """{fault: (workdir, {"code", "stdout", "stderr"}, files before the rerun)}."""
+  tmp = tmp_path_factory.mktemp("probes")
+  workdirs, before, todo = {}, {}, []
+  for name, (inject, _, _) in FAULTS.items():
+    workdirs[name] = str(tmp / name)
+    shutil.copytree(base, workdirs[name])
+    inject(workdirs[name])
+    before[name] = _tree(workdirs[name])
+    todo.append({"name": name, "module": "experiments.main",
+                 "argv": COMMAND + [f"--workdir={workdirs[name]}"],
+                 "env": {"ATTNLAB_COMPILATION_CACHE": "off"}})
+  with open(tmp / "probes.json", "w") as f:
+    json.dump(todo, f)
+  subprocess.run([sys.executable, "-m", "tests.cli_probe", str(tmp / "probes.json"),
+                  str(tmp / "out.json")], cwd=ROOT, check=True, timeout=600)
+  with open(tmp / "out.json") as f:
+    out = json.load(f)
+  return {name: (workdirs[name], out[name], before[name]) for name in FAULTS}
+
+
+def _tree(workdir) -> dict:
+  """{relative path: bytes} of every file but the lock (what a refused rerun must not change)."""
+  found = {}
+  for folder, _, names in os.walk(workdir):
+    for name in names:
+      path = os.path.join(folder, name)
+      if name != ".lock":
+        with open(path, "rb") as f:
+          found[os.path.relpath(path, workdir)] = f.read()
+  return found
+
+
+@pytest.mark.parametrize("name", [n for n, f in FAULTS.items() if f[1] == 2])
+def test_an_unrepairable_fault_is_one_line_naming_the_file_and_changes_nothing(probes, name):
+  workdir, r, before = probes[name]
+  lines = r["stderr"].strip().splitlines()
+  assert r["code"] == 2 and "Traceback" not in r["stderr"], r["stderr"]
+  assert len(lines) == 2 and FAULTS[name][2].format(w=workdir) in lines[0], r["stderr"]
+  assert _tree(workdir) == before
+
+
+def test_a_lost_best_is_repaired_by_the_rerun_of_a_finished_run(probes):
+  workdir, r, _ = probes["best_lost"]
+  assert r["code"] == 0, r["stderr"]
+  assert "best/ repaired with checkpoints/3" in r["stderr"]
+  assert "finished already" in r["stderr"]
+  run = attnlab.load_run(workdir)
+  assert run.step == 3 and run.checkpoint_metrics["eval_score"] == 0.0
+
+
+def test_a_torn_metrics_line_is_repaired_and_the_run_redone_from_its_checkpoint(probes, base):
+  workdir, r, _ = probes["torn_metrics"]
+  assert r["code"] == 0, r["stderr"]
+  records = rows(workdir)  # every line parses
+  assert steps_of(records) == [1, 2, 3, 4, 5, 6] and steps_of(records, "eval_loss") == [3, 6]
+  losses = lambda records: {r["step"]: r["train_loss"] for r in records if "train_loss" in r}
+  assert losses(records) == losses(rows(base))  # steps 4-6 redone exactly
+  jax.tree.map(np.testing.assert_array_equal, attnlab.load_run(workdir, "last").params,
+               attnlab.load_run(base, "last").params)
+
+
+def test_load_run_falls_back_to_the_last_checkpoint_and_gives_metrics_without_one(base, tmp_path):
+  workdir = str(tmp_path / "run")
+  shutil.copytree(base, workdir)
+  shutil.rmtree(os.path.join(workdir, "best"))  # killed after checkpoints/3, before best/3
+  with pytest.warns(UserWarning, match="no best checkpoint .* loaded the last one, step 6"):
+    assert attnlab.load_run(workdir).step == 6
+  for folder in ("checkpoints", "best"):
+    shutil.rmtree(os.path.join(workdir, folder), ignore_errors=True)
+  with pytest.warns(UserWarning, match="has no checkpoint yet"):
+    run = attnlab.load_run(workdir)
+  assert run.params is None and run.step is None
+  assert list(run.metrics.dropna(subset=["train_loss"]).step) == [1, 2, 3, 4, 5, 6]
+  with pytest.raises(FileNotFoundError, match=f"run {workdir} has no checkpoint yet"):
+    run.variables
+
+
+def test_unreadable_best_meta_is_never_replaced(tmp_path):
+  """Checkpointer alone: a damaged best/ stops it; moved aside, best/ is rebuilt from checkpoints/."""
+  workdir = str(tmp_path / "run")
+  state = {"w": np.arange(3.0, dtype=np.float32)}
+  abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), state)
+  ck = checkpoints.Checkpointer(workdir, keep=3, async_save=False)
+  ck.save(3, state, {"i": 3}, {"eval_score": 0.9})
+  ck.close()
+  _damage_files(os.path.join(workdir, "best", "3", "meta"))
+  with pytest.raises(checkpoints.CorruptCheckpointError, match=f"{workdir}/best/3/meta cannot be "
+                     f"read .* move {workdir}/best aside"):
+    checkpoints.Checkpointer(workdir, keep=3, async_save=False)
+  assert os.listdir(os.path.join(workdir, "best")) == ["3"]
+  shutil.move(os.path.join(workdir, "best"), str(tmp_path / "best_aside"))
+  ck = checkpoints.Checkpointer(workdir, keep=3, async_save=False)
+  assert ck.repair_best(abstract) == 3 and ck.repair_best(abstract) is None
+  ck.save(6, state, {"i": 6}, {"eval_score": 0.5})  # worse than the real best: kept
+  ck.close()
+  assert os.listdir(os.path.join(workdir, "best")) == ["3"]
+  assert checkpoints.restore_numpy(workdir, "best")[1]["eval_score"] == 0.9
