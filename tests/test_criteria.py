@@ -125,7 +125,8 @@ def test_run_status_and_censoring_from_metrics(tmp_path):
                                      r"\['fixed', 'geometric'\]"),
     ("eval_precision", 0.0, r"config.eval_precision=0.0; must be a number > 0"),
     ("final_eval_sequences", -1, r"config.final_eval_sequences=-1; must be an integer >= 0"),
-    ("eval_lengths", (24, 0), r"config.eval_lengths=\(24, 0\); must be a tuple of positive integers"),
+    ("eval_lengths", (24, 0), r"config.eval_lengths=\(24, 0\); must be a tuple of positive "
+                              r"integers"),
     ("eval_lengths", (1,), r"config.eval_lengths: seq_len=1 is invalid"),
 ])
 def test_invalid_solving_fields(field, value, message):
@@ -372,7 +373,7 @@ def test_eval_lengths_need_a_seq_len_and_positions_for_it():
                                        "model.max_len=16"):
     validate(config, num_devices=1)
   config.eval_lengths = (15,)
-  with pytest.raises(ValueError, match="config.eval_lengths: seq_len=15 is invalid; expected an even"):
+  with pytest.raises(ValueError, match="config.eval_lengths: seq_len=15 is invalid; expected an"):
     validate(config, num_devices=1)
 
 

@@ -1,13 +1,14 @@
-"""Multi-query associative recall `mqar` (Arora et al. 2023, "Zoology", section 3; its
-multiquery_ar generator).
+"""Multi-query associative recall `mqar` (Arora et al. 2023, "Zoology: measuring and improving
+recall in efficient language models"; the multiquery_ar generator of its code).
 
 P = num_pairs key-value pairs, then T - 2P steps in which Q = num_queries of the P keys come back;
 at each of them the target is that key's value, and nothing else is scored. Keys are distinct,
 drawn from [1, V/2), values distinct from [V/2, V) (V = vocab_size); each queried key comes once.
 Query k sits at step 2P + 2 g_k, where the gaps g_k are distinct, drawn from 0..(T - 2P)/2 - 1
 with probability proportional to (g + 1)^(power_a - 1) (Zoology's power law: power_a=0.01 puts
-queries near the pairs, 1.0 spreads them uniformly, above 1 pushes them away). Every other step of the query region holds a
-token drawn uniformly from [1, V) (Zoology's random_non_queries), so queries are not marked.
+queries near the pairs, 1.0 spreads them uniformly, above 1 pushes them away). Every step of the
+query region that is not a query holds a token drawn uniformly from [1, V) (Zoology's
+random_non_queries), so queries are not marked.
 
   inputs : k_1 v_1 .. k_P v_P | x x k_a x x x k_b x ..    (x: random filler)
   targets:   0 ...        0   | 0 0 v_a 0 0 0 v_b 0 ..    (value classes; mask 1 at k_a, k_b, ..)

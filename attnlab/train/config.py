@@ -197,7 +197,7 @@ def validate(config, num_devices: int, num_processes: int = 1):
 
 
 def _check_eval_lengths(config, spec, mcfg):
-  """config.eval_lengths: positive integers, each a valid seq_len of the task that the model reads."""
+  """config.eval_lengths: positive integers, each a valid seq_len of the task the model can read."""
   lengths = config.get("eval_lengths", ())
   if not isinstance(lengths, (tuple, list)) or not all(
       isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in lengths):

@@ -3,8 +3,8 @@
   next_eval_step(step, config) -> int     the first evaluation step after `step`
   eval_steps(config, up_to) -> list       every evaluation step in 1 .. up_to (schedule only)
   final_batches(config, spec, loader, n)  the host batches of n test sequences, padding masked out
-  final_metrics(sums) -> dict             final_loss, final_score, ..., final_wrong, final_sequences,
-                                          final_errors, final_scored
+  final_metrics(sums) -> dict             final_loss, final_score, ..., final_wrong,
+                                          final_sequences, final_errors, final_scored
   length_metrics(length, sums) -> dict    the same at one of config.eval_lengths: final_len{L}_*
 
 config.eval_lengths: at the end of a run the test split is read again with the task's seq_len set to
