@@ -173,17 +173,19 @@ def test_cli_prepares_then_reuses(tmp_path):
   assert second.stdout.startswith('reused attnlab_adding/seq_len_9-seed_0')
 
 
-def test_cli_reads_float_and_word_params(tmp_path):
-  import importlib  # pylint: disable=g-import-not-at-top
-  prepare = importlib.import_module('attnlab.data.prepare')  # data.prepare is the function
-  assert [prepare.literal(t) for t in ('9', '0.98', 'None', 'final')] == [9, 0.98, None, 'final']
-  command = [sys.executable, '-m', 'attnlab.data.prepare', '--task=flip_flop',
-             '--seq_len=8', '--p_ignore=0.5', '--p_read=0.2', '--num_train=2',
+@pytest.mark.parametrize('flags, name', [
+    (['--task=flip_flop', '--seq_len=8', '--p_ignore=0.5', '--p_read=0.2'],
+     'attnlab_flip_flop/seq_len_8-p_ignore_0.5-p_write_None-p_read_0.2-seed_0'),
+    (['--task=parity', '--seq_len=5', '--variant=final'],
+     'attnlab_parity/seq_len_5-variant_final-seed_0'),
+])
+def test_cli_reads_float_and_word_params(tmp_path, flags, name):
+  # Not imported here: importing attnlab.data.prepare would shadow the function data.prepare.
+  command = [sys.executable, '-m', 'attnlab.data.prepare', *flags, '--num_train=2',
              '--num_validation=1', '--num_test=1', f'--data_dir={tmp_path}']
   done = subprocess.run(command, capture_output=True, text=True, timeout=120)
   assert done.returncode == 0, done.stderr[-3000:]
-  assert ('wrote attnlab_flip_flop/seq_len_8-p_ignore_0.5-p_write_None-p_read_0.2-'
-          'seed_0') in done.stdout
+  assert f'wrote {name}-train_2' in done.stdout
 
 
 # Sources.
