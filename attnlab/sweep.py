@@ -107,9 +107,10 @@ def run_status(workdir: str, num_train_steps: int, stop_when_solved: bool = Fals
   solved = [r for r in rows if "solved_step" in r]
   out["solved_step"] = int(solved[0]["solved_step"]) if solved else None
   out["solved_sequences"] = int(solved[0]["solved_sequences"]) if solved else None
-  finals = [r for r in rows if "final_sequences" in r]
+  finals = [r for r in rows if any(k.endswith("_sequences") and k.startswith("final_") for k in r)]
+  counts = ("_wrong", "_sequences", "_errors", "_scored")  # exact counts, kept as int
   if finals:
-    out.update({k: (int(v) if k in ("final_wrong", "final_sequences") else v)
+    out.update({k: (int(v) if k.endswith(counts) else v)
                 for k, v in finals[-1].items() if k.startswith("final_")})
   finished = step is not None and (step >= num_train_steps or (bool(solved) and stop_when_solved))
   out["censored"] = (not solved) if finished else None

@@ -33,7 +33,8 @@ Recipes and their sources:
   transformer  Vaswani et al. 2017 encoder (sinusoidal positions, ReLU MLP), 2 layers, d=64, 4
                heads, d_ff=128 (2x instead of the paper's 4x, to match the others' sizes), pre-LN
                (Xiong et al. 2020) instead of post-LN, no dropout (fresh data); causal on per-step
-               tasks, bidirectional otherwise.
+               tasks (TaskSpec.output 'step', as the config's task parameters give it),
+               bidirectional otherwise.
   transformer_window0
                the Transformer whose attention window is 0 (each position attends only to itself):
                the ablation that removes what attention adds.
@@ -91,7 +92,6 @@ LRU_OPTIMIZER = dict(name="adamw", weight_decay=0.05, recurrent_lr_scale=0.5,
                      schedule="warmup_cosine")
 LRU_WARMUP_FRACTION = 0.1
 
-PER_STEP_TASKS = ("copy", "selective_copy")
 CLASSIFICATION_TASKS = ("temporal_order", "digits", "listops")
 
 
@@ -132,7 +132,7 @@ def task_config(task: str, arg, default_model: str, **task_params):
   tokens = model in models.SEQUENCE_MODELS and cfg_lib.task_spec(config).vocab_size is not None
   if tokens and "embed_dim" in config.model:
     config.model.embed_dim = EMBED_DIM  # token inputs (real inputs go to the backbone as they are)
-  if model == "transformer" and config.task.name in PER_STEP_TASKS:
+  if model == "transformer" and cfg_lib.task_spec(config).output == "step":
     config.model.causal = True  # per-step outputs: read the sequence in order, like the RNNs
   if model == "lru" and config.task.name in CLASSIFICATION_TASKS:
     config.model.pooling = "mean"  # the LRU paper's pooling for sequence classification
@@ -161,6 +161,12 @@ def make(task: str, arg, default_model: str, *, steps: int, batch_size: int = 64
     config.optimizer.update(LRU_OPTIMIZER, warmup_steps=int(LRU_WARMUP_FRACTION * steps))
   config.model.update(model_fields or {})
   return cfg_lib.apply_overrides(config, overrides)
+
+
+def eval_at_multiples(config, factors=(2, 4, 8)):
+  """config with eval_lengths = factors x task.seq_len (length generalisation, issue 13)."""
+  config.eval_lengths = tuple(int(f * config.task.seq_len) for f in factors)
+  return config
 
 
 def param_count(config) -> int:

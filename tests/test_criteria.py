@@ -125,6 +125,9 @@ def test_run_status_and_censoring_from_metrics(tmp_path):
                                      r"\['fixed', 'geometric'\]"),
     ("eval_precision", 0.0, r"config.eval_precision=0.0; must be a number > 0"),
     ("final_eval_sequences", -1, r"config.final_eval_sequences=-1; must be an integer >= 0"),
+    ("eval_lengths", (24, 0), r"config.eval_lengths=\(24, 0\); must be a tuple of positive "
+                              r"integers"),
+    ("eval_lengths", (1,), r"config.eval_lengths: seq_len=1 is invalid"),
 ])
 def test_invalid_solving_fields(field, value, message):
   config = tiny()
@@ -356,3 +359,47 @@ def test_vmapped_seeds_each_stop_at_their_own_solved_step(tmp_path, monkeypatch)
   calls.clear()
   assert train_seeds(configs, dirs) == results
   assert [read_metrics(d) for d in dirs] == before
+
+
+# --- evaluation at other lengths (config.eval_lengths) --------------------------------------------
+
+def test_eval_lengths_need_a_seq_len_and_positions_for_it():
+  config = base_config("seq2seq_rnn", "reverse", max_len=6)
+  config.eval_lengths = (12,)
+  with pytest.raises(ValueError, match="task 'reverse' has no seq_len"):
+    validate(config, num_devices=1)
+  config = base_config("transformer", "flip_flop", seq_len=8)
+  config.model.positional, config.model.max_len, config.eval_lengths = "learned", 16, (16, 32)
+  with pytest.raises(ValueError, match="length 32 needs 32 learned positions, more than "
+                                       "model.max_len=16"):
+    validate(config, num_devices=1)
+  config.eval_lengths = (15,)
+  with pytest.raises(ValueError, match="config.eval_lengths: seq_len=15 is invalid; expected an"):
+    validate(config, num_devices=1)
+
+
+def test_eval_lengths_count_wrong_reads_exactly(tmp_path):
+  """Flip-flop trained at T=8, evaluated at T=8 and 24: the exact error counts equal NumPy's."""
+  config = base_config("lstm", "flip_flop", seq_len=8)
+  config.model.hidden_size = 8
+  config.num_train_steps, config.batch_size = 2, 8
+  config.eval_every = config.checkpoint_every = config.log_every = 2
+  config.num_eval_batches = 1
+  config.checkpoint.async_save = False
+  config.final_eval_sequences, config.eval_lengths = 10, (24,)  # 10: the last batch is padded
+  workdir = str(tmp_path / "run")
+  result = train_and_evaluate(config, workdir)
+  run = attnlab.load_run(workdir, "last")
+  for length, prefix in ((8, "final_"), (24, "final_len24_")):
+    batch = tasks.generate("flip_flop", 10, seed=config.data_seed, start=data.split_start("test"),
+                           seq_len=length)
+    logits = run.model.apply({"params": run.params}, batch["inputs"], batch["lengths"])
+    wrong = (np.argmax(np.asarray(logits), -1) != batch["targets"]) & (batch["mask"] > 0)
+    assert result[prefix + "scored"] == int(batch["mask"].sum())
+    assert result[prefix + "errors"] == int(wrong.sum())
+    assert result[prefix + "wrong"] == int(wrong.any(-1).sum())
+    assert result[prefix + "sequences"] == 10
+    assert result[prefix + "score"] == pytest.approx(1 - wrong.sum() / batch["mask"].sum())
+  _, row = sweep.run_status(workdir, config.num_train_steps)
+  assert row["final_len24_errors"] == result["final_len24_errors"]
+  assert isinstance(row["final_len24_errors"], int)

@@ -20,6 +20,9 @@ SMALL = {
     'adding': dict(seq_len=16),
     'listops': dict(min_len=10, max_len=40, max_depth=4, max_args=4),
     'reverse': dict(max_len=8),
+    'parity': dict(seq_len=6, variant='final'),
+    'flip_flop': dict(seq_len=8, p_ignore=0.5),
+    'mqar': dict(seq_len=12, num_pairs=2, vocab_size=16),
 }
 SIZES = dict(num_train=12, num_validation=5, num_test=3)
 SPLIT_SIZES = dict(train=12, validation=5, test=3)
@@ -168,6 +171,21 @@ def test_cli_prepares_then_reuses(tmp_path):
   assert str(tmp_path) in first.stdout and ' s, ' in first.stdout
   second = subprocess.run(command, capture_output=True, text=True, timeout=120)
   assert second.stdout.startswith('reused attnlab_adding/seq_len_9-seed_0')
+
+
+@pytest.mark.parametrize('flags, name', [
+    (['--task=flip_flop', '--seq_len=8', '--p_ignore=0.5', '--p_read=0.2'],
+     'attnlab_flip_flop/seq_len_8-p_ignore_0.5-p_write_None-p_read_0.2-seed_0'),
+    (['--task=parity', '--seq_len=5', '--variant=final'],
+     'attnlab_parity/seq_len_5-variant_final-seed_0'),
+])
+def test_cli_reads_float_and_word_params(tmp_path, flags, name):
+  # Not imported here: importing attnlab.data.prepare would shadow the function data.prepare.
+  command = [sys.executable, '-m', 'attnlab.data.prepare', *flags, '--num_train=2',
+             '--num_validation=1', '--num_test=1', f'--data_dir={tmp_path}']
+  done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert f'wrote {name}-train_2' in done.stdout
 
 
 # Sources.

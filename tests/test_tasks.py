@@ -23,6 +23,9 @@ SMALL = {
     'reverse': dict(max_len=12),
     'sort': dict(max_len=12),
     'digits': dict(),
+    'parity': dict(seq_len=12),
+    'flip_flop': dict(seq_len=16),
+    'mqar': dict(seq_len=24, num_pairs=4, vocab_size=32),
 }
 SEQ2SEQ_KEYS = {'source', 'source_lengths', 'target', 'target_inputs',
                 'target_mask', 'target_lengths'}
@@ -42,7 +45,8 @@ def assert_batches_equal(a, b):
 def test_task_names():
   assert tasks.TASKS == ('copy', 'adding', 'selective_copy',
                          'associative_recall', 'temporal_order', 'listops',
-                         'reverse', 'sort', 'digits')
+                         'reverse', 'sort', 'digits', 'parity', 'flip_flop',
+                         'mqar')
 
 
 @pytest.mark.parametrize('name', tasks.TASKS)

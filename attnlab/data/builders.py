@@ -184,6 +184,24 @@ class AttnlabSort(_TaskBuilder):
   BUILDER_CONFIGS = [make_config(TASK)]  # the defaults
 
 
+class AttnlabParity(_TaskBuilder):
+  """Parity as tfds `attnlab_parity`."""
+  TASK = 'parity'
+  BUILDER_CONFIGS = [make_config(TASK)]  # the defaults
+
+
+class AttnlabFlipFlop(_TaskBuilder):
+  """Flip-flop language as tfds `attnlab_flip_flop`."""
+  TASK = 'flip_flop'
+  BUILDER_CONFIGS = [make_config(TASK)]  # the defaults
+
+
+class AttnlabMqar(_TaskBuilder):
+  """Multi-query associative recall as tfds `attnlab_mqar`."""
+  TASK = 'mqar'
+  BUILDER_CONFIGS = [make_config(TASK)]  # the defaults
+
+
 BUILDERS = {cls.TASK: cls for cls in (
     AttnlabCopy,
     AttnlabAdding,
@@ -193,6 +211,9 @@ BUILDERS = {cls.TASK: cls for cls in (
     AttnlabListops,
     AttnlabReverse,
     AttnlabSort,
+    AttnlabParity,
+    AttnlabFlipFlop,
+    AttnlabMqar,
 )}
 
 

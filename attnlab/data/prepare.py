@@ -5,12 +5,14 @@ r"""Writes a generated task's splits as array_record files (builders.prepare).
       [--seed=0] [--data_dir=DIR]
 
 Task params are flags of the same name (--seq_len, --num_copy, --max_len,
-...; see each task module); unset ones take the task's defaults. data_dir
-defaults to $ATTNLAB_DATA_DIR, else ~/tensorflow_datasets. Prints the folder
-written, the time taken and the size on disk; a config already on disk is
-reused, not written again.
+--p_ignore=0.98, --variant=final, ...; see each task module), read as Python
+literals (a plain word such as final stays a string); unset ones take the
+task's defaults. data_dir defaults to $ATTNLAB_DATA_DIR, else
+~/tensorflow_datasets. Prints the folder written, the time taken and the size
+on disk; a config already on disk is reused, not written again.
 """
 
+import ast
 import os
 import time
 
@@ -30,7 +32,7 @@ flags.DEFINE_integer('seed', 0, 'Data seed, in [0, 2**32 - 1].')
 for _size, _default in builders.DEFAULT_SIZES.items():
   flags.DEFINE_integer(_size, _default, f'Examples in the {_size[4:]} split.')
 for _param in PARAMS:
-  flags.DEFINE_integer(_param, None, 'Task parameter (default: the task\'s).')
+  flags.DEFINE_string(_param, None, 'Task parameter (default: the task\'s).')
 flags.mark_flag_as_required('task')
 FLAGS = flags.FLAGS
 
@@ -41,11 +43,19 @@ def folder_size(path) -> int:
              for name in os.listdir(path))
 
 
+def literal(text: str):
+  """'9' -> 9, '0.98' -> 0.98, 'None' -> None; other words stay strings ('final')."""
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
+
+
 def main(argv):
   del argv
   tfds.disable_progress_bar()
   task = FLAGS.task
-  params = {name: FLAGS[name].value for name in PARAMS
+  params = {name: literal(FLAGS[name].value) for name in PARAMS
             if FLAGS[name].value is not None}
   sizes = {name: FLAGS[name].value for name in builders.DEFAULT_SIZES}
   try:

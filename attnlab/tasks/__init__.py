@@ -22,7 +22,10 @@ from attnlab.tasks import adding as _adding
 from attnlab.tasks import associative_recall as _associative_recall
 from attnlab.tasks import copy_memory as _copy_memory
 from attnlab.tasks import digits as _digits
+from attnlab.tasks import flip_flop as _flip_flop
 from attnlab.tasks import listops as _listops
+from attnlab.tasks import mqar as _mqar
+from attnlab.tasks import parity as _parity
 from attnlab.tasks import selective_copy as _selective_copy
 from attnlab.tasks import seq2seq as _seq2seq
 from attnlab.tasks import temporal_order as _temporal_order
@@ -40,6 +43,9 @@ _REGISTRY = {task.name: task for task in (
     _seq2seq.REVERSE,
     _seq2seq.SORT,
     _digits.TASK,
+    _parity.TASK,
+    _flip_flop.TASK,
+    _mqar.TASK,
 )}
 TASKS = tuple(_REGISTRY)
 

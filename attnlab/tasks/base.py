@@ -118,6 +118,15 @@ def check_int(name: str, value: Any, low: int, high: Optional[int] = None) -> in
   return int(value)
 
 
+def check_float(name: str, value: Any, low: float, high: float) -> float:
+  """Returns `value` as float; ValueError naming it unless it is a number in [low, high]."""
+  is_number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+      value, (bool, np.bool_))
+  if not is_number or not low <= value <= high:
+    raise ValueError(f'{name}={value!r} is invalid; expected a number in [{low}, {high}]')
+  return float(value)
+
+
 def check_choice(name: str, value: Any, choices: tuple) -> Any:
   """Returns `value`; ValueError naming it unless it is one of `choices`."""
   if not any(type(value) is type(c) and value == c for c in choices):

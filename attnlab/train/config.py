@@ -30,6 +30,10 @@ Every config has:
                           many held-out sequences of the test split; metrics.jsonl and the result
                           get final_loss, final_score, ..., final_wrong (sequences missing the
                           per-sequence criterion) and final_sequences. 0 (default): none.
+  eval_lengths            lengths beyond (or below) training: at the end of the run the test split
+                          is evaluated with task.seq_len set to each, final_eval_sequences sequences
+                          (else num_eval_batches x batch_size) per length, logged as
+                          final_len{L}_score, ..._loss, ..._wrong, ..._errors. () (default): none.
 """
 import ast
 
@@ -45,7 +49,8 @@ TASK_DATA_FIELDS = ("name", "source", "data_dir", "num_train", "split")
 RESUMABLE_FIELDS = ("num_train_steps", "eval_every", "checkpoint_every", "log_every", "log_grad_flow",
                     "num_eval_batches", "prefetch_batches", "checkpoint.keep", "checkpoint.async_save",
                     "distributed", "task.data_dir", "stop_when_solved", "eval_schedule",
-                    "eval_precision", "final_eval_sequences", "seed_parallelism", "model.scan")
+                    "eval_precision", "final_eval_sequences", "eval_lengths", "seed_parallelism",
+                    "model.scan")
 # Fields added after runs were recorded, with the value that keeps the old behaviour: a workdir whose
 # config.json lacks one of them resumes when the new config has that value.
 ADDED_FIELDS = {"model.carry_bias": 0.0, "model.norm": "layer", "optimizer.recurrent_lr_scale": 1.0,
@@ -93,6 +98,7 @@ def base_config(model: str, task: str, **task_params) -> ml_collections.ConfigDi
   config.eval_schedule = "fixed"  # or "geometric": evaluations eval_precision x step apart
   config.eval_precision = 0.1
   config.final_eval_sequences = 0  # > 0: a last evaluation on this many test-split sequences
+  config.eval_lengths = ()  # task.seq_len values to evaluate at the end (length generalisation)
   config.checkpoint = ml_collections.ConfigDict(dict(
       keep=3, best_metric="eval_score", best_mode="max", async_save=True))
   config.model = models.default_config(model)
@@ -212,7 +218,26 @@ def validate(config, num_devices: int, num_processes: int = 1):
   spec = task_spec(config)
   mcfg = model_config(config, spec)
   models.resolve_config(mcfg)  # unknown model names and bad model fields fail here
+  _check_eval_lengths(config, spec, mcfg)
   return spec, mcfg
+
+
+def _check_eval_lengths(config, spec, mcfg):
+  """config.eval_lengths: positive integers, each a valid seq_len of the task the model can read."""
+  lengths = config.get("eval_lengths", ())
+  if not isinstance(lengths, (tuple, list)) or not all(
+      isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in lengths):
+    raise ValueError(f"config.eval_lengths={lengths!r}; must be a tuple of positive integers")
+  if lengths and "seq_len" not in spec.params:
+    raise ValueError(f"config.eval_lengths={tuple(lengths)}: task {spec.name!r} has no seq_len")
+  for n in lengths:
+    try:
+      at = tasks.spec(spec.name, **{**task_params(config), "seq_len": n})
+    except ValueError as e:
+      raise ValueError(f"config.eval_lengths: {e}") from None
+    if mcfg.get("positional") == "learned" and max(at.seq_len, at.target_len or 0) > mcfg.max_len:
+      raise ValueError(f"config.eval_lengths: length {n} needs {at.seq_len} learned positions, "
+                       f"more than model.max_len={mcfg.max_len}; raise config.model.max_len")
 
 
 SHORTCUTS = {"steps": "num_train_steps", "seq_len": "task.seq_len", "lr": "optimizer.learning_rate"}

@@ -3,7 +3,13 @@
   next_eval_step(step, config) -> int     the first evaluation step after `step`
   eval_steps(config, up_to) -> list       every evaluation step in 1 .. up_to (schedule only)
   final_batches(config, spec, loader, n)  the host batches of n test sequences, padding masked out
-  final_metrics(sums) -> dict             final_loss, final_score, ..., final_wrong, final_sequences
+  final_metrics(sums) -> dict             final_loss, final_score, ..., final_wrong,
+                                          final_sequences, final_errors, final_scored
+  length_metrics(length, sums) -> dict    the same at one of config.eval_lengths: final_len{L}_*
+
+config.eval_lengths: at the end of a run the test split is read again with the task's seq_len set to
+each length (`length_params`), `eval_length_sequences(config)` sequences each: evaluation at lengths
+the model was not trained on (length generalisation).
 
 The schedule depends on the step alone (it restarts from 0 on every resume), so a resumed run
 evaluates at the same steps as one that was never stopped. The run's last step is always evaluated
@@ -68,8 +74,28 @@ def final_batches(config, spec, loader, num_sequences: int) -> list:
 
 
 def final_metrics(sums) -> dict:
-  """Metric sums of the final evaluation -> final_* means, and exact counts of wrong sequences."""
+  """Metric sums of the final evaluation -> final_* means, and exact counts: final_wrong of
+  final_sequences (sequences missing the per-sequence criterion) and final_errors of final_scored
+  (scored items missed: symbols, steps or reads of per-step tasks, else sequences)."""
   wrong, sequences = (float(x) for x in jax.device_get(sums["wrong"]))
+  right, scored = (float(x) for x in jax.device_get(sums["score"]))
   means = losses.summarize({k: v for k, v in sums.items() if k != "wrong"})
   return {**{f"final_{k}": v for k, v in means.items()},
-          "final_wrong": int(round(wrong)), "final_sequences": int(round(sequences))}
+          "final_wrong": int(round(wrong)), "final_sequences": int(round(sequences)),
+          "final_errors": int(round(scored - right)), "final_scored": int(round(scored))}
+
+
+def length_params(spec_params: dict, length: int) -> dict:
+  """The task parameters at one of config.eval_lengths: seq_len set to `length`."""
+  return {**spec_params, "seq_len": length}
+
+
+def eval_length_sequences(config) -> int:
+  """Test sequences per length of config.eval_lengths: final_eval_sequences, else the size of the
+  evaluation set (num_eval_batches x batch_size)."""
+  return config.final_eval_sequences or config.num_eval_batches * config.batch_size
+
+
+def length_metrics(length: int, sums) -> dict:
+  """final_metrics of the evaluation at seq_len `length`, named final_len{length}_*."""
+  return {f"final_len{length}_{k[len('final_'):]}": v for k, v in final_metrics(sums).items()}

@@ -12,7 +12,8 @@ Solving (`attnlab.train.solving`): at the first evaluation that meets the task's
 (`attnlab.tasks.criterion`) metrics.jsonl gets {"solved_step", "solved_sequences"} and a checkpoint
 is saved; with `config.stop_when_solved` the run ends there and counts as finished. Every result
 carries solved_step, solved_sequences (None when unsolved) and censored (True: not solved by the
-end of the run), and the final_* metrics of `config.final_eval_sequences`.
+end of the run), and the final_* metrics of `config.final_eval_sequences` and of
+`config.eval_lengths` (final_len{L}_*: the test split at seq_len L, for length generalisation).
 """
 import contextlib
 import math
@@ -100,9 +101,10 @@ def eval_batches(config, spec_params) -> list:
   return [b for _, b in zip(range(config.num_eval_batches), loader)]
 
 
-def final_batches(config, spec, spec_params) -> list:
-  """The host batches of the final evaluation: config.final_eval_sequences test sequences."""
-  n = config.final_eval_sequences
+def final_batches(config, spec, spec_params, n=None) -> list:
+  """The host batches of the final evaluation: n (default config.final_eval_sequences) test
+  sequences of config.task with `spec_params`."""
+  n = n or config.final_eval_sequences
   try:
     loader = make_datasets(config, spec_params, "test", -(-n // config.batch_size) * config.batch_size)
   except ValueError as e:
@@ -119,6 +121,21 @@ def _eval_sums(par: Parallel, state, batches) -> list:
     total = [losses.add_sums(t, s) for t, s in zip(total or [None] * len(par.seeds),
                                                     par.per_run(sums))]
   return total
+
+
+def _final_results(par: Parallel, state, config, spec, spec_params, final_data) -> list:
+  """Each run's final_* metrics: on `final_data` (config.final_eval_sequences), and at every length
+  of config.eval_lengths (final_len{L}_*, on test sequences read now)."""
+  out = [{} for _ in par.seeds]
+  if final_data is not None:
+    for metrics, sums in zip(out, _eval_sums(par, state, final_data)):
+      metrics.update(solving.final_metrics(sums))
+  for length in config.get("eval_lengths", ()):
+    batches = final_batches(config, spec, solving.length_params(spec_params, length),
+                            solving.eval_length_sequences(config))
+    for metrics, sums in zip(out, _eval_sums(par, state, batches)):
+      metrics.update(solving.length_metrics(length, sums))
+  return out
 
 
 def evaluate(par: Parallel, state, config, spec_params, batches=None) -> list:
@@ -300,10 +317,10 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
         if evaluated and runs[k].check_solved(step, evals[k]):
           solved_now.append(k)
       ending = [k for k in active if last or (k in solved_now and runs[k].config.stop_when_solved)]
-      if ending and final_data is not None:
-        finals = _eval_sums(par, state, final_data)
+      if ending and (final_data is not None or config.get("eval_lengths")):
+        finals = _final_results(par, state, config, spec, spec_params, final_data)
         for k in ending:
-          runs[k].final = solving.final_metrics(finals[k])
+          runs[k].final = finals[k]
           runs[k].writer.write(step, runs[k].final)
       regular = step % config.checkpoint_every == 0 or last or sigterm["set"]
       saving = active if regular else solved_now

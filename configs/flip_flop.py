@@ -1,0 +1,24 @@
+"""Flip-flop language (Liu et al. 2023): recall the last written bit at every read, FFL(0.8).
+
+  python -m experiments.main --config=configs/flip_flop.py:lstm --workdir=runs/ff_lstm
+  python -m experiments.main --config=configs/flip_flop.py:transformer --workdir=runs/ff_tf
+  python -m experiments.main --config=configs/flip_flop.py:transformer,task.p_ignore=0.98 --workdir=runs/ff_sparse
+
+Argument: a model name (rnn, lstm, gru, lru, transformer — causal here) and key=value overrides
+(seq_len; task.p_ignore=0.98 the paper's sparse reads, 0.1 its dense ones; p_write = p_read share
+the rest). T=128 tokens (64 instructions) instead of the paper's 512, for the CPU. The run ends with
+1024 test sequences at T and at 2, 4, 8 x T (eval_lengths): final_errors of final_scored counts the
+wrong reads exactly (the paper's point: a rare wrong read is a glitch).
+Baseline: ln 2 = 0.69 per read; eval_score is the accuracy over reads (chance 0.5), solved at 0.99.
+Expected on 2 CPU cores (T=128, batch 64, 1500 steps, seed 0, one run, measured with other jobs
+sharing the 2 cores: an upper bound on time): the LSTM solves it at step 250 and reads every bit
+right: 0 wrong reads of 7,314 at T=128 and of 13,916, 26,986, 53,370 at 256, 512, 1024, in 8 min.
+The Transformer: not yet recorded.
+"""
+from configs import common
+
+
+def get_config(arg=None):
+  config = common.make("flip_flop", arg, "lstm", steps=1500, seq_len=128)
+  config.final_eval_sequences = 1024
+  return common.eval_at_multiples(config)
