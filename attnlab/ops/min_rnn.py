@@ -64,6 +64,13 @@ def _log_coefficients(cell: str, xw: Array) -> Tuple[Array, Array]:
   return -jax.nn.softplus(d), -jax.nn.softplus(-d) + log_g(v)
 
 
+@jax.jit  # one program even when called eagerly
+def _log_space_scan(log_a: Array, log_b: Array, h0: Array) -> Array:
+  """h_t = a_t h_{t-1} + b_t for all t from log a, log b (B,T,H) > -inf and any h0 (B,H)."""
+  a_star = jnp.cumsum(log_a, axis=1)
+  return jnp.exp(a_star + jax.lax.cumlogsumexp(log_b - a_star, axis=1)) + jnp.exp(a_star) * h0[:, None]
+
+
 def _final_state(hs: Array, h0: Array, lengths) -> Array:
   """The state after each sequence's last valid step (h0 where the length is 0)."""
   if lengths is None:
@@ -92,9 +99,7 @@ def _min_rnn(cell, params, x, h0, lengths, reverse, method, unroll):
     return _scan_over_time(step, h0, jnp.concatenate([a, b], axis=-1), lengths, reverse, unroll)
   if reverse:
     xw = reverse_padded(xw, lengths)
-  log_a, log_b = _log_coefficients(cell, xw)
-  a_star = jnp.cumsum(log_a, axis=1)
-  hs = jnp.exp(a_star + jax.lax.cumlogsumexp(log_b - a_star, axis=1)) + jnp.exp(a_star) * h0[:, None]
+  hs = _log_space_scan(*_log_coefficients(cell, xw), h0)
   final = _final_state(hs, h0, lengths)
   if lengths is not None:
     hs = jnp.where(_valid_steps(lengths, x.shape[1])[:, :, None], hs, 0)

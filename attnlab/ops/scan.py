@@ -5,6 +5,7 @@ The pair (a, b) represents the affine map h -> a * h + b. Composing "first (a_i,
 `jax.lax.associative_scan` computes every prefix composition, and the prefix applied to h0 is h_t.
 Works for real and complex a, b (the LRU uses complex diagonal recurrences).
 """
+import functools
 from typing import Optional
 
 import jax
@@ -18,6 +19,7 @@ def _compose(first, second):
   return a_j * a_i, a_j * b_i + b_j
 
 
+@functools.partial(jax.jit, static_argnames="axis")  # one program even when called eagerly
 def linear_recurrence(a: jax.Array, b: jax.Array, h0: Optional[jax.Array] = None,
                       axis: int = 1) -> jax.Array:
   """All states of h_t = a_t * h_{t-1} + b_t.
