@@ -116,7 +116,7 @@ def test_state_jacobian_of_slstm_matches_autodiff_of_the_whole_recurrence():
   out = gradients.state_jacobian_norms("slstm", params, x)
   assert out["singular_values"].shape == (steps, 1, 4 * hidden)
   with jax.enable_x64(True):
-    step = gradients._step_fn("slstm", jax.tree.map(jnp.asarray, params))
+    step = jax.jit(gradients._step_fn("slstm", jax.tree.map(jnp.asarray, params)))
     s = jnp.zeros((1, 4 * hidden))
     for k in range(2):
       s = step(s, jnp.asarray(x[:, k]))
@@ -126,7 +126,7 @@ def test_state_jacobian_of_slstm_matches_autodiff_of_the_whole_recurrence():
         s_t = step(s_t, jnp.asarray(x[:, k]))
       return s_t[0]
 
-    jac = jax.jacfwd(final_from)(s)[:, 0]
+    jac = jax.jit(jax.jacfwd(final_from))(s)[:, 0]
   np.testing.assert_allclose(out["norms"][1], np.linalg.norm(np.asarray(jac), 2), rtol=1e-4)
 
 

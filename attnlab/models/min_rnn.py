@@ -3,10 +3,11 @@
 The gates see only x_t, so one layer is a gated linear recurrence of its input; depth supplies the
 nonlinear interaction across time. One block (d = d_model, the recurrence's hidden size too):
   x = x + Drop(minRNN(LayerNorm(x)))
-  x = x + Drop(MLP(LayerNorm(x)))          MLP: Dense(d_ff) -> GELU -> Dense(d); none if d_ff is 0
+  x = x + Drop(MLP(LayerNorm(x)))          MLP: Dense(d_ff) -> GELU -> Dense(d); none if d_ff is None
 after an input projection to d, and a final LayerNorm. Cell weights: W_x (d, kd) LeCun normal, b zero
 (z = 1/2, resp. f' = i' = 1/2 at the start). `scan` picks the recurrence's form: 'sequential' (one
-`lax.scan` step per time step: the faster one on CPU) or 'parallel' (the paper's log-space scan).
+`lax.scan` step per time step; forward and backward 2-3x faster than 'parallel' on a 2-core CPU at
+T=1000, H=128) or 'parallel' (the paper's log-space scan).
 Everything is causal, so padding after a sequence never changes its valid outputs.
 """
 import flax.linen as nn

@@ -17,6 +17,7 @@ With `lengths` (B,) steps t >= length leave the state unchanged and give zero ou
 form sets Delta_t = 0 there: A_bar = 1, B_bar u = 0); `reverse=True` runs each sequence backwards over
 its own valid steps, as the recurrences of `attnlab.ops.recurrent` do.
 """
+import functools
 from typing import Optional, Tuple
 
 import jax
@@ -48,6 +49,7 @@ def _check(u, delta, a, b, c, method):
                      f"got A {a.shape}, B {b.shape}, C {c.shape}")
 
 
+@functools.partial(jax.jit, static_argnames=("reverse", "method", "unroll"))  # one program eagerly
 def selective_scan(u: Array, delta: Array, A: Array, B: Array, C: Array, D: Optional[Array] = None,
                    h0: Optional[Array] = None, *, lengths=None, reverse: bool = False,
                    method: str = "parallel", unroll: int = 1) -> Tuple[Array, Array]:
