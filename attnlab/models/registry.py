@@ -47,7 +47,7 @@ _DEFAULTS = {
     "transformer": dict(_HEAD, **_TRANSFORMER, pooling="summary", causal=False, window=None,
                         attention_impl="plain"),
     "mamba": dict(_HEAD, embed_dim=None, d_model=128, d_state=16, num_layers=2, expand=2,
-                  conv_width=4, dt_rank=None, scan="parallel"),
+                  conv_width=4, dt_rank=None, scan="sequential"),
     "mingru": dict(_HEAD, embed_dim=None, d_model=128, num_layers=2, d_ff=256, scan="sequential",
                    unroll=1),
     "slstm": dict(_HEAD, embed_dim=None, d_model=128, num_heads=4, num_layers=2, d_ff=None,
