@@ -2,8 +2,8 @@
 
   python -m experiments.main --config=configs/associative_recall.py:transformer --workdir=runs/ar_tf
 
-Argument: a model name (rnn, lstm, gru, lru, transformer) and key=value overrides (e.g.
-task.num_pairs=32). Baseline: ln 10 = 2.30 (10 values); eval_score is accuracy (chance 0.1).
+Argument: a model name (rnn, lstm, gru, lru, transformer, mamba, mingru, minlstm, slstm) and
+key=value overrides (e.g. task.num_pairs=32). Baseline: ln 10 = 2.30 (10 values); eval_score is accuracy (chance 0.1).
 Expected on 2 CPU cores (8 pairs, batch 64, 1500 steps): the Transformer reaches only 0.28 accuracy
 in 1500 steps (about 1 min (measured with other jobs sharing the 2 cores: an upper bound; with the
 earlier d_ff=256 Transformer, before configs/common.py's matched sizes)); recall

@@ -2,7 +2,7 @@
 
 Sizes (`MODEL_SIZES`) are chosen so that on adding and copy every model, variants included, has
 within 2x the parameters of every other (`param_count(config)`; tests/test_recipes.py checks it):
-about 67-70k on adding and 68-101k on copy. Token inputs are embedded into EMBED_DIM = 64 features
+about 66-70k on adding and 68-101k on copy. Token inputs are embedded into EMBED_DIM = 64 features
 for every model (the Transformer's d_model), so the recurrent models' input weights do not grow with
 their hidden size.
 
@@ -35,12 +35,19 @@ Recipes and their sources:
                (Xiong et al. 2020) instead of post-LN, no dropout (fresh data); causal on per-step
                tasks (TaskSpec.output 'step', as the config's task parameters give it),
                bidirectional otherwise.
+  mamba        Gu & Dao 2023 (the reference code's block, models/mamba.py): 2 pre-RMSNorm blocks,
+               d_model=64, expand 2 (d_inner=128), d_state=16, conv width 4, dt_rank=ceil(d/16).
+  mingru       Feng et al. 2024: 2 pre-LN blocks of minGRU + GELU MLP, d_model=64, d_ff=192.
+  minlstm      the same with minLSTM, d_ff=160 (its cell has one gate more).
+  slstm        Beck et al. 2024 (xLSTM): 2 pre-LN sLSTM blocks, d_model=64, 4 heads, sigmoid forget
+               gate, gated GELU MLP with d_ff=64 (1x instead of the paper's 4/3, to match sizes).
   transformer_window0
                the Transformer whose attention window is 0 (each position attends only to itself):
                the ablation that removes what attention adds.
   The RNN, LSTM, GRU and Transformer train with Adam at a constant learning rate (`MODEL_LR`, from
   the recorded sweep in docs/results/lr_sweep) and global-norm clipping 1.0 (`make`), not with their papers' optimisers (1997: online gradient descent; Vaswani:
-  Adam with the rsqrt warmup of 4000 steps, meant for 100k-step runs).
+  Adam with the rsqrt warmup of 4000 steps, meant for 100k-step runs). Mamba, minGRU, minLSTM and
+  sLSTM train the same way at 3e-3, a rate chosen without that sweep.
 
 Readout: on adding every model reads out its LAST valid step (model.pooling='last', set by
 configs/adding.py): the recurrent models their final state, the LRU its last output, and the
@@ -67,6 +74,10 @@ MODEL_SIZES = {
     "lru": dict(d_model=48, state_size=64, num_layers=4, r_min=0.9, r_max=0.999,
                 max_phase=2 * math.pi),
     "transformer": dict(d_model=EMBED_DIM, num_heads=4, d_ff=128, num_layers=2, pre_ln=True),
+    "mamba": dict(d_model=64, d_state=16, expand=2, num_layers=2),
+    "mingru": dict(d_model=64, d_ff=192, num_layers=2),
+    "minlstm": dict(d_model=64, d_ff=160, num_layers=2),
+    "slstm": dict(d_model=64, num_heads=4, d_ff=64, num_layers=2),
 }
 
 SEQ2SEQ_SIZES = {
@@ -77,7 +88,10 @@ SEQ2SEQ_SIZES = {
 
 # Learning rate per registry model (variants use theirs): the lowest eval MSE after 300 steps on
 # adding at T=50 of lrs 3e-4..1e-2, docs/results/lr_sweep (one seed). The LRU's is its peak rate.
-MODEL_LR = {"rnn": 3e-4, "lstm": 3e-3, "gru": 1e-2, "lru": 1e-2, "transformer": 3e-3}
+# mamba, mingru, minlstm and slstm were added after that sweep: their 3e-3 is a common Adam rate for
+# models of this size, not a measured optimum.
+MODEL_LR = {"rnn": 3e-4, "lstm": 3e-3, "gru": 1e-2, "lru": 1e-2, "transformer": 3e-3,
+            "mamba": 3e-3, "mingru": 3e-3, "minlstm": 3e-3, "slstm": 3e-3}
 
 # variant -> (registry model, fields); chrono_max of CHRONO_VARIANTS is set from the task.
 MODEL_VARIANTS = {

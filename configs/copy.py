@@ -4,8 +4,9 @@
   python -m experiments.main --config=configs/copy.py:lstm,seq_len=200 --workdir=runs/copy_lstm
   python -m experiments.main --config=configs/copy.py:lstm_chrono,seq_len=200 --workdir=runs/copy_chrono
 
-Argument: a model name (rnn, lstm, gru, lru, transformer — causal for this per-step task) or variant
-(lstm_chrono, gru_carry, transformer_window0; see configs/common.py) and key=value overrides.
+Argument: a model name (rnn, lstm, gru, lru, transformer, mamba, mingru, minlstm, slstm — causal
+for this per-step task) or variant (lstm_chrono, gru_carry, transformer_window0; see
+configs/common.py) and key=value overrides.
 Recipes and their sources (configs/common.py): RNN (Elman, tanh); LSTM (Hochreiter & Schmidhuber
 1997, forget bias 1 of Gers et al. 2000); lstm_chrono / gru_carry (chrono init, Tallec & Ollivier
 2018, T_max = seq_len + 10, the distance from a symbol to its copy); GRU (Cho et al. 2014); LRU

@@ -2,7 +2,8 @@
 
   python -m experiments.main --config=configs/selective_copy.py:transformer --workdir=runs/sc_tf
 
-Argument: a model name (rnn, lstm, gru, lru, transformer — causal here) and key=value overrides.
+Argument: a model name (rnn, lstm, gru, lru, transformer, mamba, mingru, minlstm, slstm — causal
+here) and key=value overrides.
 Baseline: ln 8 = 2.08 per scored step; eval_score is the accuracy on the 16 outputs (chance 1/8).
 Expected on 2 CPU cores (T=128, batch 64, 1500 steps): the causal Transformer reaches eval_score
 0.99 in 13 min (measured with other jobs sharing the 2 cores: an upper bound; with the earlier

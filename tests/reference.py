@@ -69,3 +69,137 @@ def attention(q, k, v, mask=None, bias=0.0):
 
 def random_params(rng, shapes, scale=0.5):
   return {k: scale * rng.standard_normal(s) for k, s in shapes.items()}
+
+
+# ------------------------------------------------------------------ modern recurrences (issue 13)
+# Written to work on complex arrays as well (branches compare real parts), so `complex_step_grad`
+# differentiates them to rounding error.
+
+
+def _steps(length, reverse):
+  return range(length - 1, -1, -1) if reverse else range(length)
+
+
+def causal_conv1d(x, w, b):
+  """x (B,T,E), w (K,E), b (E,): y_t = sum_k w_k x_{t-K+1+k} + b."""
+  k = w.shape[0]
+  y = np.zeros(x.shape, np.result_type(x, w, b))
+  for t in range(x.shape[1]):
+    y[:, t] = b
+    for j in range(k):
+      if t - k + 1 + j >= 0:
+        y[:, t] += w[j] * x[:, t - k + 1 + j]
+  return y
+
+
+def selective_scan(u, delta, a, b_in, c, d, h0=None, lengths=None, reverse=False):
+  """S6 step by step: h = exp(delta A) h + delta u B, y = C . h + D u. Returns y (B,T,E), h (B,E,N)."""
+  batch, length, e = u.shape
+  dtype = np.result_type(u, delta, a, b_in, c, d, *(() if h0 is None else (h0,)))
+  y = np.zeros(u.shape, dtype)
+  h_final = np.zeros((batch,) + a.shape, dtype)
+  for i in range(batch):
+    h = np.zeros(a.shape, dtype) if h0 is None else h0[i].astype(dtype)
+    for t in _steps(length if lengths is None else lengths[i], reverse):
+      h = np.exp(delta[i, t][:, None] * a) * h + (delta[i, t] * u[i, t])[:, None] * b_in[i, t][None]
+      y[i, t] = h @ c[i, t] + d * u[i, t]
+    h_final[i] = h
+  return y, h_final
+
+
+def g(v):
+  """minGRU / minLSTM's activation: v + 1/2 for v >= 0, sigmoid(v) below."""
+  return np.where(np.real(v) >= 0, v + 0.5, sigmoid(v))
+
+
+def min_rnn(cell, p, x, h0=None, lengths=None, reverse=False):
+  """minGRU (blocks z, h) or minLSTM (blocks f, i, h) step by step. Returns hs (B,T,H), h (B,H)."""
+  xw = x @ p["W_x"] + p["b"]
+  batch, length = x.shape[:2]
+  hidden = xw.shape[-1] // (2 if cell == "min_gru" else 3)
+  dtype = xw.dtype if h0 is None else np.result_type(xw, h0)
+  hs = np.zeros((batch, length, hidden), dtype)
+  h_final = np.zeros((batch, hidden), dtype)
+  for i in range(batch):
+    h = np.zeros(hidden, dtype) if h0 is None else h0[i].astype(dtype)
+    for t in _steps(length if lengths is None else lengths[i], reverse):
+      blocks = [xw[i, t, k * hidden:(k + 1) * hidden] for k in range(xw.shape[-1] // hidden)]
+      if cell == "min_gru":
+        z = sigmoid(blocks[0])
+        h = (1 - z) * h + z * g(blocks[1])
+      else:
+        f, inp = sigmoid(blocks[0]), sigmoid(blocks[1])
+        h = f / (f + inp) * h + inp / (f + inp) * g(blocks[2])
+      hs[i, t] = h
+    h_final[i] = h
+  return hs, h_final
+
+
+def _slstm_preactivations(p, h, x):
+  """x W_x + blockdiag(R) h + b, gate blocks i, f, z, o, each (B,H)."""
+  r = p["R"]
+  heads, d = r.shape[1], r.shape[2]
+  hidden = heads * d
+  pre = (x @ p["W_x"] + p["b"]).astype(np.result_type(x, h, r, p["W_x"], p["b"]))
+  for gate in range(4):
+    for n in range(heads):
+      cols = slice(gate * hidden + n * d, gate * hidden + (n + 1) * d)
+      pre[:, cols] = pre[:, cols] + h[:, n * d:(n + 1) * d] @ r[gate, n]
+  return [pre[:, k * hidden:(k + 1) * hidden] for k in range(4)]
+
+
+def slstm_cell(p, state, x, forget="sigmoid"):
+  """Stabilised sLSTM step (Beck et al. 2024, eqs. of the sLSTM with stabiliser m)."""
+  h, c, n, m = state
+  i_raw, f_raw, z_raw, o_raw = _slstm_preactivations(p, h, x)
+  log_f = f_raw if forget == "exp" else -np.log(1 + np.exp(-f_raw))
+  stay = np.where(np.real(n) == 0, i_raw, log_f + m)  # the empty state: m = log i
+  m_new = np.where(np.real(stay) >= np.real(i_raw), stay, i_raw)
+  i = np.exp(i_raw - m_new)
+  f = np.exp(stay - m_new)
+  c = f * c + i * np.tanh(z_raw)
+  n = f * n + i
+  return sigmoid(o_raw) * c / n, c, n, m_new
+
+
+def slstm_raw_cell(p, state, x, forget="sigmoid"):
+  """The same step without the stabiliser: i = exp(i~), f = sigmoid(f~) or exp(f~); state (h, c, n)."""
+  h, c, n = state
+  i_raw, f_raw, z_raw, o_raw = _slstm_preactivations(p, h, x)
+  f = np.exp(f_raw) if forget == "exp" else sigmoid(f_raw)
+  c = f * c + np.exp(i_raw) * np.tanh(z_raw)
+  n = f * n + np.exp(i_raw)
+  return sigmoid(o_raw) * c / n, c, n
+
+
+def slstm(p, x, state0=None, lengths=None, reverse=False, forget="sigmoid"):
+  """sLSTM over each sequence's valid steps. Returns hs (B,T,H) and the final (h, c, n, m)."""
+  batch, length = x.shape[:2]
+  hidden = p["W_x"].shape[1] // 4
+  dtype = np.result_type(x, *p.values(), *(() if state0 is None else state0))
+  hs = np.zeros((batch, length, hidden), dtype)
+  final = [np.zeros((batch, hidden), dtype) for _ in range(4)]
+  if state0 is None:
+    state0 = (np.zeros((batch, hidden)),) * 4
+  for i in range(batch):
+    state = tuple(s[i:i + 1].astype(dtype) for s in state0)
+    for t in _steps(length if lengths is None else lengths[i], reverse):
+      state = slstm_cell(p, state, x[i:i + 1, t], forget)
+      hs[i, t] = state[0][0]
+    for k in range(4):
+      final[k][i] = state[k][0]
+  return hs, tuple(final)
+
+
+def complex_step_grad(fn, args, wrt, step=1e-30):
+  """d fn(*args) / d args[wrt] for a real scalar fn, by the complex step Im fn(x + i step e_k) / step.
+
+  No subtraction, so the derivative is exact to rounding (not O(eps) like finite differences).
+  """
+  x = np.asarray(args[wrt], np.float64)
+  grad = np.zeros_like(x)
+  for idx in np.ndindex(x.shape):
+    perturbed = x.astype(complex)
+    perturbed[idx] += 1j * step
+    grad[idx] = np.imag(fn(*args[:wrt], perturbed, *args[wrt + 1:])) / step
+  return grad

@@ -11,7 +11,8 @@ from attnlab.train import config as cfg_lib
 
 def tiny_model(name, task="adding", **task_params):
   config = cfg_lib.base_config(name, task, **task_params)
-  for key, value in dict(hidden_size=6, d_model=8, num_heads=2, d_ff=16, num_layers=1).items():
+  for key, value in dict(hidden_size=6, d_model=8, num_heads=2, d_ff=16, num_layers=1,
+                         d_state=4).items():
     if key in config.model:
       config.model[key] = value
   spec = cfg_lib.task_spec(config)
@@ -21,7 +22,7 @@ def tiny_model(name, task="adding", **task_params):
   return model, params, batch, spec
 
 
-@pytest.mark.parametrize("name", ["rnn", "transformer"])
+@pytest.mark.parametrize("name", ["rnn", "transformer", "mamba", "mingru", "minlstm", "slstm"])
 def test_input_gradient_norms_match_finite_differences(name):
   model, params, batch, spec = tiny_model(name, seq_len=5)
   norms = gradients.input_gradient_norms(model, params, batch, spec, per_example=True)
@@ -29,6 +30,7 @@ def test_input_gradient_norms_match_finite_differences(name):
     p64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
     x = model.apply({"params": p64}, jnp.asarray(batch["inputs"], jnp.float64), method="embed_inputs")
 
+    @jax.jit
     def loss(x):  # per-example squared error of the one output, summed
       out = model.apply({"params": p64}, x, jnp.asarray(batch["lengths"]), method="from_embeddings")
       return jnp.sum((out[:, 0] - batch["targets"]) ** 2)
@@ -91,6 +93,41 @@ def test_state_jacobian_matches_autodiff_of_the_whole_recurrence(cell):
         jac = jax.jacfwd(lambda s_t: final_from(t, s_t, b))(s[0])
         norms.append(np.linalg.norm(np.asarray(jac), 2))
       np.testing.assert_allclose(out["norms"][t], np.mean(norms), rtol=1e-4)
+
+
+def test_state_jacobian_of_mingru_is_a_product_of_its_gates():
+  """h_t = a_t h_{t-1} + b_t with a_t from x only: dh_T/dh_t = diag(a_T ... a_{t+1}), norm = max unit."""
+  from attnlab.ops import min_rnn
+  rng = np.random.default_rng(2)
+  params = {"W_x": rng.standard_normal((3, 8)), "b": rng.standard_normal(8)}
+  x = rng.standard_normal((2, 6, 3))
+  out = gradients.state_jacobian_norms("mingru", params, x, singular_values=False)
+  a = np.asarray(min_rnn.min_gru_coefficients(jnp.asarray(x @ params["W_x"] + params["b"]))[0])
+  want = [np.mean([np.prod(a[b, t + 1:], axis=0).max() for b in range(2)]) for t in range(6)]
+  np.testing.assert_allclose(out["norms"], want, rtol=1e-6)
+
+
+def test_state_jacobian_of_slstm_matches_autodiff_of_the_whole_recurrence():
+  rng = np.random.default_rng(3)
+  hidden, steps = 4, 5
+  params = {"W_x": rng.standard_normal((3, 4 * hidden)), "b": rng.standard_normal(4 * hidden),
+            "R": 0.5 * rng.standard_normal((4, 2, 2, 2))}
+  x = rng.standard_normal((1, steps, 3))
+  out = gradients.state_jacobian_norms("slstm", params, x)
+  assert out["singular_values"].shape == (steps, 1, 4 * hidden)
+  with jax.enable_x64(True):
+    step = jax.jit(gradients._step_fn("slstm", jax.tree.map(jnp.asarray, params)))
+    s = jnp.zeros((1, 4 * hidden))
+    for k in range(2):
+      s = step(s, jnp.asarray(x[:, k]))
+
+    def final_from(s_t):
+      for k in range(2, steps):
+        s_t = step(s_t, jnp.asarray(x[:, k]))
+      return s_t[0]
+
+    jac = jax.jit(jax.jacfwd(final_from))(s)[:, 0]
+  np.testing.assert_allclose(out["norms"][1], np.linalg.norm(np.asarray(jac), 2), rtol=1e-4)
 
 
 def test_float64_keeps_vanishing_gradients_measurable():

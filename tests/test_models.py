@@ -5,12 +5,14 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
+from jax.sharding import PartitionSpec as P
 
 from attnlab import models
 
 B, T, V = 2, 6, 9
 TINY = dict(hidden_size=16, d_model=16, state_size=8, num_heads=2, d_ff=32, embed_dim=8,
-            attention_size=12, max_len=64)
+            attention_size=12, max_len=64, d_state=4)
+MODERN = ["mamba", "mingru", "minlstm", "slstm"]
 
 
 def tiny_config(name, **overrides):
@@ -18,6 +20,8 @@ def tiny_config(name, **overrides):
   for key, value in TINY.items():
     if key in cfg:
       cfg[key] = value
+  if name in MODERN:
+    cfg.num_layers = 1  # compile time; test_causal_models_ignore_padding stacks two
   cfg.update(overrides)
   return cfg
 
@@ -165,7 +169,7 @@ def test_bidirectional_recurrent_ignores_padding(name):
   np.testing.assert_allclose(model.apply(variables, x, LENGTHS)[1:], short, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["transformer", "lru", "lstm"])
+@pytest.mark.parametrize("name", ["transformer", "lru", "lstm"] + MODERN)
 def test_causal_models_ignore_future_tokens(name):
   extra = {"causal": True} if name == "transformer" else {}
   model = models.build(tiny_config(name, vocab_size=V, num_outputs=3, output="step", **extra))
@@ -270,3 +274,45 @@ def test_greedy_decode_pads_after_eos():
     if (np.asarray(raw[b]) == eos).any():
       np.testing.assert_array_equal(out[b, first[b] + 1:], 0)
       np.testing.assert_array_equal(out[b, :first[b] + 1], raw[b, :first[b] + 1])
+
+
+@pytest.mark.parametrize("name", MODERN + ["lru"])
+def test_causal_models_ignore_padding(name):
+  """Tokens after a sequence's length change nothing, and its outputs equal the unpadded run's."""
+  model = models.build(tiny_config(name, vocab_size=V, num_outputs=3, num_layers=2))
+  x = tokens()
+  variables = model.init(jax.random.PRNGKey(0), x, LENGTHS)
+  run = jax.jit(model.apply)
+  out = run(variables, x, LENGTHS)
+  np.testing.assert_allclose(out, run(variables, x.at[1, 4:].set(5), LENGTHS), rtol=1e-6, atol=1e-6)
+  short = model.apply(variables, x[1:, :4], LENGTHS[1:])
+  np.testing.assert_allclose(out[1:], short, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["mamba", "mingru"])
+def test_parallel_and_sequential_scans_give_the_same_model(name):
+  x = tokens()
+  outs = []
+  for scan in ("parallel", "sequential"):
+    model = models.build(tiny_config(name, vocab_size=V, num_outputs=3, output="step", scan=scan))
+    outs.append(model.apply(model.init(jax.random.PRNGKey(0), x, LENGTHS), x, LENGTHS))
+  np.testing.assert_allclose(outs[0], outs[1], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name,parts", [
+    ("mamba", ["in_proj/kernel", "out_proj/kernel", "A_log", "conv_kernel"]),
+    ("mingru", ["cell/W_x", "cell/b", "mlp/Dense_0/kernel"]),
+    ("slstm", ["cell/W_x", "cell/R", "mlp/Dense_1/kernel"])])
+def test_sharding_rules_split_the_new_models_over_the_model_axis(name, parts):
+  from jax.sharding import Mesh
+  from attnlab.train import sharding
+  from attnlab.train.config import DEFAULT_AXIS_RULES
+  model = models.build(tiny_config(name, vocab_size=V, num_outputs=3))
+  params = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), tokens()))["params"]
+  mesh = Mesh(np.asarray(jax.devices()[:1]).reshape(1, 1), ("data", "model"))
+  specs = sharding.param_specs(params, DEFAULT_AXIS_RULES, mesh)
+  split = ["/".join(str(k.key) for k in path) for path, spec in
+           jax.tree_util.tree_flatten_with_path(specs, is_leaf=lambda s: isinstance(s, P))[0]
+           if "model" in tuple(spec)]
+  for part in parts:
+    assert any(p.endswith(part) for p in split), (part, split)

@@ -2,7 +2,8 @@
 
   input_gradient_norms(model, params, batch, spec)   ||dL/dx_t|| for t = 0..T-1   (any model)
   state_jacobian_norms(cell, params, x)              ||dh_T/dh_t|| and the singular values of the
-                                                     step Jacobians dh_{t+1}/dh_t   (RNN, LSTM, GRU)
+                                                     step Jacobians dh_{t+1}/dh_t   (RNN, LSTM, GRU,
+                                                     minGRU, minLSTM, sLSTM)
   fit_decay(norms)                                   decades lost per step of distance, and R^2
 
 L is the loss of the model's output at the last step (per-sequence tasks: their one output), so
@@ -74,12 +75,32 @@ def input_gradient_norms(model, params, batch, spec, per_example: bool = False) 
   return norms if per_example else norms.mean(axis=0)
 
 
+CELLS = ("rnn", "lstm", "gru", "mingru", "minlstm", "slstm")
+
+
+def _state_size(cell: str, params) -> int:
+  """S: H, 2H for the LSTM's [h, c], 4H for the sLSTM's [h, c, n, m]."""
+  if cell == "rnn":
+    return params["W_hh"].shape[0]
+  if cell in ("lstm", "gru"):
+    return params["W_h"].shape[0] * (2 if cell == "lstm" else 1)
+  return params["W_x"].shape[1] // {"mingru": 2, "minlstm": 3, "slstm": 1}[cell]
+
+
 def _step_fn(cell: str, params, activation="tanh", reset_after=False):
-  """state (B,S) x input (B,D) -> state, with S = H (or 2H = [h, c] for the LSTM)."""
+  """state (B,S) x input (B,D) -> state (S as in `_state_size`)."""
+  if cell not in CELLS:
+    raise ValueError(f"state Jacobians: unknown cell {cell!r}; valid choices: {list(CELLS)}")
   if cell == "rnn":
     return lambda s, x: ops.rnn_cell(params, s, x, activation)
   if cell == "gru":
     return lambda s, x: ops.gru_cell(params, s, x, reset_after)
+  if cell in ("mingru", "minlstm"):
+    op = ops.min_gru if cell == "mingru" else ops.min_lstm
+    return lambda s, x: op(params, x[:, None], s, method="sequential")[1]
+  if cell == "slstm":
+    return lambda s, x: jnp.concatenate(ops.slstm_cell(params, tuple(jnp.split(s, 4, axis=-1)), x),
+                                        axis=-1)
   hidden = params["W_h"].shape[0]
 
   def lstm_step(s, x):
@@ -93,8 +114,7 @@ def _step_fn(cell: str, params, activation="tanh", reset_after=False):
 def _state_jacobians(cell, params, x, activation, reset_after):
   """Step Jacobians J_t = d s_{t+1} / d s_t along the trajectory: (T,B,S,S)."""
   step = _step_fn(cell, params, activation, reset_after)
-  size = params["W_hh" if cell == "rnn" else "W_h"].shape[0] * (2 if cell == "lstm" else 1)
-  s0 = jnp.zeros((x.shape[0], size), x.dtype)
+  s0 = jnp.zeros((x.shape[0], _state_size(cell, params)), x.dtype)
 
   def body(s, x_t):
     jac = jax.vmap(jax.jacfwd(lambda s1, x1: step(s1[None], x1[None])[0]))(s, x_t)
@@ -139,14 +159,16 @@ def state_jacobian_norms(cell: str, params, x, activation="tanh", reset_after=Fa
   """||dh_T/dh_t||_2 for t = 0..T-1 and the singular values of every step Jacobian, in float64.
 
   Args:
-    cell: 'rnn', 'lstm' or 'gru'; params: that cell's `ops` params (e.g. a layer's `cell` dict).
-    x: inputs (B,T,D) of that layer.
+    cell: one of `CELLS` ('rnn', 'lstm', 'gru', 'mingru', 'minlstm', 'slstm'); params: that
+      cell's `ops` params (e.g. a layer's `cell` dict).
+    x: inputs (B,T,D) of that layer (for the stacked models: that layer's normalised input).
     singular_values: also return the singular values of each step Jacobian (an SVD per step).
   Returns:
     {'norms': (T,) spectral norm of dh_T/dh_t averaged over the batch (t = T-1: the identity);
      'log10_norms': the same in log10, exact even where the norm underflows float64;
      'singular_values': (T,B,S) of the step Jacobians d h_{t+1}/d h_t}. For the LSTM the state
-    is [h, c] (S = 2H).
+    is [h, c] (S = 2H), for the sLSTM [h, c, n, m] (S = 4H; from the zero state the first step
+    ignores c, n and m, the empty state's convention).
   """
   with jax.enable_x64(True):
     jacs = _state_jacobians(cell, _to64(params), jnp.asarray(x, jnp.float64), activation,

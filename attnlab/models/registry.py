@@ -4,7 +4,8 @@
 Unset fields take the defaults of `default_config(name)`; unknown names and fields are errors that
 list the valid choices.
 
-Sequence models (`rnn`, `lstm`, `gru`, `lru`, `transformer`) are `SequenceModel`s:
+Sequence models (`rnn`, `lstm`, `gru`, `lru`, `transformer`, `mamba`, `mingru`, `minlstm`,
+`slstm`) are `SequenceModel`s:
   model.apply(variables, inputs, lengths=None, train=False) -> (B,num_outputs) or (B,T,num_outputs).
 Seq2seq models (`seq2seq_rnn`, `seq2seq_attention`, `transformer_seq2seq`):
   model.apply(variables, source, target_inputs, source_lengths=None, train=False) -> (B,Tt,V).
@@ -19,11 +20,16 @@ from attnlab.models.attention import ATTENTION_IMPLS
 from attnlab.ops import scan as scan_ops
 from attnlab.models.heads import InputEmbedding, SequenceModel
 from attnlab.models.lru import NORMS, LRUStack
+from attnlab.models.mamba import MambaStack
+from attnlab.models.min_rnn import MinRNNStack
 from attnlab.models.recurrent import RecurrentStack
 from attnlab.models.seq2seq import RNNSeq2Seq, TransformerSeq2Seq
+from attnlab.models.slstm import SLSTMStack
 from attnlab.models.transformer import Transformer
+from attnlab.ops.selective_scan import METHODS as SCANS
+from attnlab.ops.slstm import FORGET_GATES
 
-SEQUENCE_MODELS = ("rnn", "lstm", "gru", "lru", "transformer")
+SEQUENCE_MODELS = ("rnn", "lstm", "gru", "lru", "transformer", "mamba", "mingru", "minlstm", "slstm")
 SEQ2SEQ_MODELS = ("seq2seq_rnn", "seq2seq_attention", "transformer_seq2seq")
 MODELS = SEQUENCE_MODELS + SEQ2SEQ_MODELS
 
@@ -41,14 +47,21 @@ _DEFAULTS = {
                 r_max=1.0, max_phase=6.283185307179586, norm="layer", scan="auto"),
     "transformer": dict(_HEAD, **_TRANSFORMER, pooling="summary", causal=False, window=None,
                         attention_impl="plain"),
+    "mamba": dict(_HEAD, embed_dim=None, d_model=128, d_state=16, num_layers=2, expand=2,
+                  conv_width=4, dt_rank=None, scan="sequential"),
+    "mingru": dict(_HEAD, embed_dim=None, d_model=128, num_layers=2, d_ff=256, scan="sequential",
+                   unroll=1),
+    "slstm": dict(_HEAD, embed_dim=None, d_model=128, num_heads=4, num_layers=2, d_ff=None,
+                  forget_gate="sigmoid", unroll=1),
     "seq2seq_rnn": dict(vocab_size=None, target_vocab_size=None, embed_dim=64, hidden_size=128,
                         cell="gru", encoder_layers=1, bidirectional=None, dropout_rate=0.0),
     "transformer_seq2seq": dict(_TRANSFORMER, vocab_size=None, target_vocab_size=None),
 }
 _DEFAULTS["seq2seq_attention"] = dict(_DEFAULTS["seq2seq_rnn"], attention_size=None)
+_DEFAULTS["minlstm"] = _DEFAULTS["mingru"]
 _POSITIVE = ("hidden_size", "num_layers", "d_model", "num_heads", "d_ff", "state_size", "embed_dim",
              "num_outputs", "vocab_size", "target_vocab_size", "max_len", "encoder_layers",
-             "attention_size", "unroll")
+             "attention_size", "unroll", "d_state", "expand", "conv_width", "dt_rank")
 
 
 def default_config(name: str) -> ml_collections.ConfigDict:
@@ -83,6 +96,10 @@ def resolve_config(config) -> dict:
   if fields.get("attention_impl", "plain") not in ATTENTION_IMPLS:
     raise ValueError(f"model.attention_impl={fields['attention_impl']!r}; valid choices: "
                      f"{list(ATTENTION_IMPLS)} (attention weights are sown only with 'plain')")
+  if fields.get("scan", "parallel") not in SCANS:
+    raise ValueError(f"model.scan={fields['scan']!r}; valid choices: {list(SCANS)}")
+  if fields.get("forget_gate", "sigmoid") not in FORGET_GATES:
+    raise ValueError(f"model.forget_gate={fields['forget_gate']!r}; valid choices: {list(FORGET_GATES)}")
   if fields.get("norm", "layer") not in NORMS:
     raise ValueError(f"model.norm={fields['norm']!r}; valid choices: {list(NORMS)}")
   if "d_model" in fields and "num_heads" in fields and fields["d_model"] % fields["num_heads"]:
@@ -136,6 +153,21 @@ def build(config):
       raise ValueError(f"model.scan={f['scan']!r}; valid choices: {list(scan_ops.METHODS)}")
     backbone = LRUStack(f["d_model"], f["state_size"], f["num_layers"], f["r_min"], f["r_max"],
                         f["max_phase"], f["dropout_rate"], f["norm"], f["scan"])
+    embed = InputEmbedding(f["vocab_size"], embed_dim)
+  elif name == "mamba":
+    embed_dim = f["embed_dim"] or (f["d_model"] if f["vocab_size"] else None)
+    backbone = MambaStack(f["d_model"], f["d_state"], f["num_layers"], f["expand"], f["conv_width"],
+                          f["dt_rank"], scan=f["scan"], dropout_rate=f["dropout_rate"])
+    embed = InputEmbedding(f["vocab_size"], embed_dim)
+  elif name in ("mingru", "minlstm"):
+    embed_dim = f["embed_dim"] or (f["d_model"] if f["vocab_size"] else None)
+    backbone = MinRNNStack(name, f["d_model"], f["num_layers"], f["d_ff"], f["dropout_rate"],
+                           f["scan"], f["unroll"])
+    embed = InputEmbedding(f["vocab_size"], embed_dim)
+  elif name == "slstm":
+    embed_dim = f["embed_dim"] or (f["d_model"] if f["vocab_size"] else None)
+    backbone = SLSTMStack(f["d_model"], f["num_heads"], f["num_layers"], f["d_ff"],
+                          f["forget_gate"], f["dropout_rate"], f["unroll"])
     embed = InputEmbedding(f["vocab_size"], embed_dim)
   else:
     backbone = Transformer(f["num_layers"], f["num_heads"], f["d_ff"], f["dropout_rate"], f["pre_ln"],

@@ -7,15 +7,19 @@ from attnlab.ops.attention import (additive_attention, causal_mask, local_mask, 
                                    sequence_mask)
 from attnlab.ops.chunked_attention import MaskSpec, chunked_attention, dense_mask
 from attnlab.ops.fused_attention import fused_attention
+from attnlab.ops.min_rnn import min_gru, min_lstm
 from attnlab.ops.positions import rotary_embedding, sinusoidal_positions
 from attnlab.ops.recurrent import (ACTIVATIONS, get_activation, gru, gru_cell, lstm, lstm_cell,
                                    lstm_scan, reverse_padded, rnn, rnn_cell)
 from attnlab.ops.scan import linear_recurrence
+from attnlab.ops.selective_scan import causal_conv1d, selective_scan
+from attnlab.ops.slstm import slstm, slstm_cell
 
 __all__ = [
-    "ACTIVATIONS", "MaskSpec", "additive_attention", "causal_mask", "chunked_attention",
-    "dense_mask", "fused_attention", "get_activation", "gru", "gru_cell", "linear_recurrence",
-    "local_mask", "lstm", "lstm_cell", "lstm_scan", "masked_softmax", "padding_mask",
-    "project_keys", "reverse_padded", "rnn", "rnn_cell", "rotary_embedding",
-    "scaled_dot_product_attention", "sequence_mask", "sinusoidal_positions",
+    "ACTIVATIONS", "MaskSpec", "additive_attention", "causal_conv1d", "causal_mask",
+    "chunked_attention", "dense_mask", "fused_attention", "get_activation", "gru", "gru_cell",
+    "linear_recurrence", "local_mask", "lstm", "lstm_cell", "lstm_scan", "masked_softmax",
+    "min_gru", "min_lstm", "padding_mask", "project_keys", "reverse_padded", "rnn", "rnn_cell",
+    "rotary_embedding", "scaled_dot_product_attention", "selective_scan", "sequence_mask",
+    "sinusoidal_positions", "slstm", "slstm_cell",
 ]

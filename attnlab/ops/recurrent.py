@@ -143,9 +143,9 @@ def _scan_over_time(step, carry0, xw: Array, lengths, reverse: bool, unroll: int
     def masked_step(carry, inp):
       x_t, valid_t = inp
       new_carry, h = step(carry, x_t)
-      keep = valid_t[:, None]
-      new_carry = jax.tree.map(lambda n, o: jnp.where(keep, n, o), new_carry, carry)
-      return new_carry, jnp.where(keep, h, jnp.zeros_like(h))
+      keep = lambda a: valid_t.reshape(valid_t.shape + (1,) * (a.ndim - 1))  # (B,1,...)
+      new_carry = jax.tree.map(lambda n, o: jnp.where(keep(n), n, o), new_carry, carry)
+      return new_carry, jnp.where(keep(h), h, jnp.zeros_like(h))
 
     carry, hs = jax.lax.scan(masked_step, carry0, (xs, valid), unroll=unroll)
   hs = jnp.swapaxes(hs, 0, 1)

@@ -10,6 +10,7 @@ steps of O(N) work instead of O(log T) levels of O(T N) work. Which is faster de
 hardware: `method="auto"` (the default) picks by backend, from `SCAN_BY_BACKEND`, measured by
 `python -m benchmarks.run --sections=choices` (BENCHMARKS.md, "Choices by backend").
 """
+import functools
 from typing import Optional
 
 import jax
@@ -38,6 +39,7 @@ def resolve_method(method: str) -> str:
   return method
 
 
+@functools.partial(jax.jit, static_argnames=("axis", "method"))  # one program even called eagerly
 def linear_recurrence(a: jax.Array, b: jax.Array, h0: Optional[jax.Array] = None,
                       axis: int = 1, method: str = "auto") -> jax.Array:
   """All states of h_t = a_t * h_{t-1} + b_t.

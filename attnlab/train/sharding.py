@@ -1,10 +1,11 @@
 """Devices, meshes and shardings: `jax.jit` over a ('data', 'model') Mesh, or classic `jax.pmap`.
 
 Parameters are plain pytrees, so their logical axes are read off their paths and shapes here
-(`logical_axes`) rather than annotated inside the models: attention projections split over heads,
-MLP and recurrent weights over their hidden units. `config.logical_axis_rules` maps each logical
-axis to a mesh axis (or None = replicated); a dimension that the mesh axis does not divide stays
-replicated. Batches are split over 'data'.
+(`logical_axes`) rather than annotated inside the models: attention projections and sLSTM's
+per-head recurrent blocks split over heads, MLP and recurrent weights and Mamba's inner channels
+over their hidden units. `config.logical_axis_rules` maps each logical axis to a mesh axis (or
+None = replicated); a dimension that the mesh axis does not divide stays replicated. Batches are
+split over 'data'.
 """
 import os
 import re
@@ -68,6 +69,12 @@ _PATTERNS = (  # (path regex, logical axes of the parameter)
     (r"cell/(W_xh|W_x)$", (None, "hidden")),
     (r"cell/(W_hh|W_h)$", (None, "hidden")),
     (r"cell/(b_h|b|b_x)$", ("hidden",)),
+    (r"cell/R$", (None, "heads", None, None)),  # sLSTM: block-diagonal, one block per head
+    (r"(in_proj|dt_proj)/kernel$", (None, "hidden")),  # Mamba: its inner channels E
+    (r"(x_proj|out_proj)/kernel$", ("hidden", None)),
+    (r"(dt_proj/bias|conv_bias|/D)$", ("hidden",)),
+    (r"conv_kernel$", (None, "hidden")),
+    (r"A_log$", ("hidden", None)),
 )
 
 

@@ -1,0 +1,86 @@
+"""minGRU / minLSTM networks (Feng et al. 2024): residual blocks around `ops.min_gru` / `ops.min_lstm`.
+
+The gates see only x_t, so one layer is a gated linear recurrence of its input; depth supplies the
+nonlinear interaction across time. One block (d = d_model, the recurrence's hidden size too):
+  x = x + Drop(minRNN(LayerNorm(x)))
+  x = x + Drop(MLP(LayerNorm(x)))          MLP: Dense(d_ff) -> GELU -> Dense(d); none if d_ff is None
+after an input projection to d, and a final LayerNorm. Cell weights: W_x (d, kd) LeCun normal, b zero
+(z = 1/2, resp. f' = i' = 1/2 at the start). `scan` picks the recurrence's form: 'sequential' (one
+`lax.scan` step per time step; forward and backward 2-3x faster than 'parallel' on a 2-core CPU at
+T=1000, H=128) or 'parallel' (the paper's log-space scan).
+Everything is causal, so padding after a sequence never changes its valid outputs.
+"""
+import flax.linen as nn
+
+from attnlab import ops
+from attnlab.models.heads import last_valid
+from attnlab.models.transformer import MLP
+
+MIN_CELLS = {"mingru": (ops.min_gru, 2), "minlstm": (ops.min_lstm, 3)}
+
+
+class MinRNNLayer(nn.Module):
+  """One minGRU / minLSTM layer. x (B,T,D) -> (hs (B,T,H), h_T (B,H))."""
+  cell: str = "mingru"
+  hidden_size: int = 128
+  scan: str = "sequential"
+  unroll: int = 1
+
+  @nn.compact
+  def __call__(self, x, lengths=None):
+    if self.cell not in MIN_CELLS:
+      raise ValueError(f"unknown cell {self.cell!r}; valid choices: {list(MIN_CELLS)}")
+    op, gates = MIN_CELLS[self.cell]
+    params = _CellWeights(gates * self.hidden_size, name="cell")(x.shape[-1])
+    return op(params, x, lengths=lengths, method=self.scan, unroll=self.unroll)
+
+
+class _CellWeights(nn.Module):
+  """W_x (D, width) LeCun normal and b (width,) zero, as the dict the ops take."""
+  width: int
+
+  @nn.compact
+  def __call__(self, in_dim: int) -> dict:
+    return {"W_x": self.param("W_x", nn.initializers.lecun_normal(), (in_dim, self.width)),
+            "b": self.param("b", nn.initializers.zeros, (self.width,))}
+
+
+class MinRNNBlock(nn.Module):
+  """x + Drop(minRNN(LN(x))), then x + Drop(MLP(LN(x))). x (B,T,d) -> (B,T,d)."""
+  cell: str = "mingru"
+  d_ff: int = 256
+  dropout_rate: float = 0.0
+  scan: str = "sequential"
+  unroll: int = 1
+
+  @nn.compact
+  def __call__(self, x, lengths=None, *, train: bool = False):
+    drop = lambda y: nn.Dropout(self.dropout_rate, deterministic=not train)(y)
+    rnn = MinRNNLayer(self.cell, x.shape[-1], self.scan, self.unroll, name="rnn")
+    x = x + drop(rnn(nn.LayerNorm(name="ln_rnn")(x), lengths)[0])
+    if self.d_ff:
+      x = x + drop(MLP(self.d_ff, "gelu", name="mlp")(nn.LayerNorm(name="ln_mlp")(x)))
+    return x
+
+
+class MinRNNStack(nn.Module):
+  """Input projection, `num_layers` minRNN blocks, final LayerNorm.
+
+  x (B,T,D), lengths -> (hs (B,T,d_model), summary (B,d_model) = hs at each sequence's last step).
+  """
+  cell: str = "mingru"
+  d_model: int = 128
+  num_layers: int = 2
+  d_ff: int = 256
+  dropout_rate: float = 0.0
+  scan: str = "sequential"
+  unroll: int = 1
+
+  @nn.compact
+  def __call__(self, x, lengths=None, *, train: bool = False):
+    x = nn.Dense(self.d_model, name="input_proj")(x)
+    for i in range(self.num_layers):
+      x = MinRNNBlock(self.cell, self.d_ff, self.dropout_rate, self.scan, self.unroll,
+                      name=f"block_{i}")(x, lengths, train=train)
+    x = nn.LayerNorm(name="final_norm")(x)
+    return x, last_valid(x, lengths)

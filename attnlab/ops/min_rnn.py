@@ -1,0 +1,120 @@
+"""minGRU and minLSTM (Feng et al. 2024, "Were RNNs all we needed?"): gates that see only x_t.
+
+Shapes: batch B, time T, input D, hidden H. Params: W_x (D,kH) and b (kH,), one H-block per gate.
+
+  min_gru   blocks z, h:  z_t = sigmoid(x_t W_z + b_z),  h~_t = g(x_t W_h + b_h)
+            h_t = (1 - z_t) * h_{t-1} + z_t * h~_t
+  min_lstm  blocks f, i, h:  f_t = sigmoid(x_t W_f + b_f),  i_t = sigmoid(x_t W_i + b_i),
+            h~_t = g(x_t W_h + b_h)
+            f'_t = f_t / (f_t + i_t),  i'_t = i_t / (f_t + i_t)      (the length-independent scaling)
+            h_t = f'_t * h_{t-1} + i'_t * h~_t
+  g(v) = v + 1/2 for v >= 0, sigmoid(v) for v < 0 (positive, so h~ has a logarithm; the paper's g)
+
+Both are h_t = a_t * h_{t-1} + b_t with a_t, b_t > 0 computed from x alone, so every step can be
+computed at once. method='parallel' is the paper's log-space scan (Heinsen 2023):
+  log h_t = a*_t + log sum_{k<=t} exp(log b_k - a*_k),  a*_t = sum_{k<=t} log a_k
+with log a, log b from softplus (minGRU: log(1 - z) = -softplus(k_z), log z = -softplus(-k_z);
+minLSTM: with d = softplus(-k_f) - softplus(-k_i), log f' = -softplus(d), log i' = -softplus(-d)),
+plus exp(a*_t) * h0 for an initial state of either sign. method='sequential' runs the equations above
+one step at a time (`lax.scan`). With `lengths`, steps t >= length leave the state unchanged and give
+zero outputs; `reverse=True` runs each sequence backwards over its own valid steps.
+"""
+from typing import Optional, Tuple
+
+import jax
+import jax.numpy as jnp
+
+from attnlab.ops.recurrent import _check_sequence, _scan_over_time, _valid_steps, reverse_padded
+
+Array = jax.Array
+METHODS = ("parallel", "sequential")
+
+
+def g(v: Array) -> Array:
+  """The paper's positive activation: v + 1/2 for v >= 0, sigmoid(v) below."""
+  return jnp.where(v >= 0, v + 0.5, jax.nn.sigmoid(v))
+
+
+def log_g(v: Array) -> Array:
+  """log g(v), computed without forming g."""
+  return jnp.where(v >= 0, jnp.log(jax.nn.relu(v) + 0.5), -jax.nn.softplus(-v))
+
+
+def min_gru_coefficients(xw: Array) -> Tuple[Array, Array]:
+  """Pre-activations (...,2H) in the order z, h -> (a, b) of h_t = a h_{t-1} + b."""
+  k, v = jnp.split(xw, 2, axis=-1)
+  z = jax.nn.sigmoid(k)
+  return 1 - z, z * g(v)
+
+
+def min_lstm_coefficients(xw: Array) -> Tuple[Array, Array]:
+  """Pre-activations (...,3H) in the order f, i, h -> (a, b) of h_t = a h_{t-1} + b."""
+  kf, ki, v = jnp.split(xw, 3, axis=-1)
+  f, i = jax.nn.sigmoid(kf), jax.nn.sigmoid(ki)
+  return f / (f + i), i / (f + i) * g(v)
+
+
+def _log_coefficients(cell: str, xw: Array) -> Tuple[Array, Array]:
+  """(log a, log b) of the same recurrence, from softplus only."""
+  if cell == "min_gru":
+    k, v = jnp.split(xw, 2, axis=-1)
+    return -jax.nn.softplus(k), -jax.nn.softplus(-k) + log_g(v)
+  kf, ki, v = jnp.split(xw, 3, axis=-1)
+  d = jax.nn.softplus(-kf) - jax.nn.softplus(-ki)  # log(i / f)
+  return -jax.nn.softplus(d), -jax.nn.softplus(-d) + log_g(v)
+
+
+@jax.jit  # one program even when called eagerly
+def _log_space_scan(log_a: Array, log_b: Array, h0: Array) -> Array:
+  """h_t = a_t h_{t-1} + b_t for all t from log a, log b (B,T,H) > -inf and any h0 (B,H)."""
+  a_star = jnp.cumsum(log_a, axis=1)
+  return jnp.exp(a_star + jax.lax.cumlogsumexp(log_b - a_star, axis=1)) + jnp.exp(a_star) * h0[:, None]
+
+
+def _final_state(hs: Array, h0: Array, lengths) -> Array:
+  """The state after each sequence's last valid step (h0 where the length is 0)."""
+  if lengths is None:
+    return hs[:, -1]
+  lengths = jnp.asarray(lengths)
+  idx = jnp.clip(lengths - 1, 0, hs.shape[1] - 1)
+  last = jnp.take_along_axis(hs, idx[:, None, None], axis=1)[:, 0]
+  return jnp.where((lengths > 0)[:, None], last, h0)
+
+
+def _min_rnn(cell, params, x, h0, lengths, reverse, method, unroll):
+  if method not in METHODS:
+    raise ValueError(f"{cell}: method={method!r}; valid choices: {list(METHODS)}")
+  _check_sequence(x, params["W_x"].shape[0], cell)
+  xw = x @ params["W_x"] + params["b"]
+  hidden = xw.shape[-1] // (2 if cell == "min_gru" else 3)
+  h0 = jnp.zeros((x.shape[0], hidden), xw.dtype) if h0 is None else h0.astype(xw.dtype)
+  if method == "sequential":
+    a, b = (min_gru_coefficients if cell == "min_gru" else min_lstm_coefficients)(xw)
+
+    def step(h, ab):
+      a_t, b_t = jnp.split(ab, 2, axis=-1)
+      h = a_t * h + b_t
+      return h, h
+
+    return _scan_over_time(step, h0, jnp.concatenate([a, b], axis=-1), lengths, reverse, unroll)
+  if reverse:
+    xw = reverse_padded(xw, lengths)
+  hs = _log_space_scan(*_log_coefficients(cell, xw), h0)
+  final = _final_state(hs, h0, lengths)
+  if lengths is not None:
+    hs = jnp.where(_valid_steps(lengths, x.shape[1])[:, :, None], hs, 0)
+  if reverse:
+    hs = reverse_padded(hs, lengths)
+  return hs, final
+
+
+def min_gru(params: dict, x: Array, h0: Optional[Array] = None, *, lengths=None,
+            reverse: bool = False, method: str = "parallel", unroll: int = 1) -> Tuple[Array, Array]:
+  """minGRU over a sequence. x (B,T,D), h0 (B,H) -> (hs (B,T,H), h_T (B,H)); W_x (D,2H), b (2H,)."""
+  return _min_rnn("min_gru", params, x, h0, lengths, reverse, method, unroll)
+
+
+def min_lstm(params: dict, x: Array, h0: Optional[Array] = None, *, lengths=None,
+             reverse: bool = False, method: str = "parallel", unroll: int = 1) -> Tuple[Array, Array]:
+  """minLSTM over a sequence. x (B,T,D), h0 (B,H) -> (hs (B,T,H), h_T (B,H)); W_x (D,3H), b (3H,)."""
+  return _min_rnn("min_lstm", params, x, h0, lengths, reverse, method, unroll)
