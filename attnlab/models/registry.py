@@ -96,8 +96,9 @@ def resolve_config(config) -> dict:
   if fields.get("attention_impl", "plain") not in ATTENTION_IMPLS:
     raise ValueError(f"model.attention_impl={fields['attention_impl']!r}; valid choices: "
                      f"{list(ATTENTION_IMPLS)} (attention weights are sown only with 'plain')")
-  if fields.get("scan", "parallel") not in SCANS:
-    raise ValueError(f"model.scan={fields['scan']!r}; valid choices: {list(SCANS)}")
+  scans = scan_ops.METHODS if name == "lru" else SCANS  # the LRU's linear recurrence has 'auto'
+  if fields.get("scan", scans[0]) not in scans:
+    raise ValueError(f"model.scan={fields['scan']!r}; valid choices: {list(scans)}")
   if fields.get("forget_gate", "sigmoid") not in FORGET_GATES:
     raise ValueError(f"model.forget_gate={fields['forget_gate']!r}; valid choices: {list(FORGET_GATES)}")
   if fields.get("norm", "layer") not in NORMS:
@@ -149,8 +150,6 @@ def build(config):
     embed = InputEmbedding(f["vocab_size"], embed_dim)
   elif name == "lru":
     embed_dim = f["embed_dim"] or (f["d_model"] if f["vocab_size"] else None)
-    if f["scan"] not in scan_ops.METHODS:
-      raise ValueError(f"model.scan={f['scan']!r}; valid choices: {list(scan_ops.METHODS)}")
     backbone = LRUStack(f["d_model"], f["state_size"], f["num_layers"], f["r_min"], f["r_max"],
                         f["max_phase"], f["dropout_rate"], f["norm"], f["scan"])
     embed = InputEmbedding(f["vocab_size"], embed_dim)
