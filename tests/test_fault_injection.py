@@ -1,4 +1,10 @@
-"""Damaged workdirs as a user meets them: each fault injected into a copy of one finished run.
+"""Damaged and killed workdirs as a user meets them.
+
+SIGKILL: a tiny run is killed at seeded random moments (inside checkpoint saves too, and once while
+a second process tries the same workdir), resumed each time, and ends bit-identical to a run never
+killed (tests/kill_probe.py forks every run from one process that imported attnlab once).
+
+Damaged files: each fault injected into a copy of one finished run.
 
 One tiny run (6 steps, checkpoints at 3 and 6) is trained in this process; every probe copies it,
 damages one file (config.json, a checkpoint's meta or state, best/, metrics.jsonl) and reruns the
@@ -19,7 +25,7 @@ import pytest
 import attnlab
 from attnlab.train import checkpoints, train_and_evaluate
 from configs import adding
-from tests.test_workdir_safety import ARG, ROOT, rows, steps_of
+from tests.test_workdir_safety import ARG, ROOT, rows, steps_of, tensorboard_steps
 
 COMMAND = [f"--config=configs/adding.py:{ARG}"]
 
@@ -162,3 +168,73 @@ def test_unreadable_best_meta_is_never_replaced(tmp_path):
   ck.close()
   assert os.listdir(os.path.join(workdir, "best")) == ["3"]
   assert checkpoints.restore_numpy(workdir, "best")[1]["eval_score"] == 0.9
+
+
+KILL_STEPS, KILL_EVERY = 10, 2
+# Asynchronous saves (the default), a best/ that moves (eval_loss falls at most evaluations).
+KILL_ARG = (f"lstm,seq_len=12,steps={KILL_STEPS},batch_size=8,eval_every={KILL_EVERY},"
+            f"checkpoint_every={KILL_EVERY},log_every=1,num_eval_batches=1,model.hidden_size=8,"
+            "checkpoint.best_metric=eval_loss,checkpoint.best_mode=min")
+TIMINGS = ("steps_per_sec", "checkpoint_blocked_s")
+
+
+def kill_plan(seed: int) -> list:
+  """One kill of each kind of tests/kill_probe.py, at distinct steps drawn with `seed`, in step
+  order: each resumed run starts at or before the next kill's step, so every kill is reached."""
+  rng = np.random.default_rng(seed)
+  saves = rng.choice(np.arange(KILL_EVERY, KILL_STEPS + 1, KILL_EVERY), 3, replace=False)
+  others = rng.choice(sorted(set(range(1, KILL_STEPS + 1)) - set(saves)), 2, replace=False)
+  kinds = zip(("save_begun", "save_written", "saved", "torn", "hold"), [*saves, *others])
+  return sorted(({"at": at, "step": int(step)} for at, step in kinds), key=lambda k: k["step"])
+
+
+def _by_key(records) -> dict:
+  """{metric: [(step, value)]} in file order, timings without their values."""
+  out = {}
+  for r in records:
+    for key, value in r.items():
+      if key != "step":
+        out.setdefault(key, []).append((r["step"], None if key in TIMINGS else value))
+  return out
+
+
+def test_sigkill_at_random_moments_resumes_bit_identical(tmp_path):
+  plan = kill_plan(seed=12)
+  straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
+  runs = [{"name": "straight", "workdir": straight}]
+  runs += [{"name": f"kill_{i}", "workdir": killed, "kill": kill} for i, kill in enumerate(plan)]
+  runs += [{"name": "resumed", "workdir": killed}]
+  with open(tmp_path / "plan.json", "w") as f:
+    json.dump({"argv": [f"--config=configs/adding.py:{KILL_ARG}"], "runs": runs,
+               "env": {"ATTNLAB_COMPILATION_CACHE": str(tmp_path / "cache")}}, f)
+  subprocess.run([sys.executable, "-m", "tests.kill_probe", str(tmp_path / "plan.json"),
+                  str(tmp_path / "out.json")], cwd=ROOT, check=True, timeout=600)
+  with open(tmp_path / "out.json") as f:
+    out = json.load(f)
+
+  for name in ("straight", "resumed"):
+    assert out[name]["code"] == 0, out[name]["stderr"]
+  for i, kill in enumerate(plan):
+    r, step = out[f"kill_{i}"], kill["step"]
+    assert r["code"] == -9, (kill, r["stderr"])  # killed at its moment, not finished
+    saved = r["saved"].get("checkpoints", [])
+    if kill["at"] in ("save_begun", "save_written"):  # inside the save: not committed
+      assert f"{step}.orbax-checkpoint-tmp" in saved and str(step) not in saved, (kill, saved)
+    elif kill["at"] == "saved":
+      assert str(step) in saved, (kill, saved)
+    if kill["at"] == "hold":  # the same command while the run trains: refused, naming the holder
+      second = r["second"]
+      lines = second["stderr"].strip().splitlines()
+      assert second["code"] == 2 and "Traceback" not in second["stderr"], second["stderr"]
+      assert f"workdir {killed} is in use by pid {r['pid']} on host " in lines[0], lines
+
+  for which in ("last", "best"):
+    want, got = attnlab.load_run(straight, which), attnlab.load_run(killed, which)
+    assert got.step == want.step, which
+    jax.tree.map(np.testing.assert_array_equal, got.params, want.params)
+  records = rows(killed)  # every line parses: the torn one was repaired
+  for key, points in _by_key(records).items():
+    steps = [s for s, _ in points]
+    assert all(a < b for a, b in zip(steps, steps[1:])), (key, steps)  # no duplicates, in order
+  assert _by_key(records) == _by_key(rows(straight))  # the same steps, the same values
+  assert tensorboard_steps(killed) == tensorboard_steps(straight) == list(range(1, KILL_STEPS + 1))

@@ -11,8 +11,8 @@ from attnlab.train import config as cfg_lib
 
 def tiny_model(name, task="adding", **task_params):
   config = cfg_lib.base_config(name, task, **task_params)
-  for key, value in dict(hidden_size=6, d_model=8, num_heads=2, d_ff=16, num_layers=1,
-                         d_state=4).items():
+  for key, value in dict(hidden_size=6, d_model=8, state_size=6, num_heads=2, d_ff=16,
+                         num_layers=1, d_state=4).items():
     if key in config.model:
       config.model[key] = value
   spec = cfg_lib.task_spec(config)
@@ -22,34 +22,55 @@ def tiny_model(name, task="adding", **task_params):
   return model, params, batch, spec
 
 
-@pytest.mark.parametrize("name", ["rnn", "transformer", "mamba", "mingru", "minlstm", "slstm"])
-def test_input_gradient_norms_match_finite_differences(name):
-  model, params, batch, spec = tiny_model(name, seq_len=5)
-  norms = gradients.input_gradient_norms(model, params, batch, spec, per_example=True)
+def finite_difference_norms(model, params, batch, loss_of_outputs, steps, eps=1e-6):
+  """||dL/dx_t|| per example at `steps` by central differences in float64, x the embedded inputs."""
   with jax.enable_x64(True):
     p64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
-    x = model.apply({"params": p64}, jnp.asarray(batch["inputs"], jnp.float64), method="embed_inputs")
-
-    @jax.jit
-    def loss(x):  # per-example squared error of the one output, summed
-      out = model.apply({"params": p64}, x, jnp.asarray(batch["lengths"]), method="from_embeddings")
-      return jnp.sum((out[:, 0] - batch["targets"]) ** 2)
-
-    eps = 1e-6
-    for b in range(2):
-      for t in (0, 2, 4):
+    inputs = jnp.asarray(batch["inputs"])
+    x = model.apply({"params": p64}, inputs if inputs.dtype.kind == "i" else inputs.astype(jnp.float64),
+                    method="embed_inputs")
+    loss = jax.jit(lambda x: loss_of_outputs(model.apply(
+        {"params": p64}, x, jnp.asarray(batch["lengths"]), method="from_embeddings")))
+    norms = np.zeros((x.shape[0], len(steps)))
+    for b in range(x.shape[0]):
+      for i, t in enumerate(steps):
         fd = []
         for e in range(x.shape[-1]):
           dx = jnp.zeros_like(x).at[b, t, e].set(eps)
           fd.append((loss(x + dx) - loss(x - dx)) / (2 * eps))
-        np.testing.assert_allclose(norms[b, t], np.linalg.norm(fd), rtol=1e-5)
+        norms[b, i] = np.linalg.norm(fd)
+  return norms
+
+
+@pytest.mark.parametrize("name", ["rnn", "lstm", "lru", "transformer", "mamba", "mingru", "minlstm",
+                                  "slstm"])
+def test_input_gradient_norms_match_finite_differences(name):
+  """In float64 for every backbone kind: the LSTM's hand-written VJP, the LRU's complex128 scan."""
+  model, params, batch, spec = tiny_model(name, seq_len=5)
+  norms = gradients.input_gradient_norms(model, params, batch, spec, per_example=True)
+  squared_error = lambda out: jnp.sum((out[:, 0] - batch["targets"]) ** 2)  # the one output
+  steps = (0, 2, 4)
+  np.testing.assert_allclose(norms[:, steps],
+                             finite_difference_norms(model, params, batch, squared_error, steps),
+                             rtol=1e-5)
 
 
 def test_per_step_task_differentiates_the_last_step_loss():
+  """Copy (an output per step): L is the cross-entropy at each sequence's last valid step."""
   model, params, batch, spec = tiny_model("lstm", "copy", seq_len=4, num_copy=2)
-  norms = gradients.input_gradient_norms(model, params, batch, spec)
-  assert norms.shape == (spec.seq_len,) and np.all(norms >= 0)
-  assert norms[-1] > 0 and np.all(np.isfinite(norms))
+  batch = dict(batch, lengths=np.array([spec.seq_len, spec.seq_len - 2]))  # last steps 7 and 5
+  norms = gradients.input_gradient_norms(model, params, batch, spec, per_example=True)
+  assert norms.shape == (2, spec.seq_len)
+  last = batch["lengths"] - 1
+
+  def last_step_cross_entropy(logits):
+    logp = jax.nn.log_softmax(logits[np.arange(2), last])
+    return -jnp.sum(logp[np.arange(2), batch["targets"][np.arange(2), last]])
+
+  steps = tuple(range(spec.seq_len))
+  want = finite_difference_norms(model, params, batch, last_step_cross_entropy, steps)
+  np.testing.assert_allclose(norms, want, rtol=1e-5, atol=1e-12)
+  assert np.all(want[1, 6:] == 0) and np.all(want[:, :6] > 0)  # nothing after a sequence's end
 
 
 def test_state_jacobian_of_linear_rnn_is_a_matrix_power():
@@ -165,11 +186,16 @@ def test_fit_decay_recovers_synthetic_exponentials():
 
 
 def test_forget_gate_activations_follow_the_lstm():
+  """f_t at every step against the float64 NumPy LSTM run over the same inputs."""
+  from tests import reference as ref
   model, params, batch, _ = tiny_model("lstm", seq_len=5)
   p = params["backbone"]["layer_0_fwd"]["cell"]
   f = gradients.forget_gate_activations(p, batch["inputs"])
   assert f.shape == (2, 5, 6) and np.all((f > 0) & (f < 1))
-  # At t=0 the state is zero, so f_0 = sigmoid(x_0 W_xf + b_f) exactly.
-  w_f = np.split(np.asarray(p["W_x"]), 4, axis=1)[1]
-  b_f = np.split(np.asarray(p["b"]), 4)[1]
-  np.testing.assert_allclose(f[:, 0], 1 / (1 + np.exp(-(batch["inputs"][:, 0] @ w_f + b_f))), rtol=1e-5)
+  p64 = jax.tree.map(lambda a: np.asarray(a, np.float64), p)
+  x = np.asarray(batch["inputs"], np.float64)
+  h = c = np.zeros((2, 6))
+  for t in range(5):
+    z = x[:, t] @ p64["W_x"] + h @ p64["W_h"] + p64["b"]
+    np.testing.assert_allclose(f[:, t], ref.sigmoid(z[:, 6:12]), rtol=1e-5, atol=1e-6, err_msg=t)
+    h, c = ref.lstm_cell(p64, (h, c), x[:, t])

@@ -124,18 +124,30 @@ def test_local_sweep_skips_finished_and_resumes_unfinished(tmp_path):
   assert summary.splitlines()[0] == "model | task.seq_len | steps | status | eval_loss | eval_score"
 
 
-def test_local_sweep_resumes_an_unfinished_point(tmp_path):
+def test_local_sweep_resumes_an_unfinished_point(tmp_path, monkeypatch):
   import attnlab
+  from attnlab.train import metric_writer
   axes = sweep.parse_grid("model=[lstm] task.seq_len=[6] steps=[4]")
   [point] = sweep.points(axes)
   workdir = str(tmp_path / sweep.point_name(point))
   stopped = tiny_adding("lstm,task.seq_len=6,steps=2")  # as if the point had been stopped at 2
   train_and_evaluate(stopped, workdir)
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    logged_before = f.read()
   assert [r["status"] for r in sweep.run_sweep(tiny_adding, axes, str(tmp_path), dry_run=True)] == \
       ["partial"]
+  written = []  # the steps the sweep's run logs: a restarted run logs step 2 again
+  original = metric_writer.MetricWriter.write
+  monkeypatch.setattr(metric_writer.MetricWriter, "write",
+                      lambda self, step, scalars: written.append(step) or original(self, step, scalars))
   [row] = sweep.run_sweep(tiny_adding, axes, str(tmp_path))
   assert row["status"] == "finished" and attnlab.load_run(workdir, "last").step == 4
-  assert attnlab.load_run(workdir, "last").metrics["step"].min() == 2  # continued, not restarted
+  assert written and min(written) == 4, written  # continued from checkpoint 2, not restarted
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    logged = f.read()
+  assert logged.startswith(logged_before)  # the stopped run's rows kept as they were
+  metrics = attnlab.load_run(workdir, "last").metrics
+  assert metrics.dropna(subset=["train_loss"])["step"].tolist() == [2, 4]  # no step twice
 
 
 @pytest.mark.parametrize("grid,message", [

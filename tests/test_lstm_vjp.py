@@ -28,7 +28,7 @@ def loss_of(seq, lengths, reverse):
   return loss
 
 
-@pytest.mark.parametrize("lengths", [None, [T, 4, 1]])
+@pytest.mark.parametrize("lengths", [None, [T, 4, 1], [0, T + 3, 2]])
 @pytest.mark.parametrize("reverse", [False, True])
 def test_values_and_gradients_equal_the_plain_scan(lengths, reverse):
   with jax.enable_x64(True):
@@ -42,12 +42,24 @@ def test_values_and_gradients_equal_the_plain_scan(lengths, reverse):
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12), g_got, g_want)
 
 
-def test_gradients_under_jit_with_unroll_in_float32():
-  p, x, carry = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), inputs(1))
-  loss = lambda seq, unroll: lambda p, x: jnp.sum(seq(p, x, unroll=unroll)[0] ** 2)
-  got = jax.jit(jax.grad(loss(ops.lstm, 3), argnums=(0, 1)))(p, x)
-  want = jax.grad(loss(ops.lstm_scan, 1), argnums=(0, 1))(p, x)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5), got, want)
+@pytest.mark.parametrize("lengths,reverse", [(None, False), ([T, 0, T + 3], False),
+                                             ([1, 4, 2 * T], True)])
+def test_float32_gradients_under_jit_with_unroll_equal_the_float64_scan(lengths, reverse):
+  """Lengths of 0 (the initial state passes through) and beyond T (clipped to T), an initial state,
+  reverse: float32 values and gradients of every argument within float32 rounding of float64."""
+  p, x, carry = inputs(1)
+  lengths = None if lengths is None else jnp.asarray(lengths)
+  to32 = lambda tree: jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), tree)
+  with jax.enable_x64(True):
+    want = ops.lstm_scan(p, x, carry, lengths=lengths, reverse=reverse)
+    g_want = jax.grad(loss_of(ops.lstm_scan, lengths, reverse), argnums=(0, 1, 2))(p, x, carry)
+  run = lambda p, x, carry: ops.lstm(p, x, carry, lengths=lengths, reverse=reverse, unroll=3)
+  got = jax.jit(run)(*to32((p, x, carry)))
+  g_got = jax.jit(jax.grad(loss_of(lambda *a, **k: ops.lstm(*a, **k, unroll=3), lengths, reverse),
+                           argnums=(0, 1, 2)))(*to32((p, x, carry)))
+  for a, b in zip(jax.tree.leaves((got, g_got)), jax.tree.leaves((want, g_want))):
+    assert a.dtype == jnp.float32 and np.isfinite(a).all()  # (NaN would equal NaN below)
+    np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5)
 
 
 def test_bfloat16_runs_close_to_float32():

@@ -221,6 +221,32 @@ def test_lru_matches_sequential_equations():
   np.testing.assert_allclose(layer.apply(variables, u), np.stack(ys, 1), rtol=1e-4, atol=1e-5)
 
 
+def ks_distance(samples, cdf) -> float:
+  """The Kolmogorov-Smirnov distance between the samples' empirical CDF and `cdf`."""
+  s = np.sort(np.asarray(samples, np.float64))
+  n, f = len(s), cdf(s)
+  return max((np.arange(1, n + 1) / n - f).max(), (f - np.arange(n) / n).max())
+
+
+def test_lru_initialisation_follows_the_papers_distributions():
+  """Orvieto et al. 2023: |lambda| uniform on the ring's area, phase U(0, max_phase), gamma =
+  sqrt(1 - |lambda|^2), B ~ N(0, 1/(2H)) and C ~ N(0, 1/N) per real and imaginary part."""
+  n, h, r_min, r_max, max_phase = 20000, 4, 0.4, 0.9, 1.3
+  layer = models.LRU(state_size=n, r_min=r_min, r_max=r_max, max_phase=max_phase)
+  p = layer.init(jax.random.PRNGKey(2), jnp.zeros((1, 2, h)))["params"]
+  p = jax.tree.map(lambda a: np.asarray(a, np.float64), p)
+  radius, phase = np.exp(-np.exp(p["nu_log"])), np.exp(p["theta_log"])
+  assert r_min - 1e-6 <= radius.min() and radius.max() <= r_max + 1e-6
+  assert 0 <= phase.min() and phase.max() <= max_phase * (1 + 1e-6)
+  bound = 1.95 / np.sqrt(n)  # the Kolmogorov-Smirnov test at the 0.1% level
+  assert ks_distance(radius**2, lambda s: (s - r_min**2) / (r_max**2 - r_min**2)) < bound
+  assert ks_distance(phase, lambda s: s / max_phase) < bound
+  np.testing.assert_allclose(np.exp(p["gamma_log"]), np.sqrt(1 - radius**2), rtol=1e-5)
+  for name, std in (("B_re", (2 * h)**-0.5), ("B_im", (2 * h)**-0.5), ("C_re", n**-0.5),
+                    ("C_im", n**-0.5)):
+    assert abs(p[name].mean()) < 0.02 * std and np.std(p[name]) == pytest.approx(std, rel=0.02), name
+
+
 def test_lru_in_float64_is_float64_throughout():
   """Under x64 with float64 inputs the recurrence is complex128: outputs and gradients agree with
   float64 NumPy far below float32's resolution, and no complex64 appears in the gradient program."""

@@ -143,6 +143,29 @@ def test_rope_scores_depend_only_on_relative_position():
                              jnp.linalg.norm(q, axis=-1), rtol=1e-5)
 
 
+def numpy_rope(x, positions):
+  """RoPE (Su et al. 2021) in float64: pair (2i, 2i+1) rotated by pos * theta_i, theta_i = 10000^(-2i/d)."""
+  d = x.shape[-1]
+  theta = 10000.0 ** (-2.0 * np.arange(d // 2) / d)
+  angle = positions[:, :, None, None] * theta  # (B,T,1,d/2)
+  x1, x2 = x[..., 0::2], x[..., 1::2]
+  out = np.empty_like(x)
+  out[..., 0::2] = x1 * np.cos(angle) - x2 * np.sin(angle)
+  out[..., 1::2] = x1 * np.sin(angle) + x2 * np.cos(angle)
+  return out
+
+
+def test_rope_equals_the_numpy_rotation_with_standard_frequencies():
+  rng = np.random.default_rng(6)
+  x = rng.standard_normal((2, 9, 3, 8))
+  default = np.broadcast_to(np.arange(9.0), (2, 9))
+  np.testing.assert_allclose(ops.rotary_embedding(jnp.float32(x)), numpy_rope(x, default),
+                             rtol=1e-5, atol=1e-5)
+  positions = np.stack([np.arange(9.0) + 40, rng.permutation(9) * 7.0])  # (B,T) given positions
+  np.testing.assert_allclose(ops.rotary_embedding(jnp.float32(x), jnp.asarray(positions)),
+                             numpy_rope(x, positions), rtol=1e-4, atol=1e-4)
+
+
 def loop_recurrence(a, b, h0):
   h, out = h0, []
   for t in range(b.shape[1]):

@@ -148,11 +148,25 @@ def test_lengths_beyond_t_are_clipped_to_t_in_both_directions(rng, cell, reverse
                                 jnp.flip(x, axis=1))
 
 
-@pytest.mark.parametrize("unroll", [1, 4])
-def test_unroll_does_not_change_results(rng, unroll):
-  p = f32(ref.random_params(rng, shapes("lstm")))
-  x = f32(rng.standard_normal((B, T, D)))
-  np.testing.assert_allclose(ops.lstm(p, x, unroll=unroll)[0], ops.lstm(p, x)[0], rtol=1e-6, atol=1e-6)
+@pytest.mark.parametrize("cell", list(SEQUENCES))
+def test_unroll_does_not_change_results(rng, cell):
+  """Unroll factors that divide T, do not, equal it and exceed it, with lengths, an initial state
+  and reverse: each equals the float64 loop of the cell over each sequence's valid steps."""
+  seq, ref_cell = SEQUENCES[cell]
+  p, x, s0 = ref.random_params(rng, shapes(cell)), rng.standard_normal((B, T, D)), initial_state(cell, rng)
+  lengths = np.array([T, 4, 1])
+  for reverse in (False, True):
+    want = []
+    for b, n in enumerate(lengths):
+      xb = x[b:b + 1, :n][:, ::-1] if reverse else x[b:b + 1, :n]
+      hs, final = ref.run_cell(ref_cell, p, xb, jax.tree.map(lambda s: s[b:b + 1], s0))
+      want.append((hs[0, ::-1] if reverse else hs[0], final))
+    for unroll in (1, 2, 4, T, T + 3):
+      hs, final = jax.jit(lambda p, x, s0: seq(p, x, s0, lengths=jnp.asarray(lengths), reverse=reverse,
+                                               unroll=unroll))(f32(p), f32(x), f32(s0))
+      for b, n in enumerate(lengths):
+        np.testing.assert_allclose(hs[b, :n], want[b][0], **TOL, err_msg=f"unroll={unroll}")
+        jax.tree.map(lambda got, w: np.testing.assert_allclose(got[b], w[0], **TOL), final, want[b][1])
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])

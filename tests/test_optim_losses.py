@@ -43,12 +43,53 @@ def test_global_norm_clipping():
   np.testing.assert_allclose(tx.update(small, tx.init(small))[0]["a"], [-0.3, -0.4], rtol=1e-6)
 
 
-@pytest.mark.parametrize("name", optim.OPTIMIZERS)
-def test_optimizers_step(name):
-  tx, _ = optim.make_optimizer(opt_config(name=name, learning_rate=0.1, weight_decay=0.01), 10)
+def adam_reference(params, grads_per_step, lr, b1, b2, eps, weight_decay, decayed):
+  """Adam (Kingma & Ba 2015) with AdamW's decoupled weight decay (Loshchilov & Hutter 2019), in
+  float64 NumPy: p <- p - lr * (m_hat / (sqrt(v_hat) + eps) + wd * p) for the `decayed` leaves."""
+  p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+  m = {k: np.zeros_like(v) for k, v in p.items()}
+  v = {k: np.zeros_like(x) for k, x in p.items()}
+  for t, grads in enumerate(grads_per_step, start=1):
+    for k in p:
+      g = np.asarray(grads[k], np.float64)
+      m[k] = b1 * m[k] + (1 - b1) * g
+      v[k] = b2 * v[k] + (1 - b2) * g**2
+      m_hat, v_hat = m[k] / (1 - b1**t), v[k] / (1 - b2**t)
+      p[k] = p[k] - lr[k] * (m_hat / (np.sqrt(v_hat) + eps) + (weight_decay if k in decayed else 0) * p[k])
+  return p
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_adam_and_adamw_follow_their_equations_per_parameter_group(name):
+  """Two steps: the recurrent group ('nu_log') gets recurrent_lr_scale * lr and never weight decay;
+  adamw decays the others (decoupled: wd * p, not added to the gradient); adam ignores wd."""
+  rng = np.random.default_rng(0)
+  params = {"w": rng.standard_normal(4), "nu_log": rng.standard_normal(3)}
+  grads = [{k: rng.standard_normal(v.shape) for k, v in params.items()} for _ in range(2)]
+  lr, wd, scale = 0.1, 0.3, 0.25
+  cfg = opt_config(name=name, learning_rate=lr, weight_decay=wd, recurrent_lr_scale=scale,
+                   clip_norm=0.0, b1=0.8, b2=0.95, eps=1e-3)
+  tx, _ = optim.make_optimizer(cfg, 10)
+  got = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), params)
+  state = tx.init(got)
+  for g in grads:
+    updates, state = tx.update(jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), g), state, got)
+    got = optax.apply_updates(got, updates)
+  want = adam_reference(params, grads, {"w": lr, "nu_log": scale * lr}, 0.8, 0.95, 1e-3, wd,
+                        decayed={"w"} if name == "adamw" else set())
+  for k in params:
+    np.testing.assert_allclose(got[k], want[k], rtol=1e-6, atol=1e-6, err_msg=k)
+  if name == "adamw":  # the decay is visible at this tolerance
+    no_decay = adam_reference(params, grads, {"w": lr, "nu_log": scale * lr}, 0.8, 0.95, 1e-3, 0, set())
+    assert np.abs(no_decay["w"] - want["w"]).min() > 1e-3
+
+
+def test_sgd_steps_against_the_gradient():
+  sgd = opt_config(name="sgd", learning_rate=0.1, momentum=0.0, clip_norm=0.0)
+  tx, _ = optim.make_optimizer(sgd, 10)
   params = {"w": jnp.ones(3)}
-  updates, _ = tx.update({"w": jnp.ones(3)}, tx.init(params), params)
-  assert float(optax.apply_updates(params, updates)["w"][0]) < 1.0
+  updates, _ = tx.update({"w": jnp.array([1.0, -2.0, 0.5])}, tx.init(params), params)
+  np.testing.assert_allclose(optax.apply_updates(params, updates)["w"], [0.9, 1.2, 0.95], rtol=1e-6)
 
 
 def test_classification_loss_and_label_smoothing():

@@ -222,19 +222,11 @@ def fit_decay(norms=None, *, log10=None) -> dict:
 
 @jax.jit
 def _forget_gates(params, x):
-  hidden = params["W_h"].shape[0]
-  xw = x @ params["W_x"] + params["b"]  # the same recurrence as ops.lstm, keeping f_t
-
-  def step(carry, xw_t):
-    h, c = carry
-    i, f, g, o = jnp.split(xw_t + h @ params["W_h"], 4, axis=-1)  # gate order i, f, g, o
-    f = jax.nn.sigmoid(f)
-    c = f * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-    return (jax.nn.sigmoid(o) * jnp.tanh(c), c), f
-
-  zeros = jnp.zeros((x.shape[0], hidden), x.dtype)
-  _, f = jax.lax.scan(step, (zeros, zeros), jnp.swapaxes(xw, 0, 1))
-  return jnp.swapaxes(f, 0, 1)
+  """f_t = sigmoid(x_t W_xf + h_{t-1} W_hf + b_f) along the hidden states of `ops.lstm` itself."""
+  hs, _ = ops.lstm(params, x)
+  h_prev = jnp.concatenate([jnp.zeros_like(hs[:, :1]), hs[:, :-1]], axis=1)  # h_{-1} = 0
+  z = x @ params["W_x"] + h_prev @ params["W_h"] + params["b"]
+  return jax.nn.sigmoid(jnp.split(z, 4, axis=-1)[1])  # gate order i, f, g, o
 
 
 def forget_gate_activations(params, x) -> np.ndarray:
