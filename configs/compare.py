@@ -64,13 +64,16 @@ import os
 import ml_collections
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TASKS = ("adding", "copy", "selective_copy", "associative_recall", "reverse", "sort")
+TASKS = ("adding", "copy", "selective_copy", "associative_recall", "reverse", "sort", "parity",
+         "flip_flop", "mqar")
 
 
-ARGS = ("small", "medium", "full", "learning_cost", "long_slice")
+ARGS = ("small", "medium", "full", "learning_cost", "long_slice", "struggles")
 # Models of the learning-cost comparison; the variants are those of configs/common.py (contract item 4).
 SMALL_MODELS = ("rnn", "lstm", "lru", "transformer", "transformer_window0")  # across its tasks
 LEARNING_COST_MODELS = ("transformer", "transformer_window0", "lstm", "lstm_chrono", "rnn", "gru", "lru")
+# Models of the "where attention struggles" part: the seed's five and the modern recurrences.
+STRUGGLES_MODELS = ("rnn", "lstm", "gru", "lru", "transformer", "mamba", "mingru", "minlstm", "slstm")
 
 
 def get_config(arg="small"):
@@ -98,6 +101,8 @@ def get_config(arg="small"):
     return _learning_cost(c)
   if arg == "long_slice":
     return _long_slice(_learning_cost(c).comparison)
+  if arg == "struggles":
+    return _struggles(c)
   if arg == "small":
     # The default job, sized for 5 minutes on 2 CPU cores: sequences to solve adding at two lengths
     # with 2 vmapped seeds, the window=0 ablation beside the Transformer, the LRU and the Transformer
@@ -121,6 +126,11 @@ def get_config(arg="small"):
     c.gradient_length = 100
     c.clipping.update(seeds=(0, 1, 2), steps=1500)
     c.seq2seq.update(steps=800, max_len=20)
+    c.parts = c.parts + ("struggles",)
+    c.struggles = _struggles_part(lengths={"parity": 32, "flip_flop": 128},
+                                  steps={"parity": 1000, "flip_flop": 1500, "mqar": 1500},
+                                  seeds=(0, 1, 2), mqar={"pairs": (4, 8, 16, 32), "seq_len": 128},
+                                  final_eval_sequences=1024)
   else:
     c.tasks = ("adding", "copy", "selective_copy", "associative_recall")
     c.models, c.seeds = ("rnn", "lstm", "gru", "lru", "transformer", "transformer_window0"), (0, 1, 2)
@@ -130,6 +140,11 @@ def get_config(arg="small"):
     c.gradient_length = 1000
     c.clipping.update(seeds=(0, 1, 2), steps=2000)
     c.seq2seq.update(steps=5000, max_len=40)
+    c.parts = c.parts + ("struggles",)
+    c.struggles = _struggles_part(lengths={"parity": 64, "flip_flop": 512},
+                                  steps={"parity": 10000, "flip_flop": 10000, "mqar": 10000},
+                                  seeds=(0, 1, 2), mqar={"pairs": (4, 8, 16, 32, 64), "seq_len": 256},
+                                  final_eval_sequences=2048)
   config = ml_collections.ConfigDict()
   config.comparison = c
   return config
@@ -162,6 +177,26 @@ def _long_slice(c):
                          models=("transformer", "transformer_window0", "lstm_chrono", "lru"))
   c.learning_cost.lengths = {"adding": (200, 500)}
   c.learning_cost.steps = {"adding": 1156}
+  config = ml_collections.ConfigDict()
+  config.comparison = c
+  return config
+
+
+def _struggles_part(**fields):
+  """c.struggles (attnlab/comparison/state_tracking.py): every model of STRUGGLES_MODELS on parity and
+  flip-flop at one T, evaluated at 1, 2, 4, 8 x T, and on MQAR against the number of pairs."""
+  return ml_collections.ConfigDict(dict(dict(
+      models=STRUGGLES_MODELS, factors=(1, 2, 4, 8),
+      run_overrides={"eval_every": 100, "checkpoint_every": 100}), **fields))
+
+
+def _struggles(c):
+  """Only the "where attention struggles" part, CPU-sized: parity at T=32 and flip-flop at T=64
+  evaluated at 1-8 x T, MQAR at T=64 with 4, 8 and 16 pairs; 300 steps per point, seed 0."""
+  c.parts = ("struggles",)
+  c.struggles = _struggles_part(lengths={"parity": 32, "flip_flop": 64},
+                                steps={"parity": 300, "flip_flop": 300, "mqar": 300}, seeds=(0,),
+                                mqar={"pairs": (4, 8, 16), "seq_len": 64}, final_eval_sequences=256)
   config = ml_collections.ConfigDict()
   config.comparison = c
   return config
