@@ -217,11 +217,12 @@ def test_learning_cost_config_runs_only_its_parts():
 
 def tiny_struggles():
   c = compare.get_config("struggles").comparison
-  c.struggles.update(models=("lstm", "transformer"), lengths={"parity": 4}, factors=(1, 2),  # flip_flop:
-                     steps={"parity": 2, "mqar": 2}, final_eval_sequences=16,  # the same code path
+  c.struggles.update(models=("lstm", "transformer"), factors=(1, 2), final_eval_sequences=16,
                      mqar={"pairs": (2, 4), "seq_len": 16},
                      run_overrides={"batch_size": 8, "num_eval_batches": 1, "eval_every": 2,
                                     "checkpoint_every": 2, "log_every": 1, "checkpoint": {"async_save": False}})
+  # assigned, not updated: ConfigDict.update merges nested dicts (flip_flop: the same code path as parity)
+  c.struggles.lengths, c.struggles.steps = {"parity": 4}, {"parity": 2, "mqar": 2}
   c.model_overrides = {m: {k: v for k, v in TINY.items() if k in M.default_config(m)} for m in M.MODELS}
   return c
 
