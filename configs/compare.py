@@ -4,6 +4,7 @@
   python -m experiments.main --config=configs/compare.py:medium --workdir=runs/compare_medium
   python -m experiments.main --config=configs/compare.py:full --workdir=runs/compare_full
   python -m experiments.main --config=configs/compare.py:learning_cost --workdir=runs/learning_cost
+  python -m experiments.main --config=configs/compare.py:struggles --workdir=runs/struggles
 
 Every point (model x task x length x seed, the clipping runs, the seq2seq runs) is an ordinary run
 in its own workdir under the comparison's, so the comparison resumes; at the end report.md,
@@ -43,7 +44,19 @@ results.json and grad_norms.json are written there.
   long_slice  adding at T=200 and 500, seeds 3-5, transformer / transformer_window0 / lstm_chrono /
           lru, cap 1156 steps: the comparison's long-length slice for an accelerator
           (`python -m benchmarks.device_check` runs it; results in BENCHMARKS.md's GPU section).
-`comparison.parts` picks the parts `attnlab.comparison.run` runs (small/medium/full: the first five).
+  struggles  only the "where attention struggles" part (attnlab/comparison/state_tracking.py, issue 13):
+          rnn, lstm, gru, lru, transformer, mamba, mingru, minlstm, slstm trained on parity at T=32 and
+          flip-flop at T=64 (300 steps each, seed 0) and evaluated at 1, 2, 4, 8 x T on 256 test
+          sequences per length; MQAR at T=64 with 4, 8 and 16 pairs (300 steps), each model's state
+          or KV-cache bytes beside it. The whole grid (45 points): NOT measured; estimated 1-1.5 h on
+          2 CPU cores shared with other jobs (load ~6) from a measured slice: lstm, transformer and
+          mamba on parity and flip-flop took 16.7 min (lstm ~1 min a point, transformer ~2, mamba
+          ~5-6: its sequential scan at 8 x T dominates). medium runs the part at parity T=32,
+          flip-flop T=128, MQAR P=4..32 at T=128, 1000-1500 steps, 3 seeds (not measured; hours);
+          full at the papers' flip-flop T=512 (days on CPU). The default job (small) does not carry
+          it: one mamba point alone takes about the default job's whole 5-minute budget.
+`comparison.parts` picks the parts `attnlab.comparison.run` runs (small: see above; medium/full: the
+first five and struggles).
 Clipping (every size; small measured, seeds 0 and 1, ~6 min on 2 shared CPU cores): a tanh RNN on
 adding T=30, plain SGD at learning rate 0.1, 600 steps. Without clipping every run diverges at
 r=1.2 and r=1.5 (loss above 10x its start by step 2-3, non-finite from step 16-23, max ||g|| inf);
