@@ -4,6 +4,7 @@
   python -m experiments.main --config=configs/compare.py:medium --workdir=runs/compare_medium
   python -m experiments.main --config=configs/compare.py:full --workdir=runs/compare_full
   python -m experiments.main --config=configs/compare.py:learning_cost --workdir=runs/learning_cost
+  python -m experiments.main --config=configs/compare.py:struggles --workdir=runs/struggles
 
 Every point (model x task x length x seed, the clipping runs, the seq2seq runs) is an ordinary run
 in its own workdir under the comparison's, so the comparison resumes; at the end report.md,
@@ -43,7 +44,19 @@ results.json and grad_norms.json are written there.
   long_slice  adding at T=200 and 500, seeds 3-5, transformer / transformer_window0 / lstm_chrono /
           lru, cap 1156 steps: the comparison's long-length slice for an accelerator
           (`python -m benchmarks.device_check` runs it; results in BENCHMARKS.md's GPU section).
-`comparison.parts` picks the parts `attnlab.comparison.run` runs (small/medium/full: the first five).
+  struggles  only the "where attention struggles" part (attnlab/comparison/state_tracking.py, issue 13):
+          rnn, lstm, gru, lru, transformer, mamba, mingru, minlstm, slstm trained on parity at T=32 and
+          flip-flop at T=64 (300 steps each, seed 0) and evaluated at 1, 2, 4, 8 x T on 256 test
+          sequences per length; MQAR at T=64 with 4, 8 and 16 pairs (300 steps), each model's state
+          or KV-cache bytes beside it. The whole grid (45 points): NOT measured; estimated 1-1.5 h on
+          2 CPU cores shared with other jobs (load ~6) from a measured slice: lstm, transformer and
+          mamba on parity and flip-flop took 16.7 min (lstm ~1 min a point, transformer ~2, mamba
+          ~5-6: its sequential scan at 8 x T dominates). medium runs the part at parity T=32,
+          flip-flop T=128, MQAR P=4..32 at T=128, 1000-1500 steps, 3 seeds (not measured; hours);
+          full at the papers' flip-flop T=512 (days on CPU). The default job (small) does not carry
+          it: one mamba point alone takes about the default job's whole 5-minute budget.
+`comparison.parts` picks the parts `attnlab.comparison.run` runs (small: see above; medium/full: the
+first five and struggles).
 Clipping (every size; small measured, seeds 0 and 1, ~6 min on 2 shared CPU cores): a tanh RNN on
 adding T=30, plain SGD at learning rate 0.1, 600 steps. Without clipping every run diverges at
 r=1.2 and r=1.5 (loss above 10x its start by step 2-3, non-finite from step 16-23, max ||g|| inf);
@@ -64,13 +77,16 @@ import os
 import ml_collections
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TASKS = ("adding", "copy", "selective_copy", "associative_recall", "reverse", "sort")
+TASKS = ("adding", "copy", "selective_copy", "associative_recall", "reverse", "sort", "parity",
+         "flip_flop", "mqar")
 
 
-ARGS = ("small", "medium", "full", "learning_cost", "long_slice")
+ARGS = ("small", "medium", "full", "learning_cost", "long_slice", "struggles")
 # Models of the learning-cost comparison; the variants are those of configs/common.py (contract item 4).
 SMALL_MODELS = ("rnn", "lstm", "lru", "transformer", "transformer_window0")  # across its tasks
 LEARNING_COST_MODELS = ("transformer", "transformer_window0", "lstm", "lstm_chrono", "rnn", "gru", "lru")
+# Models of the "where attention struggles" part: the seed's five and the modern recurrences.
+STRUGGLES_MODELS = ("rnn", "lstm", "gru", "lru", "transformer", "mamba", "mingru", "minlstm", "slstm")
 
 
 def get_config(arg="small"):
@@ -98,6 +114,8 @@ def get_config(arg="small"):
     return _learning_cost(c)
   if arg == "long_slice":
     return _long_slice(_learning_cost(c).comparison)
+  if arg == "struggles":
+    return _struggles(c)
   if arg == "small":
     # The default job, sized for 5 minutes on 2 CPU cores: sequences to solve adding at two lengths
     # with 2 vmapped seeds, the window=0 ablation beside the Transformer, the LRU and the Transformer
@@ -121,6 +139,11 @@ def get_config(arg="small"):
     c.gradient_length = 100
     c.clipping.update(seeds=(0, 1, 2), steps=1500)
     c.seq2seq.update(steps=800, max_len=20)
+    c.parts = c.parts + ("struggles",)
+    c.struggles = _struggles_part(lengths={"parity": 32, "flip_flop": 128},
+                                  steps={"parity": 1000, "flip_flop": 1500, "mqar": 1500},
+                                  seeds=(0, 1, 2), mqar={"pairs": (4, 8, 16, 32), "seq_len": 128},
+                                  final_eval_sequences=1024)
   else:
     c.tasks = ("adding", "copy", "selective_copy", "associative_recall")
     c.models, c.seeds = ("rnn", "lstm", "gru", "lru", "transformer", "transformer_window0"), (0, 1, 2)
@@ -130,6 +153,11 @@ def get_config(arg="small"):
     c.gradient_length = 1000
     c.clipping.update(seeds=(0, 1, 2), steps=2000)
     c.seq2seq.update(steps=5000, max_len=40)
+    c.parts = c.parts + ("struggles",)
+    c.struggles = _struggles_part(lengths={"parity": 64, "flip_flop": 512},
+                                  steps={"parity": 10000, "flip_flop": 10000, "mqar": 10000},
+                                  seeds=(0, 1, 2), mqar={"pairs": (4, 8, 16, 32, 64), "seq_len": 256},
+                                  final_eval_sequences=2048)
   config = ml_collections.ConfigDict()
   config.comparison = c
   return config
@@ -162,6 +190,26 @@ def _long_slice(c):
                          models=("transformer", "transformer_window0", "lstm_chrono", "lru"))
   c.learning_cost.lengths = {"adding": (200, 500)}
   c.learning_cost.steps = {"adding": 1156}
+  config = ml_collections.ConfigDict()
+  config.comparison = c
+  return config
+
+
+def _struggles_part(**fields):
+  """c.struggles (attnlab/comparison/state_tracking.py): every model of STRUGGLES_MODELS on parity and
+  flip-flop at one T, evaluated at 1, 2, 4, 8 x T, and on MQAR against the number of pairs."""
+  return ml_collections.ConfigDict(dict(dict(
+      models=STRUGGLES_MODELS, factors=(1, 2, 4, 8),
+      run_overrides={"eval_every": 100, "checkpoint_every": 100}), **fields))
+
+
+def _struggles(c):
+  """Only the "where attention struggles" part, CPU-sized: parity at T=32 and flip-flop at T=64
+  evaluated at 1-8 x T, MQAR at T=64 with 4, 8 and 16 pairs; 300 steps per point, seed 0."""
+  c.parts = ("struggles",)
+  c.struggles = _struggles_part(lengths={"parity": 32, "flip_flop": 64},
+                                steps={"parity": 300, "flip_flop": 300, "mqar": 300}, seeds=(0,),
+                                mqar={"pairs": (4, 8, 16), "seq_len": 64}, final_eval_sequences=256)
   config = ml_collections.ConfigDict()
   config.comparison = c
   return config

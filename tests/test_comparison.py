@@ -7,8 +7,9 @@ import pytest
 
 import attnlab.models as M
 from attnlab import comparison
-from attnlab.analysis import plots, report
+from attnlab.analysis import plots, report, state_size, struggles_report
 from attnlab.comparison import generalisation, learning_cost
+from attnlab.train.metric_writer import read_jsonl
 from configs import compare
 
 TINY = dict(hidden_size=8, d_model=8, state_size=8, num_heads=2, d_ff=16, num_layers=1, embed_dim=8)
@@ -25,7 +26,7 @@ def tiny_comparison():
   c.run_overrides = {"batch_size": 8, "num_eval_batches": 1, "eval_every": 2, "checkpoint_every": 2,
                      "log_every": 1, "checkpoint": {"async_save": False}}
   c.model_overrides = {m: {k: v for k, v in TINY.items() if k in M.default_config(m)} for m in M.MODELS}
-  c.parts = comparison.PARTS
+  c.parts = tuple(p for p in comparison.PARTS if p != "struggles")  # struggles: its own fixture below
   c.learning_cost = dict(tasks=("adding",), models=("rnn", "transformer"), seeds=(0, 1),
                          lengths={"adding": (4, 8)}, steps={"adding": 6})
   c.generalisation.update(factors=(1, 2), num_sequences=16, batch_size=16)
@@ -206,9 +207,86 @@ def test_learning_cost_config_runs_only_its_parts():
   assert {"transformer", "transformer_window0", "lstm", "lstm_chrono"} <= set(c.learning_cost.models)
   assert len(c.learning_cost.seeds) >= 3 and set(c.learning_cost.tasks) == {"adding", "copy"}
   assert c.gradient_length == min(c.learning_cost.lengths["adding"])  # every model trains there
-  assert tuple(compare.get_config("medium").comparison.parts) == comparison.DEFAULT_PARTS
+  assert tuple(compare.get_config("medium").comparison.parts) == comparison.DEFAULT_PARTS + ("struggles",)
   small = compare.get_config("small").comparison  # the default job
   assert small.parts[0] == "learning_cost" and "long_range" not in small.parts
   assert "transformer_window0" in small.learning_cost.models["adding"]
   with pytest.raises(ValueError, match="learning_cost"):
     compare.get_config("huge")
+
+
+def tiny_struggles():
+  c = compare.get_config("struggles").comparison
+  c.struggles.update(models=("lstm", "transformer"), factors=(1, 2), final_eval_sequences=16,
+                     mqar={"pairs": (2, 4), "seq_len": 16},
+                     run_overrides={"batch_size": 8, "num_eval_batches": 1, "eval_every": 2,
+                                    "checkpoint_every": 2, "log_every": 1, "checkpoint": {"async_save": False}})
+  # assigned, not updated: ConfigDict.update merges nested dicts (flip_flop: the same code path as parity)
+  c.struggles.lengths, c.struggles.steps = {"parity": 4}, {"parity": 2, "mqar": 2}
+  c.model_overrides = {m: {k: v for k, v in TINY.items() if k in M.default_config(m)} for m in M.MODELS}
+  return c
+
+
+@pytest.fixture(scope="module")
+def struggles(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("struggles"))
+  return workdir, comparison.run(tiny_struggles(), workdir)
+
+
+def _final(workdir: str) -> dict:
+  return next(r for r in reversed(read_jsonl(os.path.join(workdir, "metrics.jsonl"))) if "final_score" in r
+              or any(k.startswith("final_len") for k in r))
+
+
+def test_struggles_rows_table_and_figures_match_the_runs(struggles):
+  workdir, results = struggles
+  saved = json.load(open(os.path.join(workdir, "results.json")))["struggles"]
+  assert saved["factors"] == [1, 2] and saved["lengths"] == {"parity": 4}
+  assert [(p["task"], p["model"]) for p in saved["points"]] == [("parity", "lstm"), ("parity", "transformer")]
+  assert [(p["model"], p["num_pairs"]) for p in saved["mqar"]["points"]] == [
+      ("lstm", 2), ("lstm", 4), ("transformer", 2), ("transformer", 4)]
+  text = open(os.path.join(workdir, "report.md")).read()
+  for section in struggles_report.SECTIONS:
+    assert f"## {section}" in text
+  for figure in ("struggles_parity.png", "struggles_mqar.png"):
+    assert f"({figure})" in text and os.path.getsize(os.path.join(workdir, figure)) > 1000
+  for p in saved["points"]:
+    final = _final(p["workdir"])
+    cells = []
+    for f in saved["factors"]:
+      length = f * p["length"]
+      score, errors, scored = (final[f"final_len{length}_{k}"] for k in ("score", "errors", "scored"))
+      errors, scored = int(errors), int(scored)
+      assert p["by_factor"][str(f)]["score"] == pytest.approx(score) and 0 <= errors <= scored > 0
+      cells.append(f"{score:.4f} [{errors}/{scored} wrong]")
+    assert any(line.startswith(f"| {p['model']} (") and " | ".join(cells) in line for line in text.splitlines())
+    assert f"--workdir={p['workdir']}" in text  # its command
+  for p in saved["mqar"]["points"]:
+    final = _final(p["workdir"])
+    assert p["score"] == pytest.approx(final["final_score"]) and p["scored"] == final["final_scored"]
+    assert f"{final['final_score']:.4f} [{int(final['final_errors'])}/{int(final['final_scored'])} wrong]" in text
+  tf = next(p for p in saved["mqar"]["points"] if p["model"] == "transformer")
+  assert tf["state"] == {"kind": "kv_cache", "floats": 1 * 2 * 16 * 8, "bytes": 1024}
+  assert "On parity (trained at T=4)" in text and "by state size" in text
+
+
+def test_state_bytes_by_hand():
+  lstm = dict(name="lstm", hidden_size=100, num_layers=1)
+  assert state_size.state_bytes(lstm, 50) == {"kind": "state", "floats": 200, "bytes": 800}
+  mamba = dict(name="mamba", d_model=64, expand=2, d_state=16, conv_width=4, num_layers=2)
+  assert state_size.state_floats(mamba, 50) == 2 * (128 * 16 + 128 * 3)  # 4864
+  transformer = dict(name="transformer", d_model=64, num_layers=2)
+  assert state_size.state_bytes(transformer, 100) == {"kind": "kv_cache", "floats": 25_600, "bytes": 102_400}
+  assert state_size.state_floats(dict(name="lru", state_size=32, num_layers=3), 9) == 192
+  assert state_size.state_floats(dict(name="slstm", d_model=64, num_layers=2), 9) == 512
+  with pytest.raises(ValueError, match="no state size"):
+    state_size.state_floats(dict(name="seq2seq_rnn"), 9)
+
+
+def test_struggles_sentence_is_derived_from_the_numbers():
+  m = lambda s: {"score": s, "errors": 0, "scored": 1}
+  by_model = {"lstm": {"1": [m(1.0)], "8": [m(0.995)]}, "transformer": {"1": [m(0.999)], "8": [m(0.52)]},
+              "rnn": {"1": [m(0.7)], "8": [m(0.7)]}}
+  text = struggles_report.length_sentence("parity", 10, [1, 8], by_model)
+  assert "2 of 3 models reach >= 0.99 accuracy at 1x on every seed (lstm, transformer)" in text
+  assert "at 8x (T=80) 1 keep it (lstm) and 1 fall below 0.6, near chance 0.5 (transformer)" in text

@@ -398,9 +398,11 @@ def generalisation_section(gen: dict) -> list:
   return lines
 
 
-def write_report(workdir: str, results: dict, grad_norms, comparison) -> str:
+def write_report(workdir: str, results: dict, grad_norms, comparison, extra=(), extra_commands=()) -> str:
   """Writes report.md and its figures into workdir (a local directory); returns its path.
-  Sections appear for the parts that ran (results' keys; grad_norms None when gradients did not)."""
+  Sections appear for the parts that ran (results' keys; grad_norms None when gradients did not);
+  `extra`: lines of further sections (parts that render their own), before the commands, whose
+  list gains `extra_commands`."""
   out_dir = files.absolute(workdir)
   lines = ["# attnlab comparison report", "",
            "Why recurrent networks fail on long-range dependencies, and how attention fixes that.", "",
@@ -425,8 +427,10 @@ def write_report(workdir: str, results: dict, grad_norms, comparison) -> str:
     lines += [f"## {SECTIONS[6]}", ""] + learning_cost_section(results["learning_cost"], out_dir)
   if "generalisation" in results:
     lines += [f"## {SECTIONS[7]}", ""] + generalisation_section(results["generalisation"])
+  lines += list(extra)
   commands = [r["command"] for r in results.get("long_range", [])]
   commands += [s["command"] for p in results.get("learning_cost", {}).get("points", []) for s in p["seeds"]]
+  commands += list(extra_commands)
   lines += [f"## {SECTIONS[8]}", "", "Every result is an ordinary run; rerun one with:",
             ""] + [f"- `{c}`" for c in commands]
   lines += ["", "The whole comparison: `python -m experiments.main "

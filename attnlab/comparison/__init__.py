@@ -9,6 +9,8 @@ sweep of ordinary runs in its own workdir (so everything resumes), then analyses
   attention    attention maps of trained models
   learning_cost  training sequences to solve each task against T, per model (stop when solved)
   generalisation trained long-range / learning-cost models evaluated at 2x and 4x their length
+  struggles    where attention struggles: parity and flip-flop at 1x-8x the training length, MQAR
+               against the number of key-value pairs beside each model's state bytes
 `comparison.parts` names the parts to run (default: the first five). It writes report.md
 (`attnlab.analysis.report`), results.json and grad_norms.json.
 """
@@ -23,11 +25,13 @@ from attnlab.comparison.gradient_flow import gradient_flow
 from attnlab.comparison.learning_cost import as_rows, run_learning_cost
 from attnlab.comparison.long_range import run_long_range
 from attnlab.comparison.seq2seq import run_seq2seq
+from attnlab.comparison.state_tracking import run_state_tracking
 
 __all__ = ["run", "run_long_range", "gradient_flow", "run_clipping", "run_seq2seq", "attention_maps",
-           "run_learning_cost", "run_generalisation", "PARTS", "DEFAULT_PARTS"]
+           "run_learning_cost", "run_generalisation", "run_state_tracking", "PARTS", "DEFAULT_PARTS"]
 
-PARTS = ("long_range", "gradients", "clipping", "seq2seq", "attention", "learning_cost", "generalisation")
+PARTS = ("long_range", "gradients", "clipping", "seq2seq", "attention", "learning_cost", "generalisation",
+         "struggles")
 DEFAULT_PARTS = PARTS[:5]
 
 
@@ -41,7 +45,7 @@ def _parts(comparison) -> tuple:
 
 def run(comparison, workdir: str) -> dict:
   """Runs the parts of the comparison config named by comparison.parts in `workdir`; writes the report."""
-  from attnlab.analysis import report
+  from attnlab.analysis import report, struggles_report
   parts, results, grad_norms = _parts(comparison), {}, None
   if "long_range" in parts:
     results["long_range"] = run_long_range(comparison, workdir)
@@ -63,7 +67,12 @@ def run(comparison, workdir: str) -> dict:
     results["attention"] = attention_maps(trained, results.get("seq2seq", {}), comparison)
   if "generalisation" in parts:
     results["generalisation"] = run_generalisation(trained, comparison)
+  extra, extra_commands = [], []
+  if "struggles" in parts:
+    results["struggles"] = run_state_tracking(comparison, workdir)
+    extra = struggles_report.sections(results["struggles"], files.absolute(workdir))
+    extra_commands = struggles_report.commands(results["struggles"])
   files.write_text(files.join(workdir, "results.json"), json.dumps(results, default=float))
-  path = report.write_report(workdir, results, grad_norms, comparison)
+  path = report.write_report(workdir, results, grad_norms, comparison, extra, extra_commands)
   _log(f"report: {path}")
   return results
