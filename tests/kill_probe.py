@@ -49,12 +49,11 @@ _write = metric_writer.MetricWriter.write
 
 
 def _patched_write(self, step, scalars):
-  if "train_loss" in scalars:
+  plan = json.loads(os.environ.get(PLAN_ENV) or "null")
+  if "train_loss" in scalars and plan and (plan["at"], plan["step"]) == ("torn", step):
     line = json.dumps({"step": int(step), **{k: float(v) for k, v in scalars.items()}})
-    plan = json.loads(os.environ.get(PLAN_ENV) or "null")
-    if plan and (plan["at"], plan["step"]) == ("torn", step):
-      files.append_text(self.path, line[:len(line) // 2])
-      _kill_now("torn", step)
+    files.append_text(self.path, line[:len(line) // 2])
+    _kill_now("torn", step)
   _write(self, step, scalars)
   if "train_loss" in scalars:
     _kill_now("hold", step)

@@ -1,6 +1,10 @@
 """The main job end to end on a tiny comparison: every run, every analysis, every report section."""
 import json
 import os
+import re
+import shlex
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,6 +16,7 @@ from attnlab.comparison import generalisation, learning_cost
 from attnlab.train.metric_writer import read_jsonl
 from configs import compare
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(hidden_size=8, d_model=8, state_size=8, num_heads=2, d_ff=16, num_layers=1, embed_dim=8)
 
 
@@ -67,15 +72,50 @@ def test_grad_norms_json_and_results(finished):
   assert len(saved["attention"]["rnnsearch"]["weights"][0]) == len(saved["attention"]["rnnsearch"]["source"])
 
 
-def test_commands_in_the_report_rerun_a_point(finished):
-  """A point's command names its config and workdir; rerunning the comparison trains nothing new."""
+def test_commands_in_the_report_rerun_a_point(finished, tmp_path):
+  """The first command of the report's rerun section, executed through the command line: as printed
+  it finds its point finished and changes nothing; in a new workdir it trains the point again to the
+  same metrics. Rerunning the comparison trains nothing new."""
   workdir, results = finished
-  row = results["long_range"][0]
-  assert row["command"].startswith("python -m experiments.main --config=")
-  assert f"--workdir={row['workdir']}" in row["command"] and "--config.num_train_steps=4" in row["command"]
-  before = os.path.getmtime(os.path.join(row["workdir"], "metrics.jsonl"))
+  text = open(os.path.join(workdir, "report.md")).read()
+  command = re.search(r"^- `(python -m experiments\.main [^`]*)`$", text, re.M).group(1)
+  argv = shlex.split(command)[3:]
+  [row] = [r for r in results["long_range"] if r["command"] == command]
+  assert f"--workdir={row['workdir']}" in argv and "--config.num_train_steps=4" in argv
+  metrics = os.path.join(row["workdir"], "metrics.jsonl")
+  before = (open(metrics).read(), os.path.getmtime(metrics))
+  fresh = str(tmp_path / "fresh")
+  probes = [{"name": "as_printed", "module": "experiments.main", "argv": argv},
+            {"name": "fresh", "module": "experiments.main",
+             "argv": [f"--workdir={fresh}" if a.startswith("--workdir=") else a for a in argv]}]
+  for probe in probes:
+    probe["env"] = {"ATTNLAB_COMPILATION_CACHE": "off"}
+  with open(tmp_path / "probes.json", "w") as f:
+    json.dump(probes, f)
+  # From this directory, as the comparison was: its config path is relative to it.
+  path = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
+  subprocess.run([sys.executable, "-m", "tests.cli_probe", str(tmp_path / "probes.json"),
+                  str(tmp_path / "out.json")], env=dict(os.environ, PYTHONPATH=path), check=True,
+                 timeout=600)
+  with open(tmp_path / "out.json") as f:
+    out = json.load(f)
+  for name in ("as_printed", "fresh"):
+    assert out[name]["code"] == 0, out[name]["stderr"]
+  assert "finished already" in out["as_printed"]["stderr"]
+  assert (open(metrics).read(), os.path.getmtime(metrics)) == before
+
+  def logged(w):  # {(step, metric): value} without the timings
+    rows = [json.loads(line) for line in open(os.path.join(w, "metrics.jsonl"))]
+    return {(r["step"], k): v for r in rows for k, v in r.items()
+            if k not in ("step", "steps_per_sec", "checkpoint_blocked_s")}
+
+  want, got = logged(row["workdir"]), logged(fresh)
+  assert got.keys() == want.keys() and (4, "eval_loss") in got
+  for key, value in want.items():
+    assert got[key] == value or got[key] == pytest.approx(value, rel=1e-5, abs=1e-7, nan_ok=True), key
+  assert got[(4, "eval_loss")] == pytest.approx(row["eval_loss"], rel=1e-5)
   comparison.run_long_range(tiny_comparison(), workdir)
-  assert os.path.getmtime(os.path.join(row["workdir"], "metrics.jsonl")) == before
+  assert os.path.getmtime(metrics) == before[1]
 
 
 def test_example_notebook_runs_against_the_comparison(finished, monkeypatch):

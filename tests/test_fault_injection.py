@@ -199,6 +199,8 @@ def _by_key(records) -> dict:
 
 
 def test_sigkill_at_random_moments_resumes_bit_identical(tmp_path):
+  """Seven runs of 10 steps in forked processes, compiled once (a compilation cache in tmp_path):
+  about 35 s on 2 quiet cores."""
   plan = kill_plan(seed=12)
   straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
   runs = [{"name": "straight", "workdir": straight}]
@@ -219,7 +221,8 @@ def test_sigkill_at_random_moments_resumes_bit_identical(tmp_path):
     assert r["code"] == -9, (kill, r["stderr"])  # killed at its moment, not finished
     saved = r["saved"].get("checkpoints", [])
     if kill["at"] in ("save_begun", "save_written"):  # inside the save: not committed
-      assert f"{step}.orbax-checkpoint-tmp" in saved and str(step) not in saved, (kill, saved)
+      assert str(step) not in saved and any(n.startswith(f"{step}.") and "tmp" in n for n in saved), \
+          (kill, saved)
     elif kill["at"] == "saved":
       assert str(step) in saved, (kill, saved)
     if kill["at"] == "hold":  # the same command while the run trains: refused, naming the holder

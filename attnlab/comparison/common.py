@@ -53,11 +53,26 @@ def _grid(**axes) -> dict:
 
 
 def _command(config_path, point, workdir, overrides: dict) -> str:
-  """The command line that reruns one point on its own."""
+  """The command line that reruns one point on its own.
+
+  Overrides of fields that are None in the point's config go into the config argument: a
+  --config.FIELD flag cannot set a field whose value is None (ml_collections refuses its type).
+  """
   path = os.path.relpath(config_path) if not os.path.relpath(config_path).startswith("..") else config_path
-  flags = " ".join(f"--config.{k}={v}" for k, v in overrides.items())
-  return (f"python -m experiments.main --config={path}:{sweep.config_arg(point)} "
+  config = sweep.load_config_file(config_path)(sweep.config_arg(point))
+  unset = {k: v for k, v in overrides.items() if _field(config, k) is None}
+  flags = " ".join(f"--config.{k}={v}" for k, v in overrides.items() if k not in unset)
+  return (f"python -m experiments.main --config={path}:{sweep.config_arg({**point, **unset})} "
           f"--workdir={workdir} {flags}")
+
+
+def _field(config, dotted: str):
+  """config's value at a dotted path, or '' where the path is not in it (apply_overrides says so)."""
+  for key in dotted.split("."):
+    if not hasattr(config, "keys") or key not in config:
+      return ""
+    config = config[key]
+  return config
 
 
 def param_count(workdir: str) -> int:
