@@ -9,11 +9,8 @@ Both interleave the candidates (`timing.interleaved`) and report the median step
 means the first-named candidate is slower.
 """
 import jax
-import numpy as np
 
-from attnlab import models, tasks
-from attnlab.train import config as cfg_lib
-from attnlab.train import optim, steps, vmap_seeds
+from attnlab.train import steps, vmap_seeds
 from benchmarks import research, timing
 
 
@@ -34,12 +31,7 @@ def scan(lengths=(100, 500, 1000), batch: int = 64, repeats: int = 3, log=print)
 
 
 def _single_and_vmapped(word: str, length: int, batch: int, num_seeds: int):
-  config = research._config(word, length, batch)
-  spec, model_config = cfg_lib.validate(config, 1)
-  model = models.build(model_config)
-  tx, schedule = optim.make_optimizer(config.optimizer, config.num_train_steps)
-  data = tasks.generate(config.task.name, batch, **cfg_lib.task_params(config))
-  data = {k: v for k, v in data.items() if v.dtype != object}
+  _, spec, model, tx, schedule, data = research.setup(word, length, batch)
   seeds = list(range(num_seeds))
   single = [{"s": steps.create_state(model, tx, spec, jax.random.PRNGKey(s), data)} for s in seeds]
   fns = [jax.jit(steps.make_train_step(model, tx, spec, schedule, seed=s), donate_argnums=0)

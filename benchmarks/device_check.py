@@ -193,8 +193,7 @@ def run_step(step: Step, out: str, timeout: int, log) -> dict:
   env = dict(os.environ, PYTHONUNBUFFERED="1", XLA_PYTHON_CLIENT_PREALLOCATE="false", **step.env)
   env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
   start = time.time()
-  shown = " ".join(f"{k}={v}" for k, v in step.env.items()) + (" " if step.env else "") + _show(argv)
-  log(f"\n===== {step.name}: {step.what} (limit {timeout} s)\n$ {shown}\n")
+  log(f"\n===== {step.name}: {step.what} (limit {timeout} s)\n$ {_show(argv, step.env)}\n")
   proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, start_new_session=True)
   lines, killed = [], threading.Event()
@@ -229,10 +228,12 @@ def run_step(step: Step, out: str, timeout: int, log) -> dict:
   return row
 
 
-def _show(argv) -> str:
+def _show(argv, env=None) -> str:
+  """The command as a shell line, the step's environment variables first."""
+  prefix = "".join(f"{k}={v} " for k, v in (env or {}).items())
   if argv[:2] == ["bash", "-c"]:
-    return "bash -c '...'  (train, probe on the accelerator, probe with JAX_PLATFORMS=cpu)"
-  return " ".join(a if "\n" not in a else "'<inline script>'" for a in argv)
+    return prefix + "bash -c '...'  (train, probe on the accelerator, probe with JAX_PLATFORMS=cpu)"
+  return prefix + " ".join(a if "\n" not in a else "'<inline script>'" for a in argv)
 
 
 def markdown(rows: list, started: str) -> str:
@@ -282,8 +283,7 @@ def main(argv=None) -> Optional[list]:
     print(f"device_check would run, within {args.budget} s, writing to {args.out}:")
     for name in chosen:
       s = all_steps[name]
-      env = " ".join(f"{k}={v}" for k, v in s.env.items()) + (" " if s.env else "")
-      print(f"  {s.name:11s} (limit {s.timeout:3d} s) {s.what}\n      $ {env}{_show(s.argv(args.out))}")
+      print(f"  {s.name:11s} (limit {s.timeout:3d} s) {s.what}\n      $ {_show(s.argv(args.out), s.env)}")
     return None
   os.makedirs(args.out, exist_ok=True)
   log_file = open(os.path.join(args.out, "device_check.log"), "w")

@@ -12,6 +12,7 @@ the loss, backward and one Adam step (lr 1e-3) on a fixed input, blocking until 
 module appears twice, with all cores and with one thread (see `_torch_layers`).
 """
 import dataclasses
+from copy import deepcopy
 import os
 import time
 from typing import Any, Callable, Optional
@@ -141,7 +142,7 @@ def _torch_layers(name: str, module, x: np.ndarray, output: Callable) -> dict:
     layers = {}
     for dtype in (torch.float32, torch.bfloat16):
       tag = "f32" if dtype == torch.float32 else "bf16"
-      copy = _copy_module(module).to(device="cuda", dtype=dtype)
+      copy = deepcopy(module).to(device="cuda", dtype=dtype)
       layer = _torch_layer(copy, x, output, threads=None, device="cuda", dtype=dtype)
       try:
         layer.train_step()
@@ -154,11 +155,6 @@ def _torch_layers(name: str, module, x: np.ndarray, output: Callable) -> dict:
   threads = [cores, 1] if cores > 1 else [1]
   return {f"{name} ({n} thread{'s' if n > 1 else ''})": _torch_layer(module, x, output, n)
           for n in threads}
-
-
-def _copy_module(module):
-  import copy
-  return copy.deepcopy(module)
 
 
 def _torch_layer(module, x: np.ndarray, output: Callable, threads: Optional[int],

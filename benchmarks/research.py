@@ -42,14 +42,19 @@ def _config(word: str, length: int, batch: int, **overrides):
   return config
 
 
-def jax_model(word: str, length: int, batch: int, **overrides) -> dict:
-  """attnlab's training step for `word` at its comparison size; callables that block until done."""
+def setup(word: str, length: int, batch: int, **overrides):
+  """(config, spec, model, tx, schedule, one batch) of `word` at its comparison size on adding."""
   config = _config(word, length, batch, **overrides)
   spec, model_config = cfg_lib.validate(config, 1)
-  model = models.build(model_config)
   tx, schedule = optim.make_optimizer(config.optimizer, config.num_train_steps)
-  batch_ = tasks.generate(config.task.name, config.batch_size, **cfg_lib.task_params(config))
-  batch_ = {k: v for k, v in batch_.items() if v.dtype != object}
+  data = tasks.generate(config.task.name, config.batch_size, **cfg_lib.task_params(config))
+  data = {k: v for k, v in data.items() if v.dtype != object}
+  return config, spec, models.build(model_config), tx, schedule, data
+
+
+def jax_model(word: str, length: int, batch: int, **overrides) -> dict:
+  """attnlab's training step for `word` at its comparison size; callables that block until done."""
+  config, spec, model, tx, schedule, batch_ = setup(word, length, batch, **overrides)
   state = {"s": steps.create_state(model, tx, spec, jax.random.PRNGKey(0), batch_)}
   params = jax.tree.map(np.asarray, state["s"].params)  # a host copy: the step donates the state
   step = jax.jit(steps.make_train_step(model, tx, spec, schedule, seed=0), donate_argnums=0)

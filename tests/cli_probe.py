@@ -47,25 +47,33 @@ def _child(probe, out, err):
   os._exit(code)
 
 
+def fork(probe: dict, tmp: str, name: str):
+  """Starts `probe` in a forked child writing to tmp/name.{out,err}; returns (pid, the two paths)."""
+  paths = [os.path.join(tmp, f"{name}.{s}") for s in ("out", "err")]
+  fds = [os.open(p, os.O_WRONLY | os.O_CREAT) for p in paths]
+  sys.stdout.flush()
+  sys.stderr.flush()
+  pid = os.fork()
+  if pid == 0:
+    _child(probe, *fds)
+  for fd in fds:
+    os.close(fd)
+  return pid, paths
+
+
+def result(status: int, paths) -> dict:
+  """A finished child's exit code (from os.waitpid's status) and what it printed."""
+  out, err = (open(p).read() for p in paths)
+  return {"code": os.waitstatus_to_exitcode(status), "stdout": out, "stderr": err}
+
+
 def run(probes: list) -> dict:
   results = {}
   with tempfile.TemporaryDirectory() as tmp:
     for probe in probes:
-      paths = [os.path.join(tmp, f"{probe['name']}.{s}") for s in ("out", "err")]
-      fds = [os.open(p, os.O_WRONLY | os.O_CREAT) for p in paths]
-      sys.stdout.flush()
-      sys.stderr.flush()
-      pid = os.fork()
-      if pid == 0:
-        _child(probe, *fds)
-      for fd in fds:
-        os.close(fd)
-      _, status = os.waitpid(pid, 0)
-      out, err = (open(p).read() for p in paths)
-      results[probe["name"]] = {"code": os.waitstatus_to_exitcode(status), "stdout": out,
-                                "stderr": err}
+      pid, paths = fork(probe, tmp, probe["name"])
+      results[probe["name"]] = result(os.waitpid(pid, 0)[1], paths)
   return results
-
 
 if __name__ == "__main__":
   with open(sys.argv[1]) as f:

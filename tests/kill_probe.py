@@ -86,24 +86,6 @@ atomicity.AtomicRenameTemporaryPath.create = _patched_create
 atomicity.AtomicRenameTemporaryPath.finalize = _patched_finalize
 
 
-def _fork(probe, tmp, name):
-  paths = [os.path.join(tmp, f"{name}.{s}") for s in ("out", "err")]
-  fds = [os.open(p, os.O_WRONLY | os.O_CREAT) for p in paths]
-  sys.stdout.flush()
-  sys.stderr.flush()
-  pid = os.fork()
-  if pid == 0:
-    cli_probe._child(probe, *fds)
-  for fd in fds:
-    os.close(fd)
-  return pid, paths
-
-
-def _result(status, paths) -> dict:
-  out, err = (open(p).read() for p in paths)
-  return {"code": os.waitstatus_to_exitcode(status), "stdout": out, "stderr": err}
-
-
 def _saved(workdir) -> dict:
   return {d: sorted(os.listdir(os.path.join(workdir, d)))
           for d in ("checkpoints", "best") if os.path.isdir(os.path.join(workdir, d))}
@@ -119,7 +101,7 @@ def run(plan: dict) -> dict:
       marker = os.path.join(tmp, f"{name}.held")
       if kill:
         probe["env"][PLAN_ENV] = json.dumps({**kill, "marker": marker})
-      pid, paths = _fork(probe, tmp, name)
+      pid, paths = cli_probe.fork(probe, tmp, name)
       status, second = None, None
       if kill and kill["at"] == "hold":
         while status is None and not os.path.exists(marker):
@@ -130,12 +112,12 @@ def run(plan: dict) -> dict:
             time.sleep(0.02)
         if status is None:  # the run waits at its step: the same command beside it
           other = dict(probe, env=dict(plan.get("env", {})))
-          other_pid, other_paths = _fork(other, tmp, name + ".second")
-          second = _result(os.waitpid(other_pid, 0)[1], other_paths)
+          other_pid, other_paths = cli_probe.fork(other, tmp, name + ".second")
+          second = cli_probe.result(os.waitpid(other_pid, 0)[1], other_paths)
           os.kill(pid, signal.SIGKILL)
       if status is None:
         status = os.waitpid(pid, 0)[1]
-      results[name] = dict(_result(status, paths), pid=pid)
+      results[name] = dict(cli_probe.result(status, paths), pid=pid)
       results[name]["saved"] = _saved(spec["workdir"])
       if second is not None:
         results[name]["second"] = second
