@@ -30,6 +30,7 @@ def test_timed_layers_compute_the_same_outputs_on_shared_weights(section):
     np.testing.assert_allclose(layers[name].forward(x), want, rtol=2e-5, atol=2e-5, err_msg=name)
 
 
+@pytest.mark.slow
 def test_quick_run_writes_results_and_checks_every_target(tmp_path):
   path = tmp_path / "results.json"
   markdown = tmp_path / "results.md"

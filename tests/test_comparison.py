@@ -3,6 +3,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 
@@ -11,7 +12,7 @@ import pytest
 
 import attnlab.models as M
 from attnlab import comparison
-from attnlab.analysis import plots, report, state_size, struggles_report
+from attnlab.analysis import load_comparison, load_run, plots, report, state_size, struggles_report
 from attnlab.comparison import generalisation, learning_cost
 from attnlab.train.metric_writer import read_jsonl
 from configs import compare
@@ -45,6 +46,7 @@ def finished(tmp_path_factory):
   return workdir, results
 
 
+@pytest.mark.slow
 def test_report_has_every_section_and_figure(finished):
   workdir, _ = finished
   text = open(os.path.join(workdir, "report.md")).read()
@@ -58,6 +60,7 @@ def test_report_has_every_section_and_figure(finished):
   assert "learning_cost_adding.png" in text and "Hochreiter & Schmidhuber 1997" in text
 
 
+@pytest.mark.slow
 def test_grad_norms_json_and_results(finished):
   workdir, results = finished
   grad = json.load(open(os.path.join(workdir, "grad_norms.json")))
@@ -72,6 +75,7 @@ def test_grad_norms_json_and_results(finished):
   assert len(saved["attention"]["rnnsearch"]["weights"][0]) == len(saved["attention"]["rnnsearch"]["source"])
 
 
+@pytest.mark.slow
 def test_commands_in_the_report_rerun_a_point(finished, tmp_path):
   """The first command of the report's rerun section, executed through the command line: as printed
   it finds its point finished and changes nothing; in a new workdir it trains the point again to the
@@ -118,21 +122,57 @@ def test_commands_in_the_report_rerun_a_point(finished, tmp_path):
   assert os.path.getmtime(metrics) == before[1]
 
 
-def test_example_notebook_runs_against_the_comparison(finished, monkeypatch):
+@pytest.mark.slow
+def test_example_notebook_runs_against_moved_and_recorded_comparisons(finished, tmp_path, monkeypatch):
+  """The notebook, run from a directory that is not the repository: against the finished comparison
+  moved elsewhere (its results.json names the old paths) it loads a run and draws its attention map;
+  against docs/results/compare_medium (a report without its runs) it finishes and says why it skips."""
   import nbclient
   import nbformat
   workdir, _ = finished
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  notebook = nbformat.read(os.path.join(root, "notebooks", "analysis.ipynb"), as_version=4)
-  monkeypatch.setenv("ATTNLAB_COMPARISON", workdir)
+  moved = str(tmp_path / "moved" / "comparison")
+  shutil.copytree(workdir, moved)
+  cwd = tmp_path / "elsewhere"
+  cwd.mkdir()
   monkeypatch.setenv("MPLBACKEND", "Agg")
-  nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
-                          resources={"metadata": {"path": root}}).execute()
-  outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-  assert not [o for o in outputs if o.get("output_type") == "error"]
-  assert any("trained runs" in o.get("text", "") for o in outputs)
+  texts = {}
+  for name, path in (("moved", moved), ("recorded", os.path.join(root, "docs", "results", "compare_medium"))):
+    notebook = nbformat.read(os.path.join(root, "notebooks", "analysis.ipynb"), as_version=4)
+    monkeypatch.setenv("ATTNLAB_COMPARISON", path)
+    nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(cwd)}}).execute()
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"], name
+    texts[name] = "".join(o.get("text", "") for o in outputs)
+    images = sum("image/png" in o.get("data", {}) for o in outputs)
+    assert images >= (3 if name == "moved" else 1), name
+  assert "trained runs" in texts["moved"] and "with their files here" in texts["moved"]
+  assert "keeps only its report" in texts["recorded"]
 
 
+@pytest.mark.slow
+def test_load_comparison_finds_moved_runs(finished, tmp_path):
+  """results.json written by a comparison trained as runs/x from another working directory: its
+  stored workdirs do not exist from here; they are found under the comparison's new place."""
+  workdir, _ = finished
+  moved = str(tmp_path / "elsewhere")
+  shutil.copytree(workdir, moved)
+  with open(os.path.join(moved, "results.json")) as f:
+    text = f.read().replace(workdir, "runs/x")
+  with open(os.path.join(moved, "results.json"), "w") as f:
+    f.write(text)
+  comp = load_comparison(moved)
+  assert comp.rows and comp.grad_norms["T"] == 6
+  assert all(r["workdir"] and r["workdir"].startswith(moved) for r in comp.rows)
+  assert load_run(comp.rows[0]["workdir"]).params is not None
+  shutil.rmtree(comp.rows[0]["workdir"])
+  assert load_comparison(moved).rows[0]["workdir"] is None
+  with pytest.raises(FileNotFoundError, match="not a finished comparison"):
+    load_comparison(str(tmp_path))
+
+
+@pytest.mark.slow
 def test_learning_cost_end_to_end_censors_and_skips(finished):
   """6 steps solve nothing: every seed is censored at T=4, so T=8 is not trained."""
   workdir, results = finished
@@ -148,6 +188,28 @@ def test_learning_cost_end_to_end_censors_and_skips(finished):
                                          "model=rnn,task.seq_len=8,seed=0"))
   text = open(os.path.join(workdir, "report.md")).read()
   assert ">48 (censored) (>48, >48)" in text and learning_cost.SKIPPED in text
+
+
+def test_one_model_comparison_end_to_end_and_rerun_trains_nothing(tmp_path):
+  """The default suite's end-to-end check (the full tiny comparison above is `slow`): the learning
+  cost and gradient flow of one model, its report and results, load_comparison, and a rerun."""
+  c = tiny_comparison()
+  c.parts = ("learning_cost", "gradients")
+  c.learning_cost.update(models=("rnn",), seeds=(0,), lengths={"adding": (4,)})
+  c.gradient_length = 4
+  workdir = str(tmp_path / "comparison")
+  results = comparison.run(c, workdir)
+  (point,) = results["learning_cost"]["points"]
+  assert (point["model"], point["length"], len(point["seeds"])) == ("rnn", 4, 1)
+  text = open(os.path.join(workdir, "report.md")).read()
+  assert "## Learning cost" in text and "grad_norms_init.png" in text
+  comp = load_comparison(workdir)
+  assert [r["model"] for r in comp.rows] == ["rnn"] and comp.grad_norms["T"] == 4
+  assert load_run(comp.rows[0]["workdir"]).params is not None
+  metrics = os.path.join(comp.rows[0]["workdir"], "metrics.jsonl")
+  before = os.path.getmtime(metrics)
+  comparison.run(c, workdir)
+  assert os.path.getmtime(metrics) == before
 
 
 def test_learning_cost_skips_longer_lengths_after_a_failure(monkeypatch):
@@ -213,6 +275,7 @@ def test_long_range_table_gives_each_length_its_own_baseline():
   assert any(line.startswith("| lstm (1,234 params) |") for line in lines)
 
 
+@pytest.mark.slow
 def test_generalisation_table(finished):
   _, results = finished
   gen = results["generalisation"]
@@ -278,6 +341,7 @@ def _final(workdir: str) -> dict:
               or any(k.startswith("final_len") for k in r))
 
 
+@pytest.mark.slow
 def test_struggles_rows_table_and_figures_match_the_runs(struggles):
   workdir, results = struggles
   saved = json.load(open(os.path.join(workdir, "results.json")))["struggles"]

@@ -322,6 +322,7 @@ def test_rerunning_a_solved_run_trains_nothing(solved_run, tmp_path, monkeypatch
 
 # --- vmapped seeds, each solved at its own step --------------------------------------------------
 
+@pytest.mark.slow
 def test_vmapped_seeds_each_stop_at_their_own_solved_step(tmp_path, monkeypatch):
   configs = [tiny(steps=9, seed=s) for s in (0, 1, 2)]
   for c in configs:

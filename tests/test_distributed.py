@@ -16,6 +16,8 @@ import pytest
 import attnlab
 from attnlab import data
 
+pytestmark = pytest.mark.slow  # ~3 min of subprocess training; `pytest -m slow` runs it
+
 TIMEOUT_S = 240
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -103,6 +103,7 @@ def _tree(workdir) -> dict:
   return found
 
 
+@pytest.mark.slow  # the probes fixture: ~25 s of forked reruns
 @pytest.mark.parametrize("name", [n for n, f in FAULTS.items() if f[1] == 2])
 def test_an_unrepairable_fault_is_one_line_naming_the_file_and_changes_nothing(probes, name):
   workdir, r, before = probes[name]
@@ -112,6 +113,7 @@ def test_an_unrepairable_fault_is_one_line_naming_the_file_and_changes_nothing(p
   assert _tree(workdir) == before
 
 
+@pytest.mark.slow  # the probes fixture: ~25 s of forked reruns
 def test_a_lost_best_is_repaired_by_the_rerun_of_a_finished_run(probes):
   workdir, r, _ = probes["best_lost"]
   assert r["code"] == 0, r["stderr"]
@@ -121,6 +123,7 @@ def test_a_lost_best_is_repaired_by_the_rerun_of_a_finished_run(probes):
   assert run.step == 3 and run.checkpoint_metrics["eval_score"] == 0.0
 
 
+@pytest.mark.slow  # the probes fixture: ~25 s of forked reruns
 def test_a_torn_metrics_line_is_repaired_and_the_run_redone_from_its_checkpoint(probes, base):
   workdir, r, _ = probes["torn_metrics"]
   assert r["code"] == 0, r["stderr"]

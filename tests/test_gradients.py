@@ -42,8 +42,8 @@ def finite_difference_norms(model, params, batch, loss_of_outputs, steps, eps=1e
   return norms
 
 
-@pytest.mark.parametrize("name", ["rnn", "lstm", "lru", "transformer", "mamba", "mingru", "minlstm",
-                                  "slstm"])
+@pytest.mark.parametrize("name", ["rnn", "lstm", "transformer", "mingru", "minlstm"] + [
+    pytest.param(n, marks=pytest.mark.slow) for n in ("lru", "mamba", "slstm")])
 def test_input_gradient_norms_match_finite_differences(name):
   """In float64 for every backbone kind: the LSTM's hand-written VJP, the LRU's complex128 scan."""
   model, params, batch, spec = tiny_model(name, seq_len=5)

@@ -102,6 +102,7 @@ def tiny_adding(arg):
   return config
 
 
+@pytest.mark.slow
 def test_local_sweep_skips_finished_and_resumes_unfinished(tmp_path):
   axes = sweep.parse_grid("model=[lstm,transformer] task.seq_len=[6,9] steps=[2]")
   calls = []

@@ -65,7 +65,8 @@ def test_every_model_builds_and_runs_forward_and_backward(name):
   assert sum(float(jnp.abs(g).sum()) for g in leaves) > 0
 
 
-@pytest.mark.parametrize("name", models.SEQUENCE_MODELS)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("mamba", "slstm") else n
+                                  for n in models.SEQUENCE_MODELS])
 def test_real_inputs_and_per_step_outputs(name):
   model = models.build(tiny_config(name, num_outputs=1, output="step"))
   x = jax.random.uniform(jax.random.PRNGKey(0), (B, T, 2))
@@ -78,7 +79,8 @@ def test_real_inputs_and_per_step_outputs(name):
   assert g.shape == emb.shape and jnp.isfinite(g).all()
 
 
-@pytest.mark.parametrize("name", models.MODELS)
+@pytest.mark.parametrize("name", [n if n in ("rnn", "mingru") else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in models.MODELS])  # one recurrence, one parallel scan by default
 def test_vmap_over_parameter_seeds(name):
   """Several seeds in one program: vmap(init) then vmap(apply) equals each seed on its own."""
   model = models.build(tiny_config(name, vocab_size=V))
@@ -156,7 +158,8 @@ def test_recurrent_initialisation():
   assert np.all(b_f >= 0) and np.all(b_f <= np.log(99)) and np.allclose(b_i, -b_f)
 
 
-@pytest.mark.parametrize("name", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("name", ["rnn", pytest.param("lstm", marks=pytest.mark.slow),
+                                  pytest.param("gru", marks=pytest.mark.slow)])
 def test_bidirectional_recurrent_ignores_padding(name):
   model = models.build(tiny_config(name, vocab_size=V, num_outputs=3, bidirectional=True,
                                    num_layers=2))

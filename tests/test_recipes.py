@@ -171,6 +171,7 @@ def lru_setup(**model_fields):
   return models.build(model_config), tx, spec, schedule, batches
 
 
+@pytest.mark.slow
 def test_batchnorm_statistics_train_and_evaluate_with_running_averages():
   net, tx, spec, schedule, batches = lru_setup()
   state = steps.create_state(net, tx, spec, jax.random.PRNGKey(0), batches[0])
@@ -188,6 +189,7 @@ def test_batchnorm_statistics_train_and_evaluate_with_running_averages():
       name="lstm", hidden_size=4))), tx, spec, jax.random.PRNGKey(0), batches[0]).model_state
 
 
+@pytest.mark.slow
 def test_batchnorm_vmapped_seeds_equal_separate_runs():
   net, tx, spec, schedule, batches = lru_setup()
   seeds = (0, 3)
@@ -204,6 +206,7 @@ def test_batchnorm_vmapped_seeds_equal_separate_runs():
                  vmap_seeds.unstack(states, k).model_state, state.model_state)
 
 
+@pytest.mark.slow
 def test_batchnorm_run_checkpoints_resumes_and_loads(tmp_path):
   config = base_config("lru", "adding", seq_len=10)
   config.model.update(d_model=8, state_size=8, num_layers=1, norm="batch", dropout_rate=0.1)

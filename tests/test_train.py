@@ -69,6 +69,7 @@ def test_resume_after_sigterm_is_bit_identical(tmp_path, monkeypatch):
   assert steps.tolist() == [1, 2, 3, 4, 5, 6]
 
 
+@pytest.mark.slow
 def test_finished_run_is_kept_and_more_steps_continue_it(tmp_path):
   workdir = str(tmp_path / "run")
   train_and_evaluate(tiny(steps=3), workdir)
@@ -217,6 +218,7 @@ def assert_same_function(workdir_a, workdir_b):
   np.testing.assert_allclose(out_a, out_b, rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_seeds_trained_together_equal_seeds_trained_alone(tmp_path, monkeypatch):
   """train_seeds vmaps 3 seeds into one program; each workdir ends as if its run had been alone."""
   from attnlab.train import train_seeds
@@ -264,6 +266,7 @@ def test_seed_parallelism_sequential_trains_seeds_one_by_one(tmp_path, monkeypat
     config_lib.validate(configs[0], 1)
 
 
+@pytest.mark.slow
 def test_seed_group_resumes_after_sigterm(tmp_path, monkeypatch):
   from attnlab.train import train_seeds
   configs = [logged_every_step("lstm") for _ in range(2)]

@@ -23,7 +23,8 @@ def setup(model, **model_fields):
   return models.build(model_config), tx, spec, schedule, batches
 
 
-@pytest.mark.parametrize("model,fields", [("lstm", {}), ("transformer", {"dropout_rate": 0.3})])
+@pytest.mark.parametrize("model,fields", [("lstm", {}), pytest.param("transformer", {"dropout_rate": 0.3},
+                                                                   marks=pytest.mark.slow)])
 def test_vmapped_seeds_equal_separate_runs(model, fields):
   net, tx, spec, schedule, batches = setup(model, **fields)
   states = vmap_seeds.init_states(net, tx, spec, SEEDS, batches[0])

@@ -108,6 +108,10 @@ def long_range_table(rows: list) -> tuple:
 def _gradient_section(grad_norms: dict, out_dir: str) -> list:
   lines = [f"Task `{grad_norms['task']}`, T={grad_norms['T']}: ||dL/dx_t|| of the loss at the last "
            "step, in float64, for 16 test sequences, against the distance T-1-t.", ""]
+  if not grad_norms["fits"]:
+    return lines + [f"No model was trained on `{grad_norms['task']}` at T={grad_norms['T']} "
+                    "(comparison.gradient_task / gradient_length name no trained run), so there is "
+                    "nothing to measure."]
   for when in ("init", "trained"):
     if grad_norms[when]:
       path = plots.gradient_norms(grad_norms[when], os.path.join(out_dir, f"grad_norms_{when}.png"),

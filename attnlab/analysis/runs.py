@@ -8,8 +8,18 @@ Nothing here needs the devices or sharding the run was trained with: arrays are 
 step='best' falls back to the last checkpoint when best/ is empty (a run killed before its best
 save, or one that never evaluated), with a warning. A run without any checkpoint yet loads its
 config and metrics, with step and params None; `variables` then says why there are none.
+
+  comp = load_comparison("runs/default")   # or docs/results/compare_medium, from any directory
+  comp.results, comp.grad_norms, comp.rows  # rows: every trained run, row["workdir"] found or None
+
+A comparison's results.json records each run's workdir as it was named when it trained (relative to
+that working directory, or absolute); `load_comparison` finds it again under the comparison's
+directory wherever that has been moved, and sets it to None where the run's files are not there (a
+recorded comparison under docs/results keeps only its report).
 """
 import dataclasses
+import json
+import os
 import warnings
 
 import pandas as pd
@@ -17,7 +27,7 @@ import pandas as pd
 from attnlab import files, models
 from attnlab.train import checkpoints, config as cfg_lib
 from attnlab.train.metric_writer import read_jsonl
-from attnlab.train.run_dir import read_config
+from attnlab.train.run_dir import CONFIG_FILE, read_config
 
 
 @dataclasses.dataclass
@@ -65,3 +75,50 @@ def load_run(workdir: str, step="best") -> Run:
   return Run(workdir=workdir, step=restored_step, config=config, spec=spec, model=model,
              params=state["params"], opt_state=state["opt_state"], checkpoint_metrics=meta,
              metrics=metrics, model_state=dict(state.get("model_state") or {}))
+
+
+@dataclasses.dataclass
+class Comparison:
+  path: str
+  results: dict  # results.json
+  grad_norms: dict  # grad_norms.json ({} if the comparison has none)
+  rows: list  # every trained run: {"task", "model", "length", "workdir" (found, or None), ...}
+
+
+def find_run_dir(stored: str, comparison_dir: str):
+  """The directory of a run recorded as `stored` by the comparison now in `comparison_dir`, or None.
+
+  Tried in order: every tail of `stored` under `comparison_dir`, longest first (a comparison trained
+  as runs/x stores runs/x/learning_cost/...; moved to /data/y, that run is /data/y/learning_cost/...),
+  then `stored` as it is (absolute, or relative to the working directory)."""
+  if not stored:
+    return None
+
+  def is_run(d):
+    return files.exists(files.join(d, CONFIG_FILE))
+  parts = os.path.normpath(stored).split(os.sep)
+  for i in range(len(parts)):
+    candidate = os.path.join(comparison_dir, *parts[i:])
+    if is_run(candidate):
+      return candidate
+  return stored if is_run(stored) else None
+
+
+def load_comparison(path: str) -> Comparison:
+  """Reads the comparison written to `path` (results.json, grad_norms.json) and finds its runs."""
+  results_file = os.path.join(path, "results.json")
+  if not os.path.exists(results_file):
+    raise FileNotFoundError(f"{results_file} not found: not a finished comparison (run "
+                            f"`python -m experiments.main --workdir={path}` to write one)")
+  with open(results_file) as f:
+    results = json.load(f)
+  grad_file = os.path.join(path, "grad_norms.json")
+  grad = {}
+  if os.path.exists(grad_file):
+    with open(grad_file) as f:
+      grad = json.load(f)
+  rows = list(results.get("long_range") or []) + [
+      {"task": p["task"], "model": p["model"], "length": p["length"], **seed}
+      for p in (results.get("learning_cost") or {}).get("points", []) for seed in p["seeds"]]
+  rows = [dict(r, workdir=find_run_dir(r.get("workdir"), path)) for r in rows]
+  return Comparison(path=path, results=results, grad_norms=grad, rows=rows)

@@ -69,7 +69,7 @@ def run_state_tracking(c, root: str, train_group=None) -> dict:
       p["length"] = length
       p["by_factor"] = {str(f): _metrics(row, f"final_len{f * length}_") for f in factors}
       out["points"].append(p)
-  if s.get("mqar"):
+  if s.get("mqar") and len(s.mqar.pairs):  # pairs=() leaves MQAR out
     m = s.mqar
     _log(f"== struggles mqar pairs={list(m.pairs)} T={m.seq_len}")
     base = {"num_train_steps": s.steps["mqar"], "eval_lengths": (), "task.seq_len": m.seq_len}
