@@ -87,6 +87,8 @@ SMALL_MODELS = ("rnn", "lstm", "lru", "transformer", "transformer_window0")  # a
 LEARNING_COST_MODELS = ("transformer", "transformer_window0", "lstm", "lstm_chrono", "rnn", "gru", "lru")
 # Models of the "where attention struggles" part: the seed's five and the modern recurrences.
 STRUGGLES_MODELS = ("rnn", "lstm", "gru", "lru", "transformer", "mamba", "mingru", "minlstm", "slstm")
+# MQAR's models on CPU: mamba last (its 1000 steps take ~17 min a point on 2 CPU cores, most of the part)
+MQAR_CPU_ORDER = ("rnn", "lstm", "gru", "lru", "transformer", "mingru", "minlstm", "slstm", "mamba")
 
 
 def get_config(arg="small"):
@@ -210,7 +212,8 @@ def _struggles(c):
   c.parts = ("struggles",)
   c.struggles = _struggles_part(lengths={"parity": 32, "flip_flop": 64},
                                 steps={"parity": 300, "flip_flop": 300, "mqar": 1000}, seeds=(0,),
-                                mqar={"pairs": (4, 16), "seq_len": 64}, final_eval_sequences=256)
+                                mqar={"pairs": (4, 16), "seq_len": 64, "models": MQAR_CPU_ORDER},
+                                final_eval_sequences=256)
   config = ml_collections.ConfigDict()
   config.comparison = c
   return config

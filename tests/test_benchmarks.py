@@ -17,6 +17,7 @@ SHAPES = {
 }
 
 
+@pytest.mark.slow  # the benchmarks' own layers; ~25 s of compiling
 @pytest.mark.parametrize("section", list(SHAPES))
 def test_timed_layers_compute_the_same_outputs_on_shared_weights(section):
   layers = SHAPES[section]()

@@ -42,7 +42,7 @@ def check_against_plain(fn, q, k, v, mask):
 
 
 @pytest.mark.parametrize("name", list(SPECS))
-@pytest.mark.parametrize("chunks", [(8, 6), (16, 37)])
+@pytest.mark.parametrize("chunks", [(16, 37), pytest.param((8, 6), marks=pytest.mark.slow)])
 def test_chunked_matches_plain(name, chunks):
   spec = SPECS[name]
   fn = lambda q, k, v: ops.chunked_attention(q, k, v, key_lengths=spec.key_lengths,
@@ -104,8 +104,8 @@ def transformer(impl, **kw):
   return models.build(cfg)
 
 
-@pytest.mark.parametrize("causal,impl", [(True, "chunked"), (False, "fused"), (True, "fused"),
-                                         pytest.param(False, "chunked", marks=pytest.mark.slow)])
+@pytest.mark.slow  # ~20 s of compiling two Transformers per case; the ops are compared above
+@pytest.mark.parametrize("causal,impl", [(True, "chunked"), (False, "fused"), (True, "fused"), (False, "chunked")])
 def test_transformer_impls_compute_the_same_function(impl, causal):
   tokens = jax.random.randint(jax.random.PRNGKey(0), (B, T), 1, 11)
   plain = transformer("plain", causal=causal, output="step", window=9 if causal else None)

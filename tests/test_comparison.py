@@ -321,7 +321,7 @@ def test_learning_cost_config_runs_only_its_parts():
 def tiny_struggles():
   c = compare.get_config("struggles").comparison
   c.struggles.update(models=("lstm", "transformer"), factors=(1, 2), final_eval_sequences=16,
-                     mqar={"pairs": (2, 4), "seq_len": 16},
+                     mqar={"pairs": (2, 4), "seq_len": 16, "models": ("lstm", "transformer")},
                      run_overrides={"batch_size": 8, "num_eval_batches": 1, "eval_every": 2,
                                     "checkpoint_every": 2, "log_every": 1, "checkpoint": {"async_save": False}})
   # assigned, not updated: ConfigDict.update merges nested dicts (flip_flop: the same code path as parity)

@@ -201,6 +201,7 @@ def _by_key(records) -> dict:
   return out
 
 
+@pytest.mark.slow  # ~30 s: seven forked runs
 def test_sigkill_at_random_moments_resumes_bit_identical(tmp_path):
   """Seven runs of 10 steps in forked processes, compiled once (a compilation cache in tmp_path):
   about 35 s on 2 quiet cores."""

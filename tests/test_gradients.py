@@ -7,6 +7,7 @@ import pytest
 from attnlab import models, tasks
 from attnlab.analysis import gradients
 from attnlab.train import config as cfg_lib
+from tests.marks import fast_only
 
 
 def tiny_model(name, task="adding", **task_params):
@@ -42,8 +43,8 @@ def finite_difference_norms(model, params, batch, loss_of_outputs, steps, eps=1e
   return norms
 
 
-@pytest.mark.parametrize("name", ["rnn", "lstm", "transformer", "mingru", "minlstm"] + [
-    pytest.param(n, marks=pytest.mark.slow) for n in ("lru", "mamba", "slstm")])
+@pytest.mark.parametrize("name", fast_only(["rnn", "lstm", "lru", "transformer", "mamba", "mingru", "minlstm", "slstm"],
+                                           keep=("rnn", "lstm", "transformer")))
 def test_input_gradient_norms_match_finite_differences(name):
   """In float64 for every backbone kind: the LSTM's hand-written VJP, the LRU's complex128 scan."""
   model, params, batch, spec = tiny_model(name, seq_len=5)
@@ -88,7 +89,7 @@ def test_state_jacobian_of_linear_rnn_is_a_matrix_power():
                              np.linalg.svd(params["W_hh"], compute_uv=False), rtol=1e-8)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", fast_only(["lstm", "gru"], keep=("lstm",)))
 def test_state_jacobian_matches_autodiff_of_the_whole_recurrence(cell):
   model, params, batch, _ = tiny_model(cell, seq_len=5)
   p = params["backbone"]["layer_0_fwd"]["cell"]

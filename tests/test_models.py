@@ -8,6 +8,7 @@ import pytest
 from jax.sharding import PartitionSpec as P
 
 from attnlab import models
+from tests.marks import fast_only
 
 B, T, V = 2, 6, 9
 TINY = dict(hidden_size=16, d_model=16, state_size=8, num_heads=2, d_ff=32, embed_dim=8,
@@ -40,7 +41,7 @@ def model_args(name, x=None):
   return (x, LENGTHS)
 
 
-@pytest.mark.parametrize("name", models.MODELS)
+@pytest.mark.parametrize("name", fast_only(models.MODELS, keep=models.SEQUENCE_MODELS + ("seq2seq_attention",)))
 def test_every_model_builds_and_runs_forward_and_backward(name):
   cfg = tiny_config(name, vocab_size=V)
   if name in models.SEQUENCE_MODELS:
@@ -65,8 +66,7 @@ def test_every_model_builds_and_runs_forward_and_backward(name):
   assert sum(float(jnp.abs(g).sum()) for g in leaves) > 0
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("mamba", "slstm") else n
-                                  for n in models.SEQUENCE_MODELS])
+@pytest.mark.parametrize("name", fast_only(models.SEQUENCE_MODELS, keep=("rnn", "lstm", "transformer")))
 def test_real_inputs_and_per_step_outputs(name):
   model = models.build(tiny_config(name, num_outputs=1, output="step"))
   x = jax.random.uniform(jax.random.PRNGKey(0), (B, T, 2))
@@ -79,8 +79,7 @@ def test_real_inputs_and_per_step_outputs(name):
   assert g.shape == emb.shape and jnp.isfinite(g).all()
 
 
-@pytest.mark.parametrize("name", [n if n in ("rnn", "mingru") else pytest.param(n, marks=pytest.mark.slow)
-                                  for n in models.MODELS])  # one recurrence, one parallel scan by default
+@pytest.mark.parametrize("name", fast_only(models.MODELS, keep=("rnn",)))
 def test_vmap_over_parameter_seeds(name):
   """Several seeds in one program: vmap(init) then vmap(apply) equals each seed on its own."""
   model = models.build(tiny_config(name, vocab_size=V))
@@ -158,8 +157,7 @@ def test_recurrent_initialisation():
   assert np.all(b_f >= 0) and np.all(b_f <= np.log(99)) and np.allclose(b_i, -b_f)
 
 
-@pytest.mark.parametrize("name", ["rnn", pytest.param("lstm", marks=pytest.mark.slow),
-                                  pytest.param("gru", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("name", fast_only(["lstm", "gru", "rnn"], keep=("rnn",)))
 def test_bidirectional_recurrent_ignores_padding(name):
   model = models.build(tiny_config(name, vocab_size=V, num_outputs=3, bidirectional=True,
                                    num_layers=2))
@@ -172,7 +170,7 @@ def test_bidirectional_recurrent_ignores_padding(name):
   np.testing.assert_allclose(model.apply(variables, x, LENGTHS)[1:], short, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["transformer", "lru", "lstm"] + MODERN)
+@pytest.mark.parametrize("name", fast_only(["transformer", "lru", "lstm"] + MODERN, keep=("transformer", "mamba")))
 def test_causal_models_ignore_future_tokens(name):
   extra = {"causal": True} if name == "transformer" else {}
   model = models.build(tiny_config(name, vocab_size=V, num_outputs=3, output="step", **extra))
@@ -278,7 +276,7 @@ def test_lru_in_float64_is_float64_throughout():
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", models.SEQ2SEQ_MODELS)
+@pytest.mark.parametrize("name", fast_only(models.SEQ2SEQ_MODELS, keep=("seq2seq_attention",)))
 def test_greedy_decode_agrees_with_teacher_forcing(name):
   """Feeding the greedy output back with teacher forcing reproduces it: decode_step == __call__."""
   model = models.build(tiny_config(name, vocab_size=V))
@@ -305,7 +303,7 @@ def test_greedy_decode_pads_after_eos():
       np.testing.assert_array_equal(out[b, :first[b] + 1], raw[b, :first[b] + 1])
 
 
-@pytest.mark.parametrize("name", MODERN + ["lru"])
+@pytest.mark.parametrize("name", fast_only(MODERN + ["lru"], keep=("mingru", "lru")))
 def test_causal_models_ignore_padding(name):
   """Tokens after a sequence's length change nothing, and its outputs equal the unpadded run's."""
   model = models.build(tiny_config(name, vocab_size=V, num_outputs=3, num_layers=2))

@@ -12,6 +12,7 @@ from attnlab.train import base_config, optim, steps, train_and_evaluate, vmap_se
 from attnlab.train import config as cfg_lib
 from attnlab.train.run_dir import config_to_json
 from configs import adding, common, copy
+from tests.marks import fast_only
 
 WORDS = list(common.MODEL_SIZES) + list(common.MODEL_VARIANTS)
 
@@ -65,7 +66,7 @@ def test_param_count_matches_initialised_parameters():
 # ------------------------------------------------------------------------------------- readout
 
 
-@pytest.mark.parametrize("word", WORDS)
+@pytest.mark.parametrize("word", fast_only(WORDS, keep=("rnn", "lstm", "transformer")))
 def test_adding_reads_the_last_step_which_sees_the_first_only_through_the_model(word):
   config = adding.get_config(f"{word},seq_len=12")
   assert config.model.pooling == "last"

@@ -7,7 +7,8 @@
            trainer's final_len{L}_* metrics, final_eval_sequences of them per length)
   steps    {task: training steps} (parity, flip_flop, mqar)
   seeds    seeds per point, trained as one vmapped program
-  mqar     {"pairs": numbers of key-value pairs, "seq_len": one T for all of them}: the accuracy
+  mqar     {"pairs": numbers of key-value pairs, "seq_len": one T for all of them, "models":
+           its own models and their order, optional (default: models)}: the accuracy
            over queries (final_score) against the number of pairs at a fixed model size, with each
            model's recurrent-state or KV-cache bytes (attnlab.analysis.state_size)
   final_eval_sequences, run_overrides (nested dicts applied to every run of the part)
@@ -73,7 +74,7 @@ def run_state_tracking(c, root: str, train_group=None) -> dict:
     m = s.mqar
     _log(f"== struggles mqar pairs={list(m.pairs)} T={m.seq_len}")
     base = {"num_train_steps": s.steps["mqar"], "eval_lengths": (), "task.seq_len": m.seq_len}
-    axes = _grid(model=s.models, **{"task.num_pairs": m.pairs}, seed=s.seeds)
+    axes = _grid(model=m.get("models") or s.models, **{"task.num_pairs": m.pairs}, seed=s.seeds)
     points = []
     for p in _sweep(c, "mqar", base, axes, root, train_group):
       row = p.pop("row")
