@@ -135,7 +135,7 @@ def test_example_notebook_runs_against_moved_and_recorded_comparisons(finished, 
   shutil.copytree(workdir, moved)
   cwd = tmp_path / "elsewhere"
   cwd.mkdir()
-  monkeypatch.setenv("MPLBACKEND", "Agg")
+  monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline backend: figures become outputs
   texts = {}
   for name, path in (("moved", moved), ("recorded", os.path.join(root, "docs", "results", "compare_medium"))):
     notebook = nbformat.read(os.path.join(root, "notebooks", "analysis.ipynb"), as_version=4)
