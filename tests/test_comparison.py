@@ -394,3 +394,9 @@ def test_struggles_sentence_is_derived_from_the_numbers():
   text = struggles_report.length_sentence("parity", 10, [1, 8], by_model)
   assert "2 of 3 models reach >= 0.99 accuracy at 1x on every seed (lstm, transformer)" in text
   assert "at 8x (T=80) 1 keep it (lstm) and 1 fall below 0.6, near chance 0.5 (transformer)" in text
+  state = {name: {"kind": "state", "bytes": b} for name, b in (("lstm", 512), ("transformer", 8192))}
+  mqar = {"lstm": {4: [m(0.251)], 16: [m(0.063)]}, "transformer": {4: [m(0.998)], 16: [m(0.95)]}}
+  text = struggles_report.mqar_sentence([4, 16], mqar, state)
+  assert "by state size: lstm none (512 B); transformer P=16 (8,192 B)" in text
+  assert "At P=16, 0 of 2 keep >= 0.99" in text
+  assert "bound to: P=4: lstm; P=16: lstm." in text

@@ -10,6 +10,7 @@ from attnlab.analysis.report import fmt_seeds, seed_stats
 SECTIONS = ("Where attention struggles: length generalisation",
             "Where attention struggles: multi-query recall")
 KEEP, NEAR_CHANCE, CHANCE = 0.99, 0.6, 0.5  # a kept length; within 0.1 of chance on binary tasks
+GUESS_TOL = 0.02  # MQAR: a mean accuracy this close to 1/P is a guess among the values present
 
 
 def _cell(values: list) -> str:
@@ -91,9 +92,14 @@ def mqar_sentence(pairs: list, by_model: dict, state: dict) -> str:
   text = "; ".join(f"{m} {'none' if b is None else f'P={b}'} ({state[m]['bytes']:,} B)"
                    for m, b in sorted(best.items(), key=lambda kv: state[kv[0]]["bytes"]))
   kept = [m for m, cells in by_model.items() if _min_score(cells[pairs[-1]]) >= KEEP]
+  guess = {p: [m for m, cells in by_model.items() if abs(_mean(cells[p]) - 1 / p) <= GUESS_TOL]
+           for p in pairs}
+  guessing = "; ".join(f"P={p}: {_names(ms)}" for p, ms in guess.items() if ms)
   return (f"The most pairs each model recalls with mean accuracy >= 0.9, by state size: {text}. "
           f"At P={pairs[-1]}, {len(kept)} of {len(by_model)} keep >= {KEEP} on every seed "
-          f"({_names(kept)}).")
+          f"({_names(kept)}). Within {GUESS_TOL} of 1/P, the accuracy of answering one of the P values "
+          "that occurred without knowing which key it was bound to: "
+          + (guessing if guessing else "none") + ".")
 
 
 def mqar_section(mqar: dict, out_dir: str) -> list:
@@ -111,6 +117,8 @@ def mqar_section(mqar: dict, out_dir: str) -> list:
   for model, cells in by_model.items():
     lines.append(f"| {model} | {_state({'state': state[model]})} | "
                  + " | ".join(_cell(cells[n]) for n in pairs) + " |")
+  lines.append("| guessing one of the P values present | - | "
+               + " | ".join(f"{1 / n:.4f}" for n in pairs) + " |")
   series = {m: (pairs, [_mean(c[n]) for n in pairs], None)
             for m, c in by_model.items()}
   path = plots.metric_vs_length(series, os.path.join(out_dir, "struggles_mqar.png"),
