@@ -74,6 +74,13 @@ def targets(results: dict) -> List[dict]:
     if "ratio" in row:
       add(f"research size: {row['model']} T={row['T']} vs {row['fastest_torch']}",
           f"{row['ratio']:.2f}x", f">= {bar}x", row["ratio"] >= bar)
+  for row in (results.get("recurrences") or {}).get("rows", []):
+    if row["T"] >= 1000:
+      for cell in ("min_gru", "min_lstm"):
+        best = max(("sequential", "parallel"), key=lambda m: row[f"lstm_over_{cell}_{m}"])
+        ratio = row[f"lstm_over_{cell}_{best}"]
+        add(f"{cell} layer vs LSTM T={row['T']} H={row['hidden']}", f"{ratio:.2f}x ({best})", ">= 3x",
+            ratio >= 3)
   long = results.get("long")
   if long:
     points = long["points"]
@@ -189,6 +196,11 @@ def markdown(results: dict) -> str:
               "is attnlab's forward and forward+backward time as shares of its step.", "",
               _table(["model", "T", "params"] + [f"{n} ms" for n in names]
                      + ["ratio", "fwd / fwd+bwd"], rows)]
+  rec = results.get("recurrences")
+  if rec:
+    from benchmarks import recurrences  # jax; the rest of this module is plain Python
+    parts += ["", "One recurrent layer at one hidden size, forward + backward (median; in brackets the "
+              "LSTM's time over it, > 1: faster than the LSTM):", "", recurrences.markdown(rec)]
   ch = results.get("choices")
   if ch:
     parts += ["", "Choices by backend (median step; ratio > 1: the first-named is slower):", "",

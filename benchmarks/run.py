@@ -27,10 +27,11 @@ import time
 
 import jax
 
-from benchmarks import (choices, compile_times, layers, long_seq, peers, report, research, timing,
-                        vmap_sweep)
+from benchmarks import (choices, compile_times, layers, long_seq, peers, recurrences, report, research,
+                        timing, vmap_sweep)
 
-SECTIONS = ("peak", "lstm", "gru", "transformer", "research", "choices", "long", "vmap", "compile")
+SECTIONS = ("peak", "lstm", "gru", "transformer", "research", "choices", "recurrences", "long", "vmap",
+            "compile")
 FULL = dict(
     lstm=dict(B=64, T=512, D=256, H=256), gru=dict(B=64, T=512, D=256, H=256),
     transformer=dict(B=16, T=512, d=256, heads=4, d_ff=1024),
@@ -38,7 +39,8 @@ FULL = dict(
     vmap=dict(num_seeds=8, hidden=64, length=100, num_steps=20), sweep_steps=200,
     compile=dict(pipeline_steps=22, only=None), repeats=7,
     research=dict(lengths=(100, 500, 1000), batch=64, repeats=3, compile_torch=True),
-    choices=dict(scan_lengths=(100, 500, 1000), batch=64, repeats=3))
+    choices=dict(scan_lengths=(100, 500, 1000), batch=64, repeats=3),
+    recurrences=dict(lengths=(100, 1000), batch=64, hidden=128, repeats=5))
 QUICK = dict(
     lstm=dict(B=4, T=16, D=8, H=8), gru=dict(B=4, T=16, D=8, H=8),
     transformer=dict(B=2, T=16, d=16, heads=2, d_ff=32),
@@ -47,7 +49,8 @@ QUICK = dict(
     compile=dict(pipeline_steps=4, only=("adding",)), repeats=2,
     research=dict(lengths=(8,), batch=4, repeats=2, words=("lstm",), compile_torch=False),
     choices=dict(scan_lengths=(8,), seed_words=("lstm",), seed_length=8, num_seeds=2, batch=4,
-                 repeats=2))
+                 repeats=2),
+    recurrences=dict(lengths=(8,), batch=4, hidden=8, repeats=2))
 
 
 def host() -> str:
@@ -134,6 +137,8 @@ def main(argv=None) -> dict:
       results[name] = research.run(**sizes["research"])
     elif name == "choices":
       results[name] = choices.run(**sizes["choices"])
+    elif name == "recurrences":
+      results[name] = recurrences.run(**sizes["recurrences"])
     elif name == "long":
       impls = {} if args.quick or jax.default_backend() != "gpu" else dict(
           impls=("plain", "chunked", "fused"))  # fused: cuDNN's flash attention on a GPU

@@ -104,3 +104,13 @@ def test_research_torch_models_share_weights_and_compute_the_same_outputs(word):
   with peers.torch.no_grad():
     got = module(peers.torch.from_numpy(x)).numpy()
   np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_min_rnn_target_reads_the_faster_method_at_t1000():
+  row = dict(T=1000, hidden=128, lstm_over_min_gru_sequential=3.4, lstm_over_min_gru_parallel=1.1,
+             lstm_over_min_lstm_sequential=2.0, lstm_over_min_lstm_parallel=2.5)
+  rows = {t["target"]: t for t in report.targets({"recurrences": {"rows": [dict(row, T=100), row]}})}
+  assert rows["min_gru layer vs LSTM T=1000 H=128"]["status"] == "met"
+  assert rows["min_gru layer vs LSTM T=1000 H=128"]["measured"] == "3.40x (sequential)"
+  assert rows["min_lstm layer vs LSTM T=1000 H=128"]["status"] == "not met"
+  assert not any("T=100 " in name for name in rows)

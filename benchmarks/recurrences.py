@@ -1,0 +1,77 @@
+"""Recurrences at one hidden size: the LSTM layer against minGRU and minLSTM (Feng et al. 2024).
+
+One layer each, input and hidden size H, on (B, T, H) float32 inputs; timed is one training step's
+share of the layer: forward and backward (gradients of sum(outputs * cotangent) with respect to the
+weights and the inputs), jitted.
+  lstm             `ops.lstm` (the LSTM the models run: a fused [x_t, h] product per step and
+                   a hand-written backward pass, `ops.lstm_vjp`)
+  min_gru/min_lstm `ops.min_gru` / `ops.min_lstm`: gates from x_t alone, so the loop holds only
+                   h_t = a_t h_{t-1} + b_t; method 'sequential' (a scan) and 'parallel' (Heinsen's
+                   log-space form through a cumulative sum)
+Issue 13's bar: each min* at least 3x faster per step than the LSTM at T=1000 on 2 CPU cores.
+Candidates are interleaved (`timing.interleaved`); `lstm_over_<name>` > 1 means the min* is faster.
+"""
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from attnlab import ops
+from benchmarks import timing
+
+CELLS = ("min_gru", "min_lstm")
+GATES = {"min_gru": 2, "min_lstm": 3}
+
+
+def _params(rng, hidden: int, gates: int, recurrent: bool) -> dict:
+  scale = 1 / np.sqrt(hidden)
+  p = {"W_x": rng.normal(0, scale, (hidden, gates * hidden)), "b": np.zeros(gates * hidden)}
+  if recurrent:
+    p["W_h"] = rng.normal(0, scale, (hidden, gates * hidden))
+  return jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), p)
+
+
+def candidates(length: int, batch: int, hidden: int) -> dict:
+  """{name: blocking callable running forward + backward once}."""
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(batch, length, hidden)), jnp.float32)
+  cot = jnp.asarray(rng.normal(size=(batch, length, hidden)), jnp.float32)
+
+  def lstm_loss(p, x):
+    return jnp.sum(ops.lstm(p, x)[0] * cot)
+
+  fns = {"lstm": (jax.jit(jax.grad(lstm_loss, argnums=(0, 1))), _params(rng, hidden, 4, True))}
+  for cell in CELLS:
+    for method in ("sequential", "parallel"):
+      op = getattr(ops, cell)
+
+      def loss(p, x, op=op, method=method):
+        return jnp.sum(op(p, x, method=method)[0] * cot)
+      fns[f"{cell}_{method}"] = (jax.jit(jax.grad(loss, argnums=(0, 1))),
+                                 _params(rng, hidden, GATES[cell], False))
+  return {name: (lambda f=f, p=p: jax.block_until_ready(f(p, x))) for name, (f, p) in fns.items()}
+
+
+def run(lengths=(1000,), batch: int = 64, hidden: int = 128, repeats: int = 5, log=print) -> dict:
+  rows = []
+  for length in lengths:
+    times = timing.interleaved(candidates(length, batch, hidden), repeats)
+    row = dict(T=length, batch=batch, hidden=hidden, backend=jax.default_backend(),
+               **{f"{n}_s": timing.median(t) for n, t in times.items()},
+               **{f"{n}_spread": timing.spread(t) for n, t in times.items()})
+    for name in times:
+      if name != "lstm":
+        row[f"lstm_over_{name}"] = row["lstm_s"] / row[f"{name}_s"]
+    rows.append(row)
+    log(f"  T={length:5d} B={batch} H={hidden}  lstm {1e3 * row['lstm_s']:8.1f} ms  " + "  ".join(
+        f"{n} {1e3 * row[f'{n}_s']:7.1f} ms ({row[f'lstm_over_{n}']:.1f}x)" for n in times if n != "lstm"))
+  return dict(rows=rows)
+
+
+def markdown(section: dict) -> str:
+  names = [k[:-2] for k in section["rows"][0] if k.endswith("_s") and k != "lstm_s"]
+  lines = ["| T | B | H | LSTM fwd+bwd | " + " | ".join(names) + " |",
+           "|---|---|---|---|" + "---|" * len(names)]
+  for r in section["rows"]:
+    lines.append(f"| {r['T']} | {r['batch']} | {r['hidden']} | {1e3 * r['lstm_s']:.1f} ms | " + " | ".join(
+        f"{1e3 * r[f'{n}_s']:.1f} ms ({r[f'lstm_over_{n}']:.1f}x)" for n in names) + " |")
+  return "\n".join(lines)
