@@ -47,14 +47,16 @@ results.json and grad_norms.json are written there.
   struggles  only the "where attention struggles" part (attnlab/comparison/state_tracking.py, issue 13):
           rnn, lstm, gru, lru, transformer, mamba, mingru, minlstm, slstm trained on parity at T=32 and
           flip-flop at T=64 (300 steps each, seed 0) and evaluated at 1, 2, 4, 8 x T on 256 test
-          sequences per length; MQAR at T=64 with 4, 8 and 16 pairs (300 steps), each model's state
-          or KV-cache bytes beside it. The whole grid (45 points): NOT measured; estimated 1-1.5 h on
-          2 CPU cores shared with other jobs (load ~6) from a measured slice: lstm, transformer and
-          mamba on parity and flip-flop took 16.7 min (lstm ~1 min a point, transformer ~2, mamba
-          ~5-6: its sequential scan at 8 x T dominates). medium runs the part at parity T=32,
-          flip-flop T=128, MQAR P=4..32 at T=128, 1000-1500 steps, 3 seeds (not measured; hours);
-          full at the papers' flip-flop T=512 (days on CPU). The default job (small) does not carry
-          it: one mamba point alone takes about the default job's whole 5-minute budget.
+          sequences per length; MQAR at T=64 with 4 and 16 pairs (1000 steps; mamba last), each
+          model's state or KV-cache bytes beside it. Recorded in docs/results/struggles (with MQAR
+          for all but mamba, whose two points take ~35 min more on 2 CPU cores): parity and flip-flop
+          ~50 min for the nine models, MQAR ~60 min without mamba, on 2 shared CPU cores. Result:
+          parity is learned and kept with no error at 8x only by lstm, gru and slstm; transformer,
+          lru, mamba, mingru, minlstm and rnn end at 0.50-0.59 at 8x; on flip-flop every recurrence
+          keeps >= 0.995 at 8x while the transformer falls to 0.57. medium runs the part at parity
+          T=32, flip-flop T=128, MQAR P=4..32 at T=128, 1000-1500 steps, 3 seeds (not measured;
+          hours); full at the papers' flip-flop T=512 (days on CPU). The default job (small) does not
+          carry it: one mamba point alone takes about the default job's whole 5-minute budget.
 `comparison.parts` picks the parts `attnlab.comparison.run` runs (small: see above; medium/full: the
 first five and struggles).
 Clipping (every size; small measured, seeds 0 and 1, ~6 min on 2 shared CPU cores): a tanh RNN on
