@@ -26,6 +26,9 @@ def _env(devices: int, **extra):
   env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
              JAX_PLATFORMS="cpu", **extra)
   env.pop("JAX_COORDINATOR_ADDRESS", None)
+  # compiled as users' runs compile, with no cache shared between hosts (tests/conftest.py sets both)
+  env.pop("JAX_DISABLE_MOST_OPTIMIZATIONS", None)
+  env.pop("ATTNLAB_COMPILATION_CACHE", None)
   env.update(extra)
   return env
 
