@@ -117,8 +117,7 @@ def load_comparison(path: str) -> Comparison:
   if os.path.exists(grad_file):
     with open(grad_file) as f:
       grad = json.load(f)
-  rows = list(results.get("long_range") or []) + [
-      {"task": p["task"], "model": p["model"], "length": p["length"], **seed}
-      for p in (results.get("learning_cost") or {}).get("points", []) for seed in p["seeds"]]
+  from attnlab.comparison.learning_cost import as_rows  # at call time: comparison imports analysis
+  rows = list(results.get("long_range") or []) + as_rows(results.get("learning_cost") or {"points": []})
   rows = [dict(r, workdir=find_run_dir(r.get("workdir"), path)) for r in rows]
   return Comparison(path=path, results=results, grad_norms=grad, rows=rows)
