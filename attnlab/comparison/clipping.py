@@ -10,6 +10,7 @@ from attnlab.analysis.flow_logging import held_out_batch
 from attnlab.analysis.runs import load_run
 from attnlab.comparison.common import _fixed, _grid, _train_with_flow
 from attnlab.train import config as cfg_lib
+from attnlab.train.steps import jit_init
 
 
 DIVERGENCE_FACTOR = 10.0  # a run diverged once its loss exceeds this times max(baseline, first loss)
@@ -64,7 +65,8 @@ def run_clipping(c, root: str) -> dict:
     norms = None
     if not row["optimizer.clip_norm"]:  # the init does not depend on clipping
       batch = held_out_batch(run.config, 16)
-      init = run.model.init(jax.random.PRNGKey(run.config.seed), batch["inputs"], batch["lengths"])
+      init = jit_init(run.model.init)(jax.random.PRNGKey(run.config.seed), batch["inputs"],
+                                      batch["lengths"])
       norms = gradients.input_gradient_norms(run.model, init["params"], batch, run.spec).tolist()
     # the rows the trainer logs every step (they have a learning rate); their loss may be NaN
     m = run.metrics[run.metrics["learning_rate"].notna()].drop_duplicates("step", keep="last")

@@ -8,6 +8,7 @@ from attnlab import files
 from attnlab.analysis import gradients
 from attnlab.analysis.flow_logging import held_out_batch
 from attnlab.analysis.runs import load_run
+from attnlab.train.steps import jit_init
 
 
 def gradient_flow(rows: list, c) -> dict:
@@ -19,7 +20,7 @@ def gradient_flow(rows: list, c) -> dict:
   for row in chosen:
     run = load_run(row["workdir"], "last")
     batch = held_out_batch(run.config, 16)
-    init_params = run.model.init(jax.random.PRNGKey(run.config.seed), batch["inputs"],
+    init_params = jit_init(run.model.init)(jax.random.PRNGKey(run.config.seed), batch["inputs"],
                                  batch["lengths"])["params"]
     model = row["model"]
     for when, params in (("init", init_params), ("trained", run.params)):

@@ -32,6 +32,19 @@ class TrainState:
   model_state: dict = flax.struct.field(default_factory=dict)
 
 
+def init_compiler_options() -> dict:
+  """XLA options for compiling a state initialiser, a program that runs once: on CPU, backend
+  optimisation level 0 halves its compile time (7.5 -> 3.6 s for the copy LRU's); its values
+  differ from the optimised program's by float32 rounding (measured: at most 5e-6, LSTM).
+  Elsewhere the backend's defaults."""
+  return {"xla_backend_optimization_level": 0} if jax.default_backend() == "cpu" else {}
+
+
+def jit_init(fn, **jit_kwargs):
+  """jax.jit(fn) compiled with init_compiler_options()."""
+  return jax.jit(fn, compiler_options=init_compiler_options() or None, **jit_kwargs)
+
+
 def create_state(model, tx, spec, rng, example_batch) -> TrainState:
   """Initialises parameters from a batch of this task (shapes only) and the optimizer state."""
   variables = model.init(rng, *losses.model_inputs(spec, example_batch))
