@@ -13,6 +13,7 @@ any point trains; a dry run does only that and lists the statuses, writing nothi
 """
 import ast
 import csv
+import functools
 import io
 import itertools
 import re
@@ -153,14 +154,16 @@ def summary_table(rows: list, metrics=("eval_loss", "eval_score")) -> str:
 
 
 def run_sweep(get_config, axes: dict, root: str, train_fn=None, dry_run: bool = False,
-              train_group=None) -> list:
+              train_group=None, map_groups=None) -> list:
   """Trains every point of the grid that is not finished; returns the results rows.
 
   get_config: the config file's get_config(arg). Every point is checked first (`check_point`);
   dry_run: only that, and the rows with each point's status (nothing is written). Points that
   differ only in `seed` are trained together by `train_group(configs, workdirs) -> [final
   metrics]` (default `attnlab.train.train_seeds`: one vmapped program); with
-  `train_fn(config, workdir)` every point is trained on its own instead.
+  `train_fn(config, workdir)` every point is trained on its own instead. map_groups(calls) ->
+  [call() for call in calls] trains the groups (default: one after the other; the comparison passes
+  `run_concurrently`).
   """
   if train_fn is not None:
     train_group = lambda configs, workdirs: [train_fn(c, w) for c, w in zip(configs, workdirs)]
@@ -170,7 +173,7 @@ def run_sweep(get_config, axes: dict, root: str, train_fn=None, dry_run: bool = 
   if dry_run:
     return [_row(p, configs[point_name(p)], root) for p in points(axes)]
   files.makedirs(root)
-  rows = {}
+  rows, calls = {}, []
   for group in _seed_groups(points(axes)):
     todo = []
     for point in group:
@@ -179,14 +182,20 @@ def run_sweep(get_config, axes: dict, root: str, train_fn=None, dry_run: bool = 
       if row["status"] != "finished":
         todo.append((point, config, row["workdir"], row["status"]))
     if todo:
-      for point, _, workdir, status in todo:
-        print(f"== {point_name(point)} ({status}) -> {workdir}", file=sys.stderr, flush=True)
-      results = train_group([t[1] for t in todo], [t[2] for t in todo])
-      for (point, _, _, _), metrics in zip(todo, results):
-        rows[point_name(point)].update(status="finished", **metrics)
+      calls.append(functools.partial(_train_todo, train_group, todo, rows))
+  (map_groups or (lambda cs: [c() for c in cs]))(calls)
   rows = [rows[point_name(p)] for p in points(axes)]
   write_results(files.join(root, "results.csv"), rows)
   return rows
+
+
+def _train_todo(train_group, todo: list, rows: dict):
+  """Trains one group of unfinished points [(point, config, workdir, status)]; updates their rows."""
+  for point, _, workdir, status in todo:
+    print(f"== {point_name(point)} ({status}) -> {workdir}", file=sys.stderr, flush=True)
+  results = train_group([t[1] for t in todo], [t[2] for t in todo])
+  for (point, _, _, _), metrics in zip(todo, results):
+    rows[point_name(point)].update(status="finished", **metrics)
 
 
 def check_point(get_config, point: dict, root: str):

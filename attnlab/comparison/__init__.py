@@ -14,12 +14,13 @@ sweep of ordinary runs in its own workdir (so everything resumes), then analyses
 `comparison.parts` names the parts to run (default: the first five). It writes report.md
 (`attnlab.analysis.report`), results.json and grad_norms.json.
 """
+import functools
 import json
 
 from attnlab import files
 from attnlab.comparison.attention import attention_maps
 from attnlab.comparison.clipping import run_clipping
-from attnlab.comparison.common import _log
+from attnlab.comparison.common import _log, run_concurrently, training_slots
 from attnlab.comparison.generalisation import run_generalisation
 from attnlab.comparison.gradient_flow import gradient_flow
 from attnlab.comparison.learning_cost import as_rows, run_learning_cost
@@ -43,26 +44,30 @@ def _parts(comparison) -> tuple:
   return parts
 
 
+def _part(name: str, fn, comparison, workdir: str):
+  if name in ("clipping", "seq2seq"):
+    _log(f"== {name}")
+  return fn(comparison, workdir)
+
+
 def run(comparison, workdir: str) -> dict:
   """Runs the parts of the comparison config named by comparison.parts in `workdir`; writes the report."""
   from attnlab.analysis import report, struggles_report
   parts, results, grad_norms = _parts(comparison), {}, None
-  if "long_range" in parts:
-    results["long_range"] = run_long_range(comparison, workdir)
-  if "learning_cost" in parts:
-    results["learning_cost"] = run_learning_cost(comparison, workdir)
+  with training_slots(comparison.get("workers", 1)):
+    # the parts that train, concurrently when comparison.workers > 1 (each analyses its own runs)
+    training = {"long_range": run_long_range, "learning_cost": run_learning_cost,
+                "clipping": run_clipping, "seq2seq": run_seq2seq}
+    names = [name for name in training if name in parts]
+    for name, result in zip(names, run_concurrently(
+        [functools.partial(_part, name, training[name], comparison, workdir) for name in names])):
+      results[name] = result
   trained = [dict(r, part="long_range") for r in results.get("long_range", [])]
   trained += [dict(r, part="learning_cost") for r in as_rows(results.get("learning_cost", {"points": []}))]
   if "gradients" in parts:
     _log("== gradient flow")
     grad_norms = gradient_flow(trained, comparison)
     files.write_text(files.join(workdir, "grad_norms.json"), json.dumps(grad_norms))
-  if "clipping" in parts:
-    _log("== clipping")
-    results["clipping"] = run_clipping(comparison, workdir)
-  if "seq2seq" in parts:
-    _log("== seq2seq")
-    results["seq2seq"] = run_seq2seq(comparison, workdir)
   if "attention" in parts:
     results["attention"] = attention_maps(trained, results.get("seq2seq", {}), comparison)
   if "generalisation" in parts:

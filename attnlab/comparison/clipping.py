@@ -8,7 +8,7 @@ from attnlab import files, sweep
 from attnlab.analysis import gradients
 from attnlab.analysis.flow_logging import held_out_batch
 from attnlab.analysis.runs import load_run
-from attnlab.comparison.common import _fixed, _grid, _train_with_flow
+from attnlab.comparison.common import _fixed, _grid, _train_with_flow, run_concurrently
 from attnlab.train import config as cfg_lib
 from attnlab.train.steps import jit_init
 
@@ -55,7 +55,8 @@ def run_clipping(c, root: str) -> dict:
                        "optimizer.name": cc.optimizer, "optimizer.momentum": cc.momentum}, c)
   axes = _grid(model=["rnn"], **{"model.recurrent_scale": cc.radii, "optimizer.clip_norm": cc.clip_norms},
                seed=cc.seeds)
-  rows = sweep.run_sweep(get_config, axes, files.join(root, "clipping"), train_group=_train_with_flow)
+  rows = sweep.run_sweep(get_config, axes, files.join(root, "clipping"), train_group=_train_with_flow,
+                         map_groups=run_concurrently)
   spec = cfg_lib.task_spec(get_config("rnn"))
   out = {"task": cc.task, "seq_len": cc.seq_len, "optimizer": cc.optimizer, "momentum": cc.momentum,
          "learning_rate": cc.learning_rate, "steps": cc.steps, "baseline": spec.baseline,

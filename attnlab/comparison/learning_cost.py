@@ -13,11 +13,13 @@ A point: {"task", "model", "length", "status": "trained" | SKIPPED, "cap_sequenc
   "median": sequences (None when censored), "median_censored": bool, "params": int}.
 `growth_exponent(points)`: slope of log(median sequences) on log T over the solved points.
 """
+import functools
+
 import numpy as np
 
 from attnlab import files, sweep
 from attnlab.comparison.common import (_as_dict, _command, _fixed, _grid, _log, _overrides,
-                                       _train_with_flow, param_count)
+                                       _train_with_flow, param_count, run_concurrently)
 from attnlab.train.run_dir import flatten
 
 SKIPPED = "skipped: failed at shorter T"
@@ -74,26 +76,35 @@ def models_of(lc, task: str) -> tuple:
   return tuple(lc.models[task] if hasattr(lc.models, "keys") else lc.models)
 
 
+def _chain(c, task: str, model: str, root: str, train_group) -> list:
+  """The points of one model on one task, shortest T first, skipping the T beyond a failure."""
+  failed, points = False, []
+  for length in sorted(c.learning_cost.lengths[task]):
+    point = {"task": task, "model": model, "length": length}
+    if failed:
+      points.append(dict(point, status=SKIPPED, seeds=[], median=None, median_censored=None))
+      continue
+    _log(f"== learning cost {task} {model} T={length}")
+    point.update(_train_point(c, task, model, length, root, train_group))
+    points.append(point)
+    failed = point["median_censored"]
+  return points
+
+
 def run_learning_cost(c, root: str, train_group=None) -> dict:
-  """{"points": [point, ...], "exponents": {task: {model: growth_exponent}}} (see the module doc)."""
+  """{"points": [point, ...], "exponents": {task: {model: growth_exponent}}} (see the module doc).
+  The (task, model) chains run concurrently inside `common.training_slots(n)` with n > 1."""
   lc = c.learning_cost
-  out = {"points": [], "exponents": {}, "seeds": list(lc.seeds)}
-  for task in lc.tasks:
-    out["exponents"][task] = {}
-    for model in models_of(lc, task):
-      failed, trained = False, []
-      for length in sorted(lc.lengths[task]):
-        point = {"task": task, "model": model, "length": length}
-        if failed:
-          out["points"].append(dict(point, status=SKIPPED, seeds=[], median=None, median_censored=None))
-          continue
-        _log(f"== learning cost {task} {model} T={length}")
-        point.update(_train_point(c, task, model, length, root, train_group or _train_with_flow))
-        out["points"].append(point)
-        trained.append(point)
-        failed = point["median_censored"]
-      out["exponents"][task][model] = growth_exponent(
-          [p["length"] for p in trained], [None if p["median_censored"] else p["median"] for p in trained])
+  out = {"points": [], "exponents": {task: {} for task in lc.tasks}, "seeds": list(lc.seeds)}
+  chains = [(task, model) for task in lc.tasks for model in models_of(lc, task)]
+  results = run_concurrently([functools.partial(_chain, c, task, model, root,
+                                                train_group or _train_with_flow)
+                              for task, model in chains])
+  for (task, model), points in zip(chains, results):
+    out["points"] += points
+    trained = [p for p in points if p["status"] == "trained"]
+    out["exponents"][task][model] = growth_exponent(
+        [p["length"] for p in trained], [None if p["median_censored"] else p["median"] for p in trained])
   return out
 
 

@@ -4,7 +4,7 @@ import numpy as np
 
 from attnlab import data, files, models, sweep, tasks
 from attnlab.analysis.runs import load_run
-from attnlab.comparison.common import _fixed, _grid
+from attnlab.comparison.common import _fixed, _grid, _train_with_flow, run_concurrently
 from attnlab.tasks import metrics as task_metrics
 from attnlab.tasks import vocab
 from attnlab.train import config as cfg_lib
@@ -16,7 +16,8 @@ def run_seq2seq(c, root: str) -> dict:
   get_config = _fixed(sweep.load_config_file(c.task_configs[sc.task]),
                       {"num_train_steps": sc.steps, "task.max_len": sc.max_len}, c)
   rows = sweep.run_sweep(get_config, _grid(model=sc.models, seed=c.seeds[:1]),
-                         files.join(root, "seq2seq"))
+                         files.join(root, "seq2seq"), train_group=_train_with_flow,
+                         map_groups=run_concurrently)
   out = {"task": sc.task, "models": {}}
   for row in rows:
     run = load_run(row["workdir"], "last")

@@ -37,11 +37,40 @@ class Preempted(Exception):
   """Raised after the checkpoint saved on SIGTERM (preemption) or SIGINT (Ctrl-C), so the process
   exits cleanly; `exit_code` is 128 + the signal number (143 or 130), what launchers expect."""
 
-  def __init__(self, signum: int, step: int, workdirs: list):
+  def __init__(self, signum: int, step: int, workdirs: list, saved: bool = True):
     name = "Ctrl-C (SIGINT)" if signum == signal.SIGINT else signal.Signals(signum).name
-    super().__init__(f"{name} at step {step}: checkpoint saved in {', '.join(workdirs)}; rerun "
-                     "the same command to resume")
+    where = (f"at step {step}: checkpoint saved in {', '.join(workdirs)}" if saved else
+             f"before {', '.join(workdirs)} started training")
+    super().__init__(f"{name} {where}; rerun the same command to resume")
     self.exit_code, self.step = 128 + signum, step
+
+
+# The stop flag of trainers running in threads other than the main one (signal handlers can only
+# be installed there): set by the handler `stop_threads_on_signal` installs.
+_THREADS_FLAG = {"set": 0}
+
+
+@contextlib.contextmanager
+def stop_threads_on_signal():
+  """In the main thread, while trainers run in other threads (attnlab.comparison with workers > 1):
+  SIGTERM or Ctrl-C makes each of them save a checkpoint at its next step and raise Preempted.
+  Yields stop(): the same without a signal (e.g. when another thread failed)."""
+  def handler(signum, frame):
+    _THREADS_FLAG["set"] = _THREADS_FLAG["set"] or signum
+
+  _THREADS_FLAG["set"] = 0
+  previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGTERM, signal.SIGINT)}
+  try:
+    yield lambda: handler(signal.SIGTERM, None)
+  finally:
+    for signum, old in previous.items():
+      signal.signal(signum, old)
+    _THREADS_FLAG["set"] = 0
+
+
+def stop_requested() -> int:
+  """The signal number that stopped the trainers in threads (`stop_threads_on_signal`), else 0."""
+  return _THREADS_FLAG["set"]
 
 
 @contextlib.contextmanager
@@ -59,8 +88,8 @@ def _sigterm_flag():
   try:
     for signum in (signal.SIGTERM, signal.SIGINT):
       previous[signum] = signal.signal(signum, handler)
-  except ValueError:  # not the main thread: preemption handling is the caller's business
-    pass
+  except ValueError:  # not the main thread: the flag stop_threads_on_signal's handler sets
+    flag = _THREADS_FLAG
   try:
     yield flag
   finally:
