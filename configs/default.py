@@ -8,15 +8,19 @@ program, every run stopping at its task's criterion; gradient flow with the last
 T=20; length generalisation at 2x and 4x; a tanh RNN trained by SGD with and without clipping; RNN
 encoder-decoders with and without attention on `reverse`; attention maps. It writes
 runs/default/report.md. Every part resumes.
-Time: 9.5 min on 2 otherwise idle CPU cores (5 min 51 s for the learning-cost runs, 3 min 41 s for
-the rest; measured with the compilation cache warm from earlier configs, not from a fresh clone).
-Expected (seeds 0, 1; recorded in docs/results/compare_small): adding — the tanh RNN
-and the window=0 Transformer censored at T=20 (1331-2192 of 2560 held-out sequences wrong), the LSTM
-solved at T=20 (19.8k and 26.2k training sequences) but censored at T=40, the Transformer solved at
-both (18.0k / 12.4k at T=20, 9.3k at T=40); copy T=10 — the LRU solved in 3.2k sequences, the
-Transformer in 7.0k, the LSTM at chance; the window=0 Transformer passes no gradient to any step but
-its last; RNNsearch reverses every length (exact match 1.000) while the RNN encoder-decoder gets
-0.535.
+Time: 6 min 55 s on 2 otherwise idle CPU cores from an empty compilation cache (a fresh clone):
+4 min 20 s for the learning-cost runs, 20 s gradient flow, 26 s clipping, 50 s seq2seq, 50 s
+generalisation, attention maps and report. The 5-minute target is not met: what is left is
+the training steps themselves (e.g. 50-100 ms a step for the copy models' two vmapped seeds) and
+5-10 s of compilation per point; two trainings at a time in threads (comparison.workers=2) took the
+same 6 min 54 s.
+Expected (seeds 0, 1; recorded in docs/results/compare_small): adding — the tanh RNN and the
+window=0 Transformer censored at T=20 (1,332-2,194 of 2,560 held-out sequences wrong), the LSTM
+solved at T=20 (16.4k and 21.7k training sequences) and at T=40 on one seed of two (31.6k; the other
+censored with 46 wrong, so the median is censored), the Transformer solved at both (19.8k / 8.5k at
+T=20, 10.2k / 9.3k at T=40); copy T=10 — the LRU solved in 3.2k sequences, the Transformer in 7.0k,
+the LSTM at chance; the window=0 Transformer passes no gradient to any step but its last; RNNsearch
+reverses every length (exact match 1.000) while the RNN encoder-decoder gets 0.537.
 """
 from configs import compare
 
