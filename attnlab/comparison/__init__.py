@@ -44,12 +44,6 @@ def _parts(comparison) -> tuple:
   return parts
 
 
-def _part(name: str, fn, comparison, workdir: str):
-  if name in ("clipping", "seq2seq"):
-    _log(f"== {name}")
-  return fn(comparison, workdir)
-
-
 def run(comparison, workdir: str) -> dict:
   """Runs the parts of the comparison config named by comparison.parts in `workdir`; writes the report."""
   from attnlab.analysis import report, struggles_report
@@ -60,7 +54,7 @@ def run(comparison, workdir: str) -> dict:
                 "clipping": run_clipping, "seq2seq": run_seq2seq}
     names = [name for name in training if name in parts]
     for name, result in zip(names, run_concurrently(
-        [functools.partial(_part, name, training[name], comparison, workdir) for name in names])):
+        [functools.partial(training[name], comparison, workdir) for name in names])):
       results[name] = result
   trained = [dict(r, part="long_range") for r in results.get("long_range", [])]
   trained += [dict(r, part="learning_cost") for r in as_rows(results.get("learning_cost", {"points": []}))]

@@ -8,7 +8,7 @@ from attnlab import files, sweep
 from attnlab.analysis import gradients
 from attnlab.analysis.flow_logging import held_out_batch
 from attnlab.analysis.runs import load_run
-from attnlab.comparison.common import _fixed, _grid, _train_with_flow, run_concurrently
+from attnlab.comparison.common import _fixed, _grid, _log, _train_with_flow, run_concurrently
 from attnlab.train import config as cfg_lib
 from attnlab.train.steps import jit_init
 
@@ -48,6 +48,7 @@ def run_clipping(c, root: str) -> dict:
   global-norm clipping, over c.clipping.seeds: per run the loss and gradient-norm curves (before
   and after clipping), their max/median, the step it diverged at (`divergence_step`) and the
   gradient norms through time at init."""
+  _log("== clipping")
   cc = c.clipping
   get_config = _fixed(sweep.load_config_file(c.task_configs[cc.task]),
                       {"num_train_steps": cc.steps, "on_nonfinite": "record", "log_every": 1,

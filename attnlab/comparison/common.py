@@ -60,8 +60,8 @@ def training_slots(workers: int):
   the same 6 min 54 s with 2 workers as with 1 (its adding steps already keep both cores busy), so
   no config sets it. Results do not depend on it: every run is its own deterministic program
   (measured: identical metrics)."""
-  previous = dict(_SLOTS)
-  _SLOTS.update(workers=max(1, int(workers)), semaphore=threading.BoundedSemaphore(max(1, int(workers))))
+  previous, workers = dict(_SLOTS), max(1, int(workers))
+  _SLOTS.update(workers=workers, semaphore=threading.BoundedSemaphore(workers))
   try:
     yield
   finally:

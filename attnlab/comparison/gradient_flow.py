@@ -21,7 +21,7 @@ def gradient_flow(rows: list, c) -> dict:
     run = load_run(row["workdir"], "last")
     batch = held_out_batch(run.config, 16)
     init_params = jit_init(run.model.init)(jax.random.PRNGKey(run.config.seed), batch["inputs"],
-                                 batch["lengths"])["params"]
+                                           batch["lengths"])["params"]
     model = row["model"]
     for when, params in (("init", init_params), ("trained", run.params)):
       norms = gradients.input_gradient_norms(run.model, params, batch, run.spec)

@@ -4,7 +4,7 @@ import numpy as np
 
 from attnlab import data, files, models, sweep, tasks
 from attnlab.analysis.runs import load_run
-from attnlab.comparison.common import _fixed, _grid, _train_with_flow, run_concurrently
+from attnlab.comparison.common import _fixed, _grid, _log, _train_with_flow, run_concurrently
 from attnlab.tasks import metrics as task_metrics
 from attnlab.tasks import vocab
 from attnlab.train import config as cfg_lib
@@ -12,6 +12,7 @@ from attnlab.train import config as cfg_lib
 
 def run_seq2seq(c, root: str) -> dict:
   """Encoder-decoders trained on a seq2seq task; greedy exact match by source length on test data."""
+  _log("== seq2seq")
   sc = c.seq2seq
   get_config = _fixed(sweep.load_config_file(c.task_configs[sc.task]),
                       {"num_train_steps": sc.steps, "task.max_len": sc.max_len}, c)
