@@ -58,7 +58,7 @@ results.json and grad_norms.json are written there.
           hours); full at the papers' flip-flop T=512 (days on CPU). The default job (small) does not
           carry it: one mamba point alone takes about the default job's whole 5-minute budget.
 `comparison.parts` picks the parts `attnlab.comparison.run` runs (small: see above; medium/full: the
-first five and struggles); `comparison.workers=N` trains up to N runs at a time in threads
+first five and struggles); `--config.comparison.workers=N` trains up to N runs at a time in threads
 (attnlab/comparison/common.py: no gain on the default job on 2 cores, so off by default).
 Clipping (every size; small measured, seeds 0 and 1, ~6 min on 2 shared CPU cores): a tanh RNN on
 adding T=30, plain SGD at learning rate 0.1, 600 steps. Without clipping every run diverges at
@@ -113,6 +113,7 @@ def get_config(arg="small"):
                                              models=("seq2seq_rnn", "seq2seq_attention",
                                                      "transformer_seq2seq")))
   c.parts = ("long_range", "gradients", "clipping", "seq2seq", "attention")
+  c.workers = 1  # trainings at a time, in threads (attnlab/comparison/common.py training_slots)
   c.generalisation = ml_collections.ConfigDict(dict(tasks=("adding", "copy"), factors=(1, 2, 4),
                                                     num_sequences=256, batch_size=64))
   if arg == "learning_cost":

@@ -9,6 +9,13 @@ from attnlab.comparison import common
 from attnlab.train import trainer
 
 
+def test_workers_must_be_a_positive_integer():
+  for bad in (0, -2, 1.5, "2"):
+    with pytest.raises(ValueError, match="comparison.workers"):
+      with common.training_slots(bad):
+        pass
+
+
 def test_one_slot_runs_calls_in_order_in_this_thread():
   seen = []
   out = common.run_concurrently([lambda i=i: seen.append((i, threading.current_thread())) or i

@@ -60,7 +60,9 @@ def training_slots(workers: int):
   the same 6 min 54 s with 2 workers as with 1 (its adding steps already keep both cores busy), so
   no config sets it. Results do not depend on it: every run is its own deterministic program
   (measured: identical metrics)."""
-  previous, workers = dict(_SLOTS), max(1, int(workers))
+  if not isinstance(workers, int) or workers < 1:
+    raise ValueError(f"comparison.workers={workers!r}: the number of trainings at a time, an integer >= 1")
+  previous = dict(_SLOTS)
   _SLOTS.update(workers=workers, semaphore=threading.BoundedSemaphore(workers))
   try:
     yield
