@@ -6,8 +6,9 @@ weights and the inputs), jitted.
   lstm             `ops.lstm` (the LSTM the models run: a fused [x_t, h] product per step and
                    a hand-written backward pass, `ops.lstm_vjp`)
   min_gru/min_lstm `ops.min_gru` / `ops.min_lstm`: gates from x_t alone, so the loop holds only
-                   h_t = a_t h_{t-1} + b_t; method 'sequential' (a scan) and 'parallel' (Heinsen's
-                   log-space form through a cumulative sum)
+                   h_t = a_t h_{t-1} + b_t; method 'sequential' (a scan), 'parallel' (Heinsen's
+                   log-space form through a cumulative sum) and 'blocked' (blocks of 64 steps,
+                   hand-written backward: `ops.min_rnn_blocked`)
 Issue 13's bar: each min* at least 3x faster per step than the LSTM at T=1000 on 2 CPU cores.
 Candidates are interleaved (`timing.interleaved`); `lstm_over_<name>` > 1 means the min* is faster.
 """
@@ -41,7 +42,7 @@ def candidates(length: int, batch: int, hidden: int) -> dict:
 
   fns = {"lstm": (jax.jit(jax.grad(lstm_loss, argnums=(0, 1))), _params(rng, hidden, 4, True))}
   for cell in CELLS:
-    for method in ("sequential", "parallel"):
+    for method in ("sequential", "parallel", "blocked"):
       op = getattr(ops, cell)
 
       def loss(p, x, op=op, method=method):

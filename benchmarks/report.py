@@ -77,7 +77,8 @@ def targets(results: dict) -> List[dict]:
   for row in (results.get("recurrences") or {}).get("rows", []):
     if row["T"] >= 1000:
       for cell in ("min_gru", "min_lstm"):
-        best = max(("sequential", "parallel"), key=lambda m: row[f"lstm_over_{cell}_{m}"])
+        methods = [m for m in ("sequential", "parallel", "blocked") if f"lstm_over_{cell}_{m}" in row]
+        best = max(methods, key=lambda m: row[f"lstm_over_{cell}_{m}"])
         ratio = row[f"lstm_over_{cell}_{best}"]
         add(f"{cell} layer vs LSTM T={row['T']} H={row['hidden']}", f"{ratio:.2f}x ({best})", ">= 3x",
             ratio >= 3)

@@ -18,6 +18,7 @@ TOL64 = dict(rtol=1e-10, atol=1e-12)
 CASES = [("parallel", False, None, False), ("sequential", False, None, False),
          ("parallel", False, LENGTHS, True), ("sequential", False, LENGTHS, True),
          ("parallel", True, LENGTHS, True), ("sequential", True, LENGTHS, False)]
+MIN_RNN_CASES = CASES + [("blocked", False, None, False)]  # several blocks: the test below
 
 
 def check_against_reference(jax_fn, ref_fn, args, seed=0):
@@ -74,7 +75,7 @@ def min_rnn_args(rng, cell, with_h0):
 
 
 @pytest.mark.parametrize("cell", ["min_gru", "min_lstm"])
-@pytest.mark.parametrize("method,reverse,lengths,with_h0", CASES)
+@pytest.mark.parametrize("method,reverse,lengths,with_h0", MIN_RNN_CASES)
 def test_min_rnn_matches_reference(cell, method, reverse, lengths, with_h0):
   args = min_rnn_args(np.random.default_rng(2), cell, with_h0)
   op = getattr(ops, cell)
@@ -83,6 +84,21 @@ def test_min_rnn_matches_reference(cell, method, reverse, lengths, with_h0):
   ref_fn = lambda w, b, x, *h0: ref.min_rnn(cell, {"W_x": w, "b": b}, x, *(h0 or (None,)), lengths,
                                             reverse)
   check_against_reference(jax_fn, ref_fn, args)
+
+
+@pytest.mark.parametrize("cell,length,block,reverse", [  # 2 blocks, the last padded / 2 of 3
+    ("min_gru", 7, 4, False), ("min_lstm", 7, 4, True), ("min_gru", 6, 4, True)])
+def test_min_rnn_blocked_over_several_blocks_matches_reference(cell, length, block, reverse,
+                                                               monkeypatch):
+  """Blocks joined through the carried state, a padded last block, lengths and reverse, h0."""
+  monkeypatch.setattr(ops.min_rnn, "BLOCK", block)
+  rng = np.random.default_rng(9)
+  w, b, _, h0 = min_rnn_args(rng, cell, True)
+  x, lengths = rng.standard_normal((B, length, D)), np.array([length, 3])
+  jax_fn = lambda w, b, x, h0: getattr(ops, cell)({"W_x": w, "b": b}, x, h0, method="blocked",
+                                                  lengths=jnp.asarray(lengths), reverse=reverse)
+  ref_fn = lambda w, b, x, h0: ref.min_rnn(cell, {"W_x": w, "b": b}, x, h0, lengths, reverse)
+  check_against_reference(jax_fn, ref_fn, [w, b, x, h0])
 
 
 def slstm_args(rng, with_state):

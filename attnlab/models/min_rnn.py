@@ -5,9 +5,10 @@ nonlinear interaction across time. One block (d = d_model, the recurrence's hidd
   x = x + Drop(minRNN(LayerNorm(x)))
   x = x + Drop(MLP(LayerNorm(x)))          MLP: Dense(d_ff) -> GELU -> Dense(d); none if d_ff is None
 after an input projection to d, and a final LayerNorm. Cell weights: W_x (d, kd) LeCun normal, b zero
-(z = 1/2, resp. f' = i' = 1/2 at the start). `scan` picks the recurrence's form: 'sequential' (one
-`lax.scan` step per time step; forward and backward 2-3x faster than 'parallel' on a 2-core CPU at
-T=1000, H=128) or 'parallel' (the paper's log-space scan).
+(z = 1/2, resp. f' = i' = 1/2 at the start). `scan` picks the recurrence's form (`ops.min_gru`):
+'auto' (by backend: 'blocked' on CPU, 'parallel' elsewhere), 'blocked' (blocks of time with a
+hand-written backward pass; on a 2-core CPU at T=1000, H=128 the fastest, see BENCHMARKS.md),
+'sequential' (one `lax.scan` step per time step) or 'parallel' (the paper's log-space scan).
 Everything is causal, so padding after a sequence never changes its valid outputs.
 """
 import flax.linen as nn
@@ -23,7 +24,7 @@ class MinRNNLayer(nn.Module):
   """One minGRU / minLSTM layer. x (B,T,D) -> (hs (B,T,H), h_T (B,H))."""
   cell: str = "mingru"
   hidden_size: int = 128
-  scan: str = "sequential"
+  scan: str = "auto"
   unroll: int = 1
 
   @nn.compact
@@ -50,7 +51,7 @@ class MinRNNBlock(nn.Module):
   cell: str = "mingru"
   d_ff: int = 256
   dropout_rate: float = 0.0
-  scan: str = "sequential"
+  scan: str = "auto"
   unroll: int = 1
 
   @nn.compact
@@ -73,7 +74,7 @@ class MinRNNStack(nn.Module):
   num_layers: int = 2
   d_ff: int = 256
   dropout_rate: float = 0.0
-  scan: str = "sequential"
+  scan: str = "auto"
   unroll: int = 1
 
   @nn.compact

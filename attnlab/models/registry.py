@@ -26,6 +26,7 @@ from attnlab.models.recurrent import RecurrentStack
 from attnlab.models.seq2seq import RNNSeq2Seq, TransformerSeq2Seq
 from attnlab.models.slstm import SLSTMStack
 from attnlab.models.transformer import Transformer
+from attnlab.ops.min_rnn import METHODS as MIN_SCANS
 from attnlab.ops.selective_scan import METHODS as SCANS
 from attnlab.ops.slstm import FORGET_GATES
 
@@ -49,7 +50,7 @@ _DEFAULTS = {
                         attention_impl="plain"),
     "mamba": dict(_HEAD, embed_dim=None, d_model=128, d_state=16, num_layers=2, expand=2,
                   conv_width=4, dt_rank=None, scan="sequential"),
-    "mingru": dict(_HEAD, embed_dim=None, d_model=128, num_layers=2, d_ff=256, scan="sequential",
+    "mingru": dict(_HEAD, embed_dim=None, d_model=128, num_layers=2, d_ff=256, scan="auto",
                    unroll=1),
     "slstm": dict(_HEAD, embed_dim=None, d_model=128, num_heads=4, num_layers=2, d_ff=None,
                   forget_gate="sigmoid", unroll=1),
@@ -96,7 +97,8 @@ def resolve_config(config) -> dict:
   if fields.get("attention_impl", "plain") not in ATTENTION_IMPLS:
     raise ValueError(f"model.attention_impl={fields['attention_impl']!r}; valid choices: "
                      f"{list(ATTENTION_IMPLS)} (attention weights are sown only with 'plain')")
-  scans = scan_ops.METHODS if name == "lru" else SCANS  # the LRU's linear recurrence has 'auto'
+  # the LRU's linear recurrence has 'auto'; minGRU/minLSTM also 'blocked'
+  scans = {"lru": scan_ops.METHODS, "mingru": MIN_SCANS, "minlstm": MIN_SCANS}.get(name, SCANS)
   if fields.get("scan", scans[0]) not in scans:
     raise ValueError(f"model.scan={fields['scan']!r}; valid choices: {list(scans)}")
   if fields.get("forget_gate", "sigmoid") not in FORGET_GATES:

@@ -16,7 +16,9 @@ computed at once. method='parallel' is the paper's log-space scan (Heinsen 2023)
 with log a, log b from softplus (minGRU: log(1 - z) = -softplus(k_z), log z = -softplus(-k_z);
 minLSTM: with d = softplus(-k_f) - softplus(-k_i), log f' = -softplus(d), log i' = -softplus(-d)),
 plus exp(a*_t) * h0 for an initial state of either sign. method='sequential' runs the equations above
-one step at a time (`lax.scan`). With `lengths`, steps t >= length leave the state unchanged and give
+one step at a time (`lax.scan`). method='blocked' runs them in blocks of `BLOCK` steps with a
+hand-written backward pass (`min_rnn_blocked`): the same numbers, faster on CPU. method='auto' picks
+by backend from `METHOD_BY_BACKEND` (BENCHMARKS.md, "Recurrences at one hidden size"). With `lengths`, steps t >= length leave the state unchanged and give
 zero outputs; `reverse=True` runs each sequence backwards over its own valid steps.
 """
 from typing import Optional, Tuple
@@ -24,10 +26,15 @@ from typing import Optional, Tuple
 import jax
 import jax.numpy as jnp
 
+from attnlab.ops.min_rnn_blocked import min_rnn_blocked
 from attnlab.ops.recurrent import _check_sequence, _scan_over_time, _valid_steps, reverse_padded
 
 Array = jax.Array
-METHODS = ("parallel", "sequential")
+METHODS = ("parallel", "sequential", "blocked", "auto")
+# What 'auto' picks: 'blocked' measured fastest on CPU (benchmarks/recurrences.py); elsewhere the
+# paper's log-space parallel scan (not measured here against the others on an accelerator).
+METHOD_BY_BACKEND = {"cpu": "blocked"}
+BLOCK = 64  # time steps per block of method='blocked' (benchmarks/recurrences.py measured 32-128)
 
 
 def g(v: Array) -> Array:
@@ -84,7 +91,14 @@ def _final_state(hs: Array, h0: Array, lengths) -> Array:
 def _min_rnn(cell, params, x, h0, lengths, reverse, method, unroll):
   if method not in METHODS:
     raise ValueError(f"{cell}: method={method!r}; valid choices: {list(METHODS)}")
+  if method == "auto":
+    method = METHOD_BY_BACKEND.get(jax.default_backend(), "parallel")
   _check_sequence(x, params["W_x"].shape[0], cell)
+  if method == "blocked":
+    dtype = jnp.result_type(x, params["W_x"], params["b"])
+    hidden = params["W_x"].shape[-1] // (2 if cell == "min_gru" else 3)
+    h0 = jnp.zeros((x.shape[0], hidden), dtype) if h0 is None else h0.astype(dtype)
+    return _blocked(cell, params, x.astype(dtype), h0, lengths, reverse)
   xw = x @ params["W_x"] + params["b"]
   hidden = xw.shape[-1] // (2 if cell == "min_gru" else 3)
   h0 = jnp.zeros((x.shape[0], hidden), xw.dtype) if h0 is None else h0.astype(xw.dtype)
@@ -101,8 +115,23 @@ def _min_rnn(cell, params, x, h0, lengths, reverse, method, unroll):
     xw = reverse_padded(xw, lengths)
   hs = _log_space_scan(*_log_coefficients(cell, xw), h0)
   final = _final_state(hs, h0, lengths)
+  return _finish(hs, final, lengths, reverse)
+
+
+def _blocked(cell, params, x, h0, lengths, reverse):
+  """method='blocked': x W_x + b, coefficients and recurrence block by block (min_rnn_blocked)."""
+  if reverse:
+    x = reverse_padded(x, lengths)
+  valid = None if lengths is None else _valid_steps(lengths, x.shape[1])
+  coefficients = min_gru_coefficients if cell == "min_gru" else min_lstm_coefficients
+  hs, final = min_rnn_blocked(coefficients, params, x, h0, valid, BLOCK)
+  return _finish(hs, final, lengths, reverse)
+
+
+def _finish(hs, final, lengths, reverse):
+  """Zero the outputs of invalid steps and undo the reversal."""
   if lengths is not None:
-    hs = jnp.where(_valid_steps(lengths, x.shape[1])[:, :, None], hs, 0)
+    hs = jnp.where(_valid_steps(lengths, hs.shape[1])[:, :, None], hs, 0)
   if reverse:
     hs = reverse_padded(hs, lengths)
   return hs, final
