@@ -10,6 +10,9 @@ weights and the inputs), jitted.
                    log-space form through a cumulative sum) and 'blocked' (blocks of 64 steps,
                    hand-written backward: `ops.min_rnn_blocked`)
 Issue 13's bar: each min* at least 3x faster per step than the LSTM at T=1000 on 2 CPU cores.
+Beside them, Mamba's S6 (`ops.selective_scan`, B=64, E=128, N=16, forward + backward with respect to
+every input) in its three forms: 'sequential', 'parallel' and 'blocked' (what `scan='auto'` picks on
+CPU).
 Candidates are interleaved (`timing.interleaved`); `lstm_over_<name>` > 1 means the min* is faster.
 """
 import jax
@@ -52,7 +55,40 @@ def candidates(length: int, batch: int, hidden: int) -> dict:
   return {name: (lambda f=f, p=p: jax.block_until_ready(f(p, x))) for name, (f, p) in fns.items()}
 
 
-def run(lengths=(1000,), batch: int = 64, hidden: int = 128, repeats: int = 5, log=print) -> dict:
+S6_METHODS = ("sequential", "parallel", "blocked")
+
+
+def s6_candidates(length: int, batch: int, channels: int = 128, state: int = 16) -> dict:
+  """{S6 method: blocking callable running its forward + backward once}."""
+  rng = np.random.default_rng(0)
+  f32 = lambda a: jnp.asarray(a, jnp.float32)
+  args = (f32(rng.normal(size=(batch, length, channels))),
+          f32(np.exp(rng.uniform(-4, -1, (batch, length, channels)))),  # Delta in Mamba's range
+          f32(-np.exp(rng.uniform(-1, 1, (channels, state)))), f32(rng.normal(size=(batch, length, state))),
+          f32(rng.normal(size=(batch, length, state))), f32(rng.normal(size=channels)))
+  cot = f32(rng.normal(size=(batch, length, channels)))
+  fns = {}
+  for method in S6_METHODS:
+    loss = lambda *a, method=method: jnp.sum(ops.selective_scan(*a, method=method)[0] * cot)
+    grad = jax.jit(jax.grad(loss, argnums=tuple(range(len(args)))))
+    fns[method] = lambda grad=grad: jax.block_until_ready(grad(*args))
+  return fns
+
+
+def run_s6(lengths, batch: int, repeats: int, log=print) -> list:
+  rows = []
+  for length in lengths:
+    times = timing.interleaved(s6_candidates(length, batch), repeats)
+    row = dict(T=length, batch=batch, channels=128, state=16,
+               **{f"s6_{m}_s": timing.median(t) for m, t in times.items()})
+    rows.append(row)
+    log(f"  S6 T={length:5d} B={batch} E=128 N=16  " + "  ".join(
+        f"{m} {1e3 * row[f's6_{m}_s']:7.1f} ms" for m in S6_METHODS))
+  return rows
+
+
+def run(lengths=(1000,), batch: int = 64, hidden: int = 128, repeats: int = 5, log=print,
+        s6_lengths=(144,)) -> dict:
   rows = []
   for length in lengths:
     times = timing.interleaved(candidates(length, batch, hidden), repeats)
@@ -65,7 +101,7 @@ def run(lengths=(1000,), batch: int = 64, hidden: int = 128, repeats: int = 5, l
     rows.append(row)
     log(f"  T={length:5d} B={batch} H={hidden}  lstm {1e3 * row['lstm_s']:8.1f} ms  " + "  ".join(
         f"{n} {1e3 * row[f'{n}_s']:7.1f} ms ({row[f'lstm_over_{n}']:.1f}x)" for n in times if n != "lstm"))
-  return dict(rows=rows)
+  return dict(rows=rows, s6=run_s6(s6_lengths, batch, repeats, log))
 
 
 def markdown(section: dict) -> str:
@@ -75,4 +111,8 @@ def markdown(section: dict) -> str:
   for r in section["rows"]:
     lines.append(f"| {r['T']} | {r['batch']} | {r['hidden']} | {1e3 * r['lstm_s']:.1f} ms | " + " | ".join(
         f"{1e3 * r[f'{n}_s']:.1f} ms ({r[f'lstm_over_{n}']:.1f}x)" for n in names) + " |")
+  if section.get("s6"):
+    lines += ["", "| S6 T | B | E | N | " + " | ".join(S6_METHODS) + " |", "|---|---|---|---|" + "---|" * 3]
+    lines += [f"| {r['T']} | {r['batch']} | {r['channels']} | {r['state']} | " + " | ".join(
+        f"{1e3 * r[f's6_{m}_s']:.1f} ms" for m in S6_METHODS) + " |" for r in section["s6"]]
   return "\n".join(lines)

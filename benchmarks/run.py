@@ -50,7 +50,7 @@ QUICK = dict(
     research=dict(lengths=(8,), batch=4, repeats=2, words=("lstm",), compile_torch=False),
     choices=dict(scan_lengths=(8,), seed_words=("lstm",), seed_length=8, num_seeds=2, batch=4,
                  repeats=2),
-    recurrences=dict(lengths=(8,), batch=4, hidden=8, repeats=2))
+    recurrences=dict(lengths=(8,), batch=4, hidden=8, repeats=2, s6_lengths=(8,)))
 
 
 def host() -> str:

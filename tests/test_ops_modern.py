@@ -57,7 +57,7 @@ def s6_args(rng, with_h0):
   return args + ([rng.standard_normal((B, E, N))] if with_h0 else [])
 
 
-@pytest.mark.parametrize("method,reverse,lengths,with_h0", CASES)
+@pytest.mark.parametrize("method,reverse,lengths,with_h0", CASES + [("blocked", True, LENGTHS, True)])
 def test_selective_scan_matches_reference(method, reverse, lengths, with_h0):
   args = s6_args(np.random.default_rng(1), with_h0)
   kw = dict(lengths=lengths, reverse=reverse)
@@ -65,6 +65,16 @@ def test_selective_scan_matches_reference(method, reverse, lengths, with_h0):
       u, dt, a, b, c, d, *h0, method=method, lengths=None if lengths is None else jnp.asarray(lengths),
       reverse=reverse)
   ref_fn = lambda u, dt, a, b, c, d, *h0: ref.selective_scan(u, dt, a, b, c, d, *h0, **kw)
+  check_against_reference(jax_fn, ref_fn, args)
+
+
+@pytest.mark.parametrize("reverse,lengths", [(False, None), (True, LENGTHS)])
+def test_selective_scan_blocked_over_several_blocks_matches_reference(reverse, lengths):
+  """3 blocks of 2 steps (the last padded) joined through the carried state, with h0."""
+  args = s6_args(np.random.default_rng(10), True)
+  jax_fn = lambda *a: ops.selective_scan(*a[:6], a[6], method="blocked", block=2,
+                                         reverse=reverse, lengths=None if lengths is None else jnp.asarray(lengths))
+  ref_fn = lambda *a: ref.selective_scan(*a, lengths=lengths, reverse=reverse)
   check_against_reference(jax_fn, ref_fn, args)
 
 
@@ -209,7 +219,7 @@ def test_padding_never_reaches_valid_steps():
 def test_bad_arguments_are_clear_errors():
   rng = np.random.default_rng(8)
   args = [jnp.asarray(a, jnp.float32) for a in s6_args(rng, False)]
-  with pytest.raises(ValueError, match=r"method='scan'; valid choices: \['parallel', 'sequential'\]"):
+  with pytest.raises(ValueError, match=r"method='scan'; valid choices: \['parallel', 'sequential', 'blocked', 'auto'\]"):
     ops.selective_scan(*args, method="scan")
   with pytest.raises(ValueError, match=r"A must be \(E,N\)"):
     ops.selective_scan(args[0], args[1], args[2][:, :2], *args[3:])

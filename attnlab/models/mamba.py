@@ -10,8 +10,10 @@ E = expand * d, N = d_state, R = dt_rank (ceil(d / 16) by default):
   u      = u + Drop(out_proj(y))                            out_proj E -> d, no bias
 Initialisation as in the reference: A_log[e, n] = log(n + 1) (S4D-real), D = 1, dt_proj's bias the
 inverse softplus of dt ~ log U(dt_min, dt_max) (floored at 1e-4), its kernel U(+-R^-1/2).
-`scan` picks the S6 form: 'sequential' (the default: on a 2-core CPU its forward and backward pass
-is ~4x faster than 'parallel' at B=64, T=100, E=128, N=16, since the associative scan writes every
+`scan` picks the S6 form (`ops.selective_scan`): 'auto' (the default; by backend: 'blocked' on CPU,
+'parallel' elsewhere), 'blocked' (no (B,T,E,N) array; on a 2-core CPU the whole mamba training step
+at T=144 took 948 ms against 1095 ms with 'sequential', BENCHMARKS.md), 'sequential' (~4x faster
+than 'parallel' on that CPU at B=64, T=100, E=128, N=16, since the associative scan writes every
 (B,T,E,N) state several times) or 'parallel' (`linear_recurrence`, O(log T) depth for accelerators).
 Everything is causal, so padding after a sequence never changes its valid outputs.
 """
@@ -56,7 +58,7 @@ class MambaMixer(nn.Module):
   dt_rank: int = None
   dt_min: float = 0.001
   dt_max: float = 0.1
-  scan: str = "sequential"
+  scan: str = "auto"
 
   @nn.compact
   def __call__(self, u, lengths=None):
@@ -92,7 +94,7 @@ class MambaStack(nn.Module):
   dt_rank: int = None
   dt_min: float = 0.001
   dt_max: float = 0.1
-  scan: str = "sequential"
+  scan: str = "auto"
   dropout_rate: float = 0.0
 
   @nn.compact

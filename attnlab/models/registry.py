@@ -27,7 +27,7 @@ from attnlab.models.seq2seq import RNNSeq2Seq, TransformerSeq2Seq
 from attnlab.models.slstm import SLSTMStack
 from attnlab.models.transformer import Transformer
 from attnlab.ops.min_rnn import METHODS as MIN_SCANS
-from attnlab.ops.selective_scan import METHODS as SCANS
+from attnlab.ops.selective_scan import METHODS as S6_SCANS
 from attnlab.ops.slstm import FORGET_GATES
 
 SEQUENCE_MODELS = ("rnn", "lstm", "gru", "lru", "transformer", "mamba", "mingru", "minlstm", "slstm")
@@ -49,7 +49,7 @@ _DEFAULTS = {
     "transformer": dict(_HEAD, **_TRANSFORMER, pooling="summary", causal=False, window=None,
                         attention_impl="plain"),
     "mamba": dict(_HEAD, embed_dim=None, d_model=128, d_state=16, num_layers=2, expand=2,
-                  conv_width=4, dt_rank=None, scan="sequential"),
+                  conv_width=4, dt_rank=None, scan="auto"),
     "mingru": dict(_HEAD, embed_dim=None, d_model=128, num_layers=2, d_ff=256, scan="auto",
                    unroll=1),
     "slstm": dict(_HEAD, embed_dim=None, d_model=128, num_heads=4, num_layers=2, d_ff=None,
@@ -98,7 +98,7 @@ def resolve_config(config) -> dict:
     raise ValueError(f"model.attention_impl={fields['attention_impl']!r}; valid choices: "
                      f"{list(ATTENTION_IMPLS)} (attention weights are sown only with 'plain')")
   # the LRU's linear recurrence has 'auto'; minGRU/minLSTM also 'blocked'
-  scans = {"lru": scan_ops.METHODS, "mingru": MIN_SCANS, "minlstm": MIN_SCANS}.get(name, SCANS)
+  scans = {"lru": scan_ops.METHODS, "mingru": MIN_SCANS, "minlstm": MIN_SCANS}.get(name, S6_SCANS)
   if fields.get("scan", scans[0]) not in scans:
     raise ValueError(f"model.scan={fields['scan']!r}; valid choices: {list(scans)}")
   if fields.get("forget_gate", "sigmoid") not in FORGET_GATES:

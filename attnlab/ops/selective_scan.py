@@ -10,7 +10,9 @@ Shapes: batch B, time T, channels E (Mamba's d_inner), state size N per channel,
                     y_t = C_t . h_t + D * u_t               (sum over N; D (E,) the skip)
                   method='parallel': every (A_bar_t, B_bar_t u_t) at once, then `linear_recurrence`
                   (associative scan, O(log T) depth); method='sequential': one `lax.scan` step at a
-                  time. Both give the same numbers.
+                  time; method='blocked': blocks of `BLOCK` steps with a hand-written backward pass
+                  that stores no (B,T,E,N) array (`selective_scan_blocked`), the fast form on CPU.
+                  All give the same numbers; 'auto' picks by backend (`METHOD_BY_BACKEND`).
   causal_conv1d   depthwise: y_t = sum_k w_k * x_{t-K+1+k} + b, zeros before step 0.
 
 With `lengths` (B,) steps t >= length leave the state unchanged and give zero outputs (the parallel
@@ -25,9 +27,14 @@ import jax.numpy as jnp
 
 from attnlab.ops.recurrent import _scan_over_time, _valid_steps, reverse_padded
 from attnlab.ops.scan import linear_recurrence
+from attnlab.ops.selective_scan_blocked import selective_scan_blocked
 
 Array = jax.Array
-METHODS = ("parallel", "sequential")
+METHODS = ("parallel", "sequential", "blocked", "auto")
+# What 'auto' picks: 'blocked' measured fastest on CPU; elsewhere the associative scan, the form
+# the Mamba paper's own kernel parallelises (not measured here against the others on an accelerator).
+METHOD_BY_BACKEND = {"cpu": "blocked"}
+BLOCK = 16  # time steps per block of method='blocked' (benchmarks/recurrences.py)
 
 
 def causal_conv1d(x: Array, w: Array, b: Optional[Array] = None) -> Array:
@@ -49,15 +56,19 @@ def _check(u, delta, a, b, c, method):
                      f"got A {a.shape}, B {b.shape}, C {c.shape}")
 
 
-@functools.partial(jax.jit, static_argnames=("reverse", "method", "unroll"))  # one program eagerly
+@functools.partial(jax.jit, static_argnames=("reverse", "method", "unroll", "block"))  # one program eagerly
 def selective_scan(u: Array, delta: Array, A: Array, B: Array, C: Array, D: Optional[Array] = None,
                    h0: Optional[Array] = None, *, lengths=None, reverse: bool = False,
-                   method: str = "parallel", unroll: int = 1) -> Tuple[Array, Array]:
+                   method: str = "parallel", unroll: int = 1,
+                   block: int = BLOCK) -> Tuple[Array, Array]:
   """S6 over a sequence. u, delta (B,T,E), A (E,N), B, C (B,T,N), D (E,), h0 (B,E,N).
 
+  `block`: time steps per block of method='blocked'.
   Returns y (B,T,E) and the final state h_T (B,E,N) (the state after each sequence's last valid step).
   """
   _check(u, delta, A, B, C, method)
+  if method == "auto":
+    method = METHOD_BY_BACKEND.get(jax.default_backend(), "parallel")
   dtype = jnp.result_type(u, delta, A, B, C)
   if h0 is None:
     h0 = jnp.zeros((u.shape[0],) + A.shape, dtype)
@@ -71,6 +82,15 @@ def selective_scan(u: Array, delta: Array, A: Array, B: Array, C: Array, D: Opti
 
     packed = jnp.concatenate([x.astype(dtype) for x in (u, delta, B, C)], axis=-1)
     y, h_last = _scan_over_time(step, h0.astype(dtype), packed, lengths, reverse, unroll)
+  elif method == "blocked":
+    if reverse:
+      u, delta, B, C = (reverse_padded(x, lengths) for x in (u, delta, B, C))
+    if lengths is not None:
+      delta = jnp.where(_valid_steps(lengths, u.shape[1])[:, :, None], delta, 0)
+    cast = lambda x: x.astype(dtype)
+    y, h_last = selective_scan_blocked(cast(u), cast(delta), cast(A), cast(B), cast(C), cast(h0), block)
+    if reverse:
+      y, u = reverse_padded(y, lengths), reverse_padded(u, lengths)
   else:
     if reverse:
       u, delta, B, C = (reverse_padded(x, lengths) for x in (u, delta, B, C))
