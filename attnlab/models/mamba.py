@@ -11,8 +11,8 @@ E = expand * d, N = d_state, R = dt_rank (ceil(d / 16) by default):
 Initialisation as in the reference: A_log[e, n] = log(n + 1) (S4D-real), D = 1, dt_proj's bias the
 inverse softplus of dt ~ log U(dt_min, dt_max) (floored at 1e-4), its kernel U(+-R^-1/2).
 `scan` picks the S6 form (`ops.selective_scan`): 'auto' (the default; by backend: 'blocked' on CPU,
-'parallel' elsewhere), 'blocked' (no (B,T,E,N) array; on a 2-core CPU the whole mamba training step
-at T=144 1.48x faster forward + backward than 'sequential', BENCHMARKS.md), 'sequential' (~4x faster
+'parallel' elsewhere), 'blocked' (no (B,T,E,N) array; on a 2-core CPU the S6's forward + backward at
+T=144 1.48x faster than 'sequential', BENCHMARKS.md), 'sequential' (~4x faster
 than 'parallel' on that CPU at B=64, T=100, E=128, N=16, since the associative scan writes every
 (B,T,E,N) state several times) or 'parallel' (`linear_recurrence`, O(log T) depth for accelerators).
 Everything is causal, so padding after a sequence never changes its valid outputs.
