@@ -92,15 +92,15 @@ def test_device_check_kills_a_silent_step_at_its_limit():
 @pytest.mark.skipif(not peers.torch_available(), reason="PyTorch peers need the [bench] extra")
 @pytest.mark.parametrize("word", ["rnn", "lstm"])
 def test_research_torch_models_share_weights_and_compute_the_same_outputs(word):
+  import jax
+  from attnlab.train import steps
   from benchmarks import research
-  ours = research.jax_model(word, 6, 3)
-  config = research._config(word, 6, 3)
-  from attnlab import models
-  from attnlab.train import config as cfg_lib
-  model = models.build(cfg_lib.validate(config, 1)[1])
-  x = np.asarray(ours["batch"]["inputs"], np.float32)
-  want = np.asarray(model.apply({"params": ours["params"]}, x)).reshape(3, -1)
-  module = research.torch_model(word, ours["params"])
+  _, spec, model, tx, _, batch = research.setup(word, 6, 3)  # the timed step's model and batch
+  params = jax.tree.map(np.asarray, steps.create_state(model, tx, spec, jax.random.PRNGKey(0),
+                                                       batch).params)
+  x = np.asarray(batch["inputs"], np.float32)
+  want = np.asarray(model.apply({"params": params}, x)).reshape(3, -1)
+  module = research.torch_model(word, params)
   with peers.torch.no_grad():
     got = module(peers.torch.from_numpy(x)).numpy()
   np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
