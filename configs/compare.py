@@ -48,9 +48,9 @@ results.json and grad_norms.json are written there.
           rnn, lstm, gru, lru, transformer, mamba, mingru, minlstm, slstm trained on parity at T=32 and
           flip-flop at T=64 (300 steps each, seed 0) and evaluated at 1, 2, 4, 8 x T on 256 test
           sequences per length; MQAR at T=64 with 4 and 16 pairs (1000 steps; mamba last), each
-          model's state or KV-cache bytes beside it. Recorded in docs/results/struggles (with MQAR
-          for all but mamba, whose two points take ~35 min more on 2 CPU cores): parity and flip-flop
-          ~50 min for the nine models, MQAR ~60 min without mamba, on 2 shared CPU cores. Result:
+          model's state or KV-cache bytes beside it. Recorded in docs/results/struggles: parity and
+          flip-flop ~50 min for the nine models, MQAR ~60 min without mamba and ~10 min for mamba's
+          two points (blocked S6), on 2 shared CPU cores. Result:
           parity is learned and kept with no error at 8x only by lstm, gru and slstm; transformer,
           lru, mamba, mingru, minlstm and rnn end at 0.50-0.59 at 8x; on flip-flop every recurrence
           keeps >= 0.995 at 8x while the transformer falls to 0.57. medium runs the part at parity
@@ -90,7 +90,8 @@ SMALL_MODELS = ("rnn", "lstm", "lru", "transformer", "transformer_window0")  # a
 LEARNING_COST_MODELS = ("transformer", "transformer_window0", "lstm", "lstm_chrono", "rnn", "gru", "lru")
 # Models of the "where attention struggles" part: the seed's five and the modern recurrences.
 STRUGGLES_MODELS = ("rnn", "lstm", "gru", "lru", "transformer", "mamba", "mingru", "minlstm", "slstm")
-# MQAR's models on CPU: mamba last (its 1000 steps take ~17 min a point on 2 CPU cores, most of the part)
+# MQAR's models on CPU: mamba last (its 1000 steps took ~5 min a point on 2 CPU cores with the blocked
+# S6, ~17 min with the sequential one)
 MQAR_CPU_ORDER = ("rnn", "lstm", "gru", "lru", "transformer", "mingru", "minlstm", "slstm", "mamba")
 
 
