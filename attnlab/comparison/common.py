@@ -58,7 +58,7 @@ def training_slots(workers: int):
   pays where compilation dominates or cores are idle: on 2 CPU cores two copy learning-cost parts
   (3 small points each) took 141 s together against 104 s each alone; the whole default job took
   the same 6 min 54 s with 2 workers as with 1 (its adding steps already keep both cores busy), so
-  no config sets it. Results do not depend on it: every run is its own deterministic program
+  every config keeps 1. Results do not depend on it: every run is its own deterministic program
   (measured: identical metrics)."""
   if not isinstance(workers, int) or workers < 1:
     raise ValueError(f"comparison.workers={workers!r}: the number of trainings at a time, an integer >= 1")

@@ -61,6 +61,8 @@ def min_lstm_coefficients(xw: Array) -> Tuple[Array, Array]:
   return f / (f + i), i / (f + i) * g(v)
 
 
+COEFFICIENTS = {"min_gru": min_gru_coefficients, "min_lstm": min_lstm_coefficients}
+
 def _log_coefficients(cell: str, xw: Array) -> Tuple[Array, Array]:
   """(log a, log b) of the same recurrence, from softplus only."""
   if cell == "min_gru":
@@ -94,16 +96,14 @@ def _min_rnn(cell, params, x, h0, lengths, reverse, method, unroll):
   if method == "auto":
     method = METHOD_BY_BACKEND.get(jax.default_backend(), "parallel")
   _check_sequence(x, params["W_x"].shape[0], cell)
+  dtype = jnp.result_type(x, params["W_x"], params["b"])  # that of x W_x + b
+  hidden = params["W_x"].shape[-1] // (2 if cell == "min_gru" else 3)
+  h0 = jnp.zeros((x.shape[0], hidden), dtype) if h0 is None else h0.astype(dtype)
   if method == "blocked":
-    dtype = jnp.result_type(x, params["W_x"], params["b"])
-    hidden = params["W_x"].shape[-1] // (2 if cell == "min_gru" else 3)
-    h0 = jnp.zeros((x.shape[0], hidden), dtype) if h0 is None else h0.astype(dtype)
     return _blocked(cell, params, x.astype(dtype), h0, lengths, reverse)
   xw = x @ params["W_x"] + params["b"]
-  hidden = xw.shape[-1] // (2 if cell == "min_gru" else 3)
-  h0 = jnp.zeros((x.shape[0], hidden), xw.dtype) if h0 is None else h0.astype(xw.dtype)
   if method == "sequential":
-    a, b = (min_gru_coefficients if cell == "min_gru" else min_lstm_coefficients)(xw)
+    a, b = COEFFICIENTS[cell](xw)
 
     def step(h, ab):
       a_t, b_t = jnp.split(ab, 2, axis=-1)
@@ -123,8 +123,7 @@ def _blocked(cell, params, x, h0, lengths, reverse):
   if reverse:
     x = reverse_padded(x, lengths)
   valid = None if lengths is None else _valid_steps(lengths, x.shape[1])
-  coefficients = min_gru_coefficients if cell == "min_gru" else min_lstm_coefficients
-  hs, final = min_rnn_blocked(coefficients, params, x, h0, valid, BLOCK)
+  hs, final = min_rnn_blocked(COEFFICIENTS[cell], params, x, h0, valid, BLOCK)
   return _finish(hs, final, lengths, reverse)
 
 

@@ -82,25 +82,21 @@ def selective_scan(u: Array, delta: Array, A: Array, B: Array, C: Array, D: Opti
 
     packed = jnp.concatenate([x.astype(dtype) for x in (u, delta, B, C)], axis=-1)
     y, h_last = _scan_over_time(step, h0.astype(dtype), packed, lengths, reverse, unroll)
-  elif method == "blocked":
+  else:  # parallel or blocked: padding steps get delta = 0 (A_bar = 1, B_bar u = 0)
     if reverse:
       u, delta, B, C = (reverse_padded(x, lengths) for x in (u, delta, B, C))
     if lengths is not None:
       delta = jnp.where(_valid_steps(lengths, u.shape[1])[:, :, None], delta, 0)
-    cast = lambda x: x.astype(dtype)
-    y, h_last = selective_scan_blocked(cast(u), cast(delta), cast(A), cast(B), cast(C), cast(h0), block)
-    if reverse:
-      y, u = reverse_padded(y, lengths), reverse_padded(u, lengths)
-  else:
-    if reverse:
-      u, delta, B, C = (reverse_padded(x, lengths) for x in (u, delta, B, C))
-    if lengths is not None:
-      delta = jnp.where(_valid_steps(lengths, u.shape[1])[:, :, None], delta, 0)
-    a_bar = jnp.exp(delta[..., None] * A)  # (B,T,E,N)
-    bu = (delta * u)[..., None] * B[:, :, None, :]
-    h = linear_recurrence(a_bar, bu, h0.astype(dtype))
-    y = jnp.einsum("bten,btn->bte", h, C)
-    h_last = h[:, -1]
+    if method == "blocked":
+      cast = lambda x: x.astype(dtype)
+      y, h_last = selective_scan_blocked(cast(u), cast(delta), cast(A), cast(B), cast(C), cast(h0),
+                                         block)
+    else:
+      a_bar = jnp.exp(delta[..., None] * A)  # (B,T,E,N)
+      bu = (delta * u)[..., None] * B[:, :, None, :]
+      h = linear_recurrence(a_bar, bu, h0.astype(dtype))
+      y = jnp.einsum("bten,btn->bte", h, C)
+      h_last = h[:, -1]
     if reverse:
       y = reverse_padded(y, lengths)
       u = reverse_padded(u, lengths)
