@@ -9,17 +9,17 @@ from attnlab.ops.chunked_attention import MaskSpec, chunked_attention, dense_mas
 from attnlab.ops.fused_attention import fused_attention
 from attnlab.ops.min_rnn import min_gru, min_lstm
 from attnlab.ops.positions import rotary_embedding, sinusoidal_positions
-from attnlab.ops.recurrent import (ACTIVATIONS, get_activation, gru, gru_cell, lstm, lstm_cell,
-                                   lstm_scan, reverse_padded, rnn, rnn_cell)
+from attnlab.ops.recurrent import (ACTIVATIONS, get_activation, gru, gru_cell, gru_scan, lstm,
+                                   lstm_cell, lstm_scan, reverse_padded, rnn, rnn_cell, rnn_scan)
 from attnlab.ops.scan import linear_recurrence
 from attnlab.ops.selective_scan import causal_conv1d, selective_scan
 from attnlab.ops.slstm import slstm, slstm_cell
 
 __all__ = [
     "ACTIVATIONS", "MaskSpec", "additive_attention", "causal_conv1d", "causal_mask",
-    "chunked_attention", "dense_mask", "fused_attention", "get_activation", "gru", "gru_cell",
+    "chunked_attention", "dense_mask", "fused_attention", "get_activation", "gru", "gru_cell", "gru_scan",
     "linear_recurrence", "local_mask", "lstm", "lstm_cell", "lstm_scan", "masked_softmax",
-    "min_gru", "min_lstm", "padding_mask", "project_keys", "reverse_padded", "rnn", "rnn_cell",
+    "min_gru", "min_lstm", "padding_mask", "project_keys", "reverse_padded", "rnn", "rnn_cell", "rnn_scan",
     "rotary_embedding", "scaled_dot_product_attention", "selective_scan", "sequence_mask",
     "sinusoidal_positions", "slstm", "slstm_cell",
 ]

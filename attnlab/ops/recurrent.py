@@ -30,7 +30,7 @@ from typing import Callable, Optional, Tuple, Union
 import jax
 import jax.numpy as jnp
 
-from attnlab.ops import lstm_vjp
+from attnlab.ops import lstm_vjp, rnn_vjp
 
 Array = jax.Array
 Params = dict
@@ -165,7 +165,24 @@ def _zeros_state(x: Array, hidden: int, dtype) -> Array:
 
 def rnn(params: Params, x: Array, h0: Optional[Array] = None, *, lengths=None,
         reverse: bool = False, activation="tanh", unroll: int = 1) -> Tuple[Array, Array]:
-  """Elman RNN over a sequence. x (B,T,D), h0 (B,H) -> (hs (B,T,H), h_T (B,H))."""
+  """Elman RNN over a sequence. x (B,T,D), h0 (B,H) -> (hs (B,T,H), h_T (B,H)).
+
+  With tanh, runs `rnn_vjp.rnn_layer` (a hand-written backward pass; reverse mode only; `unroll`
+  unused); other activations, and `rnn_scan`, are the plain `lax.scan`.
+  """
+  if activation != "tanh" or x.ndim != 3 or x.shape[1] == 0:
+    return rnn_scan(params, x, h0, lengths=lengths, reverse=reverse, activation=activation,
+                    unroll=unroll)
+  _check_sequence(x, params["W_xh"].shape[0], "rnn")
+  xw = x @ params["W_xh"] + params["b_h"]
+  h0 = _zeros_state(x, params["W_hh"].shape[0], xw.dtype) if h0 is None else h0
+  return _custom_layer(lambda xw_, valid: rnn_vjp.rnn_layer(params["W_hh"], xw_, h0, valid),
+                       xw, lengths, reverse)
+
+
+def rnn_scan(params: Params, x: Array, h0: Optional[Array] = None, *, lengths=None,
+             reverse: bool = False, activation="tanh", unroll: int = 1) -> Tuple[Array, Array]:
+  """`rnn` as a plain `lax.scan` differentiated by JAX (forward mode works too)."""
   _check_sequence(x, params["W_xh"].shape[0], "rnn")
   f = get_activation(activation)
   w_hh = params["W_hh"]
@@ -177,6 +194,15 @@ def rnn(params: Params, x: Array, h0: Optional[Array] = None, *, lengths=None,
     return h, h
 
   return _scan_over_time(step, h0, xw, lengths, reverse, unroll)
+
+
+def _custom_layer(layer, xw: Array, lengths, reverse: bool):
+  """Runs layer(xw (B,T,K), valid (B,T) or None) -> (hs, final) with `lengths` and `reverse`."""
+  if reverse:
+    xw = reverse_padded(xw, lengths)
+  valid = None if lengths is None else _valid_steps(lengths, xw.shape[1])
+  hs, final = layer(xw, valid)
+  return (reverse_padded(hs, lengths) if reverse else hs), final
 
 
 def lstm(params: Params, x: Array, carry0: Optional[Tuple[Array, Array]] = None, *, lengths=None,
@@ -222,7 +248,25 @@ def lstm_scan(params: Params, x: Array, carry0: Optional[Tuple[Array, Array]] = 
 
 def gru(params: Params, x: Array, h0: Optional[Array] = None, *, lengths=None,
         reverse: bool = False, reset_after: bool = False, unroll: int = 1) -> Tuple[Array, Array]:
-  """GRU over a sequence. x (B,T,D), h0 (B,H) -> (hs (B,T,H), h_T (B,H))."""
+  """GRU over a sequence. x (B,T,D), h0 (B,H) -> (hs (B,T,H), h_T (B,H)).
+
+  Runs `rnn_vjp.gru_layer` (a hand-written backward pass; reverse mode only; `unroll` unused);
+  `gru_scan` is the plain `lax.scan` version with the equations of `gru_cell`.
+  """
+  if x.ndim != 3 or x.shape[1] == 0:
+    return gru_scan(params, x, h0, lengths=lengths, reverse=reverse, reset_after=reset_after,
+                    unroll=unroll)
+  _check_sequence(x, params["W_x"].shape[0], "gru")
+  xw = x @ params["W_x"] + params["b_x"]
+  h0 = _zeros_state(x, params["W_h"].shape[0], xw.dtype) if h0 is None else h0
+  return _custom_layer(
+      lambda xw_, valid: rnn_vjp.gru_layer(params["W_h"], params["b_h"], xw_, h0, valid, reset_after),
+      xw, lengths, reverse)
+
+
+def gru_scan(params: Params, x: Array, h0: Optional[Array] = None, *, lengths=None,
+             reverse: bool = False, reset_after: bool = False, unroll: int = 1) -> Tuple[Array, Array]:
+  """`gru` as a plain `lax.scan` differentiated by JAX (forward mode works too)."""
   _check_sequence(x, params["W_x"].shape[0], "gru")
   xw = x @ params["W_x"] + params["b_x"]
   h0 = _zeros_state(x, params["W_h"].shape[0], xw.dtype) if h0 is None else h0
