@@ -5,6 +5,10 @@
          -> `attnlab.ops.scan.SCAN_BY_BACKEND`
   seeds  K seeds of one config as one vmapped training step against K single-seed steps one after
          another, for each comparison model at T=100 -> `attnlab.train.config.SEEDS_BY_BACKEND`
+  attention  the Transformer's full training step at its comparison size on adding with
+         `model.attention_impl` 'plain' (weights materialised), 'chunked' (online softmax) and
+         'fused' (jax.nn.dot_product_attention), at several T
+         -> `attnlab.models.attention.ATTENTION_BY_BACKEND`
 Both interleave the candidates (`timing.interleaved`) and report the median step; a ratio > 1
 means the first-named candidate is slower.
 """
@@ -27,6 +31,22 @@ def scan(lengths=(100, 500, 1000), batch: int = 64, repeats: int = 3, log=print)
     rows.append(row)
     log(f"  lru scan T={length:5d}  associative {1e3 * row['associative_s']:8.1f} ms  sequential "
         f"{1e3 * row['sequential_s']:8.1f} ms  ratio {row['associative_over_sequential']:.2f}")
+  return dict(rows=rows, batch=batch)
+
+
+def attention(lengths=(25, 100, 500), batch: int = 64, repeats: int = 3, impls=("plain", "chunked", "fused"),
+              log=print) -> dict:
+  rows = []
+  for length in lengths:
+    cands = {m: research.jax_model("transformer", length, batch, **{"model.attention_impl": m})
+             for m in impls}
+    times = timing.interleaved({m: c["train_step"] for m, c in cands.items()}, repeats)
+    row = dict(T=length, backend=jax.default_backend(),
+               **{f"{m}_s": timing.median(t) for m, t in times.items()})
+    row.update({f"plain_over_{m}": row["plain_s"] / row[f"{m}_s"] for m in impls if m != "plain"})
+    rows.append(row)
+    log(f"  transformer attention T={length:5d}  " + "  ".join(
+        f"{m} {1e3 * row[f'{m}_s']:8.1f} ms" for m in impls))
   return dict(rows=rows, batch=batch)
 
 

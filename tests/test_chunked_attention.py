@@ -126,6 +126,10 @@ def test_weights_only_with_plain_attention():
   assert not state.get("intermediates")
   with pytest.raises(ValueError, match="return_weights needs attention_impl='plain'"):
     mha.apply(variables, x, return_weights=True)
+  if jax.default_backend() == "cpu":  # 'auto' (the Transformer's default) runs 'chunked' there
+    auto = models.MultiHeadAttention(2, attention_impl="auto")
+    assert not auto.apply(variables, x, mutable=["intermediates"])[1].get("intermediates")
+    np.testing.assert_array_equal(auto.apply(variables, x), mha.apply(variables, x))
   with pytest.raises(ValueError, match="valid choices"):
     models.build(ml_collections.ConfigDict(dict(name="transformer", attention_impl="flash")))
 

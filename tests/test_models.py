@@ -185,7 +185,7 @@ def test_causal_models_ignore_future_tokens(name):
 
 def test_transformer_encoder_ignores_padding_and_sows_attention_weights():
   model = models.build(tiny_config("transformer", vocab_size=V, num_outputs=3, pre_ln=True,
-                                   positional="rope"))
+                                   positional="rope", attention_impl="plain"))
   x = tokens()
   variables = model.init(jax.random.PRNGKey(0), x, LENGTHS)
   out, state = model.apply(variables, x, LENGTHS, mutable=["intermediates"])

@@ -7,8 +7,11 @@ The attention weights (B,N,Tq,Tk) are sown into the 'intermediates' collection a
 and `return_weights=True` returns them directly.
 
 `attention_impl` picks how the heads attend: 'plain' (`ops.scaled_dot_product_attention`, the
-weights materialised), 'chunked' (`ops.chunked_attention`, online softmax, O(T) memory) or 'fused'
-(`ops.fused_attention`: jax.nn.dot_product_attention, cuDNN on GPU). Only 'plain' produces weights:
+weights materialised), 'chunked' (`ops.chunked_attention`, online softmax, O(T) memory), 'fused'
+(`ops.fused_attention`: jax.nn.dot_product_attention, cuDNN on GPU) or 'auto' (by backend from
+`ATTENTION_BY_BACKEND`: 'chunked' on CPU, where the comparison Transformer's training step measured
+1.3x faster than 'plain' at T=100 and 500, BENCHMARKS.md "Choices by backend"; 'plain' elsewhere,
+not measured against the others there). Only 'plain' produces weights:
 with the others nothing is sown, `return_weights=True` is an error, and 'chunked' takes no `bias`.
 `mask` is a bool array broadcastable to (B,N,Tq,Tk) or an `ops.MaskSpec` (padding, causal, window),
 which the 'chunked' and 'fused' paths apply without building a (Tq,Tk) array.
@@ -16,10 +19,17 @@ which the 'chunked' and 'fused' paths apply without building a (Tq,Tk) array.
 from typing import Optional
 
 import flax.linen as nn
+import jax
 
 from attnlab import ops
 
-ATTENTION_IMPLS = ("plain", "chunked", "fused")
+ATTENTION_IMPLS = ("plain", "chunked", "fused", "auto")
+ATTENTION_BY_BACKEND = {"cpu": "chunked"}  # what 'auto' runs (benchmarks/choices.py, attention)
+
+
+def resolve_impl(impl: str) -> str:
+  """'auto' -> the backend's attention from ATTENTION_BY_BACKEND ('plain' where none is listed)."""
+  return ATTENTION_BY_BACKEND.get(jax.default_backend(), "plain") if impl == "auto" else impl
 
 
 class MultiHeadAttention(nn.Module):
@@ -27,7 +37,7 @@ class MultiHeadAttention(nn.Module):
   qkv_features: Optional[int] = None  # default: the query's feature size
   out_features: Optional[int] = None  # default: the query's feature size
   use_rope: bool = False  # rotary positions on q and k (Su et al. 2021)
-  attention_impl: str = "plain"  # 'plain' | 'chunked' | 'fused'
+  attention_impl: str = "plain"  # 'plain' | 'chunked' | 'fused' | 'auto'
 
   @nn.compact
   def __call__(self, inputs_q, inputs_kv=None, mask=None, bias=None, *, return_weights=False):
@@ -42,13 +52,14 @@ class MultiHeadAttention(nn.Module):
     if self.use_rope:
       q, k = ops.rotary_embedding(q), ops.rotary_embedding(k)
     weights = None
-    if self.attention_impl == "plain":
+    impl = resolve_impl(self.attention_impl)
+    if impl == "plain":
       if isinstance(mask, ops.MaskSpec):
         mask = ops.dense_mask(mask, q.shape[1], k.shape[1])
       out, weights = ops.scaled_dot_product_attention(q, k, v, mask=mask, bias=bias)
       self.sow("intermediates", "attention_weights", weights)
     else:
-      out = _attend(self.attention_impl, q, k, v, mask, bias, return_weights)
+      out = _attend(impl, q, k, v, mask, bias, return_weights)
     out = nn.DenseGeneral(self.out_features or inputs_q.shape[-1], axis=(-2, -1), name="out")(out)
     return (out, weights) if return_weights else out
 

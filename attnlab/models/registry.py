@@ -47,7 +47,7 @@ _DEFAULTS = {
     "lru": dict(_HEAD, embed_dim=None, d_model=128, state_size=128, num_layers=1, r_min=0.0,
                 r_max=1.0, max_phase=6.283185307179586, norm="layer", scan="auto"),
     "transformer": dict(_HEAD, **_TRANSFORMER, pooling="summary", causal=False, window=None,
-                        attention_impl="plain"),
+                        attention_impl="auto"),
     "mamba": dict(_HEAD, embed_dim=None, d_model=128, d_state=16, num_layers=2, expand=2,
                   conv_width=4, dt_rank=None, scan="auto"),
     "mingru": dict(_HEAD, embed_dim=None, d_model=128, num_layers=2, d_ff=256, scan="auto",

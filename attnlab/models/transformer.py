@@ -6,7 +6,7 @@
 Positions: 'sinusoidal' (added), 'learned' (added, N(0, 0.02) table of `max_len` rows), 'rope'
 (rotary on queries and keys), or 'none'. Dropout on embeddings and on each sublayer's output.
 Init: LeCun normal Dense kernels and zero biases (Flax defaults), LayerNorm scale 1 and bias 0.
-`attention_impl` ('plain' | 'chunked' | 'fused', see `MultiHeadAttention`) selects the self-attention
+`attention_impl` ('plain' | 'chunked' | 'fused' | 'auto', see `MultiHeadAttention`) selects the self-attention
 kernel of the encoder stack; with 'chunked' or 'fused' the mask is an `ops.MaskSpec`, never (T,T),
 and no attention weights are sown.
 """
@@ -16,7 +16,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from attnlab import ops
-from attnlab.models.attention import MultiHeadAttention
+from attnlab.models.attention import MultiHeadAttention, resolve_impl
 from attnlab.models.heads import last_valid, masked_mean
 
 POSITIONALS = ("sinusoidal", "learned", "rope", "none")
@@ -127,13 +127,13 @@ class Transformer(nn.Module):
   max_len: int = 2048
   window: Optional[int] = None  # local attention: attend within |i - j| <= window
   activation: str = "relu"
-  attention_impl: str = "plain"  # 'plain' | 'chunked' | 'fused'
+  attention_impl: str = "plain"  # 'plain' | 'chunked' | 'fused' | 'auto' (by backend)
 
   @nn.compact
   def __call__(self, x, lengths=None, *, train: bool = False):
     x = AddPositions(self.positional, self.max_len, name="positions")(x)
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    if self.attention_impl == "plain":
+    if resolve_impl(self.attention_impl) == "plain":
       mask = self_attention_mask(x.shape[1], lengths, self.causal, self.window)
     else:
       mask = ops.MaskSpec(lengths, self.causal, self.window)
