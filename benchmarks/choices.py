@@ -88,6 +88,8 @@ def seeds(words=("rnn", "lstm", "gru", "lru", "transformer"), length: int = 100,
 
 def run(scan_lengths=(100, 500, 1000), seed_words=("rnn", "lstm", "gru", "lru", "transformer"),
         seed_length: int = 100, num_seeds: int = 3, batch: int = 64, repeats: int = 3,
+        attention_lengths=(25, 100, 500), attention_impls=("plain", "chunked", "fused"),
         log=print) -> dict:
   return dict(scan=scan(scan_lengths, batch, repeats, log),
-              seeds=seeds(seed_words, seed_length, batch, num_seeds, repeats, log))
+              seeds=seeds(seed_words, seed_length, batch, num_seeds, repeats, log),
+              attention=attention(attention_lengths, batch, repeats, attention_impls, log))

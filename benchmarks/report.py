@@ -213,6 +213,13 @@ def markdown(results: dict) -> str:
                      [(f"{r['num_seeds']} x {r['model']}", r["T"], f"{1e3 * r['vmap_s']:.1f}",
                        f"{1e3 * r['sequential_s']:.1f}", f"{r['vmap_over_sequential']:.2f}")
                       for r in ch["seeds"]["rows"]])]
+    if ch.get("attention"):
+      impls = [k[:-2] for k in ch["attention"]["rows"][0] if k.endswith("_s")]
+      parts += ["", _table(["Transformer training step", *[f"{m} ms" for m in impls],
+                            *[f"plain / {m}" for m in impls if m != "plain"]],
+                           [(f"T={r['T']}", *[f"{1e3 * r[f'{m}_s']:.1f}" for m in impls],
+                             *[f"{r[f'plain_over_{m}']:.2f}" for m in impls if m != "plain"])
+                            for r in ch["attention"]["rows"]])]
   comp = results.get("compile")
   if comp:
     pct = lambda r, k: f"{100 * r[k]['wait_fraction']:.1f}%" if k in r else "-"

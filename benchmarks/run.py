@@ -49,7 +49,7 @@ QUICK = dict(
     compile=dict(pipeline_steps=4, only=("adding",)), repeats=2,
     research=dict(lengths=(8,), batch=4, repeats=2, words=("lstm",), compile_torch=False),
     choices=dict(scan_lengths=(8,), seed_words=("lstm",), seed_length=8, num_seeds=2, batch=4,
-                 repeats=2),
+                 repeats=2, attention_lengths=(8,), attention_impls=("plain", "chunked")),
     recurrences=dict(lengths=(8,), batch=4, hidden=8, repeats=2, s6_lengths=(8,)))
 
 
@@ -94,6 +94,10 @@ def parse(argv):
   p.add_argument("--repeats", type=int, default=None, help="timed rounds per layer")
   p.add_argument("--no-memory", action="store_true", help="skip per-layer peak-memory children")
   p.add_argument("--dtype", default=None, help="layer compute dtype (default f32; bf16 on GPU)")
+  p.add_argument("--lengths", default=None,
+                 help="comma-separated T for the research and choices sections (default 100,500,1000)")
+  p.add_argument("--no-torch-compile", action="store_true",
+                 help="research: skip the torch.compile variant (minutes of compiling per model)")
   return p.parse_args(argv)
 
 
@@ -105,6 +109,18 @@ def main(argv=None) -> dict:
   if unknown:
     raise SystemExit(f"unknown sections {unknown}; valid: {', '.join(SECTIONS)}")
   repeats = args.repeats or sizes["repeats"]
+  sizes = {k: dict(v) if isinstance(v, dict) else v for k, v in sizes.items()}
+  if args.lengths:
+    try:
+      lengths = tuple(int(t) for t in args.lengths.split(","))
+    except ValueError:
+      raise SystemExit(f"--lengths={args.lengths!r}: expected comma-separated integers, e.g. 100,500")
+    if min(lengths) <= 0:
+      raise SystemExit(f"--lengths={args.lengths!r}: lengths must be positive")
+    sizes["research"]["lengths"] = lengths
+    sizes["choices"].update(scan_lengths=lengths, attention_lengths=lengths)
+  if args.no_torch_compile:
+    sizes["research"]["compile_torch"] = False
   dtype = args.dtype or ("bfloat16" if jax.default_backend() == "gpu" else "float32")
   path = args.json or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                    f"{host()}{'_quick' if args.quick else ''}.json")
