@@ -16,7 +16,8 @@ Masks (True = may attend), all combinable:
                array is O(T^2) memory: prefer the three above)
 A query with no visible key gets a zero output and zero gradients, as in the plain op. No additive
 bias and no returned weights; forward-mode differentiation (jax.jvp) is not supported.
-Shapes: q (B,Tq,N,d), k (B,Tk,N,d), v (B,Tk,N,dv) -> (B,Tq,N,dv). Logits and sums are float32.
+Shapes: q (B,Tq,N,d), k (B,Tk,N,d), v (B,Tk,N,dv) -> (B,Tq,N,dv). Logits and sums are float32
+(float64 for float64 inputs).
 """
 import math
 from functools import partial
@@ -152,9 +153,14 @@ def _query_range(cfg: _Config, j):
   return lo, hi
 
 
+def _acc(dtype):
+  """What logits and sums are kept in: float32, or float64 for float64 inputs."""
+  return jnp.promote_types(dtype, jnp.float32)
+
+
 def _logits(q_i, k_j, valid) -> Array:
-  """Float32 logits (B,N,cq,ck) of the pre-scaled queries, -inf where masked."""
-  s = jnp.einsum("bnqd,bnkd->bnqk", q_i, k_j, preferred_element_type=jnp.float32)
+  """Logits (B,N,cq,ck) in _acc precision of the pre-scaled queries, -inf where masked."""
+  s = jnp.einsum("bnqd,bnkd->bnqk", q_i, k_j, preferred_element_type=_acc(q_i.dtype))
   return s if valid is None else jnp.where(valid, s, -jnp.inf)
 
 
@@ -165,6 +171,7 @@ def _forward(q, k, v, key_valid, mask, cfg: _Config):
   """Heads-first q (B,N,Tq',d), k, v (B,N,Tk',.) -> out (B,N,Tq',dv), log-sum-exp (B,N,Tq')."""
   batch, heads, _, _ = q.shape
   dv = v.shape[-1]
+  ft = _acc(q.dtype)
 
   def query_chunk(i, carry):
     out, lse = carry
@@ -179,11 +186,11 @@ def _forward(q, k, v, key_valid, mask, cfg: _Config):
       p = jnp.exp(s - m_safe[..., None])
       correction = jnp.exp(m - m_safe)
       v_j = _slice(v, 2, j * cfg.k_chunk, cfg.k_chunk)
-      pv = jnp.einsum("bnqk,bnkd->bnqd", p.astype(v.dtype), v_j, preferred_element_type=jnp.float32)
+      pv = jnp.einsum("bnqk,bnkd->bnqd", p.astype(v.dtype), v_j, preferred_element_type=ft)
       return m_new, l * correction + p.sum(axis=-1), acc * correction[..., None] + pv
 
     shape = (batch, heads, cfg.q_chunk)
-    init = (jnp.full(shape, -jnp.inf), jnp.zeros(shape), jnp.zeros(shape + (dv,)))
+    init = (jnp.full(shape, -jnp.inf, ft), jnp.zeros(shape, ft), jnp.zeros(shape + (dv,), ft))
     m, l, acc = jax.lax.fori_loop(*_key_range(cfg, i), key_chunk, init)
     seen = l > 0
     safe_l = jnp.where(seen, l, 1.0)
@@ -193,7 +200,7 @@ def _forward(q, k, v, key_valid, mask, cfg: _Config):
     return (jax.lax.dynamic_update_slice_in_dim(out, out_i, start, 2),
             jax.lax.dynamic_update_slice_in_dim(lse, lse_i, start, 2))
 
-  init = (jnp.zeros(q.shape[:3] + (dv,), v.dtype), jnp.zeros(q.shape[:3], jnp.float32))
+  init = (jnp.zeros(q.shape[:3] + (dv,), v.dtype), jnp.zeros(q.shape[:3], ft))
   return jax.lax.fori_loop(0, cfg.num_q, query_chunk, init)
 
 
@@ -210,7 +217,8 @@ def _flash_fwd(q, k, v, key_valid, mask, cfg):
 def _flash_bwd(cfg, residuals, cotangents):
   q, k, v, key_valid, mask, out, lse = residuals
   d_out = cotangents[0]  # the log-sum-exp is an internal output: its cotangent is ignored
-  delta = jnp.einsum("bnqd,bnqd->bnq", d_out, out, preferred_element_type=jnp.float32)
+  ft = _acc(q.dtype)
+  delta = jnp.einsum("bnqd,bnqd->bnq", d_out, out, preferred_element_type=ft)
 
   def key_chunk(j, carry):
     dq, dk, dv = carry
@@ -224,24 +232,24 @@ def _flash_bwd(cfg, residuals, cotangents):
       s = _logits(q_i, k_j, _chunk_mask(cfg, key_valid, mask, i, j))
       p = jnp.exp(s - _slice(lse, 2, start, cfg.q_chunk)[..., None])  # 0 where masked
       dv_j = dv_j + jnp.einsum("bnqk,bnqd->bnkd", p.astype(do_i.dtype), do_i,
-                               preferred_element_type=jnp.float32)
-      dp = jnp.einsum("bnqd,bnkd->bnqk", do_i, v_j, preferred_element_type=jnp.float32)
+                               preferred_element_type=ft)
+      dp = jnp.einsum("bnqd,bnkd->bnqk", do_i, v_j, preferred_element_type=ft)
       ds = (p * (dp - _slice(delta, 2, start, cfg.q_chunk)[..., None])).astype(q.dtype)
-      dq_i = jnp.einsum("bnqk,bnkd->bnqd", ds, k_j, preferred_element_type=jnp.float32)
+      dq_i = jnp.einsum("bnqk,bnkd->bnqd", ds, k_j, preferred_element_type=ft)
       dq = jax.lax.dynamic_update_slice_in_dim(dq, _slice(dq, 2, start, cfg.q_chunk) + dq_i,
                                                start, 2)
-      dk_j = dk_j + jnp.einsum("bnqk,bnqd->bnkd", ds, q_i, preferred_element_type=jnp.float32)
+      dk_j = dk_j + jnp.einsum("bnqk,bnqd->bnkd", ds, q_i, preferred_element_type=ft)
       return dq, dk_j, dv_j
 
-    zeros = jnp.zeros(k_j.shape[:3] + (k.shape[-1],), jnp.float32)
+    zeros = jnp.zeros(k_j.shape[:3] + (k.shape[-1],), ft)
     dq, dk_j, dv_j = jax.lax.fori_loop(*_query_range(cfg, j), query_chunk,
-                                       (dq, zeros, jnp.zeros(v_j.shape, jnp.float32)))
+                                       (dq, zeros, jnp.zeros(v_j.shape, ft)))
     start = j * cfg.k_chunk
     return (dq, jax.lax.dynamic_update_slice_in_dim(dk, dk_j, start, 2),
             jax.lax.dynamic_update_slice_in_dim(dv, dv_j, start, 2))
 
-  f32 = lambda x: jnp.zeros(x.shape, jnp.float32)
-  dq, dk, dv = jax.lax.fori_loop(0, cfg.num_k, key_chunk, (f32(q), f32(k), f32(v)))
+  zeros = lambda x: jnp.zeros(x.shape, ft)
+  dq, dk, dv = jax.lax.fori_loop(0, cfg.num_k, key_chunk, (zeros(q), zeros(k), zeros(v)))
   return dq.astype(q.dtype), dk.astype(k.dtype), dv.astype(v.dtype), None, None
 
 
