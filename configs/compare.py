@@ -29,18 +29,14 @@ results.json and grad_norms.json are written there.
           every model stopping when solved; see attnlab/comparison/learning_cost.py), the gradient
           flow of its runs at the shortest adding length, and length generalisation (2x, 4x).
           7 models (rnn, lstm, lstm_chrono, gru, lru, transformer, transformer_window0), 3 seeds,
-          adding T=25..200 (cap 1000 steps = 64k sequences), copy T=10..100 (cap 800 steps).
-          Measured slice (docs/results/learning_cost_adding): adding T=25-100 with transformer,
-          transformer_window0 and lstm took 33 min on 2 shared cores; the LSTM needs 23.8k ->
-          61.3k sequences (median) from T=25 to 100, the Transformer 10.2k -> 13.6k, window=0 is
-          censored at T=25. The whole grid: estimated 60-90 min on 2 CPU cores, NOT measured. Measured: 40 steps
-          of configs/adding.py:<model>,seq_len=100 with seeds 0-2 as one vmapped program (what
-          `experiments.sweep --sweep='... seed=[0,1,2]'` does) ran 1.95 (rnn), 1.15 (lstm), 0.57
-          (gru) steps/s with the 2 cores shared by ~7 jobs (upper bounds); the recorded medium
-          comparison's 19.5k 3-seed steps at T=20..200 took < 117 min (~2.8 steps/s), so ~0.3 s
-          per step x T/100 on quiet cores. Runs stop when solved and failed models skip longer T, so
-          the estimate assumes ~8.5k T=100-equivalent steps on adding, ~3k on copy (~57 min) plus
-          ~50 compilations (~20 min). Lengths and caps are set by time, not by the papers' T.
+          adding T=25..200 (cap 1156 steps = 73,984 sequences), copy T=10..100 (cap 800 steps).
+          Recorded (docs/results/learning_cost): median sequences to solve adding from T=25 to
+          200: GRU 9.3k -> 19.8k, Transformer 10.2k -> 50.7k, chrono LSTM 23.8k -> 61.3k, LRU
+          31.6k -> 74.0k (both 2 of 3 seeds at T=200); the LSTM with forget bias 1 is censored at
+          T=200, the tanh RNN and window=0 at T=25; on copy only the LRU and the Transformer solve
+          (T=10..100). Wall time on 2 CPU cores: several hours, trained across three sessions
+          (resuming), far above the 60-90 min first estimated; lengths and caps are set by time,
+          not by the papers' T.
   long_slice  adding at T=200 and 500, seeds 3-5, transformer / transformer_window0 / lstm_chrono /
           lru, cap 1156 steps: the comparison's long-length slice for an accelerator
           (`python -m benchmarks.device_check` runs it; results in BENCHMARKS.md's GPU section).
