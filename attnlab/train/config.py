@@ -61,9 +61,10 @@ SEED_PARALLELISMS = ("auto", "vmap", "sequential")
 # Where seed_parallelism='auto' trains seeds one by one: per backend, the models whose K seeds ran
 # faster as K single-seed steps than as one vmapped step, for runs long enough that the extra
 # compilations (one per seed) pay off. BENCHMARKS.md "Choices by backend" has the measurement
-# (CPU, 3 seeds, T=100: vmapped / one by one = 1.33 rnn, 1.41 lstm; 0.92-0.96 gru, lru,
-# transformer). Everything else vmaps its seeds.
-SEQUENTIAL_SEEDS = {"cpu": dict(models=("rnn", "lstm"), min_steps=1000)}
+# (CPU, 3 seeds, T=100, quiet cores, benchmarks/results/research_choices_cpu.json: vmapped / one
+# by one = 1.20 rnn, 1.14 lstm, 1.13 gru (all three with hand-written backward passes); 1.02 lru,
+# 0.90 transformer). Everything else vmaps its seeds.
+SEQUENTIAL_SEEDS = {"cpu": dict(models=("rnn", "lstm", "gru"), min_steps=1000)}
 EVAL_SCHEDULES = ("fixed", "geometric")
 DTYPES = ("float32", "bfloat16")
 # Logical parameter axes -> mesh axes: attention heads and MLP / recurrent hidden units may be
