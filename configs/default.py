@@ -8,7 +8,9 @@ program, every run stopping at its task's criterion; gradient flow with the last
 T=20; length generalisation at 2x and 4x; a tanh RNN trained by SGD with and without clipping; RNN
 encoder-decoders with and without attention on `reverse`; attention maps. It writes
 runs/default/report.md. Every part resumes.
-Time: 6 min 55 s on 2 otherwise idle CPU cores from an empty compilation cache (a fresh clone):
+Time: 6 min 15 s on 2 otherwise idle CPU cores (2026-11-28, a fresh clone, the machine's compilation
+cache warm from earlier code; docs/results/compare_small). The previous code, from an empty cache,
+took 6 min 55 s:
 4 min 20 s for the learning-cost runs, 20 s gradient flow, 26 s clipping, 50 s seq2seq, 50 s
 generalisation, attention maps and report. The 5-minute target is not met: what is left is
 the training steps themselves (e.g. 50-100 ms a step for the copy models' two vmapped seeds) and
