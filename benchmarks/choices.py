@@ -34,8 +34,8 @@ def scan(lengths=(100, 500, 1000), batch: int = 64, repeats: int = 3, log=print)
   return dict(rows=rows, batch=batch)
 
 
-def attention(lengths=(25, 100, 500), batch: int = 64, repeats: int = 3, impls=("plain", "chunked", "fused"),
-              log=print) -> dict:
+def attention(lengths=(25, 100, 500), batch: int = 64, repeats: int = 3,
+              impls=("plain", "chunked", "fused"), log=print) -> dict:
   rows = []
   for length in lengths:
     cands = {m: research.jax_model("transformer", length, batch, **{"model.attention_impl": m})

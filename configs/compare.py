@@ -10,9 +10,9 @@ Every point (model x task x length x seed, the clipping runs, the seq2seq runs) 
 in its own workdir under the comparison's, so the comparison resumes; at the end report.md,
 results.json and grad_norms.json are written there.
   small   what `python -m experiments.main` runs (configs/default.py, whose docstring gives the
-          measured time, 6 min 15 s (6 min 55 s cold for the previous code), and results): the learning cost of adding at T=20, 40
-          and copy at T=10 with 2 vmapped seeds, window=0 ablation, gradient flow, generalisation,
-          clipping, RNN vs RNNsearch, attention maps.
+          measured time, 6 min 15 s (6 min 55 s cold for the previous code), and results): the
+          learning cost of adding at T=20, 40 and copy at T=10 with 2 vmapped seeds, window=0
+          ablation, gradient flow, generalisation, clipping, RNN vs RNNsearch, attention maps.
   medium  + gru; adding T=50..200, copy T=20..100, 3 seeds; the run behind
           docs/results/compare_medium: ~1.5-2 hours on 2 CPU cores (1 h 57 min measured while the
           cores were shared, before the clipping part grew to 12 SGD runs of 1500 steps). Result:

@@ -10,7 +10,7 @@ and `return_weights=True` returns them directly.
 weights materialised), 'chunked' (`ops.chunked_attention`, online softmax, O(T) memory), 'fused'
 (`ops.fused_attention`: jax.nn.dot_product_attention, cuDNN on GPU) or 'auto' (by backend from
 `ATTENTION_BY_BACKEND`: 'chunked' on CPU, where the comparison Transformer's training step measured
-1.3x faster than 'plain' at T=100 and 500, BENCHMARKS.md "Choices by backend"; 'plain' elsewhere,
+1.23x (T=100) and 1.10x (T=500) faster than 'plain', BENCHMARKS.md "Choices by backend"; 'plain' elsewhere,
 not measured against the others there). Only 'plain' produces weights:
 with the others nothing is sown, `return_weights=True` is an error, and 'chunked' takes no `bias`.
 `mask` is a bool array broadcastable to (B,N,Tq,Tk) or an `ops.MaskSpec` (padding, causal, window),

@@ -17,9 +17,10 @@ from attnlab.ops.slstm import slstm, slstm_cell
 
 __all__ = [
     "ACTIVATIONS", "MaskSpec", "additive_attention", "causal_conv1d", "causal_mask",
-    "chunked_attention", "dense_mask", "fused_attention", "get_activation", "gru", "gru_cell", "gru_scan",
-    "linear_recurrence", "local_mask", "lstm", "lstm_cell", "lstm_scan", "masked_softmax",
-    "min_gru", "min_lstm", "padding_mask", "project_keys", "reverse_padded", "rnn", "rnn_cell", "rnn_scan",
+    "chunked_attention", "dense_mask", "fused_attention", "get_activation", "gru", "gru_cell",
+    "gru_scan", "linear_recurrence", "local_mask", "lstm", "lstm_cell", "lstm_scan",
+    "masked_softmax", "min_gru", "min_lstm", "padding_mask", "project_keys", "reverse_padded",
+    "rnn", "rnn_cell", "rnn_scan",
     "rotary_embedding", "scaled_dot_product_attention", "selective_scan", "sequence_mask",
     "sinusoidal_positions", "slstm", "slstm_cell",
 ]

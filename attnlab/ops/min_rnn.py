@@ -63,6 +63,7 @@ def min_lstm_coefficients(xw: Array) -> Tuple[Array, Array]:
 
 COEFFICIENTS = {"min_gru": min_gru_coefficients, "min_lstm": min_lstm_coefficients}
 
+
 def _log_coefficients(cell: str, xw: Array) -> Tuple[Array, Array]:
   """(log a, log b) of the same recurrence, from softplus only."""
   if cell == "min_gru":

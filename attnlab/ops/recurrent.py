@@ -197,7 +197,8 @@ def rnn_scan(params: Params, x: Array, h0: Optional[Array] = None, *, lengths=No
 
 
 def _custom_layer(layer, xw: Array, lengths, reverse: bool):
-  """Runs layer(xw (B,T,K), valid (B,T) or None) -> (hs, final) with `lengths` and `reverse`."""
+  """Runs layer(xw (B,T,K), valid (B,T) or None) -> (hs, final) with `lengths` and `reverse`: the
+  layers with hand-written backward passes take the valid steps as a prefix of each sequence."""
   if reverse:
     xw = reverse_padded(xw, lengths)
   valid = None if lengths is None else _valid_steps(lengths, xw.shape[1])
@@ -221,12 +222,9 @@ def lstm(params: Params, x: Array, carry0: Optional[Tuple[Array, Array]] = None,
   if carry0 is None:
     zeros = _zeros_state(x, w_h.shape[0], dtype)
     carry0 = (zeros, zeros)
-  if reverse:
-    x = reverse_padded(x, lengths)
-  valid = None if lengths is None else _valid_steps(lengths, x.shape[1])
-  hs, carry = lstm_vjp.lstm_layer(params["W_x"], w_h, params["b"], x, carry0[0], carry0[1], valid,
-                                  unroll)
-  return (reverse_padded(hs, lengths) if reverse else hs), carry
+  return _custom_layer(lambda x_, valid: lstm_vjp.lstm_layer(params["W_x"], w_h, params["b"], x_,
+                                                             carry0[0], carry0[1], valid, unroll),
+                       x, lengths, reverse)
 
 
 def lstm_scan(params: Params, x: Array, carry0: Optional[Tuple[Array, Array]] = None, *,

@@ -29,13 +29,9 @@ from typing import Optional, Tuple
 import jax
 import jax.numpy as jnp
 
-from attnlab.ops.lstm_vjp import _at, _put
+from attnlab.ops.lstm_vjp import _at, _put, _time_major
 
 Array = jax.Array
-
-
-def _time_major(xw, valid):
-  return xw.swapaxes(0, 1), None if valid is None else valid.swapaxes(0, 1)
 
 
 def _previous(outs: Array, h0: Array) -> Array:
