@@ -11,9 +11,9 @@ Every point (model x task x length x seed, the clipping runs, the seq2seq runs) 
 in its own workdir under the comparison's, so the comparison resumes; at the end report.md,
 results.json and grad_norms.json are written there.
   small   what `python -m experiments.main` runs (configs/default.py, whose docstring gives the
-          measured time, 6 min 15 s (6 min 55 s cold for the previous code), and results): the
-          learning cost of adding at T=20, 40 and copy at T=10 with 2 vmapped seeds, window=0
-          ablation, gradient flow, generalisation, clipping, RNN vs RNNsearch, attention maps.
+          measured time, 4 min 54 s warm / 6 min 48 s from an empty compilation cache, and results):
+          the learning cost of adding at T=20, 40 and copy at T=10 with 2 vmapped seeds, window=0
+          ablation, gradient flow, generalisation, RNN vs RNNsearch, attention maps.
   medium  + gru; adding T=50..200, copy T=20..100, 3 seeds; the run behind
           docs/results/compare_medium: ~1.5-2 hours on 2 CPU cores (1 h 57 min measured while the
           cores were shared, before the clipping part grew to 12 SGD runs of 1500 steps). Result:
@@ -60,7 +60,7 @@ results.json and grad_norms.json are written there.
 `comparison.parts` picks the parts `attnlab.comparison.run` runs (small: see above; medium/full: the
 first five and struggles); `--config.comparison.workers=N` trains up to N runs at a time in threads
 (attnlab/comparison/common.py: no gain on the default job on 2 cores, so off by default).
-Clipping (every size; small measured, seeds 0 and 1, ~6 min on 2 shared CPU cores): a tanh RNN on
+Clipping (medium and full; these base settings measured with seeds 0 and 1, ~6 min on 2 shared CPU cores): a tanh RNN on
 adding T=30, plain SGD at learning rate 0.1, 600 steps. Without clipping every run diverges at
 r=1.2 and r=1.5 (loss above 10x its start by step 2-3, non-finite from step 16-23, max ||g|| inf);
 with tau=1 (median ||g|| before clipping 2.0-3.2, after it 1.0) none diverges: at r=1.2 eval MSE

@@ -310,6 +310,12 @@ def test_learning_cost_config_runs_only_its_parts():
   assert {"transformer", "transformer_window0", "lstm", "lstm_chrono"} <= set(c.learning_cost.models)
   assert len(c.learning_cost.seeds) >= 3 and set(c.learning_cost.tasks) == {"adding", "copy"}
   assert c.gradient_length == min(c.learning_cost.lengths["adding"])  # every model trains there
+  # the whole grid (adding to T=1000, copy to 500) and its 2-CPU-core part: the same runs, fewer lengths
+  cpu = compare.get_config("learning_cost_cpu").comparison.learning_cost
+  assert max(c.learning_cost.lengths["adding"]) == 1000 and max(c.learning_cost.lengths["copy"]) == 500
+  for task in ("adding", "copy"):
+    assert set(cpu.lengths[task]) < set(c.learning_cost.lengths[task])
+  assert cpu.steps.to_dict() == c.learning_cost.steps.to_dict() and tuple(cpu.models) == tuple(c.learning_cost.models)
   assert tuple(compare.get_config("medium").comparison.parts) == comparison.DEFAULT_PARTS + ("struggles",)
   small = compare.get_config("small").comparison  # the default job
   assert small.parts[0] == "learning_cost" and "long_range" not in small.parts
