@@ -159,6 +159,17 @@ def test_lru_config_uses_the_papers_optimizer():
   assert adding.get_config("lstm").optimizer.name == "adam"
 
 
+def test_transformer_config_uses_vaswanis_schedule():
+  """Warmup to the model's peak rate, then 1/sqrt(step) decay; the recurrent models stay constant."""
+  for word in ("transformer", "transformer_window0"):
+    opt = adding.get_config(word).optimizer
+    assert (opt.name, opt.schedule, opt.warmup_steps) == ("adam", "rsqrt", 100)
+    lr = optim.make_schedule(opt, 1156)
+    assert float(lr(100)) == pytest.approx(opt.learning_rate)
+    assert float(lr(400)) == pytest.approx(opt.learning_rate / 2)
+  assert adding.get_config("lstm").optimizer.schedule == "constant"
+
+
 # ---------------------------------------------------------------------------- LRU BatchNorm
 
 
