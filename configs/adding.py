@@ -11,7 +11,8 @@ Transformer's last token must collect the two marked values through attention.
 Recipes and their sources (configs/common.py): RNN (Elman, tanh); LSTM (Hochreiter & Schmidhuber
 1997, forget bias 1 of Gers et al. 2000); lstm_chrono / gru_carry (chrono init, Tallec & Ollivier
 2018, T_max = seq_len); GRU (Cho et al. 2014); LRU (Orvieto et al. 2023: AdamW 0.05, recurrent
-learning rate x0.5 without weight decay, warmup + cosine); Transformer (Vaswani et al. 2017, pre-LN).
+learning rate x0.5 without weight decay, warmup + cosine); Transformer (Vaswani et al. 2017,
+pre-LN, their warmup + 1/sqrt(step) decay).
 Sizes: every model has 66-70k parameters here (configs.common.param_count).
 Baseline: predicting the mean gives MSE 1/6 = 0.167; a sequence is right when |error| < 0.08
 (Hochreiter & Schmidhuber's 0.04 on their target scale, see attnlab.tasks.adding), eval_score is the

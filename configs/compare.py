@@ -11,7 +11,7 @@ Every point (model x task x length x seed, the clipping runs, the seq2seq runs) 
 in its own workdir under the comparison's, so the comparison resumes; at the end report.md,
 results.json and grad_norms.json are written there.
   small   what `python -m experiments.main` runs (configs/default.py, whose docstring gives the
-          measured time, 4 min 54 s warm / 6 min 48 s from an empty compilation cache, and results):
+          measured time, 5 min 22 s with a warm compilation cache, and results):
           the learning cost of adding at T=20, 40 and copy at T=10 with 2 vmapped seeds, window=0
           ablation, gradient flow, generalisation, RNN vs RNNsearch, attention maps.
   medium  + gru; adding T=50..200, copy T=20..100, 3 seeds; the run behind
@@ -33,14 +33,15 @@ results.json and grad_norms.json are written there.
           the geometric grid adding T=25..1000 (cap 1156 steps = 73,984 sequences, Hochreiter &
           Schmidhuber's budget at T=100) and copy T=10..500 (cap 800 steps): for launch/ (TPU) or a
           GPU; on 2 CPU cores adding T=200 alone took over two hours. Recorded on CPU up to adding
-          T=200 and copy T=100 (docs/results/learning_cost, trained across three sessions): median
-          sequences to solve adding from T=25 to 200: GRU 9.3k -> 19.8k, Transformer 10.2k ->
-          50.7k, chrono LSTM 23.8k -> 61.3k, LRU 31.6k -> 74.0k (both 2 of 3 seeds at T=200); the
-          LSTM with forget bias 1 is censored at T=200, the tanh RNN and window=0 at T=25; on copy
-          only the LRU and the Transformer solve (T=10..100).
+          T=200 and copy T=100 (docs/results/learning_cost, across three sessions, the Transformer
+          then at a constant rate).
   learning_cost_cpu  the same part at the lengths that fit 90 minutes on 2 CPU cores: adding
-          T=25, 50, 100 and copy T=10..100 (docs/results/learning_cost_cpu: its wall time and
-          results, the same runs as learning_cost's at those lengths).
+          T=25, 50, 100 and copy T=10..100. Recorded (docs/results/learning_cost_cpu): 76 min on 2
+          CPU cores from an empty compilation cache; median sequences to solve adding from T=25 to
+          100: GRU 9.3k -> 19.8k, Transformer 12.4k -> 23.8k, chrono LSTM 23.8k -> 41.9k, LSTM
+          28.7k -> 61.3k (2 of 3 seeds at T=100), LRU 31.6k -> 50.7k; the tanh RNN and window=0
+          censored at T=25; on copy only the LRU (3.2k -> 10.2k) and the Transformer (9.3k ->
+          14.9k) solve, the others are censored at T=10.
   long_slice  adding at T=200 and 500, seeds 3-5, transformer / transformer_window0 / lstm_chrono /
           lru, cap 1156 steps: the comparison's long-length slice for an accelerator
           (`python -m benchmarks.device_check` runs it; results in BENCHMARKS.md's GPU section).
