@@ -315,7 +315,8 @@ def test_learning_cost_config_runs_only_its_parts():
   assert max(c.learning_cost.lengths["adding"]) == 1000 and max(c.learning_cost.lengths["copy"]) == 500
   for task in ("adding", "copy"):
     assert set(cpu.lengths[task]) < set(c.learning_cost.lengths[task])
-  assert cpu.steps.to_dict() == c.learning_cost.steps.to_dict() and tuple(cpu.models) == tuple(c.learning_cost.models)
+  assert cpu.steps.to_dict() == c.learning_cost.steps.to_dict()
+  assert tuple(cpu.models) == tuple(c.learning_cost.models)
   assert tuple(compare.get_config("medium").comparison.parts) == comparison.DEFAULT_PARTS + ("struggles",)
   small = compare.get_config("small").comparison  # the default job
   assert small.parts[0] == "learning_cost" and "long_range" not in small.parts
