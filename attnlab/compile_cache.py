@@ -6,7 +6,8 @@
 The directory is $ATTNLAB_COMPILATION_CACHE if set (the value 'off' or '0' disables the cache),
 else ~/.cache/attnlab/jax. Every compiled program that took at least `min_compile_s` to compile is
 stored, keyed by the program, the JAX/XLA versions, the backend and the compile options; a later
-process that builds the same program loads it instead of compiling. Entries are never evicted: delete
+process that builds the same program loads it instead of compiling. The default stores them all:
+of the default job's ~270 programs, 188 compile in under 0.2 s each but 9 s together. Entries are never evicted: delete
 the directory to reclaim space.
 """
 import os
@@ -26,7 +27,7 @@ def cache_dir() -> Optional[str]:
   return os.path.expanduser(value or DEFAULT_DIR)
 
 
-def enable(path: Optional[str] = None, min_compile_s: float = 0.2) -> Optional[str]:
+def enable(path: Optional[str] = None, min_compile_s: float = 0.0) -> Optional[str]:
   """Turns the cache on in `path` (default: `cache_dir()`); returns the directory, or None if off."""
   path = os.path.expanduser(path) if path else cache_dir()
   if path is None:

@@ -3,8 +3,9 @@
   scan   the LRU's full training step at its comparison size on adding (batch 64) with
          `model.scan='associative'` against 'sequential', at several T
          -> `attnlab.ops.scan.SCAN_BY_BACKEND`
-  seeds  K seeds of one config as one vmapped training step against K single-seed steps one after
-         another, for each comparison model at T=100 -> `attnlab.train.config.SEEDS_BY_BACKEND`
+  seeds  K seeds of one config as one training step, vmapped or looped (lax.map, one seed after
+         another inside the program), against K single-seed steps one after another, for each
+         comparison model at T=25 and 100 -> `attnlab.train.config.SEED_LOOP_BACKENDS`
   attention  the Transformer's full training step at its comparison size on adding with
          `model.attention_impl` 'plain' (weights materialised), 'chunked' (online softmax) and
          'fused' (jax.nn.dot_product_attention), at several T
@@ -59,6 +60,9 @@ def _single_and_vmapped(word: str, length: int, batch: int, num_seeds: int):
   stacked = {"s": vmap_seeds.init_states(model, tx, spec, seeds, data)}
   vfn = jax.jit(vmap_seeds.make_vmapped_train_step(model, tx, spec, schedule, seeds),
                 donate_argnums=0)
+  looped = {"s": vmap_seeds.init_states(model, tx, spec, seeds, data)}
+  lfn = jax.jit(vmap_seeds.make_vmapped_train_step(model, tx, spec, schedule, seeds, loop=True),
+                donate_argnums=0)
 
   def sequential():
     for holder, fn in zip(single, fns):
@@ -69,25 +73,32 @@ def _single_and_vmapped(word: str, length: int, batch: int, num_seeds: int):
     stacked["s"], m = vfn(stacked["s"], data)
     jax.block_until_ready(m["loss"])
 
-  return {"sequential": sequential, "vmap": vmapped}
+  def mapped():
+    looped["s"], m = lfn(looped["s"], data)
+    jax.block_until_ready(m["loss"])
+
+  return {"sequential": sequential, "vmap": vmapped, "map": mapped}
 
 
-def seeds(words=("rnn", "lstm", "gru", "lru", "transformer"), length: int = 100, batch: int = 64,
+def seeds(words=("rnn", "lstm", "gru", "lru", "transformer"), lengths=(25, 100), batch: int = 64,
           num_seeds: int = 3, repeats: int = 3, log=print) -> dict:
   rows = []
-  for word in words:
-    times = timing.interleaved(_single_and_vmapped(word, length, batch, num_seeds), repeats)
-    row = dict(model=word, T=length, num_seeds=num_seeds, backend=jax.default_backend(),
-               **{f"{k}_s": timing.median(v) for k, v in times.items()})
-    row["vmap_over_sequential"] = row["vmap_s"] / row["sequential_s"]
-    rows.append(row)
-    log(f"  seeds {word:12s} T={length}  {num_seeds} seeds vmapped {1e3 * row['vmap_s']:8.1f} ms  "
-        f"one by one {1e3 * row['sequential_s']:8.1f} ms  ratio {row['vmap_over_sequential']:.2f}")
+  for length in ((lengths,) if isinstance(lengths, int) else lengths):
+    for word in words:
+      times = timing.interleaved(_single_and_vmapped(word, length, batch, num_seeds), repeats)
+      row = dict(model=word, T=length, num_seeds=num_seeds, backend=jax.default_backend(),
+                 **{f"{k}_s": timing.median(v) for k, v in times.items()})
+      row["vmap_over_sequential"] = row["vmap_s"] / row["sequential_s"]
+      row["vmap_over_map"] = row["vmap_s"] / row["map_s"]
+      rows.append(row)
+      log(f"  seeds {word:12s} T={length}  {num_seeds} seeds: vmapped {1e3 * row['vmap_s']:8.1f} ms  "
+          f"looped {1e3 * row['map_s']:8.1f} ms  one by one {1e3 * row['sequential_s']:8.1f} ms  "
+          f"vmap/loop {row['vmap_over_map']:.2f}")
   return dict(rows=rows, batch=batch)
 
 
 def run(scan_lengths=(100, 500, 1000), seed_words=("rnn", "lstm", "gru", "lru", "transformer"),
-        seed_length: int = 100, num_seeds: int = 3, batch: int = 64, repeats: int = 3,
+        seed_length=(25, 100), num_seeds: int = 3, batch: int = 64, repeats: int = 3,
         attention_lengths=(25, 100, 500), attention_impls=("plain", "chunked", "fused"),
         log=print) -> dict:
   return dict(scan=scan(scan_lengths, batch, repeats, log),

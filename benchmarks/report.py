@@ -209,10 +209,13 @@ def markdown(results: dict) -> str:
                      [(f"T={r['T']}", f"{1e3 * r['associative_s']:.1f}",
                        f"{1e3 * r['sequential_s']:.1f}", f"{r['associative_over_sequential']:.2f}")
                       for r in ch["scan"]["rows"]]), "",
-              _table(["seeds", "T", "vmapped ms", "one by one ms", "vmap / one by one"],
+              _table(["seeds", "T", "vmapped ms", "looped ms", "one by one ms", "vmap / loop",
+                      "vmap / one by one"],
                      [(f"{r['num_seeds']} x {r['model']}", r["T"], f"{1e3 * r['vmap_s']:.1f}",
-                       f"{1e3 * r['sequential_s']:.1f}", f"{r['vmap_over_sequential']:.2f}")
-                      for r in ch["seeds"]["rows"]])]
+                       f"{1e3 * r['map_s']:.1f}" if "map_s" in r else "-",
+                       f"{1e3 * r['sequential_s']:.1f}",
+                       f"{r['vmap_over_map']:.2f}" if "vmap_over_map" in r else "-",
+                       f"{r['vmap_over_sequential']:.2f}") for r in ch["seeds"]["rows"]])]
     if ch.get("attention"):
       impls = [k[:-2] for k in ch["attention"]["rows"][0] if k.endswith("_s")]
       parts += ["", _table(["Transformer training step", *[f"{m} ms" for m in impls],

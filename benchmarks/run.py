@@ -9,7 +9,7 @@ Sections: peak (f32 matmul rate, for MFU), lstm, gru, transformer (training thro
 time, peak memory, MFU, peers interleaved in one process), research (every comparison model's
 full training step at its comparison size on adding, T=100/500/1000, against the same model in
 PyTorch, eager and torch.compile), choices (sequential or associative scan, vmapped or
-one-by-one seeds: the measurements behind the per-backend defaults), long (peak memory against T, plain vs
+looped or one-by-one seeds: the measurements behind the per-backend defaults), long (peak memory against T, plain vs
 chunked attention; LRU at T=65k), vmap (seed sweep), compile (every shipped config, with the
 persistent cache, and the input pipeline). Results go to benchmarks/results/<host>.json (or
 --json), and the ratio table and the targets are printed; --markdown writes them as Markdown.
@@ -118,7 +118,7 @@ def main(argv=None) -> dict:
     if min(lengths) <= 0:
       raise SystemExit(f"--lengths={args.lengths!r}: lengths must be positive")
     sizes["research"]["lengths"] = lengths
-    sizes["choices"].update(scan_lengths=lengths, attention_lengths=lengths)
+    sizes["choices"].update(scan_lengths=lengths, attention_lengths=lengths, seed_length=lengths)
   if args.no_torch_compile:
     sizes["research"]["compile_torch"] = False
   dtype = args.dtype or ("bfloat16" if jax.default_backend() == "gpu" else "float32")

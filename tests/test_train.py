@@ -255,12 +255,16 @@ def test_seed_parallelism_sequential_trains_seeds_one_by_one(tmp_path, monkeypat
   train_seeds(configs, [str(tmp_path / f"s{i}") for i in range(2)])
   assert calls == [1, 1]
   for config in configs:
-    config.seed_parallelism = "auto"  # resolved per backend, model and length: SEQUENTIAL_SEEDS
-  assert config_lib.seed_parallelism(configs[0]) == "vmap"  # 2 steps: compiling once wins
-  configs[0].num_train_steps = 10**6
-  rule = config_lib.SEQUENTIAL_SEEDS.get(jax.default_backend(), {"models": ()})
-  assert config_lib.seed_parallelism(configs[0]) == (
-      "sequential" if "lstm" in rule["models"] else "vmap")
+    config.seed_parallelism = "auto"  # resolved per backend, model and length: SEED_LOOP
+  rule = config_lib.SEED_LOOP.get(jax.default_backend())
+  for name, length in (("lstm", 20), ("lstm", 200), ("gru", 20)):
+    configs[0].model.name, configs[0].task.seq_len = name, length
+    vmapped = rule is None or length < rule["vmap_shorter"].get(name, 0)
+    assert config_lib.seed_parallelism(configs[0]) == ("vmap" if vmapped else "map")
+  if jax.default_backend() == "cpu":  # the measured rule: looped, but the LSTM vmapped below T=100
+    assert config_lib.seed_parallelism(configs[0]) == "map"  # gru, T=20
+    configs[0].model.name, configs[0].task.seq_len = "lstm", 20
+    assert config_lib.seed_parallelism(configs[0]) == "vmap"
   configs[0].seed_parallelism = "threads"
   with pytest.raises(ValueError, match="valid choices"):
     config_lib.validate(configs[0], 1)

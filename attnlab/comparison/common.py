@@ -11,7 +11,7 @@ import numpy as np
 
 from attnlab import sweep
 from attnlab.analysis.flow_logging import GradientFlowLogger
-from attnlab.analysis.runs import load_run
+from attnlab.train import checkpoints
 from attnlab.train import config as cfg_lib
 from attnlab.train import train_seeds, trainer
 from attnlab.train.run_dir import flatten
@@ -131,5 +131,8 @@ def _field(config, dotted: str):
 
 
 def param_count(workdir: str) -> int:
-  """Number of trained parameters of a run: the sum of the sizes of its restored arrays."""
-  return int(sum(np.size(x) for x in jax.tree.leaves(load_run(workdir, "last").params)))
+  """Number of trained parameters of a run: the sum of the sizes of its checkpointed parameters
+  (read from the checkpoint's metadata, without restoring it)."""
+  params = checkpoints.saved_shapes(workdir)["params"]
+  return int(sum(np.prod(m.shape, dtype=np.int64)
+                 for m in jax.tree.leaves(params, is_leaf=lambda m: hasattr(m, "shape"))))

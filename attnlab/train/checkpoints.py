@@ -171,6 +171,18 @@ def restore_items(manager, step, state_args):
   return restored["state"], restored["data"], restored["meta"]
 
 
+def saved_shapes(workdir: str):
+  """The shapes and dtypes of the last checkpoint's state (its metadata: no array is read)."""
+  manager = _manager(files.join(files.absolute(workdir), LAST), keep=None, async_save=False,
+                     read_only=True)
+  step = manager.latest_step()
+  if step is None:
+    raise FileNotFoundError(f"no checkpoints in {files.join(workdir, LAST)}")
+  tree = manager.item_metadata(step)["state"].tree
+  manager.close()
+  return tree
+
+
 def restore_numpy(workdir: str, which="last"):
   """(state as NumPy arrays on the host, meta, step) of a run, on any hardware and device count.
 

@@ -4,7 +4,8 @@ Every config has:
   seed (initialisation and dropout), data_seed (examples and their order), num_train_steps, batch_size (global, across all devices and hosts), eval_every,
   checkpoint_every, log_every, num_eval_batches, label_smoothing, dtype ('float32' | 'bfloat16':
   compute dtype; parameters stay float32), parallelism ('jit' | 'pmap'), seed_parallelism ('auto' |
-  'vmap' | 'sequential': how runs that differ only in seed train together), mesh.data / mesh.model
+  'vmap' | 'map' | 'sequential': how runs that differ only in seed train together: one program
+  vmapped over the seeds, one program looping over them, or one run after another), mesh.data / mesh.model
   (-1 = all remaining devices), logical_axis_rules, distributed (None = from the environment),
   on_nonfinite ('stop' | 'record'), prefetch_batches (train batches read and placed on the
   devices ahead, in a background thread; 0: on demand), log_grad_flow (gradient flow at every evaluation, see
@@ -57,14 +58,14 @@ ADDED_FIELDS = {"model.carry_bias": 0.0, "model.norm": "layer", "optimizer.recur
                 "optimizer.recurrent_params": ["nu_log", "theta_log", "gamma_log"],
                 "optimizer.schedule_steps": None}
 PARALLELISMS = ("jit", "pmap")
-SEED_PARALLELISMS = ("auto", "vmap", "sequential")
-# Where seed_parallelism='auto' trains seeds one by one: per backend, the models whose K seeds ran
-# faster as K single-seed steps than as one vmapped step, for runs long enough that the extra
-# compilations (one per seed) pay off. BENCHMARKS.md "Choices by backend" has the measurement
-# (CPU, 3 seeds, T=100, quiet cores, benchmarks/results/research_choices_cpu.json: vmapped / one
-# by one = 1.20 rnn, 1.14 lstm, 1.13 gru (all three with hand-written backward passes); 1.02 lru,
-# 0.90 transformer). Everything else vmaps its seeds.
-SEQUENTIAL_SEEDS = {"cpu": dict(models=("rnn", "lstm", "gru"), min_steps=1000)}
+SEED_PARALLELISMS = ("auto", "vmap", "map", "sequential")
+# Where seed_parallelism='auto' loops over the seeds inside one program ('map', jax.lax.map) instead
+# of vmapping them: per backend, every model but those listed in `vmap_shorter`, which vmap below
+# that seq_len. Elsewhere 'auto' vmaps (on the H200 vmapped seeds cost nothing extra: host-bound
+# steps). BENCHMARKS.md "Choices by backend" has the measurement (benchmarks/results/
+# seed_choice_cpu.json: 3 seeds, batch 64, adding on 2 CPU cores; vmapped / looped step time at T=25
+# and 100: rnn 1.21, 1.14; gru 1.43, 1.16; lru 1.04, 1.17; transformer 1.58, 1.14; lstm 0.88, 1.13).
+SEED_LOOP = {"cpu": dict(vmap_shorter={"lstm": 100})}
 EVAL_SCHEDULES = ("fixed", "geometric")
 DTYPES = ("float32", "bfloat16")
 # Logical parameter axes -> mesh axes: attention heads and MLP / recurrent hidden units may be
@@ -88,7 +89,7 @@ def base_config(model: str, task: str, **task_params) -> ml_collections.ConfigDi
   config.label_smoothing = 0.0
   config.dtype = "float32"
   config.parallelism = "jit"
-  config.seed_parallelism = "auto"  # runs that differ only in seed: 'vmap' | 'sequential' | by backend
+  config.seed_parallelism = "auto"  # seeds: 'vmap' | 'map' (looped) | 'sequential' | by backend
   config.mesh = ml_collections.ConfigDict(dict(data=-1, model=1))
   config.logical_axis_rules = DEFAULT_AXIS_RULES
   config.distributed = ml_collections.FieldReference(None, field_type=bool)
@@ -157,14 +158,15 @@ def model_config(config, spec) -> ml_collections.ConfigDict:
 
 
 def seed_parallelism(config) -> str:
-  """'vmap' or 'sequential': config.seed_parallelism, with 'auto' resolved by SEQUENTIAL_SEEDS."""
+  """'vmap', 'map' or 'sequential': config.seed_parallelism, with 'auto' resolved by SEED_LOOP."""
   choice = config.get("seed_parallelism", "auto")
   if choice != "auto":
     return choice
-  rule = SEQUENTIAL_SEEDS.get(jax.default_backend())
-  if rule and config.model.name in rule["models"] and config.num_train_steps >= rule["min_steps"]:
-    return "sequential"
-  return "vmap"
+  rule = SEED_LOOP.get(jax.default_backend())
+  if rule is None:
+    return "vmap"
+  shorter = rule["vmap_shorter"].get(config.model.name)
+  return "vmap" if shorter and config.task.get("seq_len", shorter) < shorter else "map"
 
 
 def _positive(config, key):

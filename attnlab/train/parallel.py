@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 from flax import jax_utils
 
+from attnlab.train import config as cfg_lib
 from attnlab.train import sharding, steps, vmap_seeds
 
 
@@ -24,12 +25,12 @@ class Parallel:
     kw = dict(dtype=dtype, label_smoothing=config.label_smoothing,
               clip_norm=config.optimizer.clip_norm)
     self.model, self.tx, self.spec = model, tx, spec
-    if self.vmapped:
+    if self.vmapped:  # one program for all seeds: vmapped, or each seed in turn (lax.map)
+      loop = cfg_lib.seed_parallelism(config) == "map"
       self.train_step = jax.jit(vmap_seeds.make_vmapped_train_step(model, tx, spec, schedule,
-                                                                   self.seeds, **kw),
+                                                                   self.seeds, loop=loop, **kw),
                                 donate_argnums=0)
-      self.eval_step = jax.jit(jax.vmap(steps.make_eval_step(model, spec, dtype=dtype),
-                                        in_axes=(0, None, 0)))
+      self.eval_step = jax.jit(vmap_seeds.make_eval_step(model, spec, dtype=dtype, loop=loop))
       return
     if self.pmap:
       self.train_step = jax.pmap(steps.make_train_step(model, tx, spec, schedule, axis_name="batch",

@@ -142,13 +142,15 @@ def final_batches(config, spec, spec_params, n=None) -> list:
   return solving.final_batches(config, spec, loader, n)
 
 
-def _eval_sums(par: Parallel, state, batches) -> list:
-  """The metric sums of each run over `batches`."""
+def _eval_sums(par: Parallel, state, batches, placed: bool = False) -> list:
+  """The metric sums of each run over `batches` (host batches, or with `placed` par.batch's)."""
+  # Every batch's step is dispatched before any result is read, so the steps run back to back;
+  # the sums are then added on the host in batch order (the float32 additions of one at a time).
+  params = par.params(state)
+  sums = [par.eval_step(params, b if placed else par.batch(b), state.model_state) for b in batches]
   total = None
-  for local in batches:
-    sums = par.eval_step(par.params(state), par.batch(local), state.model_state)
-    total = [losses.add_sums(t, s) for t, s in zip(total or [None] * len(par.seeds),
-                                                    par.per_run(sums))]
+  for s in jax.device_get(sums):
+    total = [losses.add_sums(t, r) for t, r in zip(total or [None] * len(par.seeds), par.per_run(s))]
   return total
 
 
@@ -167,12 +169,15 @@ def _final_results(par: Parallel, state, config, spec, spec_params, final_data) 
   return out
 
 
-def evaluate(par: Parallel, state, config, spec_params, batches=None) -> list:
+def evaluate(par: Parallel, state, config, spec_params, batches=None, placed: bool = False) -> list:
   """Mean metrics over the fixed validation split for each run: [{'eval_loss': ..., ...}].
 
-  `batches`: eval_batches(config, spec_params), when the caller keeps them between evaluations.
+  `batches`: eval_batches(config, spec_params), when the caller keeps them between evaluations
+  (`placed`: each already through par.batch).
   """
-  total = _eval_sums(par, state, eval_batches(config, spec_params) if batches is None else batches)
+  if batches is None:
+    batches, placed = eval_batches(config, spec_params), False
+  total = _eval_sums(par, state, batches, placed)
   return [{f"eval_{k}": v for k, v in losses.summarize(t).items() if k != "wrong"} for t in total]
 
 
@@ -321,7 +326,7 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
   if first_step == 0:
     for k, run in enumerate(runs):
       run.run_hooks(par, state, k, 0)
-  eval_data = eval_batches(config, spec_params)
+  eval_data = [par.batch(b) for b in eval_batches(config, spec_params)]  # placed once, reused
   # Batches are read and placed on the devices `prefetch_batches` ahead, in a thread that works
   # while the step computes; get_state() is the position of the last batch consumed.
   train_iter = prefetch.Prefetcher(host_iter, config.prefetch_batches, transform=par.batch)
@@ -337,7 +342,7 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
       evaluated = step == next_eval or last
       if step == next_eval:
         next_eval = solving.next_eval_step(step, config)
-      evals = evaluate(par, state, config, spec_params, eval_data) if evaluated else None
+      evals = evaluate(par, state, config, spec_params, eval_data, placed=True) if evaluated else None
       active = [k for k, run in enumerate(runs) if not run.done]
       solved_now = []
       per_run = par.per_run(metrics)

@@ -1,8 +1,13 @@
-"""Train K seeds of one config at once: `jax.vmap` over seeds in one compiled program.
+"""Train K seeds of one config at once, in one compiled program: `jax.vmap` over the seeds, or
+(`loop=True`) `jax.lax.map`, the single-seed step run for each seed in turn inside the program.
 
   states = init_states(model, tx, spec, seeds, example_batch)      # TrainState, leading axis K
   step = make_vmapped_train_step(model, tx, spec, schedule, seeds)  # jit it
   states, metrics = step(states, batch)                             # metrics with leading axis K
+
+vmap batches every product over the seeds; the loop keeps each seed's products the size of one run's,
+which on CPU is faster for most comparison models (config.seed_parallelism='map', the 'auto' choice
+there: BENCHMARKS.md "Choices by backend"). Both compile once for all K seeds.
 
 Seed k is initialised with PRNGKey(seeds[k]) and draws its dropout masks from PRNGKey(seeds[k] + 1),
 as `steps.create_state` and `steps.make_train_step` do for a run with config.seed = seeds[k]; all
@@ -36,8 +41,9 @@ def _stack(states: list):
 
 
 def make_vmapped_train_step(model, tx, spec, schedule, seeds: Sequence[int], *, dtype=jnp.float32,
-                            label_smoothing: float = 0.0, clip_norm=None):
-  """(stacked states, one batch) -> (stacked states, stacked metrics): one step of every seed."""
+                            label_smoothing: float = 0.0, clip_norm=None, loop: bool = False):
+  """(stacked states, one batch) -> (stacked states, stacked metrics): one step of every seed
+  (`loop`: one seed after another inside the program, with lax.map, instead of vmapped)."""
   seeds = jnp.asarray(seeds)
 
   def one_seed(seed, state, batch):
@@ -45,6 +51,8 @@ def make_vmapped_train_step(model, tx, spec, schedule, seeds: Sequence[int], *, 
                                  label_smoothing=label_smoothing, clip_norm=clip_norm)
     return step(state, batch)
 
+  if loop:
+    return lambda states, batch: jax.lax.map(lambda a: one_seed(a[0], a[1], batch), (seeds, states))
   vmapped = jax.vmap(one_seed)
 
   def step(states, batch):
@@ -54,6 +62,15 @@ def make_vmapped_train_step(model, tx, spec, schedule, seeds: Sequence[int], *, 
     return vmapped(seeds, states, batch)
 
   return step
+
+
+def make_eval_step(model, spec, *, dtype=jnp.float32, loop: bool = False):
+  """(stacked params, one batch, stacked model state) -> stacked metric sums of every seed."""
+  one = steps.make_eval_step(model, spec, dtype=dtype)
+  if loop:
+    return lambda params, batch, model_state: jax.lax.map(lambda a: one(a[0], batch, a[1]),
+                                                          (params, model_state))
+  return jax.vmap(one, in_axes=(0, None, 0))
 
 
 def unstack(states, k: int):
