@@ -249,12 +249,13 @@ def train_and_evaluate(config, workdir: str, hooks=()) -> dict:
 
 
 def train_seeds(configs: list, workdirs: list, hooks: list = None) -> list:
-  """Runs that differ only in `seed`, trained as one vmapped program; one result per run.
+  """Runs that differ only in `seed`, trained as one program (vmapped over the seeds, or looping
+  over them: config.seed_parallelism); one result per run.
 
   Each run still has its own workdir, checkpoints and metrics, exactly as if it had been trained
   alone (with `config.data_seed` shared, it sees the same batches). Runs are trained one by one
-  instead when vmapping does not apply: several processes or devices, pmap, or runs that are not
-  at the same step.
+  instead when one program does not apply: several processes or devices, pmap, runs that are not
+  at the same step, or seed_parallelism='sequential'.
   """
   hooks = hooks or [()] * len(configs)
   stopped = [i for i, (c, w) in enumerate(zip(configs, workdirs))
