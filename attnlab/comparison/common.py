@@ -94,8 +94,8 @@ def run_concurrently(calls: list) -> list:
 
 
 def _train_with_flow(configs, workdirs):
-  """Trains runs that differ only in seed as one vmapped program, logging gradient flow if asked
-  (in a training slot: see `training_slots`)."""
+  """Trains runs that differ only in seed as one program (`train_seeds`), logging gradient flow if
+  asked (in a training slot: see `training_slots`)."""
   hooks = [[GradientFlowLogger(c)] if c.get("log_grad_flow") else [] for c in configs]
   with _SLOTS["semaphore"]:
     if trainer.stop_requested():

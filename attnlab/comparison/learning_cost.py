@@ -1,9 +1,9 @@
 """Learning-cost part: training sequences each model needs to solve a task, against the length T.
 
 For each task and model of `c.learning_cost` (`models`: one list for every task, or {task: list}),
-lengths are trained shortest first, every seed of a
-length as one vmapped program, each run stopping at the first evaluation that meets the task's
-criterion (config.stop_when_solved, geometric eval schedule) or at the cap (num_train_steps).
+lengths are trained shortest first, every seed of a length as one program (`train_seeds`), each
+run stopping at the first evaluation that meets the task's criterion (config.stop_when_solved,
+geometric eval schedule) or at the cap (num_train_steps).
 Skip rule: a model whose MEDIAN over seeds is censored at T (most seeds never solved it within the
 cap) is not trained at longer T; those points are recorded as "skipped: failed at shorter T".
 

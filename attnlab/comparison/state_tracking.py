@@ -6,7 +6,7 @@
            sequences at factor x T for every factor of `factors` (config.eval_lengths: the
            trainer's final_len{L}_* metrics, final_eval_sequences of them per length)
   steps    {task: training steps} (parity, flip_flop, mqar)
-  seeds    seeds per point, trained as one vmapped program
+  seeds    seeds per point, trained as one program (`train_seeds`)
   mqar     {"pairs": numbers of key-value pairs, "seq_len": one T for all of them, "models":
            its own models and their order, optional (default: models)}: the accuracy
            over queries (final_score) against the number of pairs at a fixed model size, with each

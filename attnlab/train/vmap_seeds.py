@@ -5,15 +5,15 @@
   step = make_vmapped_train_step(model, tx, spec, schedule, seeds)  # jit it
   states, metrics = step(states, batch)                             # metrics with leading axis K
 
-vmap batches every product over the seeds; the loop keeps each seed's products the size of one run's,
-which on CPU is faster for most comparison models (config.seed_parallelism='map', the 'auto' choice
-there: BENCHMARKS.md "Choices by backend"). Both compile once for all K seeds.
+vmap batches every product over the seeds; the loop keeps each seed's products the size of one
+run's, which on CPU is faster for most comparison models (config.seed_parallelism='map', the 'auto'
+choice there: BENCHMARKS.md "Choices by backend"). Both compile once for all K seeds.
 
 Seed k is initialised with PRNGKey(seeds[k]) and draws its dropout masks from PRNGKey(seeds[k] + 1),
 as `steps.create_state` and `steps.make_train_step` do for a run with config.seed = seeds[k]; all
 seeds see the same batch. So each slice of the stacked states follows the run that seed would have
-had on its own with that data, and small models (whose steps are too small to fill the machine) train
-K seeds in little more than the time of one.
+had on its own with that data. On an accelerator, where one small model's step leaves the device
+idle, vmapped seeds train in little more than the time of one.
 """
 import functools
 from typing import Sequence
