@@ -19,7 +19,7 @@ def tiny_model(name, task="adding", **task_params):
   spec = cfg_lib.task_spec(config)
   model = models.build(cfg_lib.model_config(config, spec))
   batch = tasks.generate(task, 2, seed=3, **task_params)
-  params = model.init(jax.random.PRNGKey(0), batch["inputs"], batch["lengths"])["params"]
+  params = jax.jit(model.init)(jax.random.PRNGKey(0), batch["inputs"], batch["lengths"])["params"]
   return model, params, batch, spec
 
 
