@@ -7,8 +7,8 @@ The directory is $ATTNLAB_COMPILATION_CACHE if set (the value 'off' or '0' disab
 else ~/.cache/attnlab/jax. Every compiled program that took at least `min_compile_s` to compile is
 stored, keyed by the program, the JAX/XLA versions, the backend and the compile options; a later
 process that builds the same program loads it instead of compiling. The default stores them all:
-of the default job's ~270 programs, 188 compile in under 0.2 s each but 9 s together. Entries are never evicted: delete
-the directory to reclaim space.
+of the default job's ~270 programs, 188 compile in under 0.2 s each but 9 s together. Entries are
+never evicted: delete the directory to reclaim space.
 """
 import os
 from typing import Optional
