@@ -286,7 +286,7 @@ def test_greedy_decode_agrees_with_teacher_forcing(name):
   out = jax.jit(lambda v, s, l: models.greedy_decode(model, v, s, l, max_len=5))(variables, src, LENGTHS)
   assert out.shape == (B, 5) and out.dtype == jnp.int32
   target_inputs = jnp.concatenate([jnp.ones((B, 1), jnp.int32), out[:, :-1]], axis=1)
-  logits = model.apply(variables, src, target_inputs, LENGTHS)
+  logits = jax.jit(model.apply)(variables, src, target_inputs, LENGTHS)
   np.testing.assert_array_equal(jnp.argmax(logits, -1), out)
 
 
