@@ -5,7 +5,7 @@
          -> `attnlab.ops.scan.SCAN_BY_BACKEND`
   seeds  K seeds of one config as one training step, vmapped or looped (lax.map, one seed after
          another inside the program), against K single-seed steps one after another, for each
-         comparison model at T=25 and 100 -> `attnlab.train.config.SEED_LOOP_BACKENDS`
+         comparison model at T=25 and 100 -> `attnlab.train.config.SEED_LOOP`
   attention  the Transformer's full training step at its comparison size on adding with
          `model.attention_impl` 'plain' (weights materialised), 'chunked' (online softmax) and
          'fused' (jax.nn.dot_product_attention), at several T
@@ -51,7 +51,8 @@ def attention(lengths=(25, 100, 500), batch: int = 64, repeats: int = 3,
   return dict(rows=rows, batch=batch)
 
 
-def _single_and_vmapped(word: str, length: int, batch: int, num_seeds: int):
+def _seed_candidates(word: str, length: int, batch: int, num_seeds: int):
+  """{'sequential', 'vmap', 'map'}: callables that each run one training step of every seed."""
   _, spec, model, tx, schedule, data = research.setup(word, length, batch)
   seeds = list(range(num_seeds))
   single = [{"s": steps.create_state(model, tx, spec, jax.random.PRNGKey(s), data)} for s in seeds]
@@ -83,9 +84,9 @@ def _single_and_vmapped(word: str, length: int, batch: int, num_seeds: int):
 def seeds(words=("rnn", "lstm", "gru", "lru", "transformer"), lengths=(25, 100), batch: int = 64,
           num_seeds: int = 3, repeats: int = 3, log=print) -> dict:
   rows = []
-  for length in ((lengths,) if isinstance(lengths, int) else lengths):
+  for length in lengths:
     for word in words:
-      times = timing.interleaved(_single_and_vmapped(word, length, batch, num_seeds), repeats)
+      times = timing.interleaved(_seed_candidates(word, length, batch, num_seeds), repeats)
       row = dict(model=word, T=length, num_seeds=num_seeds, backend=jax.default_backend(),
                  **{f"{k}_s": timing.median(v) for k, v in times.items()})
       row["vmap_over_sequential"] = row["vmap_s"] / row["sequential_s"]
@@ -98,9 +99,9 @@ def seeds(words=("rnn", "lstm", "gru", "lru", "transformer"), lengths=(25, 100),
 
 
 def run(scan_lengths=(100, 500, 1000), seed_words=("rnn", "lstm", "gru", "lru", "transformer"),
-        seed_length=(25, 100), num_seeds: int = 3, batch: int = 64, repeats: int = 3,
+        seed_lengths=(25, 100), num_seeds: int = 3, batch: int = 64, repeats: int = 3,
         attention_lengths=(25, 100, 500), attention_impls=("plain", "chunked", "fused"),
         log=print) -> dict:
   return dict(scan=scan(scan_lengths, batch, repeats, log),
-              seeds=seeds(seed_words, seed_length, batch, num_seeds, repeats, log),
+              seeds=seeds(seed_words, seed_lengths, batch, num_seeds, repeats, log),
               attention=attention(attention_lengths, batch, repeats, attention_impls, log))

@@ -48,7 +48,7 @@ QUICK = dict(
     vmap=dict(num_seeds=2, hidden=8, length=10, num_steps=2), sweep_steps=2,
     compile=dict(pipeline_steps=4, only=("adding",)), repeats=2,
     research=dict(lengths=(8,), batch=4, repeats=2, words=("lstm",), compile_torch=False),
-    choices=dict(scan_lengths=(8,), seed_words=("lstm",), seed_length=8, num_seeds=2, batch=4,
+    choices=dict(scan_lengths=(8,), seed_words=("lstm",), seed_lengths=(8,), num_seeds=2, batch=4,
                  repeats=2, attention_lengths=(8,), attention_impls=("plain", "chunked")),
     recurrences=dict(lengths=(8,), batch=4, hidden=8, repeats=2, s6_lengths=(8,)))
 
@@ -118,7 +118,7 @@ def main(argv=None) -> dict:
     if min(lengths) <= 0:
       raise SystemExit(f"--lengths={args.lengths!r}: lengths must be positive")
     sizes["research"]["lengths"] = lengths
-    sizes["choices"].update(scan_lengths=lengths, attention_lengths=lengths, seed_length=lengths)
+    sizes["choices"].update(scan_lengths=lengths, attention_lengths=lengths, seed_lengths=lengths)
   if args.no_torch_compile:
     sizes["research"]["compile_torch"] = False
   dtype = args.dtype or ("bfloat16" if jax.default_backend() == "gpu" else "float32")

@@ -6,7 +6,8 @@ Every config has:
   compute dtype; parameters stay float32), parallelism ('jit' | 'pmap'), seed_parallelism ('auto' |
   'vmap' | 'map' | 'sequential': how runs that differ only in seed train together: one program
   vmapped over the seeds, one program looping over them, or one run after another),
-  mesh.data / mesh.model (-1 = all remaining devices), logical_axis_rules, distributed (None = from the environment),
+  mesh.data / mesh.model (-1 = all remaining devices), logical_axis_rules, distributed (None = from
+  the environment),
   on_nonfinite ('stop' | 'record'), prefetch_batches (train batches read and placed on the
   devices ahead, in a background thread; 0: on demand), log_grad_flow (gradient flow at every evaluation, see
   attnlab.analysis.flow_logging), checkpoint.{keep, best_metric, best_mode, async_save},
