@@ -9,12 +9,15 @@
   attention  the Transformer's full training step at its comparison size on adding with
          `model.attention_impl` 'plain' (weights materialised), 'chunked' (online softmax) and
          'fused' (jax.nn.dot_product_attention), at several T
-         -> `attnlab.models.attention.ATTENTION_BY_BACKEND`
+         -> `attnlab.models.attention.ATTENTION_BY_BACKEND`; 'chunked' also with all (batch, head)
+         pairs in each chunk step ('chunked_all_pairs') against blocks of pairs sized to the
+         backend's cache budget -> `attnlab.models.attention.PAIR_BLOCK_BYTES_BY_BACKEND`
 Both interleave the candidates (`timing.interleaved`) and report the median step; a ratio > 1
 means the first-named candidate is slower.
 """
 import jax
 
+from attnlab.models import attention as attention_lib
 from attnlab.train import steps, vmap_seeds
 from benchmarks import research, timing
 
@@ -35,12 +38,24 @@ def scan(lengths=(100, 500, 1000), batch: int = 64, repeats: int = 3, log=print)
   return dict(rows=rows, batch=batch)
 
 
+def _transformer(impl: str, length: int, batch: int) -> dict:
+  """research.jax_model of the Transformer with `impl`; 'chunked_all_pairs': 'chunked' compiled
+  without the backend's (batch, head) pair blocks."""
+  if impl != "chunked_all_pairs":
+    return research.jax_model("transformer", length, batch, **{"model.attention_impl": impl})
+  saved = dict(attention_lib.PAIR_BLOCK_BYTES_BY_BACKEND)
+  attention_lib.PAIR_BLOCK_BYTES_BY_BACKEND.clear()
+  try:  # the step is traced and compiled inside jax_model
+    return research.jax_model("transformer", length, batch, **{"model.attention_impl": "chunked"})
+  finally:
+    attention_lib.PAIR_BLOCK_BYTES_BY_BACKEND.update(saved)
+
+
 def attention(lengths=(25, 100, 500), batch: int = 64, repeats: int = 3,
-              impls=("plain", "chunked", "fused"), log=print) -> dict:
+              impls=("plain", "chunked", "chunked_all_pairs", "fused"), log=print) -> dict:
   rows = []
   for length in lengths:
-    cands = {m: research.jax_model("transformer", length, batch, **{"model.attention_impl": m})
-             for m in impls}
+    cands = {m: _transformer(m, length, batch) for m in impls}
     times = timing.interleaved({m: c["train_step"] for m, c in cands.items()}, repeats)
     row = dict(T=length, backend=jax.default_backend(),
                **{f"{m}_s": timing.median(t) for m, t in times.items()})
@@ -100,7 +115,8 @@ def seeds(words=("rnn", "lstm", "gru", "lru", "transformer"), lengths=(25, 100),
 
 def run(scan_lengths=(100, 500, 1000), seed_words=("rnn", "lstm", "gru", "lru", "transformer"),
         seed_lengths=(25, 100), num_seeds: int = 3, batch: int = 64, repeats: int = 3,
-        attention_lengths=(25, 100, 500), attention_impls=("plain", "chunked", "fused"),
+        attention_lengths=(25, 100, 500),
+        attention_impls=("plain", "chunked", "chunked_all_pairs", "fused"),
         log=print) -> dict:
   return dict(scan=scan(scan_lengths, batch, repeats, log),
               seeds=seeds(seed_words, seed_lengths, batch, num_seeds, repeats, log),

@@ -31,6 +31,9 @@ from benchmarks import peers, timing
 from configs import common
 
 MODELS = ("rnn", "lstm", "gru", "lru", "transformer")
+# Untimed sleep before each timed call: PyTorch's OpenMP threads spin after a step and, interleaved
+# without it, slowed the next attnlab step by up to 1.6x (Transformer T=100: 122 vs 76 ms).
+PAUSE_S = 0.2
 
 
 def _config(word: str, length: int, batch: int, **overrides):
@@ -278,7 +281,7 @@ def run(lengths=(100, 500, 1000), batch: int = 64, repeats: int = 3, words=MODEL
       for name, c in cands.items():
         for part in ("train_step", "forward", "forward_backward"):
           fns[f"{name}/{part}"] = c[part]
-      times = {k: timing.median(v) for k, v in timing.interleaved(fns, repeats).items()}
+      times = {k: timing.median(v) for k, v in timing.interleaved(fns, repeats, pause_s=PAUSE_S).items()}
       row = dict(model=word, T=length, batch=batch, torch_threads=threads)
       for name, c in cands.items():
         step_s = times[f"{name}/train_step"]

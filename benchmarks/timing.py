@@ -2,7 +2,10 @@
 
 `interleaved` warms every callable up, then runs `repeats` rounds in which each callable runs once,
 in an order that rotates from round to round, so slow drifts of the machine (other jobs, thermal)
-hit every candidate alike; compare candidates by the median of their rounds.
+hit every candidate alike; compare candidates by the median of their rounds. `pause_s` sleeps
+(untimed) before each call: thread pools spin-wait for work after a call returns (PyTorch's OpenMP
+threads, and XLA's), so without a pause a candidate can be timed while the previous one's idle
+threads still hold the cores.
 """
 import statistics
 import time
@@ -14,7 +17,7 @@ import numpy as np
 
 
 def interleaved(fns: Dict[str, Callable[[], None]], repeats: int,
-                warmup: int = 1) -> Dict[str, List[float]]:
+                warmup: int = 1, pause_s: float = 0.0) -> Dict[str, List[float]]:
   """{name: blocking callable} -> {name: seconds of each of `repeats` rounds}."""
   for fn in fns.values():
     for _ in range(warmup):
@@ -23,6 +26,8 @@ def interleaved(fns: Dict[str, Callable[[], None]], repeats: int,
   times = {name: [] for name in names}
   for r in range(repeats):
     for name in names[r % len(names):] + names[:r % len(names)]:
+      if pause_s:
+        time.sleep(pause_s)
       start = time.perf_counter()
       fns[name]()
       times[name].append(time.perf_counter() - start)

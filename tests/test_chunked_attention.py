@@ -87,6 +87,36 @@ def test_fused_matches_plain(name):
   check_against_plain(fn, *qkv(), ops.dense_mask(spec, T, T))
 
 
+@pytest.mark.parametrize("name", ["padding+causal+window", "window"])
+@pytest.mark.parametrize("pair_block", [1, 4])  # 4 leaves a partial block of the 6 (batch, head) pairs
+def test_pair_blocks_match_plain(name, pair_block):
+  spec = SPECS[name]
+  fn = lambda q, k, v: ops.chunked_attention(q, k, v, key_lengths=spec.key_lengths, causal=spec.causal,
+                                             window=spec.window, q_chunk=16, k_chunk=16,
+                                             pair_block=pair_block)
+  check_against_plain(jax.jit(fn), *qkv(), ops.dense_mask(spec, T, T))
+
+
+@pytest.mark.parametrize("mask_shape", [(B, N, T, T), (1, 1, T, T), (B, 1, 1, T)])
+def test_pair_blocks_take_array_masks(mask_shape):
+  mask = jnp.asarray(np.random.default_rng(2).random(mask_shape) < 0.6)
+  fn = lambda q, k, v: ops.chunked_attention(q, k, v, mask, q_chunk=16, k_chunk=16, pair_block=4)
+  check_against_plain(jax.jit(fn), *qkv(), mask)
+
+
+def test_cache_pair_block_divides_the_pairs_and_fits_the_budget():
+  for batch, heads, t, budget in [(64, 4, 500, 1 << 20), (64, 4, 100, 1 << 20), (3, 5, 1000, 1 << 20),
+                                  (64, 4, 20, 1 << 30), (7, 1, 2000, 1)]:
+    g = ops.cache_pair_block(batch, heads, t, t, budget)
+    per_pair = 4 * min(t, 512) ** 2
+    assert (batch * heads) % g == 0 and (g == 1 or g * per_pair <= budget)
+    assert not any((batch * heads) % h == 0 and h * per_pair <= budget for h in range(g + 1, batch * heads + 1))
+  assert ops.cache_pair_block(64, 4, 500, 500, 1 << 20) == 1  # (500 x 500) float32: 1 MB of 1 MiB
+  assert ops.cache_pair_block(64, 4, 100, 100, 1 << 20) == 16  # 26 fit; 16 is the largest divisor of 256
+  with pytest.raises(ValueError, match="pair_block"):
+    ops.chunked_attention(*qkv(), pair_block=0)
+
+
 def test_bad_shapes_are_errors():
   q, k, v = qkv()
   with pytest.raises(ValueError, match="incompatible"):

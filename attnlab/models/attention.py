@@ -11,7 +11,9 @@ weights materialised), 'chunked' (`ops.chunked_attention`, online softmax, O(T) 
 (`ops.fused_attention`: jax.nn.dot_product_attention, cuDNN on GPU) or 'auto' (by backend from
 `ATTENTION_BY_BACKEND`: 'chunked' on CPU, where the comparison Transformer's training step measured
 1.23x (T=100) and 1.10x (T=500) faster than 'plain', BENCHMARKS.md "Choices by backend"; 'plain' elsewhere,
-not measured against the others there). Only 'plain' produces weights:
+not measured against the others there). On a backend listed in `PAIR_BLOCK_BYTES_BY_BACKEND` (the
+CPU), 'chunked' attends blocks of (batch, head) pairs in turn, each block's logits within the cache
+budget (`ops.cache_pair_block`): at T=500 this halved the CPU training step. Only 'plain' produces weights:
 with the others nothing is sown, `return_weights=True` is an error, and 'chunked' takes no `bias`.
 `mask` is a bool array broadcastable to (B,N,Tq,Tk) or an `ops.MaskSpec` (padding, causal, window),
 which the 'chunked' and 'fused' paths apply without building a (Tq,Tk) array.
@@ -25,6 +27,9 @@ from attnlab import ops
 
 ATTENTION_IMPLS = ("plain", "chunked", "fused", "auto")
 ATTENTION_BY_BACKEND = {"cpu": "chunked"}  # what 'auto' runs (benchmarks/choices.py, attention)
+# 'chunked' attends blocks of (batch, head) pairs in turn where a backend lists a cache budget: each
+# block's (q chunk, k chunk) float32 logits take at most this many bytes (`ops.cache_pair_block`).
+PAIR_BLOCK_BYTES_BY_BACKEND = {"cpu": 1 << 20}
 
 
 def resolve_impl(impl: str) -> str:
@@ -77,6 +82,9 @@ def _attend(impl, q, k, v, mask, bias, return_weights):
     return ops.fused_attention(q, k, v, bias=bias, **kw)
   if bias is not None:
     raise ValueError("attention_impl='chunked' takes no additive bias; use 'plain' or 'fused'")
+  budget = PAIR_BLOCK_BYTES_BY_BACKEND.get(jax.default_backend())
+  if budget is not None:
+    kw["pair_block"] = ops.cache_pair_block(q.shape[0], q.shape[2], q.shape[1], k.shape[1], budget)
   return ops.chunked_attention(q, k, v, **kw)
 
 

@@ -8,6 +8,11 @@ sizes: the residuals of the backward pass are q, k, v, the output and the log-su
 backward pass (`jax.custom_vjp`, FlashAttention-2 style) recomputes each chunk's weights from the
 log-sum-exp, so it too stays O(T).
 
+`pair_block` sets how many (batch, head) pairs are attended together: None takes all of them in each
+chunk step (a few large operations: what accelerators want); an integer runs blocks of that many
+pairs one after another (`jax.lax.map`), so a block's logits, weights and their gradients stay in
+the CPU's cache instead of going through memory. `cache_pair_block` picks it from a byte budget.
+
 Masks (True = may attend), all combinable:
   key_lengths  (B,) int: keys at steps >= key_lengths[b] are hidden (padding), never stored as (T,T)
   causal       key j <= query i (as `causal_mask`); fully masked key chunks are skipped
@@ -66,7 +71,7 @@ class _Config(NamedTuple):
 def chunked_attention(q: Array, k: Array, v: Array, mask: Optional[Array] = None, *,
                       key_lengths: Optional[Array] = None, causal: bool = False,
                       window: Optional[int] = None, q_chunk: int = 512,
-                      k_chunk: int = 512) -> Array:
+                      k_chunk: int = 512, pair_block: Optional[int] = None) -> Array:
   """softmax(q k^T / sqrt(d)) v per head without storing the weights. Shapes as the module says."""
   if q.ndim != 4 or k.ndim != 4 or v.ndim != 4:
     raise ValueError(f"q, k, v must be (B,T,N,d); got {q.shape}, {k.shape}, {v.shape}")
@@ -74,6 +79,8 @@ def chunked_attention(q: Array, k: Array, v: Array, mask: Optional[Array] = None
     raise ValueError(f"incompatible q, k, v shapes {q.shape}, {k.shape}, {v.shape}")
   if q_chunk <= 0 or k_chunk <= 0 or (window is not None and window < 0):
     raise ValueError(f"need q_chunk, k_chunk > 0 and window >= 0; got {q_chunk}, {k_chunk}, {window}")
+  if pair_block is not None and pair_block <= 0:
+    raise ValueError(f"pair_block must be a positive number of (batch, head) pairs or None; got {pair_block}")
   batch, q_len, heads, dim = q.shape
   k_len = k.shape[1]
   cq, ck = min(q_chunk, q_len), min(k_chunk, k_len)
@@ -92,9 +99,51 @@ def chunked_attention(q: Array, k: Array, v: Array, mask: Optional[Array] = None
     mask = jnp.pad(mask, ((0, 0), (0, 0), (0, q_pad if mask.shape[2] > 1 else 0),
                           (0, k_pad if mask.shape[3] > 1 else 0)))
   q = q * jnp.asarray(1.0 / math.sqrt(dim), q.dtype)  # scaling q, not the (Tq,Tk) logits
-  out = _flash(heads_first(q, q_pad), heads_first(k, k_pad), heads_first(v, k_pad), key_valid,
-               mask, cfg)[0]
+  args = (heads_first(q, q_pad), heads_first(k, k_pad), heads_first(v, k_pad), key_valid, mask)
+  if pair_block is None or pair_block >= batch * heads:
+    out = _flash(*args, cfg)[0]
+  else:
+    out = _by_pair_blocks(*args, cfg, pair_block)
   return out.transpose(0, 2, 1, 3)[:, :q_len]
+
+
+def cache_pair_block(batch: int, heads: int, q_len: int, k_len: int, budget_bytes: int,
+                     q_chunk: int = 512, k_chunk: int = 512) -> int:
+  """The largest divisor of batch * heads whose block of float32 (q chunk, k chunk) logits fits
+  `budget_bytes` (at least 1): the `pair_block` that keeps a block's (Tq,Tk) work in cache."""
+  pairs = batch * heads
+  per_pair = 4 * min(q_chunk, q_len) * min(k_chunk, k_len)
+  fit = max(1, budget_bytes // per_pair)
+  return max(g for g in range(1, min(fit, pairs) + 1) if pairs % g == 0)
+
+
+def _by_pair_blocks(q, k, v, key_valid, mask, cfg: _Config, pair_block: int) -> Array:
+  """`_flash`'s output for heads-first q, k, v (B,N,T',.), run over blocks of `pair_block` (batch,
+  head) pairs in turn. Each block is a batch of pairs with one head: (P,1,T',.)."""
+  batch, heads = q.shape[:2]
+  pairs = batch * heads
+  num = -(-pairs // pair_block)
+  pad = num * pair_block - pairs
+
+  def blocks(x, head_axis=True):  # (B,N,...) -> (num, P, 1, ...) or, with no head axis, (num, P, ...)
+    x = x.reshape((pairs,) + x.shape[2:])
+    x = jnp.pad(x, ((0, pad),) + ((0, 0),) * (x.ndim - 1))
+    return x.reshape((num, pair_block) + (1,) * head_axis + x.shape[1:])
+
+  xs = dict(q=blocks(q), k=blocks(k), v=blocks(v))
+  if key_valid is not None:  # padding pairs see no key: zero outputs, dropped below
+    xs["key_valid"] = blocks(jnp.broadcast_to(key_valid[:, None], (batch, heads, key_valid.shape[1])),
+                             head_axis=False)
+  shared_mask = mask if mask is None or mask.shape[:2] == (1, 1) else None
+  if mask is not None and shared_mask is None:
+    xs["mask"] = blocks(jnp.broadcast_to(mask, (batch, heads) + mask.shape[2:]))
+
+  def block(x):
+    return _flash(x["q"], x["k"], x["v"], x.get("key_valid"), x.get("mask", shared_mask), cfg)[0]
+
+  out = jax.lax.map(block, xs)  # (num, P, 1, Tq', dv)
+  return out.reshape((num * pair_block,) + out.shape[3:])[:pairs].reshape(
+      (batch, heads) + out.shape[3:])
 
 
 # ---------------------------------------------------------------------------- chunk bookkeeping
