@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from attnlab import models, ops
+from attnlab.ops.chunked_attention import fit_chunk
 
 B, T, N, DH = 2, 37, 3, 8
 LENGTHS = jnp.array([T, 20])
@@ -104,11 +105,17 @@ def test_pair_blocks_take_array_masks(mask_shape):
   check_against_plain(jax.jit(fn), *qkv(), mask)
 
 
+def test_fit_chunk_prefers_a_divisor_near_the_chunk():
+  assert fit_chunk(1000, 512) == 500 and fit_chunk(2048, 512) == 512 and fit_chunk(300, 512) == 300
+  assert fit_chunk(37, 8) == 8 and fit_chunk(37, 16) == 16  # a prime: padded chunks (tested above)
+  assert fit_chunk(4099, 512) == 512
+
+
 def test_cache_pair_block_divides_the_pairs_and_fits_the_budget():
   for batch, heads, t, budget in [(64, 4, 500, 1 << 20), (64, 4, 100, 1 << 20), (3, 5, 1000, 1 << 20),
                                   (64, 4, 20, 1 << 30), (7, 1, 2000, 1)]:
     g = ops.cache_pair_block(batch, heads, t, t, budget)
-    per_pair = 4 * min(t, 512) ** 2
+    per_pair = 4 * fit_chunk(t, 512) ** 2
     assert (batch * heads) % g == 0 and (g == 1 or g * per_pair <= budget)
     assert not any((batch * heads) % h == 0 and h * per_pair <= budget for h in range(g + 1, batch * heads + 1))
   assert ops.cache_pair_block(64, 4, 500, 500, 1 << 20) == 1  # (500 x 500) float32: 1 MB of 1 MiB

@@ -1,12 +1,12 @@
 """Memory-efficient attention: online softmax over key chunks with a recomputing backward pass.
 
 The output equals `scaled_dot_product_attention(q, k, v, mask)[0]`, but the (Tq,Tk) weights are never
-stored: queries go in chunks of `q_chunk`, and for each the keys in chunks of `k_chunk`, keeping the
-running maximum m, the running sum l of exp(logit - m) and the weighted sum of values (Milakov &
-Gimelshein 2018; Rabe & Staats 2021; FlashAttention, Dao et al. 2022). Memory is O(T) for fixed chunk
-sizes: the residuals of the backward pass are q, k, v, the output and the log-sum-exp per query. The
-backward pass (`jax.custom_vjp`, FlashAttention-2 style) recomputes each chunk's weights from the
-log-sum-exp, so it too stays O(T).
+stored: queries go in chunks of about `q_chunk` (`fit_chunk`), and for each the keys in chunks of
+about `k_chunk`, keeping the running maximum m, the running sum l of exp(logit - m) and the weighted
+sum of values (Milakov & Gimelshein 2018; Rabe & Staats 2021; FlashAttention, Dao et al. 2022).
+Memory is O(T) for fixed chunk sizes: the residuals of the backward pass are q, k, v, the output
+and the log-sum-exp per query. The backward pass (`jax.custom_vjp`, FlashAttention-2 style)
+recomputes each chunk's weights from the log-sum-exp, so it too stays O(T).
 
 `pair_block` sets how many (batch, head) pairs are attended together: None takes all of them in each
 chunk step (a few large operations: what accelerators want); an integer runs blocks of that many
@@ -83,7 +83,7 @@ def chunked_attention(q: Array, k: Array, v: Array, mask: Optional[Array] = None
     raise ValueError(f"pair_block must be a positive number of (batch, head) pairs or None; got {pair_block}")
   batch, q_len, heads, dim = q.shape
   k_len = k.shape[1]
-  cq, ck = min(q_chunk, q_len), min(k_chunk, k_len)
+  cq, ck = fit_chunk(q_len, q_chunk), fit_chunk(k_len, k_chunk)
   cfg = _Config(cq, ck, -(-q_len // cq), -(-k_len // ck), bool(causal), window)
   q_pad, k_pad = cfg.num_q * cq - q_len, cfg.num_k * ck - k_len
   heads_first = lambda x, pad: jnp.pad(x, ((0, 0), (0, pad), (0, 0), (0, 0))).transpose(0, 2, 1, 3)
@@ -107,12 +107,22 @@ def chunked_attention(q: Array, k: Array, v: Array, mask: Optional[Array] = None
   return out.transpose(0, 2, 1, 3)[:, :q_len]
 
 
+def fit_chunk(length: int, chunk: int) -> int:
+  """The chunk size used for `length` steps: all of them if they fit, else the largest size in
+  [chunk/2, chunk] that divides `length` (no padding, whose mask costs more than its share: at
+  T=1000 on CPU, chunks of 500 ran attention forward + backward in half the time of chunks of 512),
+  else `chunk` with the last chunk padded."""
+  if length <= chunk:
+    return max(length, 1)
+  return next((c for c in range(chunk, chunk // 2 - 1, -1) if length % c == 0), chunk)
+
+
 def cache_pair_block(batch: int, heads: int, q_len: int, k_len: int, budget_bytes: int,
                      q_chunk: int = 512, k_chunk: int = 512) -> int:
   """The largest divisor of batch * heads whose block of float32 (q chunk, k chunk) logits fits
   `budget_bytes` (at least 1): the `pair_block` that keeps a block's (Tq,Tk) work in cache."""
   pairs = batch * heads
-  per_pair = 4 * min(q_chunk, q_len) * min(k_chunk, k_len)
+  per_pair = 4 * fit_chunk(q_len, q_chunk) * fit_chunk(k_len, k_chunk)
   fit = max(1, budget_bytes // per_pair)
   return max(g for g in range(1, min(fit, pairs) + 1) if pairs % g == 0)
 
