@@ -21,6 +21,8 @@ from attnlab.models import attention as attention_lib
 from attnlab.train import steps, vmap_seeds
 from benchmarks import research, timing
 
+PARTS = ("scan", "seeds", "attention")
+
 
 def scan(lengths=(100, 500, 1000), batch: int = 64, repeats: int = 3, log=print) -> dict:
   rows = []
@@ -117,7 +119,9 @@ def run(scan_lengths=(100, 500, 1000), seed_words=("rnn", "lstm", "gru", "lru", 
         seed_lengths=(25, 100), num_seeds: int = 3, batch: int = 64, repeats: int = 3,
         attention_lengths=(25, 100, 500),
         attention_impls=("plain", "chunked", "chunked_all_pairs", "fused"),
-        log=print) -> dict:
-  return dict(scan=scan(scan_lengths, batch, repeats, log),
-              seeds=seeds(seed_words, seed_lengths, batch, num_seeds, repeats, log),
-              attention=attention(attention_lengths, batch, repeats, attention_impls, log))
+        parts=PARTS, log=print) -> dict:
+  """{part: rows} for each of `parts` (a subset of PARTS)."""
+  run_part = dict(scan=lambda: scan(scan_lengths, batch, repeats, log),
+                  seeds=lambda: seeds(seed_words, seed_lengths, batch, num_seeds, repeats, log),
+                  attention=lambda: attention(attention_lengths, batch, repeats, attention_impls, log))
+  return {part: run_part[part]() for part in parts}

@@ -204,25 +204,27 @@ def markdown(results: dict) -> str:
               "LSTM's time over it, > 1: faster than the LSTM):", "", recurrences.markdown(rec)]
   ch = results.get("choices")
   if ch:
-    parts += ["", "Choices by backend (median step; ratio > 1: the first-named is slower):", "",
-              _table(["LRU training step", "associative ms", "sequential ms", "assoc / seq"],
-                     [(f"T={r['T']}", f"{1e3 * r['associative_s']:.1f}",
-                       f"{1e3 * r['sequential_s']:.1f}", f"{r['associative_over_sequential']:.2f}")
-                      for r in ch["scan"]["rows"]]), "",
-              _table(["seeds", "T", "vmapped ms", "looped ms", "one by one ms", "vmap / loop",
-                      "vmap / one by one"],
-                     [(f"{r['num_seeds']} x {r['model']}", r["T"], f"{1e3 * r['vmap_s']:.1f}",
-                       f"{1e3 * r['map_s']:.1f}" if "map_s" in r else "-",
-                       f"{1e3 * r['sequential_s']:.1f}",
-                       f"{r['vmap_over_map']:.2f}" if "vmap_over_map" in r else "-",
-                       f"{r['vmap_over_sequential']:.2f}") for r in ch["seeds"]["rows"]])]
-    if ch.get("attention"):
-      impls = [k[:-2] for k in ch["attention"]["rows"][0] if k.endswith("_s")]
-      parts += ["", _table(["Transformer training step", *[f"{m} ms" for m in impls],
-                            *[f"plain / {m}" for m in impls if m != "plain"]],
-                           [(f"T={r['T']}", *[f"{1e3 * r[f'{m}_s']:.1f}" for m in impls],
-                             *[f"{r[f'plain_over_{m}']:.2f}" for m in impls if m != "plain"])
-                            for r in ch["attention"]["rows"]])]
+    parts += ["", "Choices by backend (median step; ratio > 1: the first-named is slower):"]
+  if ch and ch.get("scan"):
+    parts += ["", _table(["LRU training step", "associative ms", "sequential ms", "assoc / seq"],
+                         [(f"T={r['T']}", f"{1e3 * r['associative_s']:.1f}",
+                           f"{1e3 * r['sequential_s']:.1f}", f"{r['associative_over_sequential']:.2f}")
+                          for r in ch["scan"]["rows"]])]
+  if ch and ch.get("seeds"):
+    parts += ["", _table(["seeds", "T", "vmapped ms", "looped ms", "one by one ms", "vmap / loop",
+                          "vmap / one by one"],
+                         [(f"{r['num_seeds']} x {r['model']}", r["T"], f"{1e3 * r['vmap_s']:.1f}",
+                           f"{1e3 * r['map_s']:.1f}" if "map_s" in r else "-",
+                           f"{1e3 * r['sequential_s']:.1f}",
+                           f"{r['vmap_over_map']:.2f}" if "vmap_over_map" in r else "-",
+                           f"{r['vmap_over_sequential']:.2f}") for r in ch["seeds"]["rows"]])]
+  if ch and ch.get("attention"):
+    impls = [k[:-2] for k in ch["attention"]["rows"][0] if k.endswith("_s")]
+    parts += ["", _table(["Transformer training step", *[f"{m} ms" for m in impls],
+                          *[f"plain / {m}" for m in impls if m != "plain"]],
+                         [(f"T={r['T']}", *[f"{1e3 * r[f'{m}_s']:.1f}" for m in impls],
+                           *[f"{r[f'plain_over_{m}']:.2f}" for m in impls if m != "plain"])
+                          for r in ch["attention"]["rows"]])]
   comp = results.get("compile")
   if comp:
     pct = lambda r, k: f"{100 * r[k]['wait_fraction']:.1f}%" if k in r else "-"

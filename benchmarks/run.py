@@ -96,6 +96,8 @@ def parse(argv):
   p.add_argument("--dtype", default=None, help="layer compute dtype (default f32; bf16 on GPU)")
   p.add_argument("--lengths", default=None,
                  help="comma-separated T for the research and choices sections (default 100,500,1000)")
+  p.add_argument("--choices", default=",".join(choices.PARTS),
+                 help=f"choices: comma-separated subset of {','.join(choices.PARTS)}")
   p.add_argument("--no-torch-compile", action="store_true",
                  help="research: skip the torch.compile variant (minutes of compiling per model)")
   return p.parse_args(argv)
@@ -121,6 +123,11 @@ def main(argv=None) -> dict:
     sizes["choices"].update(scan_lengths=lengths, attention_lengths=lengths, seed_lengths=lengths)
   if args.no_torch_compile:
     sizes["research"]["compile_torch"] = False
+  parts = tuple(c for c in args.choices.split(",") if c)
+  if set(parts) - set(choices.PARTS):
+    raise SystemExit(f"--choices={args.choices!r}: unknown parts {sorted(set(parts) - set(choices.PARTS))}; "
+                     f"valid: {', '.join(choices.PARTS)}")
+  sizes["choices"]["parts"] = parts
   dtype = args.dtype or ("bfloat16" if jax.default_backend() == "gpu" else "float32")
   path = args.json or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                    f"{host()}{'_quick' if args.quick else ''}.json")
