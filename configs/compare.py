@@ -45,6 +45,8 @@ results.json and grad_norms.json are written there.
   long_slice  adding at T=200 and 500, seeds 3-5, transformer / transformer_window0 / lstm_chrono /
           lru, cap 1156 steps: the comparison's long-length slice for an accelerator
           (`python -m benchmarks.device_check` runs it; results in BENCHMARKS.md's GPU section).
+          Its Transformer at T=500 alone, seeds 0-2, ran on 2 CPU cores in 55 min: median 46,080
+          sequences (docs/results/transformer_t500 has the command).
   struggles  only the "where attention struggles" part (attnlab/comparison/state_tracking.py, issue 13):
           rnn, lstm, gru, lru, transformer, mamba, mingru, minlstm, slstm trained on parity at T=32 and
           flip-flop at T=64 (300 steps each, seed 0) and evaluated at 1, 2, 4, 8 x T on 256 test
