@@ -8,19 +8,18 @@ run stopping at its task's criterion; gradient flow with the last-step readout a
 generalisation at 2x and 4x; RNN encoder-decoders with and without attention on `reverse` (250
 steps); attention maps. It writes runs/default/report.md. Every part resumes. (The clipping
 experiment is in compare.py:medium and full.)
-Time on 2 otherwise idle CPU cores (2026-11-28, docs/results/compare_small): 4 min 38 s with a warm
-compilation cache (any run after the first on a machine); 7 min 5 s from an empty cache (the first
-run on a machine: ~2.5 min of XLA compilation of ~270 programs). Of the warm run: 3 min 22 s for the
-nine learning-cost points (16-34 s each, mostly training steps: 15-60 ms a step for the two seeds
-of these 67k-parameter models at T=20-40), 34 s seq2seq, 14 s gradient flow, 20 s generalisation,
-the rest imports, attention maps and report.
+Time on 2 otherwise idle CPU cores (2026-11-28, docs/results/compare_small, a fresh clone and
+virtualenv): 3 min 6 s from an empty compilation cache (the first run on a machine, compiling ~270
+XLA programs); 2 min 3 s with a warm cache (any later run). An earlier recording on a slower machine
+of the same kind took 7 min 5 s and 4 min 38 s; most of a warm run is the nine learning-cost
+points' training steps.
 Expected (seeds 0, 1; recorded in docs/results/compare_small): adding — the tanh RNN and the
-window=0 Transformer censored at T=20 (1,197-2,171 of 2,560 held-out sequences wrong), the LSTM
-solved at T=20 (16.4k and 21.7k training sequences) and censored at T=40 on both seeds (291 and 436
-wrong), the Transformer solved at both (13.6k / 13.6k at T=20, 14.9k / 12.4k at T=40); copy T=10 —
+window=0 Transformer censored at T=20 (1,066-2,178 of 2,560 held-out sequences wrong), the LSTM
+solved at T=20 (16.4k and 21.7k training sequences) and censored at T=40 on both seeds (476 and 479
+wrong), the Transformer solved at both (12.4k / 12.4k at T=20, 14.9k / 12.4k at T=40); copy T=10 —
 the LRU solved in 3.2k sequences, the Transformer in 9.3k / 10.2k, the LSTM at chance; the window=0
-Transformer passes no gradient to any step but its last; RNNsearch reverses 0.986 of held-out
-sequences exactly, the RNN encoder-decoder 0.506.
+Transformer passes no gradient to any step but its last; RNNsearch reverses 1.000 of held-out
+sequences exactly, the RNN encoder-decoder 0.498.
 """
 from configs import compare
 
