@@ -77,6 +77,16 @@ def load_run(workdir: str, step="best") -> Run:
              metrics=metrics, model_state=dict(state.get("model_state") or {}))
 
 
+def with_plain_attention(run: Run):
+  """The run's model with attention_impl='plain' (apply it to run.variables): the same function of
+  the same parameters, but it sows the attention weights, which 'chunked' and 'fused' (and 'auto'
+  on CPU) never materialise. Apply with mutable=['intermediates'] to collect them."""
+  config = run.config.copy_and_resolve_references()
+  if "attention_impl" in config.model:
+    config.model.attention_impl = "plain"
+  return models.build(cfg_lib.model_config(config, run.spec))
+
+
 @dataclasses.dataclass
 class Comparison:
   path: str

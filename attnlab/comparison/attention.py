@@ -2,18 +2,10 @@
 import jax
 import numpy as np
 
-from attnlab import data, models, tasks
+from attnlab import data, tasks
 from attnlab.analysis.flow_logging import held_out_batch
-from attnlab.analysis.runs import load_run
+from attnlab.analysis.runs import load_run, with_plain_attention
 from attnlab.train import config as cfg_lib
-
-
-def _with_plain_attention(run):
-  """The run's model with attention_impl='plain' (same parameters), which sows the weights that
-  'chunked' and 'fused' (and 'auto' on CPU) never materialise."""
-  config = run.config.copy_and_resolve_references()
-  config.model.attention_impl = "plain"
-  return models.build(cfg_lib.model_config(config, run.spec))
 
 
 def attention_maps(trained_rows: list, seq2seq: dict, c) -> dict:
@@ -28,7 +20,7 @@ def attention_maps(trained_rows: list, seq2seq: dict, c) -> dict:
     row = min(tf_rows, key=lambda r: r["length"])
     run = load_run(row["workdir"], "best")
     batch = held_out_batch(run.config, 1)
-    _, state = _with_plain_attention(run).apply({"params": run.params}, batch["inputs"],
+    _, state = with_plain_attention(run).apply({"params": run.params}, batch["inputs"],
                                                 batch["lengths"], mutable=["intermediates"])
     layers = [np.asarray(w)[0].mean(axis=0) for w in jax.tree.leaves(state["intermediates"])]
     key = "transformer" if "transformer" not in out else f"transformer:{task}"
