@@ -15,6 +15,8 @@
 Both interleave the candidates (`timing.interleaved`) and report the median step; a ratio > 1
 means the first-named candidate is slower.
 """
+from unittest import mock
+
 import jax
 
 from attnlab.models import attention as attention_lib
@@ -45,12 +47,9 @@ def _transformer(impl: str, length: int, batch: int) -> dict:
   without the backend's (batch, head) pair blocks."""
   if impl != "chunked_all_pairs":
     return research.jax_model("transformer", length, batch, **{"model.attention_impl": impl})
-  saved = dict(attention_lib.PAIR_BLOCK_BYTES_BY_BACKEND)
-  attention_lib.PAIR_BLOCK_BYTES_BY_BACKEND.clear()
-  try:  # the step is traced and compiled inside jax_model
+  # the step is traced and compiled inside jax_model, while no backend lists a pair budget
+  with mock.patch.dict(attention_lib.PAIR_BLOCK_BYTES_BY_BACKEND, clear=True):
     return research.jax_model("transformer", length, batch, **{"model.attention_impl": "chunked"})
-  finally:
-    attention_lib.PAIR_BLOCK_BYTES_BY_BACKEND.update(saved)
 
 
 def attention(lengths=(25, 100, 500), batch: int = 64, repeats: int = 3,

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 from attnlab.ops.attention import causal_mask, local_mask, padding_mask
 
 Array = jax.Array
+CHUNK = 512  # default query and key chunk sizes, before `fit_chunk`
 
 
 class MaskSpec(NamedTuple):
@@ -70,8 +71,8 @@ class _Config(NamedTuple):
 
 def chunked_attention(q: Array, k: Array, v: Array, mask: Optional[Array] = None, *,
                       key_lengths: Optional[Array] = None, causal: bool = False,
-                      window: Optional[int] = None, q_chunk: int = 512,
-                      k_chunk: int = 512, pair_block: Optional[int] = None) -> Array:
+                      window: Optional[int] = None, q_chunk: int = CHUNK,
+                      k_chunk: int = CHUNK, pair_block: Optional[int] = None) -> Array:
   """softmax(q k^T / sqrt(d)) v per head without storing the weights. Shapes as the module says."""
   if q.ndim != 4 or k.ndim != 4 or v.ndim != 4:
     raise ValueError(f"q, k, v must be (B,T,N,d); got {q.shape}, {k.shape}, {v.shape}")
@@ -118,7 +119,7 @@ def fit_chunk(length: int, chunk: int) -> int:
 
 
 def cache_pair_block(batch: int, heads: int, q_len: int, k_len: int, budget_bytes: int,
-                     q_chunk: int = 512, k_chunk: int = 512) -> int:
+                     q_chunk: int = CHUNK, k_chunk: int = CHUNK) -> int:
   """The largest divisor of batch * heads whose block of float32 (q chunk, k chunk) logits fits
   `budget_bytes` (at least 1): the `pair_block` that keeps a block's (Tq,Tk) work in cache."""
   pairs = batch * heads

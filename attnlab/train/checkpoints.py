@@ -175,12 +175,13 @@ def saved_shapes(workdir: str):
   """The shapes and dtypes of the last checkpoint's state (its metadata: no array is read)."""
   manager = _manager(files.join(files.absolute(workdir), LAST), keep=None, async_save=False,
                      read_only=True)
-  step = manager.latest_step()
-  if step is None:
-    raise FileNotFoundError(f"no checkpoints in {files.join(workdir, LAST)}")
-  tree = manager.item_metadata(step)["state"].tree
-  manager.close()
-  return tree
+  try:
+    step = manager.latest_step()
+    if step is None:
+      raise FileNotFoundError(f"no checkpoints in {files.join(workdir, LAST)}")
+    return manager.item_metadata(step)["state"].tree
+  finally:
+    manager.close()
 
 
 def restore_numpy(workdir: str, which="last"):
