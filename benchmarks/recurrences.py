@@ -14,6 +14,10 @@ Beside them, Mamba's S6 (`ops.selective_scan`, B=64, E=128, N=16, forward + back
 every input) in its three forms: 'sequential', 'parallel' and 'blocked' (what `scan='auto'` picks on
 CPU).
 Candidates are interleaved (`timing.interleaved`); `lstm_over_<name>` > 1 means the min* is faster.
+Each method is timed in a group of its own with the LSTM (`GROUPS`; each ratio uses the LSTM of its
+group): the sequential and parallel forms write (B, T, kH) arrays, 0.6-1 GB of fresh pages a call,
+and slowed whichever program ran next on this 2-core VM, at the same page-fault count (T=1000:
+minLSTM blocked 225 ms after the LSTM, 333 ms right after minLSTM sequential; the LSTM 526 -> 641 ms).
 """
 import jax
 import jax.numpy as jnp
@@ -34,8 +38,12 @@ def _params(rng, hidden: int, gates: int, recurrent: bool) -> dict:
   return jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), p)
 
 
-def candidates(length: int, batch: int, hidden: int) -> dict:
-  """{name: blocking callable running forward + backward once}."""
+GROUPS = (("blocked",), ("sequential",), ("parallel",))
+
+
+def candidates(length: int, batch: int, hidden: int,
+               methods=("sequential", "parallel", "blocked")) -> dict:
+  """{name: blocking callable running forward + backward once}: the LSTM and each min* method."""
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.normal(size=(batch, length, hidden)), jnp.float32)
   cot = jnp.asarray(rng.normal(size=(batch, length, hidden)), jnp.float32)
@@ -45,7 +53,7 @@ def candidates(length: int, batch: int, hidden: int) -> dict:
 
   fns = {"lstm": (jax.jit(jax.grad(lstm_loss, argnums=(0, 1))), _params(rng, hidden, 4, True))}
   for cell in CELLS:
-    for method in ("sequential", "parallel", "blocked"):
+    for method in methods:
       op = getattr(ops, cell)
 
       def loss(p, x, op=op, method=method):
@@ -91,13 +99,20 @@ def run(lengths=(1000,), batch: int = 64, hidden: int = 128, repeats: int = 5, l
         s6_lengths=(144,)) -> dict:
   rows = []
   for length in lengths:
-    times = timing.interleaved(candidates(length, batch, hidden), repeats)
-    row = dict(T=length, batch=batch, hidden=hidden, backend=jax.default_backend(),
-               **{f"{n}_s": timing.median(t) for n, t in times.items()},
-               **{f"{n}_spread": timing.spread(t) for n, t in times.items()})
-    for name in times:
-      if name != "lstm":
-        row[f"lstm_over_{name}"] = row["lstm_s"] / row[f"{name}_s"]
+    row = dict(T=length, batch=batch, hidden=hidden, backend=jax.default_backend())
+    times = {}
+    for k, methods in enumerate(GROUPS):
+      group = timing.interleaved(candidates(length, batch, hidden, methods), repeats)
+      lstm = group.pop("lstm")
+      if k == 0:
+        times["lstm"] = lstm
+      else:
+        row[f"lstm_with_{'_'.join(methods)}_s"] = timing.median(lstm)
+      for name, t in group.items():
+        times[name] = t
+        row[f"lstm_over_{name}"] = timing.median(lstm) / timing.median(t)
+    row.update({f"{n}_s": timing.median(t) for n, t in times.items()})
+    row.update({f"{n}_spread": timing.spread(t) for n, t in times.items()})
     rows.append(row)
     log(f"  T={length:5d} B={batch} H={hidden}  lstm {1e3 * row['lstm_s']:8.1f} ms  " + "  ".join(
         f"{n} {1e3 * row[f'{n}_s']:7.1f} ms ({row[f'lstm_over_{n}']:.1f}x)" for n in times if n != "lstm"))
@@ -105,7 +120,7 @@ def run(lengths=(1000,), batch: int = 64, hidden: int = 128, repeats: int = 5, l
 
 
 def markdown(section: dict) -> str:
-  names = [k[:-2] for k in section["rows"][0] if k.endswith("_s") and k != "lstm_s"]
+  names = [k[len("lstm_over_"):] for k in section["rows"][0] if k.startswith("lstm_over_")]
   lines = ["| T | B | H | LSTM fwd+bwd | " + " | ".join(names) + " |",
            "|---|---|---|---|" + "---|" * len(names)]
   for r in section["rows"]:

@@ -91,7 +91,7 @@ def parse(argv):
   p.add_argument("--json", default=None, help="results file (default benchmarks/results/<host>.json)")
   p.add_argument("--markdown", default=None, help="also write the tables as Markdown here")
   p.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset")
-  p.add_argument("--repeats", type=int, default=None, help="timed rounds per layer")
+  p.add_argument("--repeats", type=int, default=None, help="timed rounds per layer and per recurrences candidate")
   p.add_argument("--no-memory", action="store_true", help="skip per-layer peak-memory children")
   p.add_argument("--dtype", default=None, help="layer compute dtype (default f32; bf16 on GPU)")
   p.add_argument("--lengths", default=None,
@@ -161,7 +161,8 @@ def main(argv=None) -> dict:
     elif name == "choices":
       results[name] = choices.run(**sizes["choices"])
     elif name == "recurrences":
-      results[name] = recurrences.run(**sizes["recurrences"])
+      results[name] = recurrences.run(**{**sizes["recurrences"],
+                                         **({"repeats": args.repeats} if args.repeats else {})})
     elif name == "long":
       impls = {} if args.quick or jax.default_backend() != "gpu" else dict(
           impls=("plain", "chunked", "fused"))  # fused: cuDNN's flash attention on a GPU

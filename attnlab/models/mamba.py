@@ -12,7 +12,7 @@ Initialisation as in the reference: A_log[e, n] = log(n + 1) (S4D-real), D = 1, 
 inverse softplus of dt ~ log U(dt_min, dt_max) (floored at 1e-4), its kernel U(+-R^-1/2).
 `scan` picks the S6 form (`ops.selective_scan`): 'auto' (the default; by backend: 'blocked' on CPU,
 'parallel' elsewhere), 'blocked' (no (B,T,E,N) array; on a 2-core CPU the S6's forward + backward at
-T=144 1.48x faster than 'sequential', BENCHMARKS.md), 'sequential' (~4x faster
+T=144 1.0-1.5x faster than 'sequential' across runs and machines, BENCHMARKS.md), 'sequential' (~4x faster
 than 'parallel' on that CPU at B=64, T=100, E=128, N=16, since the associative scan writes every
 (B,T,E,N) state several times) or 'parallel' (`linear_recurrence`, O(log T) depth for accelerators).
 Everything is causal, so padding after a sequence never changes its valid outputs.

@@ -17,7 +17,8 @@ with log a, log b from softplus (minGRU: log(1 - z) = -softplus(k_z), log z = -s
 minLSTM: with d = softplus(-k_f) - softplus(-k_i), log f' = -softplus(d), log i' = -softplus(-d)),
 plus exp(a*_t) * h0 for an initial state of either sign. method='sequential' runs the equations above
 one step at a time (`lax.scan`). method='blocked' runs them in blocks of `BLOCK` steps with a
-hand-written backward pass (`min_rnn_blocked`): the same numbers, faster on CPU. method='auto' picks
+hand-written backward pass (`min_rnn_blocked`, with the coefficients' derivatives written out in
+`*_coefficients_vjp`): the same numbers, faster on CPU. method='auto' picks
 by backend from `METHOD_BY_BACKEND` (BENCHMARKS.md, "Recurrences at one hidden size"). With `lengths`, steps t >= length leave the state unchanged and give
 zero outputs; `reverse=True` runs each sequence backwards over its own valid steps.
 """
@@ -61,7 +62,35 @@ def min_lstm_coefficients(xw: Array) -> Tuple[Array, Array]:
   return f / (f + i), i / (f + i) * g(v)
 
 
+def _g_and_slope(v: Array) -> Tuple[Array, Array]:
+  """g(v) and g'(v): 1 for v >= 0, sigmoid(v) (1 - sigmoid(v)) below."""
+  s = jax.nn.sigmoid(v)
+  return jnp.where(v >= 0, v + 0.5, s), jnp.where(v >= 0, 1.0, s * (1 - s))
+
+
+def min_gru_coefficients_vjp(xw: Array, da: Array, db: Array) -> Array:
+  """d(xw) (...,2H) from the cotangents of (a, b) = min_gru_coefficients(xw), in one pass:
+  with z = sigmoid(k_z): dk_z = z (1 - z) (g db - da),  dv = z g'(v) db."""
+  k, v = jnp.split(xw, 2, axis=-1)
+  z = jax.nn.sigmoid(k)
+  gv, slope = _g_and_slope(v)
+  return jnp.concatenate([z * (1 - z) * (gv * db - da), z * slope * db], axis=-1)
+
+
+def min_lstm_coefficients_vjp(xw: Array, da: Array, db: Array) -> Array:
+  """d(xw) (...,3H) from the cotangents of (a, b) = min_lstm_coefficients(xw), in one pass:
+  with a = f' and i' = 1 - a, e = a i' (da - g db):  dk_f = e (1 - f),  dk_i = -e (1 - i),
+  dv = i' g'(v) db."""
+  kf, ki, v = jnp.split(xw, 3, axis=-1)
+  f, i = jax.nn.sigmoid(kf), jax.nn.sigmoid(ki)
+  a, i_scaled = f / (f + i), i / (f + i)
+  gv, slope = _g_and_slope(v)
+  e = a * i_scaled * (da - gv * db)
+  return jnp.concatenate([e * (1 - f), -e * (1 - i), i_scaled * slope * db], axis=-1)
+
+
 COEFFICIENTS = {"min_gru": min_gru_coefficients, "min_lstm": min_lstm_coefficients}
+COEFFICIENTS_VJP = {"min_gru": min_gru_coefficients_vjp, "min_lstm": min_lstm_coefficients_vjp}
 
 
 def _log_coefficients(cell: str, xw: Array) -> Tuple[Array, Array]:
@@ -124,7 +153,7 @@ def _blocked(cell, params, x, h0, lengths, reverse):
   if reverse:
     x = reverse_padded(x, lengths)
   valid = None if lengths is None else _valid_steps(lengths, x.shape[1])
-  hs, final = min_rnn_blocked(COEFFICIENTS[cell], params, x, h0, valid, BLOCK)
+  hs, final = min_rnn_blocked(COEFFICIENTS[cell], COEFFICIENTS_VJP[cell], params, x, h0, valid, BLOCK)
   return _finish(hs, final, lengths, reverse)
 
 

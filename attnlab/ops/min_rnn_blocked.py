@@ -7,9 +7,11 @@ passing through memory as a (B, T, kH) array between XLA:CPU kernels. The backwa
 (`jax.custom_vjp`) walks the blocks in reverse, recomputing each block's product and coefficients
 from x (nothing of size (B, T, kH) is stored) and running the adjoint recurrence
   dh_t = g_t + a_{t+1} dh_{t+1},   da_t = dh_t h_{t-1},   db_t = dh_t
-then the coefficients' vector-Jacobian product gives d(x W_x + b) for the block, from which dW_x,
-db and dx follow by two products. Steps marked invalid (`valid` False) have a = 1, b = 0: the state
-passes through unchanged; the caller zeroes their outputs.
+then the coefficients' vector-Jacobian product, written out per cell (`coefficients_vjp`: one
+elementwise pass, where autodiff of the coefficients and of the block's layout changes took ~15%
+longer for the whole layer), gives d(x W_x + b) for the block, from which dW_x, db and dx follow by
+two products. Steps marked invalid (`valid` False) have a = 1, b = 0: the state passes through
+unchanged and their coefficients get no gradient; the caller zeroes their outputs.
 
 Shapes: x (B,T,D), W_x (D,kH), b (kH,), h0 (B,H), valid (B,T) bool or None -> hs (B,T,H), h_T (B,H).
 """
@@ -58,17 +60,17 @@ def _forward(coefficients, block, w, bias, x, h0, valid):
   return hs, h
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _blocked(coefficients, block, w, bias, x, h0, valid):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
+def _blocked(coefficients, coefficients_vjp, block, w, bias, x, h0, valid):
   return _forward(coefficients, block, w, bias, x, h0, valid)
 
 
-def _blocked_fwd(coefficients, block, w, bias, x, h0, valid):
+def _blocked_fwd(coefficients, coefficients_vjp, block, w, bias, x, h0, valid):
   hs, h = _forward(coefficients, block, w, bias, x, h0, valid)
   return (hs, h), (w, bias, x, h0, valid, hs)
 
 
-def _blocked_bwd(coefficients, block, residuals, cotangents):
+def _blocked_bwd(coefficients, coefficients_vjp, block, residuals, cotangents):
   w, bias, x, h0, valid, hs = residuals
   g_hs, g_h = cotangents
   num_blocks = x.shape[1] // block
@@ -83,14 +85,20 @@ def _blocked_bwd(coefficients, block, residuals, cotangents):
     start = (num_blocks - 1 - i) * block
     piece = lambda v: jax.lax.dynamic_slice_in_dim(v, start, block, axis=1)
     xb, vb = piece(x), None if valid is None else piece(valid)
-    (a, _), vjp = jax.vjp(lambda w_, b_, x_: _block_coefficients(coefficients, w_, b_, x_, vb),
-                          w, bias, xb)
+    xw = xb @ w + bias  # (B,C,kH), recomputed
+    a = jnp.swapaxes(coefficients(xw)[0], 0, 1)  # (C,B,H); b is not needed
+    keep = None if vb is None else jnp.swapaxes(vb, 0, 1)[..., None]
+    if keep is not None:
+      a = jnp.where(keep, a, jnp.ones_like(a))
     dh, dhb = jax.lax.scan(adjoint_step, dh, (a, jnp.swapaxes(piece(g_hs), 0, 1)), reverse=True)
     h_in = jnp.where(start > 0, jax.lax.dynamic_index_in_dim(hs, start - 1, 1, False), h0)
     h_prev = jnp.concatenate([h_in[None], jnp.swapaxes(piece(hs), 0, 1)[:-1]], axis=0)  # (C,B,H)
     da = dhb * h_prev
-    dw_k, dbias_k, dxb = vjp((da, dhb))
-    return (dh, dw + dw_k, dbias + dbias_k,
+    if keep is not None:  # invalid steps' a = 1, b = 0 are constants
+      da, dhb = jnp.where(keep, da, 0), jnp.where(keep, dhb, 0)
+    dxw = coefficients_vjp(xw, jnp.swapaxes(da, 0, 1), jnp.swapaxes(dhb, 0, 1))  # (B,C,kH)
+    dxb = dxw @ w.T
+    return (dh, dw + jnp.einsum("bcd,bck->dk", xb, dxw), dbias + dxw.sum((0, 1)),
             jax.lax.dynamic_update_slice_in_dim(dx, dxb, start, axis=1))
 
   init = (g_h, jnp.zeros_like(w), jnp.zeros_like(bias), jnp.zeros_like(x))
@@ -112,11 +120,12 @@ def _block_size(length: int, block: int) -> int:
   return block
 
 
-def min_rnn_blocked(coefficients: Callable, params: dict, x: Array, h0: Array,
-                    valid: Optional[Array], block: int):
+def min_rnn_blocked(coefficients: Callable, coefficients_vjp: Callable, params: dict, x: Array,
+                    h0: Array, valid: Optional[Array], block: int):
   """hs (B,T,H) (invalid steps hold the state; not zeroed) and h_T (B,H) after the last valid step.
 
-  coefficients: pre-activations (...,kH) -> (a, b), e.g. `min_rnn.min_gru_coefficients`.
+  coefficients: pre-activations (...,kH) -> (a, b), e.g. `min_rnn.min_gru_coefficients`;
+  coefficients_vjp: (pre-activations, da, db) -> d pre-activations, its vector-Jacobian product.
   """
   length = x.shape[1]
   block = _block_size(length, block)
@@ -124,5 +133,5 @@ def min_rnn_blocked(coefficients: Callable, params: dict, x: Array, h0: Array,
   if padded != length:  # padded steps are invalid: the state passes through them
     valid = jnp.ones(x.shape[:2], bool) if valid is None else valid
     x, valid = _pad_time(x, padded), _pad_time(valid, padded, False)
-  hs, h = _blocked(coefficients, block, params["W_x"], params["b"], x, h0, valid)
+  hs, h = _blocked(coefficients, coefficients_vjp, block, params["W_x"], params["b"], x, h0, valid)
   return hs[:, :length], h
