@@ -65,7 +65,7 @@ def min_lstm_coefficients(xw: Array) -> Tuple[Array, Array]:
 def _g_and_slope(v: Array) -> Tuple[Array, Array]:
   """g(v) and g'(v): 1 for v >= 0, sigmoid(v) (1 - sigmoid(v)) below."""
   s = jax.nn.sigmoid(v)
-  return jnp.where(v >= 0, v + 0.5, s), jnp.where(v >= 0, 1.0, s * (1 - s))
+  return g(v), jnp.where(v >= 0, 1.0, s * (1 - s))
 
 
 def min_gru_coefficients_vjp(xw: Array, da: Array, db: Array) -> Array:

@@ -24,9 +24,9 @@ import jax.numpy as jnp
 Array = jax.Array
 
 
-def _block_coefficients(coefficients: Callable, w, bias, xb, vb):
-  """xb (B,C,D), vb (B,C) or None -> a, b (C,B,H), time-major for the scan."""
-  a, b = coefficients(xb @ w + bias)
+def _block_coefficients(coefficients: Callable, xw, vb):
+  """Pre-activations xw (B,C,kH), vb (B,C) or None -> a, b (C,B,H), time-major for the scan."""
+  a, b = coefficients(xw)
   if vb is not None:
     a = jnp.where(vb[..., None], a, jnp.ones_like(a))
     b = jnp.where(vb[..., None], b, jnp.zeros_like(b))
@@ -52,7 +52,7 @@ def _forward(coefficients, block, w, bias, x, h0, valid):
     h, hs = carry
     xb = jax.lax.dynamic_slice_in_dim(x, k * block, block, axis=1)
     vb = None if valid is None else jax.lax.dynamic_slice_in_dim(valid, k * block, block, axis=1)
-    h, hb = jax.lax.scan(step, h, _block_coefficients(coefficients, w, bias, xb, vb))
+    h, hb = jax.lax.scan(step, h, _block_coefficients(coefficients, xb @ w + bias, vb))
     return h, jax.lax.dynamic_update_slice_in_dim(hs, jnp.swapaxes(hb, 0, 1), k * block, axis=1)
 
   hs = jnp.zeros(x.shape[:2] + h0.shape[1:], h0.dtype)
@@ -86,15 +86,13 @@ def _blocked_bwd(coefficients, coefficients_vjp, block, residuals, cotangents):
     piece = lambda v: jax.lax.dynamic_slice_in_dim(v, start, block, axis=1)
     xb, vb = piece(x), None if valid is None else piece(valid)
     xw = xb @ w + bias  # (B,C,kH), recomputed
-    a = jnp.swapaxes(coefficients(xw)[0], 0, 1)  # (C,B,H); b is not needed
-    keep = None if vb is None else jnp.swapaxes(vb, 0, 1)[..., None]
-    if keep is not None:
-      a = jnp.where(keep, a, jnp.ones_like(a))
+    a, _ = _block_coefficients(coefficients, xw, vb)  # (C,B,H); XLA drops the unused b
     dh, dhb = jax.lax.scan(adjoint_step, dh, (a, jnp.swapaxes(piece(g_hs), 0, 1)), reverse=True)
     h_in = jnp.where(start > 0, jax.lax.dynamic_index_in_dim(hs, start - 1, 1, False), h0)
     h_prev = jnp.concatenate([h_in[None], jnp.swapaxes(piece(hs), 0, 1)[:-1]], axis=0)  # (C,B,H)
     da = dhb * h_prev
-    if keep is not None:  # invalid steps' a = 1, b = 0 are constants
+    if vb is not None:  # invalid steps' a = 1, b = 0 are constants
+      keep = jnp.swapaxes(vb, 0, 1)[..., None]
       da, dhb = jnp.where(keep, da, 0), jnp.where(keep, dhb, 0)
     dxw = coefficients_vjp(xw, jnp.swapaxes(da, 0, 1), jnp.swapaxes(dhb, 0, 1))  # (B,C,kH)
     dxb = dxw @ w.T
