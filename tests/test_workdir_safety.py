@@ -136,6 +136,43 @@ def test_a_workdir_without_checkpoint_does_not_claim_its_config(tmp_path):
   run_dir.check_resumable_config(str(tmp_path / "nan"), nan)  # NaN == NaN for a saved config
 
 
+def test_a_deleted_or_emptied_config_json_is_checked_against_the_checkpoints_copy(tmp_path, capsys):
+  workdir = str(tmp_path / "run")
+  config = logged_every_step("lstm")
+  train_and_evaluate(config, workdir)  # checkpoints 3 and 6, each with a copy of the config
+  changed = ml_collections.ConfigDict(config.to_dict())
+  changed.optimizer.learning_rate = 0.0123
+  path = os.path.join(workdir, "config.json")
+  for damage in ("deleted", "emptied"):
+    if damage == "deleted":
+      os.remove(path)
+    else:
+      open(path, "w").close()
+    with pytest.raises(ValueError, match=rf"optimizer.learning_rate: "
+                       rf"{config.optimizer.learning_rate} -> 0.0123"):
+      run_dir.check_resumable_config(workdir, changed)  # would train on at another rate
+    assert ("is missing or empty; comparing with the copy saved in checkpoint 6"
+            in capsys.readouterr().err)
+  run_dir.check_resumable_config(workdir, config)  # the run's own config continues it
+  assert json.load(open(path)) == run_dir.config_to_json(config)  # and config.json is back
+
+
+def test_two_tensorboard_writers_in_one_second_keep_each_others_events(tmp_path, monkeypatch):
+  import tensorboardX.event_file_writer as event_file_writer
+  frozen = time.time()  # tensorboardX names event files by the whole second
+  monkeypatch.setattr(event_file_writer.time, "time", lambda: frozen)
+  first = metric_writer.MetricWriter(str(tmp_path), 10, enabled=True)
+  for step in (1, 2, 3):
+    first.write(step, {"train_loss": 0.1 * step})
+  first.close()  # as if killed after step 3, its checkpoint at step 2
+  resumed = metric_writer.MetricWriter(str(tmp_path), 10, enabled=True, resume_step=2)
+  for step in (3, 4):
+    resumed.write(step, {"train_loss": 0.1 * step})
+  resumed.close()
+  assert len(glob.glob(str(tmp_path / "tensorboard" / "events.out.tfevents.*"))) == 2
+  assert tensorboard_steps(str(tmp_path)) == [1, 2, 3, 4]
+
+
 def test_a_cosine_schedule_keeps_its_length_when_num_train_steps_is_raised(tmp_path):
   workdir = str(tmp_path / "run")
   cosine = logged_every_step("lstm")

@@ -9,7 +9,8 @@ A resumed run starts from its checkpoint at `resume_step`, so what a killed run 
 step is logged again: the writer first cuts every `*.jsonl` of the workdir back to resume_step
 (metrics.jsonl, hooks' files such as grad_flow.jsonl; a torn last line goes too), and TensorBoard,
 whose event files cannot be cut, gets a new file that starts with a purge at resume_step + 1
-(tensorboardX's `purge_step`): TensorBoard then hides the older events from that step on.
+(tensorboardX's `purge_step`): TensorBoard then hides the older events from that step on. Each
+writer's file name ends in its start time in nanoseconds and its pid, so no writer truncates another's.
 """
 import json
 import math
@@ -86,7 +87,12 @@ class MetricWriter:
       from tensorboardX import SummaryWriter  # imported lazily: it is slow to import
       logdir = files.join(workdir, "tensorboard")
       purge = (0 if resume_step is None else resume_step + 1) if files.listdir(logdir) else None
-      self._tb = SummaryWriter(logdir, purge_step=purge)
+      # tensorboardX names a file by the whole second and the host and opens it with 'wb': a
+      # writer started in the same second as a killed one would truncate its events. The start time
+      # in nanoseconds, then the pid, make each writer's file its own and keep name order = time
+      # order (TensorBoard reads the files in name order).
+      self._tb = SummaryWriter(logdir, purge_step=purge,
+                               filename_suffix=f".{time.time_ns()}.{os.getpid()}")
 
   def write(self, step: int, scalars: dict):
     if not self.enabled:

@@ -8,14 +8,17 @@ added to attnlab later (`config.ADDED_FIELDS`) that is missing from an old confi
 having the value that keeps the old behaviour. A warmup_cosine schedule keeps its length
 (`optim.schedule_length`): raising num_train_steps alone would change the learning rate of the
 steps still to come, so it is refused unless optimizer.schedule_steps keeps the old length.
+Every checkpoint's meta holds a copy of the config it was saved with: a config.json that is missing or
+empty beside a checkpoint is compared through that copy (and then written again), never skipped.
 """
 import json
+import sys
 
 import jax
 import ml_collections
 
 from attnlab import files
-from attnlab.train.checkpoints import latest_step_in
+from attnlab.train.checkpoints import latest_meta, latest_step_in
 from attnlab.train.config import ADDED_FIELDS, RESUMABLE_FIELDS
 
 SCHEDULE_STEPS = "optimizer.schedule_steps"  # compared by the schedule length it gives
@@ -92,12 +95,34 @@ def check_resumable_config(workdir: str, config):
                      json.dumps(config_to_json(config), indent=1, sort_keys=True))
 
 
+def _checkpointed_config(workdir: str, path: str) -> dict:
+  """The config saved with the latest checkpoint, for a config.json that is missing or empty."""
+  step = latest_step_in(workdir)
+  try:
+    copy = latest_meta(workdir).get("config")
+  except Exception as e:  # pylint: disable=broad-except  (any damage: the same refusal)
+    copy, why = None, f" ({type(e).__name__})"
+  else:
+    why = ""
+  if not copy:
+    raise ValueError(f"{path} is missing and checkpoint {step}'s copy of the config cannot be "
+                     f"read{why}; the run cannot be checked against it: use a new --workdir")
+  print(f"attnlab: {path} is missing or empty; comparing with the copy saved in checkpoint {step}",
+        file=sys.stderr)
+  return copy
+
+
 def check_config_matches(workdir: str, config):
-  """ValueError if `workdir` holds a checkpointed run that `config` may not continue; writes nothing."""
+  """ValueError if `workdir` holds a checkpointed run that `config` may not continue; writes nothing.
+
+  The run's config is config.json, or the latest checkpoint's copy when config.json is missing or
+  empty (deleted by hand, or a disk that filled while it was written).
+  """
   new = config_to_json(config)
   path = files.join(workdir, CONFIG_FILE)
-  if files.exists(path) and latest_step_in(workdir) is not None:
-    old = _read_json(path)
+  if latest_step_in(workdir) is not None:
+    present = files.exists(path) and files.read_text(path).strip()
+    old = _read_json(path) if present else _checkpointed_config(workdir, path)
     a, b = flatten(old), flatten(new)
     a.update({k: v for k, v in ADDED_FIELDS.items() if k not in a and k in b})
     changed = sorted(k for k in set(a) | set(b) if not _same(a.get(k), b.get(k))
