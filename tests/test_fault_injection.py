@@ -151,6 +151,33 @@ def test_load_run_falls_back_to_the_last_checkpoint_and_gives_metrics_without_on
     run.variables
 
 
+def test_load_run_passes_over_a_damaged_newest_checkpoint_and_says_so(base, tmp_path):
+  workdir = str(tmp_path / "run")
+  shutil.copytree(base, workdir)
+  _damage_files(os.path.join(workdir, "checkpoints", "6", "state"))
+  with pytest.warns(UserWarning, match=f"checkpoint {workdir}/checkpoints/6 cannot be restored: "
+                    "loaded step 3, the newest intact one"):
+    run = attnlab.load_run(workdir, "last")
+  assert run.step == 3
+  jax.tree.map(np.testing.assert_array_equal, run.params, attnlab.load_run(base, 3).params)
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["3", "6"]  # nothing changed
+  with pytest.raises(checkpoints.CorruptCheckpointError, match="checkpoints/6 cannot be restored"):
+    attnlab.load_run(workdir, 6)  # a step asked for by number is that step or an error
+
+
+def test_a_stale_best_is_named_and_the_better_kept_checkpoint_returned(tmp_path):
+  """Killed between checkpoints/6 and best/6: best/3 is stale, and read-only loading says so."""
+  workdir = str(tmp_path / "run")
+  state = {"w": np.arange(3.0, dtype=np.float32)}
+  ck = checkpoints.Checkpointer(workdir, keep=3, async_save=False)
+  ck.save(3, state, {"i": 3}, {"eval_score": 0.5})
+  ck.last.save(6, args=checkpoints._save_args(state, {"i": 6}, {"eval_score": 0.9}))
+  ck.close()
+  assert checkpoints.better_than_best(workdir, "eval_score", "max") == (3, 6)
+  assert checkpoints.better_than_best(workdir, "eval_score", "min") == (3, None)
+  assert os.listdir(os.path.join(workdir, "best")) == ["3"]  # reading repaired nothing
+
+
 def test_unreadable_best_meta_is_never_replaced(tmp_path):
   """Checkpointer alone: a damaged best/ stops it; moved aside, best/ is rebuilt from checkpoints/."""
   workdir = str(tmp_path / "run")

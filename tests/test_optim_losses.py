@@ -137,6 +137,34 @@ def test_batch_that_does_not_divide_the_devices_is_refused():
     validate(config, num_devices=8)
 
 
+def test_checkpoint_keep_and_best_metric_are_checked_against_the_task():
+  config = base_config("lstm", "adding", seq_len=10)
+  config.checkpoint.keep = 0  # would keep no checkpoint to resume from
+  with pytest.raises(ValueError, match=r"config.checkpoint.keep=0; must be an integer >= 1"):
+    validate(config, num_devices=1)
+  config.checkpoint.keep, config.checkpoint.best_metric = 1, "eval_nosuch"  # best/ never filled
+  with pytest.raises(ValueError, match=r"best_metric='eval_nosuch' is not evaluated for task "
+                     r"'adding'; valid choices: \['eval_loss', 'eval_score', 'eval_mse', 'eval_mae'\]"):
+    validate(config, num_devices=1)
+  config.checkpoint.best_metric = "eval_mae"
+  validate(config, num_devices=1)
+
+
+@pytest.mark.parametrize("name,params", [("adding", {"seq_len": 6}), ("copy", {"seq_len": 5}),
+                                         ("reverse", {"max_len": 4})])
+def test_metric_names_are_the_sums_evaluation_reports(name, params):
+  spec = tasks.spec(name, **params)
+  batch = {k: jnp.asarray(v) for k, v in tasks.generate(name, 2, **params).items()
+           if v.dtype != object}
+  if spec.kind == "regression":
+    outputs = jnp.zeros((2, 1))
+  else:
+    targets = batch["target"] if spec.kind == "seq2seq" else batch["targets"]
+    outputs = jnp.zeros(targets.shape + (spec.num_outputs,))
+  _, sums = losses.loss_and_metrics(spec, outputs, batch)
+  assert set(losses.metric_names(spec)) == set(sums) - {"wrong"}
+
+
 def test_schedule_steps_fixes_the_cosine_length():
   opt = opt_config(schedule="warmup_cosine", learning_rate=1.0, warmup_steps=10)
   _, short = optim.make_optimizer(opt, 110)

@@ -6,7 +6,10 @@
 
 Nothing here needs the devices or sharding the run was trained with: arrays are restored as NumPy.
 step='best' falls back to the last checkpoint when best/ is empty (a run killed before its best
-save, or one that never evaluated), with a warning. A run without any checkpoint yet loads its
+save, or one that never evaluated), and loads the kept checkpoint that beats best/ when there is one
+(a run killed between its save to checkpoints/ and to best/), each with a warning; a checkpoint that
+cannot be restored is passed over for the newest intact one, with a warning naming it. Nothing on
+disk is changed (the run's command repairs best/ when it is rerun). A run without any checkpoint yet loads its
 config and metrics, with step and params None; `variables` then says why there are none.
 
   comp = load_comparison("runs/default")   # or docs/results/compare_medium, from any directory
@@ -67,11 +70,19 @@ def load_run(workdir: str, step="best") -> Run:
     warnings.warn(f"run {workdir} has no checkpoint yet: loaded its config and metrics, params None")
     return Run(workdir=workdir, step=None, config=config, spec=spec, model=model, params=None,
                opt_state=None, checkpoint_metrics={}, metrics=metrics)
-  if step == "best" and checkpoints.latest_step_in(workdir, checkpoints.BEST) is None:
-    warnings.warn(f"run {workdir} has no best checkpoint (best/ is empty: no finite evaluation saved yet, "
-                  f"or the run was killed before its best save, which a rerun repairs); loaded the last one, step {last}")
-    step = "last"
-  state, meta, restored_step = checkpoints.restore_numpy(workdir, step)
+  if step == "best":
+    ck = config.checkpoint
+    best, better = checkpoints.better_than_best(workdir, ck.best_metric, ck.best_mode)
+    if best is None:
+      warnings.warn(f"run {workdir} has no best checkpoint (best/ is empty: no finite evaluation saved yet, "
+                    f"or the run was killed before its best save, which a rerun repairs); loaded the last one, step {last}")
+      step = "last"
+    elif better is not None:
+      warnings.warn(f"run {workdir}: best/{best} is stale, checkpoints/{better} has a better "
+                    f"{ck.best_metric} (the run was killed between its two saves; rerunning its "
+                    f"command repairs best/): loaded checkpoints/{better}")
+      step = better
+  state, meta, restored_step = checkpoints.restore_numpy(workdir, step, warn=warnings.warn)
   return Run(workdir=workdir, step=restored_step, config=config, spec=spec, model=model,
              params=state["params"], opt_state=state["opt_state"], checkpoint_metrics=meta,
              metrics=metrics, model_state=dict(state.get("model_state") or {}))

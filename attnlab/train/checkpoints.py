@@ -184,23 +184,78 @@ def saved_shapes(workdir: str):
     manager.close()
 
 
-def restore_numpy(workdir: str, which="last"):
+def better_than_best(workdir: str, best_metric: str, best_mode: str):
+  """(best/'s step, the kept checkpoint whose `best_metric` beats it or None), read-only: what
+  `Checkpointer.repair_best` would save as best. A step whose meta cannot be read is skipped."""
+  best_step, best_value = latest_step_in(workdir, BEST), None
+  if best_step is not None:
+    manager = _manager(files.join(files.absolute(workdir), BEST), None, False, read_only=True)
+    try:
+      best_value = read_meta(manager, best_step).get(best_metric)
+    except CorruptCheckpointError:  # restoring best/ reports (or passes over) its damage
+      return best_step, None
+    finally:
+      manager.close()
+  manager = _manager(files.join(files.absolute(workdir), LAST), None, False, read_only=True)
+  found = None
+  try:
+    for step in manager.all_steps():
+      try:
+        value = read_meta(manager, step).get(best_metric)
+      except CorruptCheckpointError:
+        continue
+      if _is_better(value, best_value, best_mode) and (best_step is None or step > best_step):
+        found, best_value = step, value
+  finally:
+    manager.close()
+  return best_step, found
+
+
+def _restore_numpy_step(manager, step):
+  cpu = jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0])
+  try:
+    metadata = manager.item_metadata(step)["state"]
+    abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=cpu),
+                            metadata.tree, is_leaf=lambda m: hasattr(m, "shape"))
+  except Exception as e:  # pylint: disable=broad-except  (metadata missing or garbled)
+    path = files.join(str(manager.directory), str(step))
+    raise CorruptCheckpointError(f"checkpoint {path} cannot be restored ({type(e).__name__}: "
+                                 f"{e}). Nothing was changed.") from e
+  state, _, meta = restore_items(manager, step, ocp.args.StandardRestore(abstract))
+  return jax.device_get(state), meta
+
+
+def restore_numpy(workdir: str, which="last", warn=None):
   """(state as NumPy arrays on the host, meta, step) of a run, on any hardware and device count.
 
-  which: 'last', 'best', or an int step (looked up among the last checkpoints).
+  which: 'last', 'best', or an int step (looked up among the last checkpoints). For 'last' and
+  'best' a step that cannot be restored (a run killed while saving it, damaged files) is passed
+  over for the newest intact one, and warn(message) names it; nothing on disk is changed.
   """
   directory = files.join(files.absolute(workdir), BEST if which == "best" else LAST)
   if not files.is_dir(directory):
     raise FileNotFoundError(f"no checkpoints in {directory}")
   manager = _manager(directory, keep=None, async_save=False, read_only=True)
-  steps = manager.all_steps()
-  step = max(steps, default=None) if which in ("last", "best") else int(which)
-  if step is None or step not in steps:
-    raise FileNotFoundError(f"step {which!r} not found in {directory}; saved steps: {sorted(steps)}")
-  cpu = jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0])
-  metadata = manager.item_metadata(step)["state"]
-  abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=cpu),
-                          metadata.tree, is_leaf=lambda m: hasattr(m, "shape"))
-  state, _, meta = restore_items(manager, step, ocp.args.StandardRestore(abstract))
-  manager.close()
-  return jax.device_get(state), meta, step
+  try:
+    steps = sorted(manager.all_steps())
+    if which not in ("last", "best"):
+      if int(which) not in steps:
+        raise FileNotFoundError(f"step {which!r} not found in {directory}; saved steps: {steps}")
+      return (*_restore_numpy_step(manager, int(which)), int(which))
+    if not steps:
+      raise FileNotFoundError(f"step {which!r} not found in {directory}; saved steps: []")
+    damaged = []
+    for step in reversed(steps):
+      try:
+        state, meta = _restore_numpy_step(manager, step)
+      except CorruptCheckpointError as e:
+        damaged.append((f"checkpoint {files.join(directory, str(step))}", e))
+        continue
+      if damaged and warn is not None:
+        warn(f"{', '.join(name for name, _ in damaged)} cannot be restored: loaded step {step}, "
+             f"the newest intact one in {directory} (nothing was changed)")
+      return state, meta, step
+    raise CorruptCheckpointError(f"no checkpoint in {directory} can be restored: "
+                                 f"{'; '.join(str(e) for _, e in damaged)}")
+  finally:
+    manager.close()

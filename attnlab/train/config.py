@@ -43,7 +43,7 @@ import jax
 import ml_collections
 
 from attnlab import models, tasks
-from attnlab.train import optim
+from attnlab.train import losses, optim
 
 # Fields of config.task that are not parameters of the task generator.
 TASK_DATA_FIELDS = ("name", "source", "data_dir", "num_train", "split")
@@ -192,6 +192,10 @@ def validate(config, num_devices: int, num_processes: int = 1):
     raise ValueError(f"config.dtype={config.dtype!r}; valid choices: {list(DTYPES)}")
   if config.on_nonfinite not in ("stop", "record"):
     raise ValueError(f"config.on_nonfinite={config.on_nonfinite!r}; valid choices: ['stop', 'record']")
+  keep = config.checkpoint.keep
+  if not isinstance(keep, int) or isinstance(keep, bool) or keep < 1:
+    raise ValueError(f"config.checkpoint.keep={keep!r}; must be an integer >= 1 (the last "
+                     "checkpoints kept: a run resumes from them)")
   if config.checkpoint.best_mode not in ("max", "min"):
     raise ValueError(f"config.checkpoint.best_mode={config.checkpoint.best_mode!r}; "
                      "valid choices: ['max', 'min']")
@@ -220,6 +224,10 @@ def validate(config, num_devices: int, num_processes: int = 1):
                      f"{list(optim.SCHEDULES)}")
   optim.check_config(config.optimizer)  # learning rate, betas, ...: finite and in range
   spec = task_spec(config)
+  evaluated = tuple(f"eval_{name}" for name in losses.metric_names(spec))
+  if config.checkpoint.best_metric not in evaluated:
+    raise ValueError(f"config.checkpoint.best_metric={config.checkpoint.best_metric!r} is not "
+                     f"evaluated for task {spec.name!r}; valid choices: {list(evaluated)}")
   mcfg = model_config(config, spec)
   models.resolve_config(mcfg)  # unknown model names and bad model fields fail here
   _check_eval_lengths(config, spec, mcfg)

@@ -69,6 +69,13 @@ def loss_and_metrics(spec, outputs, batch, label_smoothing: float = 0.0):
   return loss, sums
 
 
+def metric_names(spec) -> tuple:
+  """The names of `loss_and_metrics(spec, ...)`'s sums that evaluation reports (as eval_<name>)."""
+  own = {"regression": ("mse", "mae"), "classification": ("accuracy",),
+         "seq2seq": ("accuracy", "exact")}[spec.kind]
+  return ("loss", "score") + own
+
+
 def _wrong_sequences(right, weight):
   """(sequences with a scored position not right, sequences with any scored position)."""
   scored = weight > 0
