@@ -126,7 +126,7 @@ def _with_config(argv, name, default):
     return argv
   try:
     config = load_config(spec, f"--{name}={spec}")
-  except ValueError as e:  # the config file refused its argument
+  except (ValueError, TypeError) as e:  # the config file refused its argument, or a value's type
     raise UserError(str(e) if spec in str(e) else f"--{name}={spec}: {e}") from e
   for arg in argv[1:]:
     if arg.startswith(f"--{name}.") or arg.startswith(f"--no{name}."):
@@ -149,7 +149,10 @@ def load_config(spec: str, shown: str = None):
     raise UserError(f"{shown}: config file {path!r} not found; {hint}")
   module_spec = importlib.util.spec_from_file_location("attnlab_cli_config", path)
   module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
+  try:
+    module_spec.loader.exec_module(module)
+  except SyntaxError as e:
+    raise UserError(f"{shown}: {path} line {e.lineno}: {e.msg}; it cannot be read as Python") from e
   if not hasattr(module, "get_config"):
     raise UserError(f"{shown}: {path} has no get_config(); it is not a config file")
   return module.get_config(arg) if arg else module.get_config()

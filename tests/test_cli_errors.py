@@ -48,6 +48,15 @@ ERRORS = {
     "no_grid": (SWEEP, [ADDING], "give exactly one of --sweep"),
     "dry_run_bad_value": (SWEEP, [ADDING, "--sweep=seq_len=[20,-5]", "--dry_run", "--root={tmp}/dry"],
                           "sweep point seq_len=-5: config.task: seq_len=-5 is invalid"),
+    "float_for_int_argument": (MAIN, ["--config=configs/adding.py:lstm,steps=1e3"],
+                               "--config=configs/adding.py:lstm,steps=1e3: Could not override "
+                               "field 'num_train_steps'"),
+    "text_for_int_field": (MAIN, ["--config=configs/adding.py:lstm,model.hidden_size=abc"],
+                           "Could not override field 'hidden_size' (reference). abc is of "
+                           "original type"),
+    "config_syntax_error": (MAIN, ["--config={tmp}/bad_config.py"],
+                            "--config={tmp}/bad_config.py: {tmp}/bad_config.py line 1: invalid "
+                            "syntax"),
     "nan_in_config_argument": (MAIN, ["--config=configs/adding.py:lstm,lr=nan"],
                                "config.optimizer.learning_rate=nan; must be a finite number > 0"),
 }
@@ -56,6 +65,7 @@ ERRORS = {
 def _workdirs(tmp):
   """The workdirs the probes need: a file, a run of another config, a damaged config.json."""
   (tmp / "a_file").write_text("")
+  (tmp / "bad_config.py").write_text("def get_config(:\n  pass\n")
   for name, text in (("other_run", None), ("corrupt", "{not json")):
     os.makedirs(tmp / name / "checkpoints" / "3")  # a checkpoint: the workdir claims its config
     if text is None:
