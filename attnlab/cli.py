@@ -9,13 +9,20 @@ A bad config file, field or value, workdir, or sweep grid (ValueError, a missing
 names the field or file, the value and what is allowed; `--debug` (or ATTNLAB_DEBUG=1) shows the
 traceback instead. A run stopped by SIGTERM or Ctrl-C after saving a checkpoint exits 143 or 130
 (Ctrl-C before any checkpoint: 130 too). `--help` prints the entry point's docstring and flags.
+A fault of the machine or of a file (`attnlab.errors.Fault`: a damaged checkpoint, a full disk, a
+file-size limit, a read-only file system, too little memory) is one line too, with exit code
+FAULT_EXIT_CODE (74); the process then ends at once, so that the checkpoint writer's background
+threads, whose failure that line reports, do not print their own tracebacks while Python shuts down.
 """
+import logging as py_logging
 import os
 import sys
+import threading
 
 from absl import app, flags
+from absl import logging as absl_logging
 
-from attnlab.errors import UserError
+from attnlab.errors import FAULT_EXIT_CODE, UserError, fault_message
 
 USER_ERROR_EXIT_CODE = 2
 INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, what a shell expects after Ctrl-C
@@ -61,6 +68,11 @@ def run(main, doc: str, config_flag: str = None, default_config: str = None):
     return parse_flags(args, config_flag, default_config)
 
   from attnlab.train.trainer import Preempted
+  if not debug:
+    absl_logging.get_absl_handler().addFilter(_OrbaxNoise())
+    sys.excepthook = _quiet_closed_loops(sys.excepthook)
+    threading.excepthook = _quiet_closed_loops(threading.excepthook, thread=True)
+    sys.unraisablehook = _quiet_closed_loops(sys.unraisablehook, unraisable=True)
   try:
     app.run(main, flags_parser=parse)
   except KeyboardInterrupt:
@@ -72,12 +84,44 @@ def run(main, doc: str, config_flag: str = None, default_config: str = None):
   except Preempted as e:  # a checkpoint was saved on SIGTERM or Ctrl-C (e.g. inside a sweep)
     print(str(e), file=sys.stderr)
     sys.exit(e.exit_code)
-  except USER_ERRORS as e:
-    if debug:
+  except Exception as e:  # pylint: disable=broad-except  (re-raised unless it is ours to show)
+    fault = fault_message(e)
+    if debug or (fault is None and not isinstance(e, USER_ERRORS)):
       raise
-    print(f"error: {message(e)}", file=sys.stderr)
+    print(f"error: {fault or message(e)}", file=sys.stderr)
     print("(--debug or ATTNLAB_DEBUG=1 shows the traceback)", file=sys.stderr)
-    sys.exit(USER_ERROR_EXIT_CODE)
+    if fault is None:
+      sys.exit(USER_ERROR_EXIT_CODE)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(FAULT_EXIT_CODE)  # pylint: disable=protected-access
+
+
+_READ_ONLY_NOTES = ("Given directory is read only", "read_only=True, setting save_interval_steps")
+_CLOSED_LOOP = ("Event loop is closed", "cannot schedule new futures after interpreter shutdown")
+
+
+class _OrbaxNoise(py_logging.Filter):
+  """Drops orbax's records of a failed save, which its background threads log with tracebacks
+  (the main thread gets the same error from the save and reports it once), and its notes that a
+  checkpoint opened for reading is read-only (dozens a run). --debug keeps every record."""
+
+  def filter(self, record) -> bool:
+    if "/orbax/" not in record.pathname:
+      return True
+    return record.levelno < py_logging.ERROR and not any(
+        note in record.getMessage() for note in _READ_ONLY_NOTES)
+
+
+def _quiet_closed_loops(hook, thread: bool = False, unraisable: bool = False):
+  """An exception hook (sys.excepthook, threading.excepthook or sys.unraisablehook) without the
+  'Event loop is closed' errors that TensorStore's callbacks raise when a failed save has already
+  stopped orbax's event loop (the failure itself is reported)."""
+  def quiet(*args):
+    value = args[0].exc_value if (thread or unraisable) else args[1]
+    if not (isinstance(value, RuntimeError) and str(value) in _CLOSED_LOOP):
+      hook(*args)
+  return quiet
 
 
 def _show_in_short_help(module_name: str):

@@ -11,6 +11,7 @@ of the default job's ~270 programs, 188 compile in under 0.2 s each but 9 s toge
 never evicted: delete the directory to reclaim space.
 """
 import os
+import warnings
 from typing import Optional
 
 import jax
@@ -33,6 +34,9 @@ def enable(path: Optional[str] = None, min_compile_s: float = 0.0) -> Optional[s
   if path is None:
     return None
   os.makedirs(path, exist_ok=True)
+  # The cache only saves time: an entry it cannot write (a full disk) or read (one truncated by a
+  # killed writer) is compiled again, and a warning for each would bury the run's own messages.
+  warnings.filterwarnings("ignore", message="Error (writing|reading) persistent compilation cache")
   jax.config.update("jax_compilation_cache_dir", path)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", min_compile_s)
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)

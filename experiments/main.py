@@ -7,7 +7,9 @@ r"""Train and evaluate one attnlab config (or each variant of a comparison confi
 --config.FIELD=VALUE overrides any field. With no flags: configs/default.py (the comparison) into
 runs/default. Rerunning the same command in the same workdir resumes it; a workdir is used by one
 process at a time. Exit codes: 0 done; 2 a user error (one line says what to change, --debug
-shows the traceback); 130 Ctrl-C and 143 SIGTERM, each after saving a checkpoint to resume from.
+shows the traceback); 74 a fault (full disk, file-size limit, read-only file system, damaged
+checkpoint, out of memory: one line names it; rerun once it is fixed); 130 Ctrl-C and 143 SIGTERM,
+each after saving a checkpoint to resume from.
 """
 import os
 import sys

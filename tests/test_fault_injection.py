@@ -12,6 +12,7 @@ same command through the command line (tests/cli_probe.py forks each probe from 
 imported attnlab once). A fault the run cannot repair ends in exit code 2 and one line naming the
 file, with nothing changed; one it can (a torn metrics line, best/ lost by a kill) is repaired.
 """
+import errno
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ import numpy as np
 import pytest
 
 import attnlab
+from attnlab import errors
 from attnlab.train import checkpoints, train_and_evaluate
 from configs import adding
 from tests.test_workdir_safety import ARG, ROOT, rows, steps_of, tensorboard_steps
@@ -48,11 +50,11 @@ def _damage_files(folder):
 FAULTS = {
     "corrupt_config": (lambda w: open(os.path.join(w, "config.json"), "w").write("{not json"), 2,
                        "{w}/config.json is damaged"),
-    "corrupt_best_meta": (lambda w: _damage_files(os.path.join(w, "best", "3", "meta")), 2,
+    "corrupt_best_meta": (lambda w: _damage_files(os.path.join(w, "best", "3", "meta")), 74,
                           "{w}/best/3/meta cannot be read (JSONDecodeError"),
-    "corrupt_latest_meta": (lambda w: _damage_files(os.path.join(w, "checkpoints", "6", "meta")), 2,
+    "corrupt_latest_meta": (lambda w: _damage_files(os.path.join(w, "checkpoints", "6", "meta")), 74,
                             "checkpoint {w}/checkpoints/6 cannot be restored (JSONDecodeError"),
-    "corrupt_state": (lambda w: _damage_files(os.path.join(w, "checkpoints", "6", "state")), 2,
+    "corrupt_state": (lambda w: _damage_files(os.path.join(w, "checkpoints", "6", "state")), 74,
                       "checkpoint {w}/checkpoints/6 cannot be restored"),
     "best_lost": (lambda w: shutil.rmtree(os.path.join(w, "best")), 0, None),
     "torn_metrics": (_tear_metrics, 0, None),
@@ -104,11 +106,11 @@ def _tree(workdir) -> dict:
 
 
 @pytest.mark.slow  # the probes fixture: ~25 s of forked reruns
-@pytest.mark.parametrize("name", [n for n, f in FAULTS.items() if f[1] == 2])
+@pytest.mark.parametrize("name", [n for n, f in FAULTS.items() if f[1]])
 def test_an_unrepairable_fault_is_one_line_naming_the_file_and_changes_nothing(probes, name):
   workdir, r, before = probes[name]
   lines = r["stderr"].strip().splitlines()
-  assert r["code"] == 2 and "Traceback" not in r["stderr"], r["stderr"]
+  assert r["code"] == FAULTS[name][1] and "Traceback" not in r["stderr"], r["stderr"]
   assert len(lines) == 2 and FAULTS[name][2].format(w=workdir) in lines[0], r["stderr"]
   assert _tree(workdir) == before
 
@@ -176,6 +178,45 @@ def test_a_stale_best_is_named_and_the_better_kept_checkpoint_returned(tmp_path)
   assert checkpoints.better_than_best(workdir, "eval_score", "max") == (3, 6)
   assert checkpoints.better_than_best(workdir, "eval_score", "min") == (3, None)
   assert os.listdir(os.path.join(workdir, "best")) == ["3"]  # reading repaired nothing
+
+
+def test_fault_messages_name_the_resource_and_the_file():
+  enospc = OSError(errno.ENOSPC, "No space left on device", "/w/metrics.jsonl")
+  assert errors.fault_message(enospc).startswith(
+      "no space left on the device writing /w/metrics.jsonl. Nothing saved before it is lost")
+  tensorstore = ValueError('OUT_OF_RANGE: Error writing "params/0" in OCDBT database at local file '
+                           '"/w/checkpoints/20.orbax-checkpoint-tmp/state/ocdbt.process_0/": Failed '
+                           "to write 745583 bytes to file 8: File too large [os_error_code='27']")
+  assert errors.fault_message(tensorstore).startswith(
+      "the file-size limit (ulimit -f) was reached writing /w/checkpoints/20.")
+  try:  # found through the chain of causes, as orbax re-raises it
+    raise RuntimeError("save failed") from OSError(errno.EROFS, "Read-only file system")
+  except RuntimeError as e:
+    assert errors.fault_message(e).startswith("the file system is read-only.")
+  assert errors.fault_message(MemoryError()).startswith("out of memory")
+  assert errors.fault_message(ValueError("config.batch_size=0; must be positive")) is None
+  assert errors.fault_message(OSError(errno.ENOENT, "No such file")) is None
+
+
+def test_a_file_size_limit_is_one_line_and_the_run_resumes_exactly(base, tmp_path):
+  workdir = str(tmp_path / "run")
+  probe = {"module": "experiments.main", "argv": COMMAND + [f"--workdir={workdir}"],
+           "env": {"ATTNLAB_COMPILATION_CACHE": "off"}}
+  probes = [dict(probe, name="limited", file_size_limit=4096), dict(probe, name="rerun")]
+  with open(tmp_path / "probes.json", "w") as f:
+    json.dump(probes, f)
+  subprocess.run([sys.executable, "-m", "tests.cli_probe", str(tmp_path / "probes.json"),
+                  str(tmp_path / "out.json")], cwd=ROOT, check=True, timeout=600)
+  with open(tmp_path / "out.json") as f:
+    out = json.load(f)
+  limited = out["limited"]
+  lines = [l for l in limited["stderr"].strip().splitlines() if not l.startswith("[")]  # progress
+  assert limited["code"] == errors.FAULT_EXIT_CODE and "Traceback" not in limited["stderr"], \
+      limited["stderr"]
+  assert len(lines) == 2 and lines[0].startswith(
+      f"error: the file-size limit (ulimit -f) was reached writing {workdir}/"), limited["stderr"]
+  assert out["rerun"]["code"] == 0, out["rerun"]["stderr"]
+  assert _by_key(rows(workdir)) == _by_key(rows(base))  # the same run as one never stopped
 
 
 def test_unreadable_best_meta_is_never_replaced(tmp_path):

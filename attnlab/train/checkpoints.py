@@ -16,12 +16,12 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from attnlab import files
-from attnlab.errors import UserError
+from attnlab.errors import Fault
 
 LAST, BEST = "checkpoints", "best"
 
 
-class CorruptCheckpointError(UserError, RuntimeError):
+class CorruptCheckpointError(Fault, RuntimeError):
   pass
 
 
