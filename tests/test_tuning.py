@@ -7,7 +7,6 @@ import os
 import numpy as np
 import pytest
 
-import attnlab.models as M
 from attnlab import comparison
 from attnlab.analysis import tuning_report
 from attnlab.comparison import tuning
