@@ -23,9 +23,10 @@ Recipes and their sources:
                depth) d_model=48, state 64, r in [0.9, 0.999], max_phase 2 pi (pi/10 is the paper's
                choice only for its longest image tasks, e.g. Path-X, which attnlab does not have);
                AdamW, weight decay 0.05 except on nu_log/theta_log/gamma_log, whose learning rate
-               is x0.5 (minimal-LRU's lr_factor default 0.5); linear warmup over the first 10% of
-               the steps, then cosine decay; mean pooling on classification tasks, the last step on
-               adding (below). The paper normalises with BatchNorm (minimal-LRU's default
+               is x0.5 (minimal-LRU's lr_factor default 0.5); linear warmup, then cosine decay,
+               over a FIXED length (`LRU_OPTIMIZER`: 115 warmup steps, cosine to 0 at step 1156,
+               whatever the run's num_train_steps; see the comment there); mean pooling on
+               classification tasks, the last step on adding (below). The paper normalises with BatchNorm (minimal-LRU's default
                norm='batch'); attnlab's default stays LayerNorm because the gradient-flow analysis
                applies models with parameters only: select the paper's with model.norm=batch.
                Dropout: minimal-LRU's default is 0.1; attnlab's generated tasks draw fresh
@@ -49,7 +50,8 @@ Recipes and their sources:
   optimisers (1997: online gradient descent). The Transformer trains with Adam and Vaswani et al.'s
   schedule, warmup then 1/sqrt(step) decay from the peak MODEL_LR, with 100 warmup steps instead of
   the paper's 4000 (`TRANSFORMER_OPTIMIZER`, docs/results/transformer_schedule). Mamba, minGRU, minLSTM and
-  sLSTM train with Adam at a constant 3e-3, a rate chosen without that sweep.
+  sLSTM train with Adam at a constant 3e-3, a rate chosen without that sweep. A recorded tuning
+  (configs/compare.py:tuning, one sweep and pick rule for every model) replaces these through `TUNED`.
 
 Readout: on adding every model reads out its LAST valid step (model.pooling='last', set by
 configs/adding.py): the recurrent models their final state, the LRU its last output, and the
@@ -112,9 +114,29 @@ CHRONO_VARIANTS = ("lstm_chrono", "gru_carry")
 TRANSFORMER_OPTIMIZER = dict(schedule="rsqrt", warmup_steps=100)
 
 # The LRU's optimiser (Orvieto et al. 2023; minimal-LRU's defaults): see the module docstring.
+# Its warmup + cosine has a FIXED length, so a run's learning rate at step s does not depend on its
+# cap (num_train_steps) and the learning cost's solve time does not move with the cap. The length
+# is adding's learning-cost budget, 1156 steps (Hochreiter & Schmidhuber's 74k sequences at batch
+# 64), with minimal-LRU's 10% warmup of it (115 steps): exactly what the cap-dependent recipe gave
+# the recorded adding learning-cost runs, so those keep their meaning. A run longer than 1156 steps
+# trains at rate 0 after step 1156 (set optimizer.schedule_steps to train further).
+# Before issue 26 the recipe was cap-dependent: warmup int(0.1 * num_train_steps) steps, cosine to
+# 0 at num_train_steps. The LRU runs recorded with it: docs/results/learning_cost, learning_cost_cpu
+# and long_slice_h200 (adding cap 1156: the same schedule as today's; copy cap 800: warmup 80,
+# cosine over 800), lr_sweep (300 steps), lru_copy_t100 (500 steps), struggles (300 and 1000
+# steps), compare_small (copy, 200 steps). Rerun one of them as recorded with
+# --config.optimizer.warmup_steps=<0.1 x steps> --config.optimizer.schedule_steps=<steps>.
+LRU_WARMUP_STEPS, LRU_SCHEDULE_STEPS = 115, 1156
 LRU_OPTIMIZER = dict(name="adamw", weight_decay=0.05, recurrent_lr_scale=0.5,
-                     schedule="warmup_cosine")
-LRU_WARMUP_FRACTION = 0.1
+                     schedule="warmup_cosine", warmup_steps=LRU_WARMUP_STEPS,
+                     schedule_steps=LRU_SCHEDULE_STEPS)
+
+# Each model's tuned optimiser, from a recorded tuning (configs/compare.py:tuning, its report's
+# "TUNED" line): {model word: optimizer fields (learning_rate, schedule, warmup_steps,
+# schedule_steps)}, applied by `make` over MODEL_LR and the schedules above (a variant without an
+# entry uses its registry model's; an explicit `lr` still wins). No tuning has been recorded yet, so
+# it is empty and every model keeps today's MODEL_LR and schedule (lr_sweep, transformer_schedule).
+TUNED = {}
 
 CLASSIFICATION_TASKS = ("temporal_order", "digits", "listops")
 
@@ -169,8 +191,8 @@ def task_config(task: str, arg, default_model: str, **task_params):
 def make(task: str, arg, default_model: str, *, steps: int, batch_size: int = 64, lr: float = None,
          every: int = 250, model_fields: dict = None, **task_params):
   """A complete config: `task` with its parameters, trained `steps` steps with Adam and clipping 1.0
-  (the LRU with its paper's AdamW recipe, `LRU_OPTIMIZER`) at the model's `MODEL_LR` unless `lr`
-  is given.
+  (the LRU with its paper's AdamW recipe, `LRU_OPTIMIZER`) at the model's `MODEL_LR`, or with its
+  recorded tuning (`TUNED`) where there is one, unless `lr` is given.
 
   `arg` is the config file's argument: a model name or variant and key=value overrides, applied
   last; `model_fields` are the task's own model settings (e.g. adding's pooling='last').
@@ -182,9 +204,12 @@ def make(task: str, arg, default_model: str, *, steps: int, batch_size: int = 64
   config.optimizer.learning_rate = lr or MODEL_LR.get(config.model.name, 1e-3)
   config.optimizer.clip_norm = 1.0
   if config.model.name == "lru":
-    config.optimizer.update(LRU_OPTIMIZER, warmup_steps=int(LRU_WARMUP_FRACTION * steps))
+    config.optimizer.update(LRU_OPTIMIZER)
   if config.model.name == "transformer":
     config.optimizer.update(TRANSFORMER_OPTIMIZER)
+  config.optimizer.update(TUNED.get(config.model_variant, TUNED.get(config.model.name, {})))
+  if lr:
+    config.optimizer.learning_rate = lr
   config.model.update(model_fields or {})
   return cfg_lib.apply_overrides(config, overrides)
 

@@ -88,7 +88,8 @@ TASKS = ("adding", "copy", "selective_copy", "associative_recall", "reverse", "s
          "flip_flop", "mqar")
 
 
-ARGS = ("small", "medium", "full", "learning_cost", "learning_cost_cpu", "long_slice", "struggles")
+ARGS = ("small", "medium", "full", "learning_cost", "learning_cost_cpu", "long_slice", "struggles",
+        "tuning")
 # Models of the learning-cost comparison; the variants are those of configs/common.py (contract item 4).
 SMALL_MODELS = ("rnn", "lstm", "lru", "transformer", "transformer_window0")  # across its tasks
 LEARNING_COST_MODELS = ("transformer", "transformer_window0", "lstm", "lstm_chrono", "rnn", "gru", "lru")
@@ -127,6 +128,8 @@ def get_config(arg="small"):
     return _long_slice(_learning_cost(c).comparison)
   if arg == "struggles":
     return _struggles(c)
+  if arg == "tuning":
+    return _tuning(c)
   if arg == "small":
     # The default job, sized for 5 minutes on 2 CPU cores: sequences to solve adding at two lengths
     # with 2 seeds in one program, the window=0 ablation beside the Transformer, the LRU and the
@@ -233,6 +236,38 @@ def _struggles(c):
                                 steps={"parity": 300, "flip_flop": 300, "mqar": 1000}, seeds=(0,),
                                 mqar={"pairs": (4, 16), "seq_len": 64, "models": MQAR_CPU_ORDER},
                                 final_eval_sequences=256)
+  config = ml_collections.ConfigDict()
+  config.comparison = c
+  return config
+
+
+# The tuning part's grid and schedules (attnlab/comparison/tuning.py), the same for every model: five
+# half-decade rates around every MODEL_LR of configs/common.py, and schedules none of which depends on
+# the cap: constant; linear warmup then 1/sqrt(step) (the Transformer's recipe, no length); linear
+# warmup then cosine over a fixed 1156 steps (the LRU's recipe, configs/common.py LRU_OPTIMIZER).
+TUNING_LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+TUNING_SCHEDULES = dict(
+    constant=dict(schedule="constant", warmup_steps=0, schedule_steps=None),
+    rsqrt=dict(schedule="rsqrt", warmup_steps=100, schedule_steps=None),
+    cosine=dict(schedule="warmup_cosine", warmup_steps=115, schedule_steps=1156))
+
+
+def _tuning(c):
+  """Every model's learning rate and schedule by one sweep and one pick rule:
+
+    python -m experiments.main --config=configs/compare.py:tuning --workdir=runs/tuning
+
+  The learning-cost models on adding at T=25 and 100 (the shortest and a middle learning-cost
+  length), TUNING_LRS x TUNING_SCHEDULES x seeds 0-2 (vmapped), cap 1156 steps (the learning cost's),
+  each run stopping when solved; a choice at the grid's edge adds rates beyond it (up to 3 per
+  model). Size: 7 models x 3 schedules x 5 rates x 2 lengths = 210 programs of up to 1156 steps,
+  more where grids widen: for an accelerator. Not run yet. Its report ends with the value of
+  configs/common.py TUNED the choice gives."""
+  c.parts = ("tuning",)
+  c.tuning = ml_collections.ConfigDict(dict(
+      task="adding", models=LEARNING_COST_MODELS, lengths=(25, 100), seeds=(0, 1, 2),
+      lrs=TUNING_LRS, schedules=TUNING_SCHEDULES, steps=1156, max_widenings=3,
+      run_overrides={"eval_every": 10, "checkpoint_every": 250}))
   config = ml_collections.ConfigDict()
   config.comparison = c
   return config

@@ -32,7 +32,7 @@ def tiny_comparison():
   c.run_overrides = {"batch_size": 8, "num_eval_batches": 1, "eval_every": 2, "checkpoint_every": 2,
                      "log_every": 1, "checkpoint": {"async_save": False}}
   c.model_overrides = {m: {k: v for k, v in TINY.items() if k in M.default_config(m)} for m in M.MODELS}
-  c.parts = tuple(p for p in comparison.PARTS if p != "struggles")  # struggles: its own fixture below
+  c.parts = tuple(p for p in comparison.PARTS if p not in ("struggles", "tuning"))  # own tests
   c.learning_cost = dict(tasks=("adding",), models=("rnn", "transformer"), seeds=(0, 1),
                          lengths={"adding": (4, 8)}, steps={"adding": 6})
   c.generalisation.update(factors=(1, 2), num_sequences=16, batch_size=16)

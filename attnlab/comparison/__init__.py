@@ -11,6 +11,7 @@ sweep of ordinary runs in its own workdir (so everything resumes), then analyses
   generalisation trained long-range / learning-cost models evaluated at 2x and 4x their length
   struggles    where attention struggles: parity and flip-flop at 1x-8x the training length, MQAR
                against the number of key-value pairs beside each model's state bytes
+  tuning       every model's learning rate and schedule by one sweep and one pick rule (tuning.py)
 `comparison.parts` names the parts to run (default: the first five). It writes report.md
 (`attnlab.analysis.report`), results.json and grad_norms.json.
 """
@@ -27,12 +28,14 @@ from attnlab.comparison.learning_cost import as_rows, run_learning_cost
 from attnlab.comparison.long_range import run_long_range
 from attnlab.comparison.seq2seq import run_seq2seq
 from attnlab.comparison.state_tracking import run_state_tracking
+from attnlab.comparison.tuning import run_tuning
 
 __all__ = ["run", "run_long_range", "gradient_flow", "run_clipping", "run_seq2seq", "attention_maps",
-           "run_learning_cost", "run_generalisation", "run_state_tracking", "PARTS", "DEFAULT_PARTS"]
+           "run_learning_cost", "run_generalisation", "run_state_tracking", "run_tuning", "PARTS",
+           "DEFAULT_PARTS"]
 
 PARTS = ("long_range", "gradients", "clipping", "seq2seq", "attention", "learning_cost", "generalisation",
-         "struggles")
+         "struggles", "tuning")
 DEFAULT_PARTS = PARTS[:5]
 
 
@@ -46,7 +49,7 @@ def _parts(comparison) -> tuple:
 
 def run(comparison, workdir: str) -> dict:
   """Runs the parts of the comparison config named by comparison.parts in `workdir`; writes the report."""
-  from attnlab.analysis import report, struggles_report
+  from attnlab.analysis import report, struggles_report, tuning_report
   parts, results, grad_norms = _parts(comparison), {}, None
   with training_slots(comparison.get("workers", 1)):
     # the parts that train, concurrently when comparison.workers > 1 (each analyses its own runs)
@@ -71,6 +74,10 @@ def run(comparison, workdir: str) -> dict:
     results["struggles"] = run_state_tracking(comparison, workdir)
     extra = struggles_report.sections(results["struggles"], files.absolute(workdir))
     extra_commands = struggles_report.commands(results["struggles"])
+  if "tuning" in parts:
+    results["tuning"] = run_tuning(comparison, workdir)
+    extra += tuning_report.section(results["tuning"])
+    extra_commands += tuning_report.commands(results["tuning"])
   files.write_text(files.join(workdir, "results.json"), json.dumps(results, default=float))
   path = report.write_report(workdir, results, grad_norms, comparison, extra, extra_commands)
   _log(f"report: {path}")
