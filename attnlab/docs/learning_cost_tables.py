@@ -59,9 +59,13 @@ def median(p: dict):
 
 
 def _ci(p: dict) -> str:
+  """' [500, >73,984]': the median's 95% interval where the recording has one (None: unbounded)."""
   ci = p.get("median_ci95")
-  return "" if not ci else f" [{fm.seqs(ci[0]) if ci[0] is not None else '?'}-" \
-                           f"{fm.seqs(ci[1]) if ci[1] is not None else '>' + fm.seqs(p['cap_sequences'])}]"
+  if not ci:
+    return ""
+  lo = "?" if ci[0] is None else fm.seqs(ci[0])
+  hi = f">{fm.seqs(p['cap_sequences'])}" if ci[1] is None else fm.seqs(ci[1])
+  return f" [{lo}, {hi}]"
 
 
 def _seed(s: dict, cap) -> str:
@@ -130,6 +134,18 @@ def _exp_cell(points, model, span, sources=None) -> str:
   return f"{e:.2f}" + ("" if (a, b) == span else f" (T={a}-{b})")
 
 
+def _wrong(points: dict, model: str) -> str:
+  """'7-41' over the model's seeds at every T; censored seeds of solved points apart."""
+  seeds = [s for (m, _), (_, p) in points.items() if m == model and p["status"] == "trained"
+           for s in p["seeds"]]
+  solved = [s["final_wrong"] for s in seeds if not s["censored"]] or [s["final_wrong"] for s in seeds]
+  text = f"{min(solved):,}-{max(solved):,}"
+  censored = [s["final_wrong"] for s in seeds if s["censored"]]
+  if censored and len(censored) < len(seeds):
+    text += f" ({', '.join(f'{w:,}' for w in censored)} on the censored seed{'s' * (len(censored) > 1)})"
+  return text
+
+
 def by_model(sources: list, options: dict, doc: str) -> list:
   """Rows: models; columns: T, then the growth exponent (over the points of `exp=k+k`, default
   all). Options: task, models, lengths, style (seeds|median), use, exp, hs (a Hochreiter &
@@ -155,7 +171,8 @@ def by_model(sources: list, options: dict, doc: str) -> list:
         used.add(k)
         text += f" [{k}]"
       row.append(text if p is not None else "")
-    rows.append(row + [_exp_cell(points, m, span, exp_sources)])
+    rows.append(row + [_exp_cell(points, m, span, exp_sources)]
+                + ([_wrong(points, m)] if options.get("wrong") == "yes" else []))
   if options.get("hs") == "yes":
     hs = fm.hochreiter_adding()
     ts = sorted(hs)
@@ -165,7 +182,9 @@ def by_model(sources: list, options: dict, doc: str) -> list:
                 + [f"{e:.2f} (T={ts[0]}-{ts[-1]})"])
   corner = options.get("corner", "model_(params)").replace("_", " ")
   exp_head = "growth exponent" + (f" (T={span[0]}-{span[1]})" if span[0] else "")
-  return (fm.table([corner] + [f"T={t}" for t in lengths] + [exp_head], rows)
+  wrong_head = ["wrong of " + fm.seqs(next(p["seeds"][0]["final_sequences"] for _, p in points.values()
+                                          if p["status"] == "trained"))] if options.get("wrong") == "yes" else []
+  return (fm.table([corner] + [f"T={t}" for t in lengths] + [exp_head] + wrong_head, rows)
           + footnotes(sources, used, doc))
 
 

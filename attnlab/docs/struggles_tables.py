@@ -87,9 +87,9 @@ def mqar(sources, options, doc):
       text = f"{ps[P]['score']:.3f} ({ps[P]['errors']:,} wrong)"
       cells.append(f"**{text}**" if ps[P]["score"] == best[P] else text)
     rows.append([_LABELS[model], f"{kind} {st['bytes']:,} B"] + cells)
-  rows.append(["1/P", ""] + [f"{1 / P:.3f}" for P in pairs])
+  rows.append(["1/P", ""] + [f"{1 / P:.4g}" for P in pairs])
   values = int(options["values"])
-  rows.append([f"chance over the {values} values", ""] + [f"{1 / values:.3f}" for _ in pairs])
+  rows.append([f"chance over the {values} values", ""] + [f"{1 / values:.4f}" for _ in pairs])
   return fm.table(["model", "state / KV cache"] + [f"P={P}" for P in pairs], rows)
 
 
