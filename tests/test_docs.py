@@ -64,7 +64,8 @@ def _point(model, length, solved, cap=1000, **extra):
   med = finite[len(finite) // 2]
   return dict({"task": "adding", "model": model, "length": length, "status": "trained",
                "seeds": seeds, "cap_sequences": cap, "params": 1234,
-               "median": None if np.isinf(med) else float(med), "median_censored": bool(np.isinf(med))},
+               "median": None if np.isinf(med) else float(med),
+               "median_censored": bool(np.isinf(med))},
               **extra)
 
 
@@ -73,10 +74,11 @@ def test_learning_cost_table_merges_sources_and_fits_the_exponent_in_float64():
       _point("gru", 10, [100, 200, 300]), _point("gru", 20, [300, 400, None]),
       _point("gru", 40, [900, 900, 900]), _point("rnn", 10, [None, None, None]),
       {"task": "adding", "model": "rnn", "length": 20, "status": "skipped: failed at shorter T"}]}}
-  rerun = {"learning_cost": {"points": [  # replaces T=40, with the Kaplan-Meier fields of later runs
+  # The rerun replaces T=40, with the Kaplan-Meier fields of later recordings.
+  rerun = {"learning_cost": {"points": [
       _point("gru", 40, [500, 600, 700], median_sequences=650.0, median_ci95=[500.0, None])]}}
-  lines = learning_cost_tables.by_model([("a/results.json", first), ("b/rerun/results.json", rerun)],
-                                        {}, doc="a/README.md")
+  sources = [("a/results.json", first), ("b/rerun/results.json", rerun)]
+  lines = learning_cost_tables.by_model(sources, {}, doc="a/README.md")
   slope = np.polyfit(np.log([10.0, 20.0, 40.0]), np.log([200.0, 400.0, 650.0]), 1)[0]
   assert lines[0] == "| model (params) | T=10 | T=20 | T=40 | growth exponent (T=10-40) |"
   assert lines[2] == f"| GRU (1.2k) | 200 | 400 (2/3 seeds) | 650 [500, >1,000] [1] | {slope:.2f} |"

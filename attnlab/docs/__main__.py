@@ -12,9 +12,11 @@ from attnlab.docs import blocks
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m attnlab.docs", description=__doc__.split("\n")[0])
+  parser = argparse.ArgumentParser(prog="python -m attnlab.docs",
+                                   description=__doc__.split("\n")[0])
   mode = parser.add_mutually_exclusive_group(required=True)
-  mode.add_argument("--check", action="store_true", help="exit 1 if a table differs from its render")
+  mode.add_argument("--check", action="store_true",
+                    help="exit 1 if a table differs from its render")
   mode.add_argument("--write", action="store_true", help="rewrite the tables from their sources")
   parser.add_argument("--root", default=".", help="the repository root (default: .)")
   parser.add_argument("files", nargs="*", help="doc files relative to the root (default: all)")

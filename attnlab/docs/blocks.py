@@ -16,6 +16,8 @@ def doc_paths(root: str) -> list:
   paths = []
   for pattern in DOC_FILES:
     paths += sorted(os.path.relpath(p, root) for p in glob.glob(os.path.join(root, pattern)))
+  if not paths:
+    raise FileNotFoundError(f"no {' or '.join(DOC_FILES)} under {root}")
   return paths
 
 
@@ -66,6 +68,8 @@ def blocks(lines: list, path: str) -> list:
 def render_file(root: str, path: str) -> tuple:
   """(current lines, rendered lines, [(table name, diff lines)]) of one doc file."""
   from attnlab.docs.renderers import render
+  if not os.path.isfile(os.path.join(root, path)):
+    raise FileNotFoundError(f"doc file not found: {os.path.join(root, path)}")
   with open(os.path.join(root, path)) as f:
     lines = f.read().split("\n")
   out, diffs, last = [], [], 0

@@ -110,7 +110,8 @@ def footnotes(sources: list, used: set, doc: str) -> list:
   for k in sorted(used - {0}):
     path = sources[k][0]
     rel = os.path.relpath(os.path.dirname(path), os.path.dirname(doc) or ".")
-    lines.append(f"[{k}] {rel}" + ("" if path.endswith("results.json") else f" ({os.path.basename(path)})"))
+    name = "" if path.endswith("results.json") else f" ({os.path.basename(path)})"
+    lines.append(f"[{k}] {rel}{name}")
   return ["", "; ".join(lines)] if lines else []
 
 
@@ -121,8 +122,8 @@ def _models(options: dict, points: dict) -> list:
 
 
 def _header(model: str, points: dict, sources: list, first: int) -> str:
-  params = next((p.get("params") for (m, _), (_, p) in points.items() if m == model and p.get("params")),
-                None)
+  params = next((p.get("params") for (m, _), (_, p) in points.items()
+                 if m == model and p.get("params")), None)
   extra = "" if first == 0 else "; " + os.path.basename(os.path.dirname(sources[first][0]))
   return fm.label(model) + (f" ({fm.kparams(params)}{extra})" if params else "")
 
@@ -138,11 +139,13 @@ def _wrong(points: dict, model: str) -> str:
   """'7-41' over the model's seeds at every T; censored seeds of solved points apart."""
   seeds = [s for (m, _), (_, p) in points.items() if m == model and p["status"] == "trained"
            for s in p["seeds"]]
-  solved = [s["final_wrong"] for s in seeds if not s["censored"]] or [s["final_wrong"] for s in seeds]
+  solved = ([s["final_wrong"] for s in seeds if not s["censored"]]
+            or [s["final_wrong"] for s in seeds])
   text = f"{min(solved):,}-{max(solved):,}"
   censored = [s["final_wrong"] for s in seeds if s["censored"]]
   if censored and len(censored) < len(seeds):
-    text += f" ({', '.join(f'{w:,}' for w in censored)} on the censored seed{'s' * (len(censored) > 1)})"
+    plural = "s" * (len(censored) > 1)
+    text += f" ({', '.join(f'{w:,}' for w in censored)} on the censored seed{plural})"
   return text
 
 
@@ -182,8 +185,11 @@ def by_model(sources: list, options: dict, doc: str) -> list:
                 + [f"{e:.2f} (T={ts[0]}-{ts[-1]})"])
   corner = options.get("corner", "model_(params)").replace("_", " ")
   exp_head = "growth exponent" + (f" (T={span[0]}-{span[1]})" if span[0] else "")
-  wrong_head = ["wrong of " + fm.seqs(next(p["seeds"][0]["final_sequences"] for _, p in points.values()
-                                          if p["status"] == "trained"))] if options.get("wrong") == "yes" else []
+  wrong_head = []
+  if options.get("wrong") == "yes":
+    n = next(p["seeds"][0]["final_sequences"] for _, p in points.values()
+             if p["status"] == "trained")
+    wrong_head = [f"wrong of {fm.seqs(n)}"]
   return (fm.table([corner] + [f"T={t}" for t in lengths] + [exp_head] + wrong_head, rows)
           + footnotes(sources, used, doc))
 

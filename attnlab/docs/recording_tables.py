@@ -17,7 +17,7 @@ def _solved_cell(p: dict, wrong: bool) -> str:
     return "" if p is None else "not trained"
   seeds, cap = p["seeds"], p["cap_sequences"]
   if all(s["censored"] for s in seeds):
-    text = f">{fm.seqs(cap)} (both seeds" if len(seeds) == 2 else f">{fm.seqs(cap)} (all {len(seeds)}"
+    text = f">{fm.seqs(cap)} (" + ("both seeds" if len(seeds) == 2 else f"all {len(seeds)}")
     if wrong:
       text += "; " + " and ".join(str(s["final_wrong"]) for s in seeds)
       text += f" of {fm.seqs(seeds[0]['final_sequences'])} wrong"
@@ -39,7 +39,9 @@ def compare_small(sources, options, doc):
     first = f"{task}, {cap}" if task_lengths == lengths else f"{task} T={task_lengths[0]}, {cap}"
     for i, model in enumerate(dict.fromkeys(p["model"] for p in tp)):
       mp = {p["length"]: p for p in tp if p["model"] == model}
-      name = ("causal " + _SHORT[model]) if task == "copy" and model == "transformer" else _SHORT[model]
+      name = _SHORT[model]
+      if task == "copy" and model == "transformer":
+        name = "causal " + name
       params = next(p["params"] for p in mp.values() if p.get("params"))
       cells, solved_before = [], False
       for t in (lengths if task_lengths == lengths else task_lengths):
@@ -129,8 +131,8 @@ def long_slice(sources, options, doc):
                  ", ".join(_mse(float(r["final_mse"])) for r in rs),
                  ", ".join(r["final_wrong"] for r in rs)])
   n = rs[0]["final_sequences"] if "final_sequences" in rs[0] else "2560"
-  return fm.table(["model", "T", "solved", "median sequences to solve", f"final MSE ({len(rs)} seeds)",
-                   f"wrong of {n}"], rows)
+  return fm.table(["model", "T", "solved", "median sequences to solve",
+                   f"final MSE ({len(rs)} seeds)", f"wrong of {n}"], rows)
 
 
 def lr_sweep(sources, options, doc):
@@ -177,7 +179,8 @@ def selective_copy(sources, options, doc):
     val = dict((int(k), v) for k, v in l["eval_accuracy"])[at]
     rows.append([s, solved(m), test(m), f"{val:.3f}", solved(l), test(l)])
   scored = fm.seqs(runs[("mamba", seeds[0])]["final"]["final_scored"])
-  return fm.table(["seed", "Mamba: solved at (sequences)", f"Mamba: test accuracy (wrong symbols of {scored})",
+  return fm.table(["seed", "Mamba: solved at (sequences)",
+                   f"Mamba: test accuracy (wrong symbols of {scored})",
                    f"LSTM: validation accuracy at step {at:,}", "LSTM: solved at",
                    "LSTM: test accuracy at its end"], rows)
 
@@ -196,6 +199,7 @@ def long_range(sources, options, doc):
   lengths = [int(t) for t in options["lengths"].split(",")]
   rows = []
   for model in dict.fromkeys(r["model"] for r in rs):
-    rows.append([model] + [_mean_std([r[metric] for r in rs if r["model"] == model and r["length"] == t],
-                                     digits) for t in lengths])
+    rows.append([model] + [
+        _mean_std([r[metric] for r in rs if r["model"] == model and r["length"] == t], digits)
+        for t in lengths])
   return fm.table([options["corner"].replace("_", " ")] + [f"T={t}" for t in lengths], rows)
