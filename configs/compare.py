@@ -63,14 +63,10 @@ results.json and grad_norms.json are written there.
 `comparison.parts` picks the parts `attnlab.comparison.run` runs (small: see above; medium/full: the
 first five and struggles); `--config.comparison.workers=N` trains up to N runs at a time in threads
 (attnlab/comparison/common.py: no gain on the default job on 2 cores, so off by default).
-Clipping (medium and full; these base settings measured with seeds 0 and 1, ~6 min on 2 shared CPU
-cores): a tanh RNN on adding T=30, plain SGD at learning rate 0.1, 600 steps. Without clipping every
-run diverges at r=1.2 and r=1.5 (loss above 10x its start by step 2-3, non-finite from step 16-23,
-max ||g|| inf); with tau=1 (median ||g|| before clipping 2.0-3.2, after it 1.0) none diverges: at
-r=1.2 eval MSE 0.100 and 0.095 against the baseline 0.167, at r=1.5 0.156 (finite, not clearly below
-it).
-medium trains 1500 steps over 3 seeds: there the clipped r=1.5 runs of seeds 0 and 1 reach eval MSE
-0.058 and 0.060 (measured alone, 4 min); full trains 2000 steps (not measured).
+Clipping (medium and full): a tanh RNN on adding T=30, plain SGD at learning rate 0.1, 600 steps,
+spectral radius r=1.2 and 1.5, without clipping and with tau=1; medium trains 1500 steps over 3
+seeds, full 2000. No run with these SGD settings is recorded (docs/results/compare_medium's clipping
+part predates them: Adam, 200 steps).
 The recorded times and results above (medium, and configs/default.py's) predate configs/common.py's
 matched-size recipes (then: RNN/LSTM/GRU H=128, a 2-layer LRU with max_phase 0.314, a d_ff=256
 Transformer, adding read out by each model's own summary); rerun to update them.

@@ -10,10 +10,9 @@ the rest). T=128 tokens (64 instructions) instead of the paper's 512, for the CP
 1024 test sequences at T and at 2, 4, 8 x T (eval_lengths): final_errors of final_scored counts the
 wrong reads exactly (the paper's point: a rare wrong read is a glitch).
 Baseline: ln 2 = 0.69 per read; eval_score is the accuracy over reads (chance 0.5), solved at 0.99.
-Expected on 2 CPU cores (T=128, batch 64, 1500 steps, seed 0, one run, measured with other jobs
-sharing the 2 cores: an upper bound on time): the LSTM solves it at step 250 and reads every bit
-right: 0 wrong reads of 7,314 at T=128 and of 13,916, 26,986, 53,370 at 256, 512, 1024, in 8 min.
-The Transformer: not yet recorded.
+Recorded: docs/results/struggles (compare.py:struggles, T=64, 300 steps, nine models; its README
+has the command, the time and the wrong reads at 1-8 x T). This config's own T=128, 1500 steps:
+not recorded.
 """
 from configs import common
 

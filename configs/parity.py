@@ -9,10 +9,8 @@ task.variant=final for one label per string; the Transformer is causal on the ru
 bidirectional on the final one). eval_lengths are 2, 4 and 8 x seq_len as the argument sets it
 (final_len{L}_score at the end of the run; a later --config.task.seq_len flag leaves them as they
 were). Baseline: ln 2 = 0.69; eval_score is the accuracy (chance 0.5), solved at 0.99.
-Expected on 2 CPU cores (T=20, batch 64, 1000 steps, seed 0, one run each, measured with other jobs
-sharing the 2 cores: an upper bound on time): the LSTM solves it at step 250 and is right on every
-step at 40, 80 and 160 (0 errors of 81,920 at 160) in 2 min; the causal Transformer reaches
-eval_score 0.915 (not solved) and falls to 0.70, 0.60 and 0.55 at 40, 80 and 160, in 2 min.
+Recorded: docs/results/struggles (compare.py:struggles, T=32, 300 steps, nine models; its
+README has the command, the time and the accuracies at 1-8 x T).
 """
 from configs import common
 from attnlab.train import config as cfg_lib
