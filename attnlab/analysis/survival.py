@@ -6,6 +6,9 @@ as "more than the cap", never dropped. Pure NumPy + SciPy (float64).
   km_median(times, censored)  product-limit median, 95% interval from scipy.stats.ecdf's bands
   growth_exponent(points)     slope of log(KM median) on log T, bootstrap 95% interval (censoring kept)
   rank(intervals)             orders models only where their intervals separate
+  point_statistics, model_exponent, rank_exponents: the same on the learning-cost results' points
+  (attnlab/comparison/learning_cost.py writes them; the report reads them, or recomputes them for
+  results recorded before they existed)
 
 Conventions. The median is the smallest t with S(t) <= 0.5; where S is exactly 0.5 over an interval
 it is the interval's midpoint (so without censoring it is np.median). It is None (unbounded, "> cap")
@@ -21,6 +24,8 @@ from scipy import stats
 
 HALF = 0.5
 _EPS = 1e-12  # S is a product of float64 ratios: "exactly 0.5" within this
+# Seeds per point below which (or seeds reused across T) the learning-cost table is only a preview.
+MIN_SEEDS_TO_RANK = 10
 
 
 def stable_seed(*parts) -> int:
@@ -41,10 +46,9 @@ def km_curve(times, censored) -> tuple:
   its cap). -> (event_times [k] ascending distinct, S [k] = P(time > t) just after each).
   At a tie a censored run is at risk at the events' time (the usual convention)."""
   times, censored = _as_arrays(times, censored)
-  event_times = np.unique(times[~censored])
-  at_risk = np.array([np.sum(times >= t) for t in event_times], dtype=np.float64)
-  events = np.array([np.sum((times == t) & ~censored) for t in event_times], dtype=np.float64)
-  return event_times, np.cumprod(1.0 - events / at_risk)
+  event_times, events = np.unique(times[~censored], return_counts=True)
+  at_risk = times.size - np.searchsorted(np.sort(times), event_times, side="left")
+  return event_times, np.cumprod(1.0 - events / at_risk.astype(np.float64))
 
 
 def median_of_curve(event_times, survival):
@@ -112,10 +116,6 @@ def growth_exponent(points: list, resamples: int = 2000, seed: int = 0) -> dict:
   such slope taken as +inf (None, unbounded, when more than 2.5% of resamples hit an unbounded median).
   -> {"exponent", "lower_bound", "ci95": [lo, hi] | None, "points", "censored_points"}."""
   points = sorted(points, key=lambda p: p[0])
-  out = {"exponent": None, "lower_bound": False, "ci95": None, "points": len(points),
-         "censored_points": 0}
-  if len(points) < 2:
-    return out
   log_t = np.log([float(p[0]) for p in points])
   samples = [sequences_and_censoring(values, cap) for _, values, cap in points]
   caps = [float(cap) for _, _, cap in points]
@@ -126,11 +126,10 @@ def growth_exponent(points: list, resamples: int = 2000, seed: int = 0) -> dict:
     return np.log([cap if v is None else v for v, cap in zip(m, caps)]), np.array([v is None for v in m])
 
   log_m, unbounded = medians(samples)
-  out["censored_points"] = int(unbounded.sum())
-  above_mean = log_t > log_t.mean()
-  out["lower_bound"] = bool(unbounded.any())
-  if unbounded.any() and not above_mean[unbounded].all():
-    return out  # a cap stand-in below the mean log T: the slope is bounded in neither direction
+  out = {"exponent": None, "lower_bound": bool(unbounded.any()), "ci95": None,
+         "points": len(points), "censored_points": int(unbounded.sum())}
+  if len(points) < 2 or (unbounded.any() and not (log_t > log_t.mean())[unbounded].all()):
+    return out  # one point, or a cap stand-in below the mean log T: bounded in neither direction
   out["exponent"] = _slope(log_t, log_m)
   rng = np.random.default_rng(seed)
   slopes, bounded = np.empty(resamples), np.empty(resamples, dtype=bool)
@@ -176,3 +175,32 @@ def ranking_text(ranking: dict) -> str:
   if ranking["not_separable"]:
     text += "; not separable: " + ", ".join(f"{a} ~ {b}" for a, b in ranking["not_separable"])
   return text
+
+
+def point_statistics(values: list, cap: float) -> dict:
+  """values: one point's sequences to solve per seed (None = censored at `cap`) -> its median fields:
+  median_sequences / median (KM; None when unbounded), median_ci95, median_censored (unbounded)."""
+  km = km_median(*sequences_and_censoring(values, cap))
+  return {"median_sequences": km["median"], "median_ci95": km["ci"], "median": km["median"],
+          "median_censored": km["median"] is None}
+
+
+def model_exponent(points: list, resamples: int = 2000) -> dict:
+  """One model's growth exponent on one task from its learning-cost points (the trained ones; the
+  skipped are absent): {"growth_exponent", "growth_exponent_ci95", "lower_bound", "points",
+  "censored_points"}."""
+  fit = growth_exponent([(p["length"], [s["solved_sequences"] for s in p["seeds"]], p["cap_sequences"])
+                         for p in points if p["status"] == "trained"], resamples, seed=0)
+  return {"growth_exponent": fit["exponent"], "growth_exponent_ci95": fit["ci95"],
+          "lower_bound": fit["lower_bound"], "points": fit["points"],
+          "censored_points": fit["censored_points"]}
+
+
+def rank_exponents(exponents: dict) -> dict:
+  """rank() of {model: model_exponent entry}; models with no exponent (censored at their shortest T,
+  or one point) are not ranked: listed under "unranked"."""
+  ranked = {m: (e["growth_exponent"], *(e["growth_exponent_ci95"] or (None, None)))
+            for m, e in exponents.items() if e["growth_exponent"] is not None}
+  out = rank(ranked)
+  out["unranked"] = [m for m in exponents if m not in ranked]
+  return out

@@ -29,7 +29,7 @@ A point: {"task", "model", "length", "status": "trained" | SKIPPED, "cap_sequenc
   limit lies beyond the cap), "median": = median_sequences, "median_censored": unbounded,
   "params": int}.
 exponents[task][model]: {"growth_exponent", "growth_exponent_ci95", "lower_bound", "points",
-  "censored_points"}; ranking[task]: survival.rank of the exponents.
+  "censored_points"}; ranking[task]: survival.rank_exponents of them.
 """
 import functools
 
@@ -43,8 +43,6 @@ SKIPPED = "skipped: failed at shorter T"
 # The trainer fields this part sets on every run: stop at the criterion, know the step to 10%,
 # count the wrong sequences of 2560 held-out ones as Hochreiter & Schmidhuber 1997 did.
 CRITERIA_FIELDS = {"stop_when_solved": True, "eval_schedule": "geometric", "final_eval_sequences": 2560}
-# Fewer seeds per point than this: the report calls the table a preview.
-MIN_SEEDS_TO_RANK = 10
 
 
 def num_seeds(lc):
@@ -67,33 +65,6 @@ def seeds_of(lc, task: str, model: str, length: int) -> list:
 def data_seed_of(lc, task: str, length: int):
   """The data stream of every run at (task, T) with num_seeds; None (the configs' own) without."""
   return None if num_seeds(lc) is None else survival.stable_seed("data", task, length)
-
-
-def point_statistics(values: list, cap: float) -> dict:
-  """values: sequences to solve per seed (None = censored at `cap`) -> the point's median fields."""
-  km = survival.km_median(*survival.sequences_and_censoring(values, cap))
-  return {"median_sequences": km["median"], "median_ci95": km["ci"], "median": km["median"],
-          "median_censored": km["median"] is None}
-
-
-def model_exponent(points: list) -> dict:
-  """The growth exponent of one model's points on one task (trained ones only; the rest absent)."""
-  fit = survival.growth_exponent([(p["length"], [s["solved_sequences"] for s in p["seeds"]],
-                                   p["cap_sequences"]) for p in points if p["status"] == "trained"],
-                                 seed=0)
-  return {"growth_exponent": fit["exponent"], "growth_exponent_ci95": fit["ci95"],
-          "lower_bound": fit["lower_bound"], "points": fit["points"],
-          "censored_points": fit["censored_points"]}
-
-
-def ranking(exponents: dict) -> dict:
-  """survival.rank of {model: exponent entry}; models with no exponent (censored at their shortest
-  T, or a single point) are not ranked and listed under "unranked"."""
-  ranked = {m: (e["growth_exponent"], *(e["growth_exponent_ci95"] or (None, None)))
-            for m, e in exponents.items() if e["growth_exponent"] is not None}
-  out = survival.rank(ranked)
-  out["unranked"] = [m for m in exponents if m not in ranked]
-  return out
 
 
 def _train_point(c, task, model, length, root, train_group) -> dict:
@@ -120,7 +91,7 @@ def _train_point(c, task, model, length, root, train_group) -> dict:
                                      _overrides(c, base, config.model.name))})
   cap = lc.steps[task] * config.batch_size
   return {"status": "trained", "seeds": runs, "cap_sequences": cap, "data_seed": config.data_seed,
-          **point_statistics([s["solved_sequences"] for s in runs], cap),
+          **survival.point_statistics([s["solved_sequences"] for s in runs], cap),
           "params": param_count(runs[0]["workdir"])}
 
 
@@ -160,8 +131,8 @@ def run_learning_cost(c, root: str, train_group=None) -> dict:
                               for task, model in chains])
   for (task, model), points in zip(chains, results):
     out["points"] += points
-    out["exponents"][task][model] = model_exponent(points)
-  out["ranking"] = {task: ranking(out["exponents"][task]) for task in lc.tasks}
+    out["exponents"][task][model] = survival.model_exponent(points)
+  out["ranking"] = {task: survival.rank_exponents(out["exponents"][task]) for task in lc.tasks}
   return out
 
 
