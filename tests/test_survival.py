@@ -58,12 +58,14 @@ def test_exponent_of_exact_power_law_is_recovered():
 
 def _noisy(sigma, seed=1):
   rng = np.random.default_rng(seed)
-  return [(t, list(3.0 * t ** 1.5 * rng.lognormal(0.0, sigma, 10)), 1e12) for t in (10, 20, 50, 100)]
+  return [(t, list(3.0 * t ** 1.5 * rng.lognormal(0.0, sigma, 10)), 1e12)
+          for t in (10, 20, 50, 100)]
 
 
 def test_bootstrap_interval_widens_with_noise_and_is_deterministic():
   width = lambda out: out["ci95"][1] - out["ci95"][0]
-  quiet, loud = survival.growth_exponent(_noisy(0.1), 300), survival.growth_exponent(_noisy(0.6), 300)
+  quiet = survival.growth_exponent(_noisy(0.1), 300)
+  loud = survival.growth_exponent(_noisy(0.6), 300)
   assert 0 < width(quiet) < width(loud)
   assert quiet["ci95"][0] <= quiet["exponent"] <= quiet["ci95"][1]
   assert survival.growth_exponent(_noisy(0.6), 300) == loud
@@ -104,4 +106,5 @@ def test_rank_orders_only_separable_intervals():
 def test_stable_seed_differs_per_length_and_is_reproducible():
   seeds = {survival.stable_seed("lstm", "adding", t, i) for t in (25, 50) for i in range(10)}
   assert len(seeds) == 20 and all(0 <= s < 2 ** 31 for s in seeds)
-  assert survival.stable_seed("lstm", "adding", 25, 0) == survival.stable_seed("lstm", "adding", 25, 0)
+  again = survival.stable_seed("lstm", "adding", 25, 0)
+  assert again == survival.stable_seed("lstm", "adding", 25, 0)

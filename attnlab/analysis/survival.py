@@ -1,17 +1,18 @@
-"""Censored learning costs: Kaplan-Meier medians, growth exponents with bootstrap intervals, ranking.
+"""Censored learning costs: Kaplan-Meier medians, growth exponents with bootstrap intervals, ranks.
 
 A run that never met the task's criterion within the cap is right-censored at the cap: it counts
 as "more than the cap", never dropped. Pure NumPy + SciPy (float64).
 
   km_median(times, censored)  product-limit median, 95% interval from scipy.stats.ecdf's bands
-  growth_exponent(points)     slope of log(KM median) on log T, bootstrap 95% interval (censoring kept)
+  growth_exponent(points)     slope of log(KM median) on log T, bootstrap 95% interval (censored kept)
   rank(intervals)             orders models only where their intervals separate
   point_statistics, model_exponent, rank_exponents: the same on the learning-cost results' points
   (attnlab/comparison/learning_cost.py writes them; the report reads them, or recomputes them for
   results recorded before they existed)
 
 Conventions. The median is the smallest t with S(t) <= 0.5; where S is exactly 0.5 over an interval
-it is the interval's midpoint (so without censoring it is np.median). It is None (unbounded, "> cap")
+it is the interval's midpoint (so without censoring it is np.median). It is None (unbounded,
+"> cap")
 when S never reaches 0.5 (or stays at exactly 0.5 to the last observation, a censored one: half the
 runs failed). Interval limits: the first t where the lower / upper band of S falls to <= 0.5; None
 where a band never does within the observations (the limit lies beyond the cap).
@@ -37,7 +38,8 @@ def _as_arrays(times, censored):
   times = np.asarray(times, dtype=np.float64)
   censored = np.asarray(censored, dtype=bool)
   if times.shape != censored.shape or times.ndim != 1:
-    raise ValueError(f"times {times.shape} and censored {censored.shape}: two 1-D arrays of one length")
+    raise ValueError(f"times {times.shape} and censored {censored.shape}: "
+                     "two 1-D arrays of one length")
   return times, censored
 
 
@@ -75,7 +77,8 @@ def _band_crossing(quantiles, band):
 def km_median(times, censored, confidence: float = 0.95) -> dict:
   """{"median": float | None, "ci": [lo, hi]} of sequences to solve; None = unbounded (beyond the
   last observation, "> cap"). The interval inverts scipy.stats.ecdf's pointwise log-log band of S
-  (Brookmeyer & Crowley's construction): lo where the lower band falls to 0.5, hi where the upper does."""
+  (Brookmeyer & Crowley's construction): lo where the lower band falls to 0.5, hi where the upper
+  does."""
   times, censored = _as_arrays(times, censored)
   if times.size == 0:
     raise ValueError("km_median: no runs (times is empty)")
@@ -113,7 +116,8 @@ def growth_exponent(points: list, resamples: int = 2000, seed: int = 0) -> dict:
   resampled independently with replacement (numpy Generator seeded with `seed`, so deterministic).
   lo: the 2.5% quantile (next order statistic down) of the resampled slopes (those with a cap
   stand-in are lower bounds, so lo is conservative); hi: the 97.5% quantile (next one up) with every
-  such slope taken as +inf (None, unbounded, when more than 2.5% of resamples hit an unbounded median).
+  such slope taken as +inf (None, unbounded, when more than 2.5% of resamples hit an unbounded
+  median).
   -> {"exponent", "lower_bound", "ci95": [lo, hi] | None, "points", "censored_points"}."""
   points = sorted(points, key=lambda p: p[0])
   log_t = np.log([float(p[0]) for p in points])
@@ -123,7 +127,8 @@ def growth_exponent(points: list, resamples: int = 2000, seed: int = 0) -> dict:
   def medians(draws):
     """(log medians [len(points)], which were unbounded and replaced by the cap)."""
     m = [median_of_curve(*km_curve(t, c)) for t, c in draws]
-    return np.log([cap if v is None else v for v, cap in zip(m, caps)]), np.array([v is None for v in m])
+    unbounded = np.array([v is None for v in m])
+    return np.log([cap if v is None else v for v, cap in zip(m, caps)]), unbounded
 
   log_m, unbounded = medians(samples)
   out = {"exponent": None, "lower_bound": bool(unbounded.any()), "ci95": None,
@@ -178,7 +183,7 @@ def ranking_text(ranking: dict) -> str:
 
 
 def point_statistics(values: list, cap: float) -> dict:
-  """values: one point's sequences to solve per seed (None = censored at `cap`) -> its median fields:
+  """values: a point's sequences to solve per seed (None = censored at `cap`) -> its median fields:
   median_sequences / median (KM; None when unbounded), median_ci95, median_censored (unbounded)."""
   km = km_median(*sequences_and_censoring(values, cap))
   return {"median_sequences": km["median"], "median_ci95": km["ci"], "median": km["median"],
@@ -189,8 +194,9 @@ def model_exponent(points: list, resamples: int = 2000) -> dict:
   """One model's growth exponent on one task from its learning-cost points (the trained ones; the
   skipped are absent): {"growth_exponent", "growth_exponent_ci95", "lower_bound", "points",
   "censored_points"}."""
-  fit = growth_exponent([(p["length"], [s["solved_sequences"] for s in p["seeds"]], p["cap_sequences"])
-                         for p in points if p["status"] == "trained"], resamples, seed=0)
+  trained = [(p["length"], [s["solved_sequences"] for s in p["seeds"]], p["cap_sequences"])
+             for p in points if p["status"] == "trained"]
+  fit = growth_exponent(trained, resamples, seed=0)
   return {"growth_exponent": fit["exponent"], "growth_exponent_ci95": fit["ci95"],
           "lower_bound": fit["lower_bound"], "points": fit["points"],
           "censored_points": fit["censored_points"]}

@@ -49,8 +49,8 @@ def num_seeds(lc):
   """lc.num_seeds (an int >= 1), or None when the part uses the fixed `seeds` at every T."""
   n = lc.get("num_seeds")
   if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-    raise ValueError(f"learning_cost.num_seeds={n!r}: the seeds per point, an integer >= 1 (or None "
-                     "to use learning_cost.seeds at every T)")
+    raise ValueError(f"learning_cost.num_seeds={n!r}: the seeds per point, an integer >= 1 "
+                     "(or None to use learning_cost.seeds at every T)")
   return n
 
 
@@ -77,7 +77,8 @@ def _train_point(c, task, model, length, root, train_group) -> dict:
   field = c.get("length_fields", {}).get(task, "task.seq_len")
   seeds = seeds_of(lc, task, model, length)
   axes = _grid(model=[model], **{field: [length]}, seed=seeds)
-  rows = sweep.run_sweep(get_config, axes, files.join(root, "learning_cost", task), train_group=train_group)
+  rows = sweep.run_sweep(get_config, axes, files.join(root, "learning_cost", task),
+                         train_group=train_group)
   runs = []
   for row in rows:
     point = {k: row[k] for k in axes}
@@ -140,5 +141,6 @@ def as_rows(learning_cost: dict) -> list:
   """One row per trained seed, shaped like the long-range rows (task, model, length, seed, workdir),
   with the seed's place in its point (seed_index; in results without it, its place in the list)."""
   return [{"task": p["task"], "model": p["model"], "length": p["length"], "seed": s["seed"],
-           "seed_index": s.get("seed_index", i), "workdir": s["workdir"], "eval_score": s.get("eval_score")}
+           "seed_index": s.get("seed_index", i), "workdir": s["workdir"],
+           "eval_score": s.get("eval_score")}
           for p in learning_cost["points"] for i, s in enumerate(p["seeds"])]
