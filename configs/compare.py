@@ -29,21 +29,25 @@ results.json and grad_norms.json are written there.
   learning_cost  only the learning-cost part (training sequences to solve adding and copy against T,
           every model stopping when solved; see attnlab/comparison/learning_cost.py), the gradient
           flow of its runs at the shortest adding length, and length generalisation (2x, 4x).
-          7 models (rnn, lstm, lstm_chrono, gru, lru, transformer, transformer_window0), 3 seeds,
+          7 models (rnn, lstm, lstm_chrono, gru, lru, transformer, transformer_window0), 10 seeds
+          per point drawn from (model, task, T, i) and a data stream per (task, T) (num_seeds;
+          the recordings below predate it: 3 seeds, 0-2, reused at every T),
           the geometric grid adding T=25..1000 (cap 1156 steps = 73,984 sequences, Hochreiter &
           Schmidhuber's budget at T=100) and copy T=10..500 (cap 800 steps): for launch/ (TPU) or a
           GPU; on 2 CPU cores adding T=200 alone took over two hours. Recorded on CPU up to adding
           T=200 and copy T=100 (docs/results/learning_cost, across three sessions, the Transformer
           then at a constant rate).
-  learning_cost_cpu  the same part at the lengths that fit 90 minutes on 2 CPU cores: adding
-          T=25, 50, 100 and copy T=10..100. Recorded (docs/results/learning_cost_cpu): 76 min on 2
+  learning_cost_cpu  the same part at the lengths that fit 90 minutes on 2 CPU cores with 3 seeds:
+          adding T=25, 50, 100 and copy T=10..100 (now 10 seeds per point, not timed on CPU).
+          Recorded with seeds 0-2 at every T (docs/results/learning_cost_cpu): 76 min on 2
           CPU cores from an empty compilation cache; median sequences to solve adding from T=25 to
           100: GRU 9.3k -> 19.8k, Transformer 12.4k -> 23.8k, chrono LSTM 23.8k -> 41.9k, LSTM
           28.7k -> 61.3k (2 of 3 seeds at T=100), LRU 31.6k -> 50.7k; the tanh RNN and window=0
           censored at T=25; on copy only the LRU (3.2k -> 10.2k) and the Transformer (9.3k ->
           14.9k) solve, the others are censored at T=10.
-  long_slice  adding at T=200 and 500, seeds 3-5, transformer / transformer_window0 / lstm_chrono /
-          lru, cap 1156 steps: the comparison's long-length slice for an accelerator
+  long_slice  adding at T=200 and 500, seeds 3-5 at both T (a timing slice, not a ranking),
+          transformer / transformer_window0 / lstm_chrono / lru, cap 1156 steps: the comparison's
+          long-length slice for an accelerator
           (`python -m benchmarks.device_check` runs it; results in BENCHMARKS.md's GPU section).
           Its Transformer at T=500 alone, seeds 0-2, ran on 2 CPU cores in 55 min: median 46,080
           sequences (docs/results/transformer_t500 has the command).
@@ -128,7 +132,7 @@ def get_config(arg="small"):
     return _tuning(c)
   if arg == "small":
     # The default job, sized for 5 minutes on 2 CPU cores: sequences to solve adding at two lengths
-    # with 2 seeds in one program, the window=0 ablation beside the Transformer, the LRU and the
+    # with 2 seeds in one program (seeds 0, 1 at every T: a preview, too few seeds to rank models), the window=0 ablation beside the Transformer, the LRU and the
     # Transformer copying, gradient flow with the last-step readout and seq2seq. Adding's cap is
     # 350 steps (the LSTM's slower seed solves T=20 at 339). Clipping (~25 s more) is left to
     # medium and full: add it with --config.comparison.parts="(..., 'clipping')".
@@ -183,12 +187,13 @@ LEARNING_COST_CPU_LENGTHS = {"adding": (25, 50, 100), "copy": (10, 20, 50, 100)}
 
 
 def _learning_cost(c, cpu: bool = False):
-  """Learning cost on adding and copy, 3 seeds, each run stopping when solved (cap c.learning_cost.steps):
-  the whole grid, or (cpu) the lengths that fit 90 minutes on 2 CPU cores."""
+  """Learning cost on adding and copy, each run stopping when solved (cap c.learning_cost.steps): the
+  whole grid, or (cpu) the lengths that fit 90 minutes on 2 CPU cores. num_seeds=10 seeds per point,
+  each point its own (attnlab/comparison/learning_cost.py): the fewest the report ranks models on."""
   c.parts = ("learning_cost", "gradients", "generalisation")
   c.tasks, c.seeds = ("adding", "copy"), (0, 1, 2)
   c.learning_cost = ml_collections.ConfigDict(dict(
-      tasks=("adding", "copy"), models=LEARNING_COST_MODELS, seeds=(0, 1, 2),
+      tasks=("adding", "copy"), models=LEARNING_COST_MODELS, num_seeds=10,
       lengths=LEARNING_COST_CPU_LENGTHS if cpu else LEARNING_COST_LENGTHS,
       # adding's cap: Hochreiter & Schmidhuber's 74,000 training sequences at T=100, in batches of 64
       steps={"adding": 1156, "copy": 800},
@@ -206,7 +211,7 @@ def _long_slice(c):
   Sized for an accelerator (benchmarks/device_check.py runs it); days on 2 CPU cores."""
   c.parts = ("learning_cost",)
   c.tasks, c.seeds = ("adding",), (3, 4, 5)
-  c.learning_cost.update(tasks=("adding",), seeds=(3, 4, 5),
+  c.learning_cost.update(tasks=("adding",), num_seeds=None, seeds=(3, 4, 5),
                          models=("transformer", "transformer_window0", "lstm_chrono", "lru"))
   c.learning_cost.lengths = {"adding": (200, 500)}
   c.learning_cost.steps = {"adding": 1156}

@@ -12,7 +12,7 @@ import pytest
 
 import attnlab.models as M
 from attnlab import comparison
-from attnlab.analysis import load_comparison, load_run, plots, report, state_size, struggles_report
+from attnlab.analysis import load_comparison, load_run, plots, report, state_size, struggles_report, survival
 from attnlab.comparison import generalisation, learning_cost
 from attnlab.train.metric_writer import read_jsonl
 from configs import compare
@@ -183,11 +183,15 @@ def test_learning_cost_end_to_end_censors_and_skips(finished):
     assert all(s["censored"] and s["solved_sequences"] is None for s in short["seeds"])
     assert short["median_censored"] and short["cap_sequences"] == 6 * 8
     assert long["status"] == learning_cost.SKIPPED and not long["seeds"]
-    assert results["learning_cost"]["exponents"]["adding"][model] == {"exponent": None, "points": 0}
+    exponent = results["learning_cost"]["exponents"]["adding"][model]
+    assert exponent["growth_exponent"] is None and exponent["growth_exponent_ci95"] is None
+    assert (exponent["points"], exponent["censored_points"]) == (1, 1)  # kept, not dropped
+    assert short["median_sequences"] is None and short["median_ci95"] == [None, None]
   assert not os.path.exists(os.path.join(workdir, "learning_cost", "adding",
                                          "model=rnn,task.seq_len=8,seed=0"))
   text = open(os.path.join(workdir, "report.md")).read()
-  assert ">48 (censored) (>48, >48)" in text and learning_cost.SKIPPED in text
+  assert "> 48 (> 48–> 48); 0/2 solved" in text and learning_cost.SKIPPED in text
+  assert "none (beyond the cap at its only T)" in text and "Preview" in text
 
 
 def test_one_model_comparison_end_to_end_and_rerun_trains_nothing(tmp_path):
@@ -195,16 +199,21 @@ def test_one_model_comparison_end_to_end_and_rerun_trains_nothing(tmp_path):
   cost and gradient flow of one model, its report and results, load_comparison, and a rerun."""
   c = tiny_comparison()
   c.parts = ("learning_cost", "gradients")
-  c.learning_cost.update(models=("rnn",), seeds=(0,), lengths={"adding": (4,)})
+  c.learning_cost.update(models=("rnn",), num_seeds=1, lengths={"adding": (4,)})
   c.gradient_length = 4
   workdir = str(tmp_path / "comparison")
   results = comparison.run(c, workdir)
   (point,) = results["learning_cost"]["points"]
   assert (point["model"], point["length"], len(point["seeds"])) == ("rnn", 4, 1)
+  # the point's own seed and the data stream of (task, T), applied to the run and its rerun command
+  assert point["seeds"][0]["seed"] == survival.stable_seed("rnn", "adding", 4, 0)
+  assert point["data_seed"] == survival.stable_seed("data", "adding", 4) != 0
+  assert f"--config.data_seed={point['data_seed']}" in point["seeds"][0]["command"]
   text = open(os.path.join(workdir, "report.md")).read()
   assert "## Learning cost" in text and "grad_norms_init.png" in text
   comp = load_comparison(workdir)
   assert [r["model"] for r in comp.rows] == ["rnn"] and comp.grad_norms["T"] == 4
+  assert "rnn" in comp.grad_norms["init"]  # gradient flow found the point's first seed
   assert load_run(comp.rows[0]["workdir"]).params is not None
   metrics = os.path.join(comp.rows[0]["workdir"], "metrics.jsonl")
   before = os.path.getmtime(metrics)
@@ -218,12 +227,9 @@ def test_learning_cost_skips_longer_lengths_after_a_failure(monkeypatch):
 
   def fake_point(c, task, model, length, root, train_group):
     trained.append((model, length))
-    censored = model == "a"
-    values = [None, None, 100] if censored else [length * 10, length * 12, None]
-    median, med_censored = learning_cost.median_sequences(values)
+    values = [None, None, 100] if model == "a" else [length * 10, length * 12, None]
     return {"status": "trained", "seeds": [{"solved_sequences": v, "censored": v is None} for v in values],
-            "median": None if med_censored else median, "median_censored": med_censored,
-            "cap_sequences": 1000}
+            "cap_sequences": 1000, **survival.point_statistics(values, 1000)}
 
   monkeypatch.setattr(learning_cost, "_train_point", fake_point)
   c = tiny_comparison()
@@ -233,21 +239,33 @@ def test_learning_cost_skips_longer_lengths_after_a_failure(monkeypatch):
   assert trained == [("a", 4), ("b", 4), ("b", 8), ("b", 16)]
   status = {(p["model"], p["length"]): p["status"] for p in out["points"]}
   assert status[("a", 8)] == status[("a", 16)] == learning_cost.SKIPPED
+  # b's KM medians 48, 96, 192 (the censored seed counts above the cap): slope 1 in log-log
   assert out["exponents"]["adding"]["b"]["points"] == 3
-  assert out["exponents"]["adding"]["b"]["exponent"] == pytest.approx(1.0)
+  assert out["exponents"]["adding"]["b"]["growth_exponent"] == pytest.approx(1.0, rel=1e-12)
+  assert out["exponents"]["adding"]["a"]["growth_exponent"] is None
+  assert out["ranking"]["adding"]["unranked"] == ["a"]
+  assert out["num_seeds"] == 3 and out["seeds_reused_across_T"]
 
 
-def test_median_counts_censored_seeds_above_the_cap():
-  assert learning_cost.median_sequences([100, None, 300]) == (300.0, False)
-  assert learning_cost.median_sequences([100, None, None]) == (float("inf"), True)
-  assert learning_cost.median_sequences([100, 200, None, None])[1]
+def test_point_median_counts_censored_seeds_above_the_cap():
+  """Censored at the cap: the KM median is np.median with censored seeds at +inf."""
+  assert survival.point_statistics([100, None, 300], 1000)["median_sequences"] == 300.0
+  assert survival.point_statistics([100, None, None], 1000)["median_censored"]
+  assert survival.point_statistics([100, 200, None, None], 1000)["median_censored"]
 
 
-def test_growth_exponent_recovers_a_known_slope():
-  lengths = [50, 100, 200, 500, 1000]
-  medians = [3.0 * t ** 1.7 for t in lengths]
-  assert learning_cost.growth_exponent(lengths, medians) == {"exponent": pytest.approx(1.7), "points": 5}
-  assert learning_cost.growth_exponent(lengths, medians[:1] + [None] * 4) == {"exponent": None, "points": 1}
+def test_seeds_are_drawn_per_point_and_data_per_task_and_length():
+  lc = compare.get_config("learning_cost").comparison.learning_cost
+  short, long = learning_cost.seeds_of(lc, "adding", "lstm", 25), learning_cost.seeds_of(lc, "adding", "lstm", 50)
+  assert len(short) == len(long) == 10 and not set(short) & set(long)
+  assert not set(short) & set(learning_cost.seeds_of(lc, "adding", "gru", 25))
+  assert learning_cost.data_seed_of(lc, "adding", 25) != learning_cost.data_seed_of(lc, "adding", 50)
+  small = compare.get_config("small").comparison.learning_cost  # the preview: seeds 0, 1 at every T
+  assert learning_cost.seeds_of(small, "adding", "lstm", 40) == [0, 1]
+  assert learning_cost.data_seed_of(small, "adding", 40) is None
+  lc.num_seeds = 0
+  with pytest.raises(ValueError, match="learning_cost.num_seeds=0"):
+    learning_cost.seeds_of(lc, "adding", "lstm", 25)
 
 
 def test_learning_cost_plot_draws_censored_points(tmp_path):

@@ -13,7 +13,7 @@ from collections import defaultdict
 import numpy as np
 
 from attnlab import files
-from attnlab.analysis import plots
+from attnlab.analysis import plots, survival
 
 SECTIONS = ("Long-range tasks", "Score against length", "Gradient flow through time",
             "Exploding gradients and clipping", "Seq2seq: accuracy by source length",
@@ -302,31 +302,101 @@ def _sequences(v) -> str:
   return f"{v:,.0f}"
 
 
+def _bound(v, cap) -> str:
+  """A median or interval limit in sequences: "> cap" where unbounded (None); "≥ cap" on the cap
+  (a run solved at the last evaluation: only known to lie at or past it)."""
+  if v is None:
+    return f"> {_sequences(cap)}"
+  return f"≥ {_sequences(cap)}" if v >= cap else _sequences(v)
+
+
+def _point_statistics(point: dict) -> dict:
+  """The point's KM median fields: as recorded, or computed from its seeds (results recorded before
+  they existed held only the median over seeds)."""
+  if "median_ci95" in point:
+    return point
+  return survival.point_statistics([s["solved_sequences"] for s in point["seeds"]],
+                                   point["cap_sequences"])
+
+
 def _seed_cell(point: dict) -> str:
-  """'12,800 (6,400, 12,800, >25,600); wrong 1, 0, 3 of 2560' for a trained point, or its status."""
+  """'12,800 (9,600–19,200); 9/10 solved; wrong ≤ 3 of 2560' for a trained point: the KM median and
+  its 95% interval ('> cap' beyond the cap), or the point's status."""
   if point["status"] != "trained":
     return point["status"]
-  cap = point["cap_sequences"]
-  median = f">{_sequences(cap)} (censored)" if point["median_censored"] else _sequences(point["median"])
-  seeds = [f">{_sequences(cap)}" if s["censored"] else _sequences(s["solved_sequences"])
-           for s in point["seeds"]]
-  text = f"{median} ({', '.join(seeds)})"
-  wrong = [s for s in point["seeds"] if s.get("final_wrong") is not None]
+  cap, st = point["cap_sequences"], _point_statistics(point)
+  lo, hi = st["median_ci95"]
+  solved = sum(not s["censored"] for s in point["seeds"])
+  text = (f"{_bound(st['median_sequences'], cap)} ({_bound(lo, cap)}–{_bound(hi, cap)}); "
+          f"{solved}/{len(point['seeds'])} solved")
+  wrong = [s["final_wrong"] for s in point["seeds"] if s.get("final_wrong") is not None]
   if wrong:
-    per_seed = ["-" if s.get("final_wrong") is None else str(int(s["final_wrong"])) for s in point["seeds"]]
-    text += f"; wrong {', '.join(per_seed)} of {int(wrong[0]['final_sequences'])}"
+    text += f"; wrong ≤ {int(max(wrong))} of {int(point['seeds'][0]['final_sequences'])}"
   return text
 
 
+def _exponent_cell(e: dict) -> str:
+  """'0.52 (0.31–0.74), 3 points'; '≥ 1.70 (≥ 1.00–∞)' when a censored point entered at the cap."""
+  if e["growth_exponent"] is None:
+    if e["points"] < 2:
+      return "none (" + ("beyond the cap at its only T" if e["censored_points"] else "one T") + ")"
+    return f"none ({e['censored_points']} of {e['points']} points beyond the cap, not at the longest T)"
+  ge = "≥ " if e["lower_bound"] else ""
+  lo, hi = e["growth_exponent_ci95"] or (None, None)
+  ci = f"{'-∞' if lo is None else f'{lo:.2f}'}–{'∞' if hi is None else f'{hi:.2f}'}"
+  censored = f", {e['censored_points']} at the cap" if e["censored_points"] else ""
+  return f"{ge}{e['growth_exponent']:.2f} ({ge}{ci}), {e['points']} points{censored}"
+
+
+def _exponents(learning_cost: dict, task: str, task_points: list, models: list) -> dict:
+  """{model: survival.model_exponent entry}: as recorded, or computed from the points."""
+  recorded = learning_cost.get("exponents", {}).get(task, {})
+  return {m: recorded[m] if "growth_exponent" in recorded.get(m, {}) else
+          survival.model_exponent([p for p in task_points if p["model"] == m]) for m in models}
+
+
+def _seeds_note(learning_cost: dict) -> tuple:
+  """(the sentence on seeds, whether the table is only a preview)."""
+  points = [p for p in learning_cost["points"] if p["status"] == "trained"]
+  n = learning_cost.get("num_seeds") or max((len(p["seeds"]) for p in points), default=0)
+  reused = learning_cost.get("seeds_reused_across_T", True)
+  where = (f"seeds {learning_cost['seeds']} at every T" if reused and learning_cost.get("seeds")
+           else f"{n} seeds per point drawn from (model, task, T, i), none reused across T")
+  preview = reused or n < survival.MIN_SEEDS_TO_RANK
+  note = (f" **Preview**: {n} seeds per point" + (", the same at every T" if reused else "") +
+          f"; models are ranked only with >= {survival.MIN_SEEDS_TO_RANK} independent seeds per "
+          "point." if preview else "")
+  return f"Over {where}.{note}", preview
+
+
+def _ranking_line(exponents: dict, preview: bool) -> str:
+  if preview:
+    return "Ranking by growth exponent: none (a preview: too few or shared seeds to rank)."
+  ranking = survival.rank_exponents(exponents)
+  text = ("Ranking by growth exponent (lower = cheaper to learn longer T; a < b only where the 95% "
+          "intervals separate): " + survival.ranking_text(ranking))
+  if ranking["unranked"]:
+    text += "; no exponent: " + ", ".join(ranking["unranked"])
+  return text + "."
+
+
 def learning_cost_section(learning_cost: dict, out_dir: str) -> list:
-  """Per task: the log-log figure, a table T x model of median sequences to solve (each seed's beside,
-  '>cap' = censored), the growth exponent per model, and on adding Hochreiter & Schmidhuber's LSTM."""
-  lines = ["Training sequences (steps x batch) until the first evaluation that meets the task's criterion, "
-           f"over seeds {learning_cost['seeds']}; a run that never met it within the cap is censored "
-           "(`>cap`) and counts as more than the cap in the median, so a median on a censored seed is "
-           "censored. "
-           "A model whose median is censored at T is not trained at longer T. Growth exponent: slope of "
-           "log(median sequences) on log T over the solved points (their number in brackets).", ""]
+  """Per task: the log-log figure, a table T x model of the Kaplan-Meier median of sequences to
+  solve with its 95% interval ('> cap' beyond the cap), the growth exponent per model with its
+  bootstrap interval, a ranking line (only separable models ranked), and on adding Hochreiter &
+  Schmidhuber's LSTM."""
+  seeds_note, preview = _seeds_note(learning_cost)
+  lines = ["Training sequences (steps x batch) until the first evaluation that meets the task's criterion. "
+           f"{seeds_note} A run that never met it within the cap is right-censored at the cap (counted "
+           "as more than the cap, never dropped). Each cell: the Kaplan-Meier median over the seeds, "
+           "its 95% interval in brackets (inverted from scipy's log-log band of the survival curve; "
+           "`> cap` where the median or a limit lies beyond the cap, `≥ cap` where it sits on the cap: a run "
+           "solved at the last evaluation), and how many seeds solved it. "
+           "A model whose median is beyond the cap at T is not trained at longer T. Growth exponent: "
+           "slope of log(KM median) on log T over the trained points, a median beyond the cap entering "
+           "at the cap (so the exponent is a lower bound, `≥`), with a 95% percentile-bootstrap interval "
+           "(seeds resampled within each T, censored runs kept; ∞ where more than 2.5% of resamples "
+           "have a median beyond the cap).", ""]
   points = learning_cost["points"]
   for task in dict.fromkeys(p["task"] for p in points):
     task_points = [p for p in points if p["task"] == task]
@@ -360,12 +430,10 @@ def learning_cost_section(learning_cost: dict, out_dir: str) -> list:
         ref = HOCHREITER_ADDING.get(t)
         cells.append(f"{ref[0]:,}; wrong {ref[1]} of 2560" if ref else "-")
       lines.append(f"| {t} | " + " | ".join(cells) + " |")
-    exps = learning_cost["exponents"].get(task, {})
-    lines.append("| growth exponent | " + " | ".join(
-        f"none ({exps.get(m, {}).get('points', 0)} solved points)"
-        if exps.get(m, {}).get("exponent") is None else
-        f"{exps[m]['exponent']:.2f} ({exps[m]['points']} points)" for m in models)
+    exps = _exponents(learning_cost, task, task_points, models)
+    lines.append("| growth exponent | " + " | ".join(_exponent_cell(exps[m]) for m in models)
         + (" | " + "{:.2f} (3 points)".format(_reference_exponent()) if reference else "") + " |")
+    lines += ["", _ranking_line(exps, preview)]
     if "transformer_window0" in models:
       lines += ["", WINDOW0]
     lines.append("")

@@ -14,7 +14,7 @@ from attnlab.train.steps import jit_init
 def gradient_flow(rows: list, c) -> dict:
   """grad_norms.json: ||dL/dx_t|| at init and trained for each model on the gradient task."""
   chosen = [r for r in rows if r["task"] == c.gradient_task and r["length"] == c.gradient_length
-            and r["seed"] == c.seeds[0]]
+            and (r["seed_index"] == 0 if "seed_index" in r else r["seed"] == c.seeds[0])]
   out = {"T": c.gradient_length, "task": c.gradient_task, "init": {}, "trained": {}, "fits": {},
          "state_jacobian": {}, "forget_gate": {}}
   for row in chosen:
