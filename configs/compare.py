@@ -236,3 +236,30 @@ def _struggles(c):
   config = ml_collections.ConfigDict()
   config.comparison = c
   return config
+
+
+# Gradient flow where it shows: the models of the learning-cost comparison on adding at lengths where
+# a tanh RNN's gradient has vanished (T=100: ~10 decades at its initial rate, T=500 far beyond).
+GRADIENT_FLOW_MODELS = ("rnn", "lstm", "lstm_chrono", "gru", "lru", "transformer")
+
+
+def gradient_flow_config(lengths=(100, 500), seeds=(0, 1, 2), steps=1156):
+  """Gradient flow on adding at `lengths` over `seeds` (attnlab/comparison/gradient_flow.py): every
+  model of GRADIENT_FLOW_MODELS trained `steps` steps (the learning-cost cap: 73,984 sequences) at
+  each length and seed as the long-range part, logging the decay of ||dL/dx_t|| at initialisation
+  and every evaluation (config.log_grad_flow, every 100 steps), then ||dL/dx_t|| at init and
+  trained per seed, each seed's fit with its R² and their mean and spread. For an accelerator
+  (T=500 in float64 with state Jacobians); not measured yet. Wired as
+  `get_config("gradient_flow")` where compare.py's argument list names it."""
+  c = get_config("learning_cost").comparison
+  c.config_name = "configs/compare.py:gradient_flow"
+  c.parts = ("long_range", "gradients")
+  c.tasks, c.models, c.seeds = ("adding",), GRADIENT_FLOW_MODELS, tuple(seeds)
+  c.lengths, c.steps = {"adding": tuple(lengths)}, {"adding": steps}
+  c.run_overrides = {"eval_every": 100, "checkpoint_every": 250}
+  c.gradient_task, c.gradient_length = "adding", min(lengths)
+  c.gradient_flow = ml_collections.ConfigDict(dict(lengths=tuple(lengths), seeds=tuple(seeds),
+                                                   num_examples=16))
+  config = ml_collections.ConfigDict()
+  config.comparison = c
+  return config
