@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 # One colour per model (registry names, configs/common.py's variants, seq2seq models), the same in
@@ -83,6 +84,9 @@ def metric_vs_length(series: dict, path: str, title: str, ylabel: str, baseline=
     xlabel = f"model ({xlabel} = {lengths.pop()})" if lengths else "model"
   elif log_x:
     ax.set_xscale("log")
+    ax.set_xticks(sorted({t for s in series.values() for t in s[0]}))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
   ax.set_xlabel(xlabel)
   ax.set_ylabel(ylabel)
   _title(ax, title)
@@ -119,9 +123,21 @@ def attention_map(weights, path: str, title: str, xlabel="key position", ylabel=
   return _save(fig, path)
 
 
+def _plain_ticks(ax, lengths=None):
+  """Plain numbers on a log axis ('20', '40'; '12,000' on y) instead of 2x10^1: x ticks at the
+  measured lengths, y ticks at 1, 2, 5 x 10^k."""
+  plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}")
+  if lengths:
+    ax.set_xticks(sorted(lengths), [str(t) for t in sorted(lengths)])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+  ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+  ax.yaxis.set_major_formatter(plain)
+  ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
 def _censored_arrow(ax, x, cap, col):
   """An upward arrow from the cap: the value is more than the cap."""
-  ax.annotate("", xy=(x, cap * 1.25), xytext=(x, cap), annotation_clip=False,
+  ax.annotate("", xy=(x, cap * 1.3), xytext=(x, cap * 1.04),
               arrowprops=dict(arrowstyle="->", color=col, lw=1.5))
 
 
@@ -153,6 +169,9 @@ def learning_cost(series: dict, path: str, title: str):
       ax.plot(*zip(*open_pts), "o", markerfacecolor="none", color=col, markersize=9,
               label=f"{model} (median censored: more than the cap)" if not solved else None)
   ax.plot([], [], "^", color="gray", label="a seed censored at the cap")
+  censored_caps = [cap for s in series.values() for m, cap in zip(s["medians"], s["caps"]) if m is None]
+  if censored_caps:  # room above the cap for the arrows
+    ax.set_ylim(top=max(ax.get_ylim()[1], 1.45 * max(censored_caps)))
   if single:
     ax.set_xticks(range(len(series)), list(series), rotation=20)
     ax.set_xlim(-0.5, len(series) - 0.5)
@@ -162,6 +181,7 @@ def learning_cost(series: dict, path: str, title: str):
     ax.set_xscale("log")
     ax.set_xlabel("sequence length T")
   ax.set_yscale("log")
+  _plain_ticks(ax, None if single else {t for s in series.values() for t in s["lengths"]})
   ax.set_ylabel("training sequences to solve")
   _title(ax, title)
   ax.legend(fontsize=7)

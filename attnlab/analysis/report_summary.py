@@ -58,10 +58,10 @@ def _window0_summary(task: str, pts: list) -> list:
   if not both:
     return []
   word = lambda p: f"{_median_of(p):,.0f}" if _median_of(p) is not None else "not solved"
-  cells = [f"T={t} {word(by[('transformer', t)])} vs {word(by[('transformer_window0', t)])}"
-           for t in both]
-  return [f"- **attention's contribution** on {task} (transformer vs the same model with window=0): "
-          + "; ".join(cells) + f" ({_link(LEARNING_COST)}, `{task}` table)."]
+  cells = [f"T={t}: with attention {word(by[('transformer', t)])}, window=0 "
+           f"{word(by[('transformer_window0', t)])}" for t in both]
+  return [f"- **attention's contribution** on {task}, median sequences to solve of the transformer "
+          "and of the same model with window=0 (no position attends to another): " + "; ".join(cells) + f" ({_link(LEARNING_COST)}, `{task}` table)."]
 
 
 def _gradient_summary(grad_norms: dict) -> list:
