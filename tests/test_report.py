@@ -230,3 +230,19 @@ def test_gradient_flow_config_measures_three_seeds_at_100_and_500():
   assert lengths == (100, 500) and len(seeds) >= 3
   assert c.lengths["adding"] == lengths and tuple(c.seeds) == seeds and c.gradient_task == "adding"
   assert set(c.parts) == {"long_range", "gradients"}  # long_range logs flow on the gradient task
+
+
+def test_seeds_trained_together_name_their_seed_in_progress_lines(tmp_path, capsys):
+  from attnlab.train import base_config, train_seeds
+  configs = []
+  for seed in (0, 1):
+    config = base_config("rnn", "adding", seq_len=6)
+    config.model.hidden_size, config.seed = 4, seed
+    config.num_train_steps, config.batch_size, config.num_eval_batches = 2, 4, 1
+    config.eval_every = config.checkpoint_every = config.log_every = 2
+    config.checkpoint.async_save = False
+    configs.append(config)
+  train_seeds(configs, [str(tmp_path / f"s{seed}") for seed in (0, 1)])
+  lines = capsys.readouterr().err.splitlines()
+  for seed in (0, 1):
+    assert any(line.startswith(f"[rnn seed {seed}] [") and "2/2" in line for line in lines)

@@ -1,8 +1,10 @@
 """report.md of a comparison: tables against the baselines and the published numbers, and figures.
 
-Sections (for the parts that ran): long-range table (eval score and loss per model x length, seeds
+Opens with a summary generated from the results (attnlab/analysis/report_summary.py), each line
+pointing at its section and figure. Sections (for the parts that ran): long-range table (eval score and loss per model x length, seeds
 as mean ± std with ddof=1 and every seed's value, the baseline per length, parameter counts),
-accuracy vs length, gradient flow (curves at init and trained, decay fits, forget gates), clipping,
+accuracy vs length, gradient flow (attnlab/analysis/gradient_report.py: per length, curves at init and
+trained, decay fits over seeds with R², state Jacobians, the decay during training), clipping,
 seq2seq by source length, attention maps, learning cost (sequences to solve vs T, log-log, with
 Hochreiter & Schmidhuber's numbers on adding), length generalisation (1x, 2x, 4x the training
 length), and the command behind every result.

@@ -90,7 +90,8 @@ def _at_length(chosen: list, models: list, seeds, num_examples: int) -> dict:
     if measured[0]["jacobian"]:
       out["state_jacobian"][model] = {}
       for w in ("init", "trained"):
-        top, top_std = gradients.mean_std([m["jacobian"][w]["top_singular_value_mean"] for m in measured])
+        top, top_std = gradients.mean_std([m["jacobian"][w]["top_singular_value_mean"]
+                                           for m in measured])
         out["state_jacobian"][model][w] = {
             "fit": gradients.aggregate_fits([m["jacobian"][w]["fit"] for m in measured], run_seeds),
             "top_singular_value_mean": top, "top_singular_value_std": top_std}
