@@ -1,8 +1,8 @@
 """report.md of a comparison: tables against the baselines and the published numbers, and figures.
 
 Opens with a summary generated from the results (attnlab/analysis/report_summary.py), each line
-pointing at its section and figure. Sections (for the parts that ran): long-range table (eval score and loss per model x length, seeds
-as mean ± std with ddof=1 and every seed's value, the baseline per length, parameter counts),
+pointing at its section and figure. Sections (for the parts that ran): long-range table (eval score
+and loss per model x length, seeds as mean ± std with ddof=1 and every seed's value, the baseline per length, parameter counts),
 accuracy vs length, gradient flow (attnlab/analysis/gradient_report.py: per length, curves at init and
 trained, decay fits over seeds with R², state Jacobians, the decay during training), clipping,
 seq2seq by source length, attention maps, learning cost (sequences to solve vs T, log-log, with
