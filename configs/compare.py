@@ -89,7 +89,7 @@ TASKS = ("adding", "copy", "selective_copy", "associative_recall", "reverse", "s
 
 
 ARGS = ("small", "medium", "full", "learning_cost", "learning_cost_cpu", "long_slice", "struggles",
-        "tuning")
+        "tuning", "gradient_flow")
 # Models of the learning-cost comparison; the variants are those of configs/common.py (contract item 4).
 SMALL_MODELS = ("rnn", "lstm", "lru", "transformer", "transformer_window0")  # across its tasks
 LEARNING_COST_MODELS = ("transformer", "transformer_window0", "lstm", "lstm_chrono", "rnn", "gru", "lru")
@@ -130,6 +130,8 @@ def get_config(arg="small"):
     return _struggles(c)
   if arg == "tuning":
     return _tuning(c)
+  if arg == "gradient_flow":
+    return gradient_flow_config()
   if arg == "small":
     # The default job, sized for 5 minutes on 2 CPU cores: sequences to solve adding at two lengths
     # with 2 seeds in one program (seeds 0, 1 at every T: a preview, too few seeds to rank models), the window=0 ablation beside the Transformer, the LRU and the
@@ -269,6 +271,31 @@ def _tuning(c):
       task="adding", models=LEARNING_COST_MODELS, lengths=(25, 100), seeds=(0, 1, 2),
       lrs=TUNING_LRS, schedules=TUNING_SCHEDULES, steps=1156, max_widenings=3,
       run_overrides={"eval_every": 10, "checkpoint_every": 250}))
+
+
+# Gradient flow where it shows: the models of the learning-cost comparison on adding at lengths where
+# a tanh RNN's gradient has vanished (T=100: ~10 decades at its initial rate, T=500 far beyond).
+GRADIENT_FLOW_MODELS = ("rnn", "lstm", "lstm_chrono", "gru", "lru", "transformer")
+
+
+def gradient_flow_config(lengths=(100, 500), seeds=(0, 1, 2), steps=1156):
+  """Gradient flow on adding at `lengths` over `seeds` (attnlab/comparison/gradient_flow.py): every
+  model of GRADIENT_FLOW_MODELS trained `steps` steps (the learning-cost cap: 73,984 sequences) at
+  each length and seed as the long-range part, logging the decay of ||dL/dx_t|| at initialisation
+  and every evaluation (config.log_grad_flow, every 100 steps), then ||dL/dx_t|| at init and
+  trained per seed, each seed's fit with its R² and their mean and spread. For an accelerator
+  (T=500 in float64 with state Jacobians); not measured yet:
+
+    python -m experiments.main --config=configs/compare.py:gradient_flow --workdir=runs/grad_flow"""
+  c = get_config("learning_cost").comparison
+  c.config_name = "configs/compare.py:gradient_flow"
+  c.parts = ("long_range", "gradients")
+  c.tasks, c.models, c.seeds = ("adding",), GRADIENT_FLOW_MODELS, tuple(seeds)
+  c.lengths, c.steps = {"adding": tuple(lengths)}, {"adding": steps}
+  c.run_overrides = {"eval_every": 100, "checkpoint_every": 250}
+  c.gradient_task, c.gradient_length = "adding", min(lengths)
+  c.gradient_flow = ml_collections.ConfigDict(dict(lengths=tuple(lengths), seeds=tuple(seeds),
+                                                   num_examples=16))
   config = ml_collections.ConfigDict()
   config.comparison = c
   return config

@@ -5,6 +5,7 @@
                                                      step Jacobians dh_{t+1}/dh_t   (RNN, LSTM, GRU,
                                                      minGRU, minLSTM, sLSTM)
   fit_decay(norms)                                   decades lost per step of distance, and R^2
+  aggregate_fits(fits, seeds)                        mean and std (ddof=1) of the fits over seeds
 
 L is the loss of the model's output at the last step (per-sequence tasks: their one output), so
 dL/dx_t measures how far back a signal reaches. Everything runs in float64 (`jax.enable_x64`): in
@@ -232,3 +233,42 @@ def _forget_gates(params, x):
 def forget_gate_activations(params, x) -> np.ndarray:
   """The LSTM's forget gates f_t = sigmoid(.) (B,T,H) along the run of x (B,T,D) from a zero state."""
   return np.asarray(_forget_gates(params, jnp.asarray(x)))
+
+
+FIT_KEYS = ("decades_per_step", "r2", "span_decades")
+
+
+def mean_std(values) -> tuple:
+  """Mean and std (ddof=1; None for one value) of the finite values; (inf, None) if none is."""
+  finite = [v for v in values if np.isfinite(v)]
+  if not finite:
+    return float("inf") if any(np.isinf(v) for v in values) else float("nan"), None
+  return float(np.mean(finite)), float(np.std(finite, ddof=1)) if len(finite) > 1 else None
+
+
+def aggregate_fits(fits: list, seeds=None) -> dict:
+  """Seeds' `fit_decay` results -> their mean and spread.
+
+  Returns {'decades_per_step', 'r2', 'span_decades': mean over the seeds with a finite value,
+  '<key>_std': std (ddof=1) over them (None with fewer than two), 'nonzero': the fewest nonzero
+  norms of any seed, 'finite': how many seeds had a finite decay rate, 'count': how many seeds,
+  'per_seed': every seed's fit (with its 'seed' when `seeds` is given)}. A decay rate that is
+  infinite for every seed (no gradient beyond the read-out step) stays inf.
+  """
+  if not fits:
+    raise ValueError("aggregate_fits needs at least one fit, got none")
+  out = {}
+  for key in FIT_KEYS:
+    out[key], out[f"{key}_std"] = mean_std([float(f[key]) for f in fits])
+  out["nonzero"] = min(int(f["nonzero"]) for f in fits)
+  out["finite"] = sum(bool(np.isfinite(f["decades_per_step"])) for f in fits)
+  out["count"] = len(fits)
+  out["per_seed"] = [dict(f, seed=s) for f, s in zip(fits, seeds)] if seeds is not None else list(fits)
+  return out
+
+
+def geometric_mean_curve(curves) -> np.ndarray:
+  """The per-step geometric mean of several ||dL/dx_t|| curves (S,T) -> (T,); 0 where any is 0."""
+  curves = np.asarray(curves, np.float64)
+  with np.errstate(divide="ignore"):
+    return np.exp(np.log(curves).mean(axis=0))

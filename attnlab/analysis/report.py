@@ -1,8 +1,10 @@
 """report.md of a comparison: tables against the baselines and the published numbers, and figures.
 
-Sections (for the parts that ran): long-range table (eval score and loss per model x length, seeds
-as mean ± std with ddof=1 and every seed's value, the baseline per length, parameter counts),
-accuracy vs length, gradient flow (curves at init and trained, decay fits, forget gates), clipping,
+Opens with a summary generated from the results (attnlab/analysis/report_summary.py), each line
+pointing at its section and figure. Sections (for the parts that ran): long-range table (eval score
+and loss per model x length, seeds as mean ± std with ddof=1 and every seed's value, the baseline per length, parameter counts),
+accuracy vs length, gradient flow (attnlab/analysis/gradient_report.py: per length, curves at init and
+trained, decay fits over seeds with R², state Jacobians, the decay during training), clipping,
 seq2seq by source length, attention maps, learning cost (sequences to solve vs T, log-log, with
 Hochreiter & Schmidhuber's numbers on adding), length generalisation (1x, 2x, 4x the training
 length), and the command behind every result.
@@ -13,7 +15,7 @@ from collections import defaultdict
 import numpy as np
 
 from attnlab import files
-from attnlab.analysis import plots, survival
+from attnlab.analysis import gradient_report, plots, report_summary, survival
 
 SECTIONS = ("Long-range tasks", "Score against length", "Gradient flow through time",
             "Exploding gradients and clipping", "Seq2seq: accuracy by source length",
@@ -103,50 +105,6 @@ def long_range_table(rows: list) -> tuple:
       lines += ["", WINDOW0]
     lines.append("")
   return lines, series
-
-
-def _gradient_section(grad_norms: dict, out_dir: str) -> list:
-  lines = [f"Task `{grad_norms['task']}`, T={grad_norms['T']}: ||dL/dx_t|| of the loss at the last "
-           "step, in float64, for 16 test sequences, against the distance T-1-t.", ""]
-  if not grad_norms["fits"]:
-    return lines + [f"No model was trained on `{grad_norms['task']}` at T={grad_norms['T']} "
-                    "(comparison.gradient_task / gradient_length name no trained run), so there is "
-                    "nothing to measure."]
-  for when in ("init", "trained"):
-    if grad_norms[when]:
-      path = plots.gradient_norms(grad_norms[when], os.path.join(out_dir, f"grad_norms_{when}.png"),
-                                  f"gradient norm vs distance ({when})")
-      lines.append(f"![gradient norms {when}]({os.path.basename(path)})")
-  lines += ["", "| model | decades/step init | span init (decades) | decades/step trained | "
-            "span trained | fit R² trained |", "|---|---|---|---|---|---|"]
-  for model, fits in grad_norms["fits"].items():
-    i, t = fits.get("init", {}), fits.get("trained", {})
-    lines.append(f"| {model} | {i.get('decades_per_step', 0):.4f} | {i.get('span_decades', 0):.2f} | "
-                 f"{t.get('decades_per_step', 0):.4f} | {t.get('span_decades', 0):.2f} | "
-                 f"{t.get('r2', 0):.2f} |")
-  cut_off = [m for m, f in grad_norms["fits"].items() if any(w.get("nonzero") == 1 for w in f.values())]
-  if cut_off:
-    lines += ["", f"inf: {', '.join(cut_off)} passes no gradient to any step but the one it reads "
-              "out (every earlier ||dL/dx_t|| is exactly 0)."]
-  if grad_norms.get("state_jacobian"):
-    lines += ["", "Recurrent state: ||dh_T/dh_t|| decay and the mean top singular value of the step "
-              "Jacobians dh_{t+1}/dh_t (Pascanu et al.: vanishing when it stays below 1).", "",
-              "| model | span init | top σ init | span trained | top σ trained |", "|---|---|---|---|---|"]
-    for model, sj in grad_norms["state_jacobian"].items():
-      lines.append(f"| {model} | {sj['init']['fit']['span_decades']:.2f} | "
-                   f"{sj['init']['top_singular_value_mean']:.3f} | "
-                   f"{sj['trained']['fit']['span_decades']:.2f} | "
-                   f"{sj['trained']['top_singular_value_mean']:.3f} |")
-  for model, fg in grad_norms.get("forget_gate", {}).items():
-    path = plots.curves({"mean forget gate": (fg["steps"], fg["mean"]),
-                         "gradient span (decades)": (fg["steps"], fg["span_decades"])},
-                        os.path.join(out_dir, f"forget_gate_{model}.png"),
-                        f"{model}: forget gate and gradient span during training", "value", log=False)
-    lines += ["", f"![forget gate {model}]({os.path.basename(path)})",
-              f"{model}: mean forget gate {fg['mean'][0]:.3f} at init -> {fg['mean'][-1]:.3f} after "
-              f"training; gradient span {fg['span_decades'][0]:.2f} -> {fg['span_decades'][-1]:.2f} "
-              "decades."]
-  return lines
 
 
 def _label(r: dict) -> str:
@@ -476,9 +434,9 @@ def write_report(workdir: str, results: dict, grad_norms, comparison, extra=(), 
   `extra`: lines of further sections (parts that render their own), before the commands, whose
   list gains `extra_commands`."""
   out_dir = files.absolute(workdir)
-  lines = ["# attnlab comparison report", "",
-           "Why recurrent networks fail on long-range dependencies, and how attention fixes that.", "",
-           REFERENCES, ""]
+  lines = (["# attnlab comparison report", "",
+            "Why recurrent networks fail on long-range dependencies, and how attention fixes that.", ""]
+           + report_summary.summary(results, grad_norms) + [REFERENCES, ""])
   if "long_range" in results:
     table, series = long_range_table(results["long_range"])
     lines += [f"## {SECTIONS[0]}", ""] + table + [f"## {SECTIONS[1]}", ""]
@@ -488,7 +446,7 @@ def write_report(workdir: str, results: dict, grad_norms, comparison, extra=(), 
       lines.append(f"![{task}]({os.path.basename(path)})")
     lines.append("")
   if grad_norms is not None:
-    lines += [f"## {SECTIONS[2]}", ""] + _gradient_section(grad_norms, out_dir) + [""]
+    lines += [f"## {SECTIONS[2]}", ""] + gradient_report.section(grad_norms, out_dir) + [""]
   if "clipping" in results:
     lines += [f"## {SECTIONS[3]}", ""] + _clipping_section(results["clipping"], out_dir) + [""]
   if "seq2seq" in results:

@@ -3,7 +3,8 @@
 `run(comparison, workdir)` runs the parts of a comparison config (see configs/compare.py), each a
 sweep of ordinary runs in its own workdir (so everything resumes), then analyses them:
   long_range   model x task x length x seed on the task configs; final eval metrics
-  gradients    ||dL/dx_t|| at initialisation and after training on the gradient task, per model
+  gradients    ||dL/dx_t|| at initialisation and after training on the gradient task, per model and
+               seed at comparison.gradient_flow.lengths, and its decay during training
   clipping     a tanh RNN at several spectral radii, with and without global-norm clipping
   seq2seq      encoder-decoders on a seq2seq task; greedy exact-match accuracy by source length
   attention    attention maps of trained models

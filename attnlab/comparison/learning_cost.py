@@ -35,8 +35,8 @@ import functools
 
 from attnlab import files, sweep
 from attnlab.analysis import survival
-from attnlab.comparison.common import (_as_dict, _command, _fixed, _grid, _log, _overrides,
-                                       _train_with_flow, param_count, run_concurrently)
+from attnlab.comparison.common import (_as_dict, _command, _fixed, _grid, _log, _log_seed_results,
+                                       _overrides, _train_with_flow, param_count, run_concurrently)
 from attnlab.train.run_dir import flatten
 
 SKIPPED = "skipped: failed at shorter T"
@@ -79,6 +79,7 @@ def _train_point(c, task, model, length, root, train_group) -> dict:
   axes = _grid(model=[model], **{field: [length]}, seed=seeds)
   rows = sweep.run_sweep(get_config, axes, files.join(root, "learning_cost", task),
                          train_group=train_group)
+  _log_seed_results(f"{task} {model} T={length}", rows)
   runs = []
   for row in rows:
     point = {k: row[k] for k in axes}

@@ -70,11 +70,14 @@ class MetricWriter:
   """Writes scalars to TensorBoard and JSONL (process 0 only) and prints progress with an ETA.
 
   resume_step: the checkpoint step the run continues from (None: the run starts afresh); what
-  an earlier, killed run logged after it is removed first.
+  an earlier, killed run logged after it is removed first. label: what starts each progress line,
+  e.g. 'lstm seed 1' when several seeds train together (their lines interleave).
   """
 
-  def __init__(self, workdir: str, total_steps: int, enabled: bool = None, resume_step: int = None):
+  def __init__(self, workdir: str, total_steps: int, enabled: bool = None, resume_step: int = None,
+               label: str = None):
     self.enabled = jax.process_index() == 0 if enabled is None else enabled
+    self.label = label
     self.total_steps = total_steps
     self.path = files.join(workdir, "metrics.jsonl")
     self._tb = None
@@ -105,7 +108,7 @@ class MetricWriter:
     self._tb.flush()
 
   def progress(self, step: int, first_step: int, text: str = ""):
-    """One console line: step/total, rate and ETA, and `text`."""
+    """One console line: '[label] ', step/total, rate and ETA, and `text`."""
     if not self.enabled:
       return
     now = time.time()
@@ -118,7 +121,8 @@ class MetricWriter:
     frac = step / max(self.total_steps, 1)
     bar = "#" * int(20 * frac) + "." * (20 - int(20 * frac))
     eta_text = "?" if not math.isfinite(eta) else time.strftime("%H:%M:%S", time.gmtime(eta))
-    print(f"[{bar}] {step}/{self.total_steps} {rate:.1f} steps/s ETA {eta_text} {text}",
+    prefix = f"[{self.label}] " if self.label else ""
+    print(f"{prefix}[{bar}] {step}/{self.total_steps} {rate:.1f} steps/s ETA {eta_text} {text}",
           file=sys.stderr, flush=True)
 
   def close(self):

@@ -190,6 +190,7 @@ class _Run:
     self.checkpointer = ckpt_lib.Checkpointer(workdir, ck.keep, ck.best_metric, ck.best_mode,
                                               ck.async_save, config_to_json(config))
     self.writer = None  # opened by open_writer() once the checkpoint is restored
+    self.label = None  # names the run in progress lines when several train together
     self.criterion = tasks.criterion(config.task.name, **cfg_lib.task_params(config))
     self.train_sums, self.last_eval = None, {}
     self.solved, self.final, self.done = {}, {}, False  # done: nothing more is written here
@@ -198,7 +199,7 @@ class _Run:
     """The metric writer, its logs cut back to the latest checkpoint (a run refused while
     restoring leaves its workdir untouched)."""
     self.writer = MetricWriter(self.workdir, self.config.num_train_steps,
-                               resume_step=self.checkpointer.latest_step())
+                               resume_step=self.checkpointer.latest_step(), label=self.label)
 
   def restore(self, meta: dict):
     """Takes the evaluation, solving and final results of a restored checkpoint's meta."""
@@ -303,6 +304,9 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
   state, abstract = par.init_state(example)
   host_iter = iter(make_datasets(config, spec_params, "train"))
   runs = [_Run(c, w, h) for c, w, h in zip(configs, workdirs, hooks)]
+  if len(runs) > 1:  # their progress lines interleave: each names its run
+    for run in runs:
+      run.label = run_label(run.config)
 
   restored = [run.checkpointer.restore(abstract) for run in runs]
   if restored[0] is not None:
@@ -380,6 +384,11 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
   for run in runs:
     run.close()
   return [run.result() for run in runs]
+
+
+def run_label(config) -> str:
+  """'lstm seed 1': the model and seed of a run, as its progress and result lines name it."""
+  return f"{config.model.name} seed {config.seed}"
 
 
 def _how_to_continue(config) -> str:
