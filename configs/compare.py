@@ -88,7 +88,8 @@ TASKS = ("adding", "copy", "selective_copy", "associative_recall", "reverse", "s
          "flip_flop", "mqar")
 
 
-ARGS = ("small", "medium", "full", "learning_cost", "learning_cost_cpu", "long_slice", "struggles")
+ARGS = ("small", "medium", "full", "learning_cost", "learning_cost_cpu", "long_slice", "struggles",
+        "struggles_tiny")
 # Models of the learning-cost comparison; the variants are those of configs/common.py (contract item 4).
 SMALL_MODELS = ("rnn", "lstm", "lru", "transformer", "transformer_window0")  # across its tasks
 LEARNING_COST_MODELS = ("transformer", "transformer_window0", "lstm", "lstm_chrono", "rnn", "gru", "lru")
@@ -125,8 +126,8 @@ def get_config(arg="small"):
     return _learning_cost(c, cpu=arg == "learning_cost_cpu")
   if arg == "long_slice":
     return _long_slice(_learning_cost(c).comparison)
-  if arg == "struggles":
-    return _struggles(c)
+  if arg in ("struggles", "struggles_tiny"):
+    return _struggles(c, tiny=arg == "struggles_tiny")
   if arg == "small":
     # The default job, sized for 5 minutes on 2 CPU cores: sequences to solve adding at two lengths
     # with 2 seeds in one program, the window=0 ablation beside the Transformer, the LRU and the
@@ -155,10 +156,7 @@ def get_config(arg="small"):
     c.clipping.update(seeds=(0, 1, 2), steps=1500)
     c.seq2seq.update(steps=800, max_len=20)
     c.parts = c.parts + ("struggles",)
-    c.struggles = _struggles_part(lengths={"parity": 32, "flip_flop": 128},
-                                  steps={"parity": 1000, "flip_flop": 1500, "mqar": 1500},
-                                  seeds=(0, 1, 2), mqar={"pairs": (4, 8, 16, 32), "seq_len": 128},
-                                  final_eval_sequences=1024)
+    c.struggles = _struggles_part(flip_flop_len=128)
   else:
     c.tasks = ("adding", "copy", "selective_copy", "associative_recall")
     c.models, c.seeds = ("rnn", "lstm", "gru", "lru", "transformer", "transformer_window0"), (0, 1, 2)
@@ -169,10 +167,7 @@ def get_config(arg="small"):
     c.clipping.update(seeds=(0, 1, 2), steps=2000)
     c.seq2seq.update(steps=5000, max_len=40)
     c.parts = c.parts + ("struggles",)
-    c.struggles = _struggles_part(lengths={"parity": 64, "flip_flop": 512},
-                                  steps={"parity": 10000, "flip_flop": 10000, "mqar": 10000},
-                                  seeds=(0, 1, 2), mqar={"pairs": (4, 8, 16, 32, 64), "seq_len": 256},
-                                  final_eval_sequences=2048)
+    c.struggles = _struggles_part()
   config = ml_collections.ConfigDict()
   config.comparison = c
   return config
@@ -216,23 +211,77 @@ def _long_slice(c):
   return config
 
 
-def _struggles_part(**fields):
-  """c.struggles (attnlab/comparison/state_tracking.py): every model of STRUGGLES_MODELS on parity and
-  flip-flop at one T, evaluated at 1, 2, 4, 8 x T, and on MQAR against the number of pairs."""
-  return ml_collections.ConfigDict(dict(dict(
-      models=STRUGGLES_MODELS, factors=(1, 2, 4, 8),
-      run_overrides={"eval_every": 100, "checkpoint_every": 100}), **fields))
+def _struggles_part(flip_flop_len: int = 512, **fields):
+  """c.struggles (attnlab/comparison/state_tracking.py) to the papers' protocols: every model of
+  STRUGGLES_MODELS, 3 seeds, each run trained until solved or to its cap (STRUGGLES_CAPS); parity
+  on lengths 1..40 tested at each of STRUGGLES_PARITY_TEST_LENGTHS; flip-flop FFL(0.8) at
+  flip_flop_len tested on the sparse and dense tails; MQAR against width (state size); mamba
+  against mamba_lti on selective copying. `fields` replace top-level keys."""
+  parity_tests = {f"len_{n}": {"seq_len": n, "min_len": n} for n in STRUGGLES_PARITY_TEST_LENGTHS}
+  flip_flop_tests = {name: {"p_ignore": p} for name, p in STRUGGLES_FLIP_FLOP_TAILS.items()}
+  part = dict(
+      models=STRUGGLES_MODELS, seeds=STRUGGLES_SEEDS, steps=dict(STRUGGLES_CAPS),
+      tasks={"parity": {"train": dict(STRUGGLES_PARITY_TRAIN), "tests": parity_tests},
+             "flip_flop": {"train": {"seq_len": flip_flop_len, "p_ignore": 0.8},
+                           "tests": flip_flop_tests}},
+      mqar={"seq_len": 128, "pairs": (8, 32), "widths": STRUGGLES_MQAR_WIDTHS,
+            "models": MQAR_CPU_ORDER, "width_fields": STRUGGLES_WIDTH_FIELDS},
+      selective_copy={"models": ("mamba", "mamba_lti"),
+                      "task": {"seq_len": 256, "num_copy": 16, "num_symbols": 16}},
+      test_sequences=2048, eval_batch_size=128,
+      run_overrides={"eval_every": 100, "checkpoint_every": 500})
+  part.update(fields)
+  return ml_collections.ConfigDict(part)
 
 
-def _struggles(c):
-  """Only the "where attention struggles" part, CPU-sized: parity at T=32 and flip-flop at T=64
-  evaluated at 1-8 x T (300 steps), MQAR at T=64 with 4 and 16 pairs (1000 steps: at 300 the
-  Transformer recalls 0.26 of the queries with 4 pairs); seed 0."""
+# The struggles part's protocol. Caps in steps of 64 sequences, far above the 300 steps the first
+# recording had (where most runs had not converged); a run not solved by its cap is censored.
+STRUGGLES_SEEDS = (0, 1, 2)
+STRUGGLES_CAPS = {"parity": 20000, "flip_flop": 20000, "mqar": 10000, "selective_copy": 20000}
+# Delétang et al. 2023: one label per string (the parity check), lengths uniform in 1..40; tested
+# on each length 41..500 on its own (here a grid of it).
+STRUGGLES_PARITY_TRAIN = {"seq_len": 40, "min_len": 1, "variant": "final"}
+STRUGGLES_PARITY_TEST_LENGTHS = (41, 50, 100, 200, 300, 400, 500)
+# Liu et al. 2023: trained on FFL(0.8), tested on the sparse FFL(0.98) and dense FFL(0.1) tails
+STRUGGLES_FLIP_FLOP_TAILS = {"sparse": 0.98, "dense": 0.1}
+# Zoology's figure: accuracy against model width, hence state size. Each model's size fields as
+# multiples of the width (the others keep configs/common.py's recipe).
+STRUGGLES_MQAR_WIDTHS = (16, 32, 64, 128)
+STRUGGLES_WIDTH_FIELDS = {
+    "rnn": {"hidden_size": 1}, "lstm": {"hidden_size": 1}, "gru": {"hidden_size": 1},
+    "lru": {"d_model": 1, "state_size": 1}, "transformer": {"d_model": 1, "d_ff": 2},
+    "mamba": {"d_model": 1}, "mingru": {"d_model": 1, "d_ff": 3},
+    "minlstm": {"d_model": 1, "d_ff": 2.5}, "slstm": {"d_model": 1, "d_ff": 1}}
+# struggles_tiny: the same code paths at test size (tests/test_comparison.py trains it)
+STRUGGLES_TINY_SIZES = dict(hidden_size=8, d_model=8, state_size=8, num_heads=2, d_ff=16,
+                            num_layers=1, embed_dim=8, d_state=4)
+
+
+def _struggles(c, tiny: bool = False):
+  """Only the "where attention struggles" part at the papers' protocols (_struggles_part): for an
+  accelerator (thousands of steps per run). tiny: two models, 3 seeds, a few steps, test sizes."""
   c.parts = ("struggles",)
-  c.struggles = _struggles_part(lengths={"parity": 32, "flip_flop": 64},
-                                steps={"parity": 300, "flip_flop": 300, "mqar": 1000}, seeds=(0,),
-                                mqar={"pairs": (4, 16), "seq_len": 64, "models": MQAR_CPU_ORDER},
-                                final_eval_sequences=256)
+  c.struggles = _struggles_part()
+  if tiny:
+    c.struggles.update(
+        models=("lstm", "transformer"), test_sequences=16, eval_batch_size=8,
+        run_overrides={"batch_size": 8, "num_eval_batches": 1, "eval_every": 2,
+                       "checkpoint_every": 2, "log_every": 1, "checkpoint": {"async_save": False}})
+    # assigned, not updated: ConfigDict.update merges nested dicts
+    c.struggles.steps = {"parity": 3, "flip_flop": 3, "mqar": 2, "selective_copy": 2}
+    c.struggles.tasks = {
+        "parity": {"train": {"seq_len": 6, "min_len": 1, "variant": "final"},
+                   "tests": {"len_7": {"seq_len": 7, "min_len": 7},
+                             "len_12": {"seq_len": 12, "min_len": 12}}},
+        "flip_flop": {"train": {"seq_len": 8, "p_ignore": 0.8},
+                      "tests": {n: {"p_ignore": p} for n, p in STRUGGLES_FLIP_FLOP_TAILS.items()}}}
+    c.struggles.mqar = {"seq_len": 12, "pairs": (2,), "widths": (4, 8),
+                        "models": ("lstm", "transformer"), "width_fields": STRUGGLES_WIDTH_FIELDS}
+    c.struggles.selective_copy = {"models": ("mamba", "mamba_lti"),
+                                  "task": {"seq_len": 8, "num_copy": 2, "num_symbols": 4}}
+    from attnlab import models  # the tiny sizes of every model that has the field
+    c.model_overrides = {m: {k: v for k, v in STRUGGLES_TINY_SIZES.items()
+                             if k in models.default_config(m)} for m in models.MODELS}
   config = ml_collections.ConfigDict()
   config.comparison = c
   return config
