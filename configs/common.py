@@ -42,6 +42,8 @@ Recipes and their sources:
   minlstm      the same with minLSTM, d_ff=160 (its cell has one gate more).
   slstm        Beck et al. 2024 (xLSTM): 2 pre-LN sLSTM blocks, d_model=64, 4 heads, sigmoid forget
                gate, gated GELU MLP with d_ff=64 (1x instead of the paper's 4/3, to match sizes).
+  mamba_lti    Mamba with selective=False: dt, B, C do not depend on the input (the LTI ablation of
+               Gu & Dao 2023's Table 1; the struggles part's selective-copy comparison).
   transformer_window0
                the Transformer whose attention window is 0 (each position attends only to itself):
                the ablation that removes what attention adds.
@@ -102,6 +104,9 @@ MODEL_VARIANTS = {
     "transformer_window0": ("transformer", dict(window=0)),
     "lstm_chrono": ("lstm", {}),
     "gru_carry": ("gru", {}),
+    # Mamba's time-invariant ablation (Gu & Dao 2023, Table 1's S4 rows): dt, B, C learned
+    # parameters broadcast over time (models/mamba.py selective=False)
+    "mamba_lti": ("mamba", dict(selective=False)),
 }
 CHRONO_VARIANTS = ("lstm_chrono", "gru_carry")
 

@@ -343,16 +343,9 @@ def test_learning_cost_config_runs_only_its_parts():
     compare.get_config("huge")
 
 
+
 def tiny_struggles():
-  c = compare.get_config("struggles").comparison
-  c.struggles.update(models=("lstm", "transformer"), factors=(1, 2), final_eval_sequences=16,
-                     mqar={"pairs": (2, 4), "seq_len": 16, "models": ("lstm", "transformer")},
-                     run_overrides={"batch_size": 8, "num_eval_batches": 1, "eval_every": 2,
-                                    "checkpoint_every": 2, "log_every": 1, "checkpoint": {"async_save": False}})
-  # assigned, not updated: ConfigDict.update merges nested dicts (flip_flop: the same code path as parity)
-  c.struggles.lengths, c.struggles.steps = {"parity": 4}, {"parity": 2, "mqar": 2}
-  c.model_overrides = {m: {k: v for k, v in TINY.items() if k in M.default_config(m)} for m in M.MODELS}
-  return c
+  return compare.get_config("struggles_tiny").comparison
 
 
 @pytest.fixture(scope="module")
@@ -362,41 +355,95 @@ def struggles(tmp_path_factory):
 
 
 def _final(workdir: str) -> dict:
-  return next(r for r in reversed(read_jsonl(os.path.join(workdir, "metrics.jsonl"))) if "final_score" in r
-              or any(k.startswith("final_len") for k in r))
+  return next(r for r in reversed(read_jsonl(os.path.join(workdir, "metrics.jsonl"))) if "final_score" in r)
 
 
 @pytest.mark.slow
 def test_struggles_rows_table_and_figures_match_the_runs(struggles):
-  workdir, results = struggles
+  from attnlab import data, tasks
+  workdir, _ = struggles
+  c = tiny_struggles().struggles
   saved = json.load(open(os.path.join(workdir, "results.json")))["struggles"]
-  assert saved["factors"] == [1, 2] and saved["lengths"] == {"parity": 4}
-  assert [(p["task"], p["model"]) for p in saved["points"]] == [("parity", "lstm"), ("parity", "transformer")]
-  assert [(p["model"], p["num_pairs"]) for p in saved["mqar"]["points"]] == [
-      ("lstm", 2), ("lstm", 4), ("transformer", 2), ("transformer", 4)]
+  assert list(saved["tasks"]) == ["parity", "flip_flop"]
+  assert [(p["task"], p["model"], p["seed"]) for p in saved["points"]] == [
+      (t, m, s) for t in ("parity", "flip_flop") for m in ("lstm", "transformer") for s in (0, 1, 2)]
   text = open(os.path.join(workdir, "report.md")).read()
   for section in struggles_report.SECTIONS:
     assert f"## {section}" in text
-  for figure in ("struggles_parity.png", "struggles_mqar.png"):
+  for figure in ("struggles_parity.png", "struggles_mqar_p2.png"):
     assert f"({figure})" in text and os.path.getsize(os.path.join(workdir, figure)) > 1000
   for p in saved["points"]:
-    final = _final(p["workdir"])
-    cells = []
-    for f in saved["factors"]:
-      length = f * p["length"]
-      score, errors, scored = (final[f"final_len{length}_{k}"] for k in ("score", "errors", "scored"))
-      errors, scored = int(errors), int(scored)
-      assert p["by_factor"][str(f)]["score"] == pytest.approx(score) and 0 <= errors <= scored > 0
-      cells.append(f"{score:.4f} [{errors}/{scored} wrong]")
-    assert any(line.startswith(f"| {p['model']} (") and " | ".join(cells) in line for line in text.splitlines())
+    final = _final(p["workdir"])  # the trainer's own final evaluation at the training distribution
+    assert p["final"]["score"] == pytest.approx(final["final_score"])
+    assert p["final"]["scored"] == final["final_scored"]
+    assert p["cap_sequences"] == c.steps[p["task"]] * 8 and p["censored"] == (p["solved_sequences"] is None)
+    for name, test in p["tests"].items():
+      params = dict(saved["tasks"][p["task"]]["train"], **test["params"])
+      batch = tasks.generate(p["task"], 16, seed=0, start=data.split_start("test"), **params)
+      assert test["scored"] == int(batch["mask"].sum()) and 0 <= test["errors"] <= test["scored"]
+      if p["task"] == "parity":  # every test string has exactly its test length
+        assert (batch["lengths"] == test["params"]["seq_len"]).all()
     assert f"--workdir={p['workdir']}" in text  # its command
-  for p in saved["mqar"]["points"]:
-    final = _final(p["workdir"])
-    assert p["score"] == pytest.approx(final["final_score"]) and p["scored"] == final["final_scored"]
-    assert f"{final['final_score']:.4f} [{int(final['final_errors'])}/{int(final['final_scored'])} wrong]" in text
-  tf = next(p for p in saved["mqar"]["points"] if p["model"] == "transformer")
-  assert tf["state"] == {"kind": "kv_cache", "floats": 1 * 2 * 16 * 8, "bytes": 1024}
-  assert "On parity (trained at T=4)" in text and "by state size" in text
+  censored = [p for p in saved["points"] if p["censored"]]
+  assert all(f"> {p['cap_sequences']:,}" in text for p in censored)
+  mq = saved["mqar"]
+  assert sorted({(p["model"], p["width"]) for p in mq["points"]}) == [
+      ("lstm", 4), ("lstm", 8), ("transformer", 4), ("transformer", 8)]
+  for p in mq["points"]:  # the width reached the model, and its state bytes follow it
+    config = json.load(open(os.path.join(p["workdir"], "config.json")))
+    if p["model"] == "lstm":
+      assert config["model"]["hidden_size"] == p["width"] and p["state"]["bytes"] == 4 * 2 * p["width"]
+    else:  # KV cache: layers x 2 x T x d_model floats
+      assert config["model"]["d_model"] == p["width"] and config["model"]["d_ff"] == 2 * p["width"]
+      assert p["state"] == {"kind": "kv_cache", "floats": 2 * 12 * p["width"], "bytes": 96 * p["width"]}
+  sc = saved["selective_copy"]["points"]
+  assert sorted({p["model"] for p in sc}) == ["mamba", "mamba_lti"]
+  lti = next(p for p in sc if p["model"] == "mamba_lti")
+  assert json.load(open(os.path.join(lti["workdir"], "config.json")))["model"]["selective"] is False
+  assert "Gu & Dao 2023 Table 1: S4 (time-invariant), no gate | 0.183" in text
+
+
+def test_struggles_config_follows_the_papers_protocols():
+  from attnlab import sweep
+  from configs import common
+  c = compare.get_config("struggles").comparison
+  s = c.struggles
+  assert len(s.seeds) >= 3 and min(s.steps.values()) >= 10 * 300
+  parity = s.tasks.parity
+  assert parity.train.to_dict() == {"seq_len": 40, "min_len": 1, "variant": "final"}  # Delétang
+  lengths = [t.seq_len for t in parity.tests.values()]
+  assert min(lengths) == 41 and max(lengths) == 500
+  assert all(t.min_len == t.seq_len for t in parity.tests.values())  # each length on its own
+  assert {k: v.p_ignore for k, v in s.tasks.flip_flop.tests.items()} == {"sparse": 0.98, "dense": 0.1}
+  assert s.tasks.flip_flop.train.seq_len == 512  # Liu et al.'s T
+  assert tuple(s.mqar.widths) == (16, 32, 64, 128) and "transformer" in s.mqar.models
+  assert set(s.mqar.models) <= set(s.mqar.width_fields)
+  assert tuple(s.selective_copy.models) == ("mamba", "mamba_lti")
+  # the Transformer trains with today's scheduled recipe, not the superseded constant rate
+  arg = sweep.config_arg({"model": "transformer", **{f"task.{k}": v for k, v in parity.train.items()}})
+  config = sweep.load_config_file(c.task_configs["parity"])(arg)
+  for key, value in common.TRANSFORMER_OPTIMIZER.items():
+    assert config.optimizer[key] == value
+
+
+def test_struggles_sentences_are_derived_from_the_numbers():
+  m = lambda s, e=0: {"score": s, "errors": e, "scored": 100}
+  by_model = {"lstm": {"final": [m(1.0)], "len_500": [m(1.0)]},
+              "transformer": {"final": [m(0.999)], "len_500": [m(0.52, 48)]},
+              "rnn": {"final": [m(0.7)], "len_500": [m(0.995, 1)]}}
+  text = struggles_report.tests_sentence("parity", ["len_500"], by_model)
+  assert "2 of 3 models reach >= 0.99 at the training distribution on every seed (lstm, transformer)" in text
+  assert "on len_500, 2 keep it (lstm, rnn), 1 make no error on any seed (lstm)" in text
+  assert "1 fall below 0.6, near chance 0.5 (transformer)" in text
+  cells = {"lstm": [(32, [m(0.2)]), (64, [m(0.95)])], "transformer": [(512, [m(1.0)])]}
+  text = struggles_report.mqar_sentence(8, cells)
+  assert "At P=8, the least state (or KV cache) with mean accuracy >= 0.9: lstm 64 B; transformer 512 B" in text
+  censored = {"solved_sequences": None, "cap_sequences": 1280}
+  assert struggles_report.solved_text(censored) == "> 1,280"
+  solved = lambda n: {"solved_sequences": n, "cap_sequences": 1280}
+  assert struggles_report.median_text([solved(64), censored, solved(128)]) == "128"
+  assert struggles_report.median_text([censored, censored, solved(128)]) == "> 1,280"
+  assert struggles_report.error_rate([m(0.99, 1), m(0.98, 2)]) == pytest.approx(3 / 200)
 
 
 def test_state_bytes_by_hand():
@@ -412,16 +459,3 @@ def test_state_bytes_by_hand():
     state_size.state_floats(dict(name="seq2seq_rnn"), 9)
 
 
-def test_struggles_sentence_is_derived_from_the_numbers():
-  m = lambda s: {"score": s, "errors": 0, "scored": 1}
-  by_model = {"lstm": {"1": [m(1.0)], "8": [m(0.995)]}, "transformer": {"1": [m(0.999)], "8": [m(0.52)]},
-              "rnn": {"1": [m(0.7)], "8": [m(0.7)]}}
-  text = struggles_report.length_sentence("parity", 10, [1, 8], by_model)
-  assert "2 of 3 models reach >= 0.99 accuracy at 1x on every seed (lstm, transformer)" in text
-  assert "at 8x (T=80) 1 keep it (lstm) and 1 fall below 0.6, near chance 0.5 (transformer)" in text
-  state = {name: {"kind": "state", "bytes": b} for name, b in (("lstm", 512), ("transformer", 8192))}
-  mqar = {"lstm": {4: [m(0.251)], 16: [m(0.063)]}, "transformer": {4: [m(0.998)], 16: [m(0.95)]}}
-  text = struggles_report.mqar_sentence([4, 16], mqar, state)
-  assert "by state size: lstm none (512 B); transformer P=16 (8,192 B)" in text
-  assert "At P=16, 0 of 2 keep >= 0.99" in text
-  assert "bound to: P=4: lstm; P=16: lstm." in text

@@ -177,7 +177,7 @@ def test_cli_prepares_then_reuses(tmp_path):
     (['--task=flip_flop', '--seq_len=8', '--p_ignore=0.5', '--p_read=0.2'],
      'attnlab_flip_flop/seq_len_8-p_ignore_0.5-p_write_None-p_read_0.2-seed_0'),
     (['--task=parity', '--seq_len=5', '--variant=final'],
-     'attnlab_parity/seq_len_5-variant_final-seed_0'),
+     'attnlab_parity/seq_len_5-variant_final-min_len_None-seed_0'),
 ])
 def test_cli_reads_float_and_word_params(tmp_path, flags, name):
   # Not imported here: importing attnlab.data.prepare would shadow the function data.prepare.

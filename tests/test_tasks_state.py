@@ -179,3 +179,29 @@ def test_criteria_are_accuracy_at_099():
   for name in ('parity', 'flip_flop', 'mqar'):
     criterion = tasks.criterion(name)
     assert (criterion.metric, criterion.threshold) == ('eval_score', 0.99)
+
+
+def test_parity_with_min_len_draws_lengths_uniformly_and_pads():
+  # Delétang et al. 2023: training strings of every length 1..40, padded to 40
+  batch = tasks.generate('parity', 4000, seed=3, seq_len=40, min_len=1, variant='running')
+  lengths = batch['lengths']
+  assert lengths.min() == 1 and lengths.max() == 40
+  counts = np.bincount(lengths, minlength=41)[1:]
+  assert counts.min() > 4000 / 40 * 0.5 and counts.max() < 4000 / 40 * 1.5  # uniform, 100 each
+  for inputs, targets, mask, n in zip(batch['inputs'], batch['targets'], batch['mask'], lengths):
+    assert set(np.unique(inputs[:n])) <= {1, 2} and (inputs[n:] == 0).all()  # PAD after the string
+    assert targets[:n].tolist() == prefix_parities(inputs[:n] - 1)
+    assert (mask[:n] == 1).all() and (mask[n:] == 0).all() and (targets[n:] == 0).all()
+  final = tasks.generate('parity', 500, seed=3, seq_len=40, min_len=1, variant='final')
+  np.testing.assert_array_equal(final['lengths'], lengths[:500])  # same strings as 'running'
+  expected = [(row[:n] - 1).sum() % 2 for row, n in zip(final['inputs'], final['lengths'])]
+  np.testing.assert_array_equal(final['targets'], expected)
+  # a test length on its own: seq_len = min_len = L gives every string length L
+  exact = tasks.generate('parity', 50, seed=0, seq_len=41, min_len=41, variant='final')
+  assert (exact['lengths'] == 41).all() and (exact['inputs'] > 0).all()
+
+
+@pytest.mark.parametrize('min_len', [0, 13, 1.5])
+def test_parity_min_len_outside_1_to_seq_len_is_refused(min_len):
+  with pytest.raises(ValueError, match='min_len'):
+    tasks.generate('parity', 1, seed=0, seq_len=12, min_len=min_len)

@@ -8,6 +8,11 @@ E = expand * d, N = d_state, R = dt_rank (ceil(d / 16) by default):
   Delta  = softplus(dt_proj(dt))                            dt_proj R -> E, with bias
   y      = S6(x, Delta, A = -exp(A_log), B, C, D) * SiLU(z)
   u      = u + Drop(out_proj(y))                            out_proj E -> d, no bias
+selective=False: the time-invariant ablation (S4D-style LTI, Mamba's Table 1 "S4" rows): dt, B and C
+are learned parameters, dt_bias (E,), B (N,) and C (N,), broadcast over batch and time, so no step's
+Delta, B or C depends on the input and the scan is a convolution with one fixed kernel per channel,
+K_k[e] = sum_n C_n exp(k Delta_e A[e,n]) Delta_e B_n (x_proj and dt_proj are not built). B and C are
+shared across channels as S6's are (S4D has one per channel); the SiLU(z) gate is kept.
 Initialisation as in the reference: A_log[e, n] = log(n + 1) (S4D-real), D = 1, dt_proj's bias the
 inverse softplus of dt ~ log U(dt_min, dt_max) (floored at 1e-4), its kernel U(+-R^-1/2).
 `scan` picks the S6 form (`ops.selective_scan`): 'auto' (the default; by backend: 'blocked' on CPU,
@@ -59,6 +64,7 @@ class MambaMixer(nn.Module):
   dt_min: float = 0.001
   dt_max: float = 0.1
   scan: str = "auto"
+  selective: bool = True
 
   @nn.compact
   def __call__(self, u, lengths=None):
@@ -69,11 +75,18 @@ class MambaMixer(nn.Module):
     conv_w = self.param("conv_kernel", nn.initializers.lecun_normal(), (self.conv_width, e))
     conv_b = self.param("conv_bias", nn.initializers.zeros, (e,))
     x = nn.silu(ops.causal_conv1d(x, conv_w, conv_b))
-    dt, b, c = jnp.split(nn.Dense(rank + 2 * n, use_bias=False, name="x_proj")(x),
-                         [rank, rank + n], axis=-1)
-    dt_proj = nn.Dense(e, name="dt_proj", kernel_init=_symmetric_uniform(rank**-0.5),
-                       bias_init=_dt_bias(self.dt_min, self.dt_max))
-    delta = jax.nn.softplus(dt_proj(dt))
+    if self.selective:
+      dt, b, c = jnp.split(nn.Dense(rank + 2 * n, use_bias=False, name="x_proj")(x),
+                           [rank, rank + n], axis=-1)
+      dt_proj = nn.Dense(e, name="dt_proj", kernel_init=_symmetric_uniform(rank**-0.5),
+                         bias_init=_dt_bias(self.dt_min, self.dt_max))
+      delta = jax.nn.softplus(dt_proj(dt))
+    else:  # time-invariant: the same Delta, B, C at every step of every sequence
+      steps = x.shape[:2]
+      delta = jnp.broadcast_to(jax.nn.softplus(self.param(
+          "dt_bias", _dt_bias(self.dt_min, self.dt_max), (e,))), steps + (e,))
+      b, c = (jnp.broadcast_to(self.param(name, nn.initializers.normal(n**-0.5), (n,)), steps + (n,))
+              for name in ("B", "C"))
     a_log = self.param("A_log", _s4d_real, (e, n))
     skip = self.param("D", nn.initializers.ones, (e,))
     y, _ = ops.selective_scan(x, delta, -jnp.exp(a_log), b, c, skip, lengths=lengths,
@@ -96,6 +109,7 @@ class MambaStack(nn.Module):
   dt_max: float = 0.1
   scan: str = "auto"
   dropout_rate: float = 0.0
+  selective: bool = True
 
   @nn.compact
   def __call__(self, x, lengths=None, *, train: bool = False):
@@ -103,7 +117,7 @@ class MambaStack(nn.Module):
     x = nn.Dense(self.d_model, name="input_proj")(x)
     for i in range(self.num_layers):
       mixer = MambaMixer(self.d_state, self.expand, self.conv_width, self.dt_rank, self.dt_min,
-                         self.dt_max, self.scan, name=f"block_{i}")
+                         self.dt_max, self.scan, self.selective, name=f"block_{i}")
       x = x + drop(mixer(nn.RMSNorm(name=f"norm_{i}")(x), lengths))
     x = nn.RMSNorm(name="final_norm")(x)
     return x, last_valid(x, lengths)

@@ -49,7 +49,7 @@ _DEFAULTS = {
     "transformer": dict(_HEAD, **_TRANSFORMER, pooling="summary", causal=False, window=None,
                         attention_impl="auto"),
     "mamba": dict(_HEAD, embed_dim=None, d_model=128, d_state=16, num_layers=2, expand=2,
-                  conv_width=4, dt_rank=None, scan="auto"),
+                  conv_width=4, dt_rank=None, scan="auto", selective=True),
     "mingru": dict(_HEAD, embed_dim=None, d_model=128, num_layers=2, d_ff=256, scan="auto",
                    unroll=1),
     "slstm": dict(_HEAD, embed_dim=None, d_model=128, num_heads=4, num_layers=2, d_ff=None,
@@ -103,6 +103,9 @@ def resolve_config(config) -> dict:
     raise ValueError(f"model.scan={fields['scan']!r}; valid choices: {list(scans)}")
   if fields.get("forget_gate", "sigmoid") not in FORGET_GATES:
     raise ValueError(f"model.forget_gate={fields['forget_gate']!r}; valid choices: {list(FORGET_GATES)}")
+  if not isinstance(fields.get("selective", True), bool):
+    raise ValueError(f"model.selective={fields['selective']!r}; valid choices: [True, False] "
+                     "(False: Mamba's time-invariant ablation)")
   if fields.get("norm", "layer") not in NORMS:
     raise ValueError(f"model.norm={fields['norm']!r}; valid choices: {list(NORMS)}")
   if "d_model" in fields and "num_heads" in fields and fields["d_model"] % fields["num_heads"]:
@@ -158,7 +161,8 @@ def build(config):
   elif name == "mamba":
     embed_dim = f["embed_dim"] or (f["d_model"] if f["vocab_size"] else None)
     backbone = MambaStack(f["d_model"], f["d_state"], f["num_layers"], f["expand"], f["conv_width"],
-                          f["dt_rank"], scan=f["scan"], dropout_rate=f["dropout_rate"])
+                          f["dt_rank"], scan=f["scan"], dropout_rate=f["dropout_rate"],
+                          selective=f["selective"])
     embed = InputEmbedding(f["vocab_size"], embed_dim)
   elif name in ("mingru", "minlstm"):
     embed_dim = f["embed_dim"] or (f["d_model"] if f["vocab_size"] else None)
