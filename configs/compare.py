@@ -322,6 +322,9 @@ def _tuning(c):
       task="adding", models=LEARNING_COST_MODELS, lengths=(25, 100), seeds=(0, 1, 2),
       lrs=TUNING_LRS, schedules=TUNING_SCHEDULES, steps=1156, max_widenings=3,
       run_overrides={"eval_every": 10, "checkpoint_every": 250}))
+  config = ml_collections.ConfigDict()
+  config.comparison = c
+  return config
 
 
 # Gradient flow where it shows: the models of the learning-cost comparison on adding at lengths where

@@ -34,7 +34,7 @@ import numpy as np
 from attnlab import files, sweep
 from attnlab.comparison.common import (_as_dict, _command, _fixed, _grid, _log, _overrides,
                                        _train_with_flow, run_concurrently)
-from attnlab.comparison.learning_cost import CRITERIA_FIELDS, median_sequences
+from attnlab.comparison.learning_cost import CRITERIA_FIELDS
 from attnlab.train.run_dir import flatten
 
 SCHEDULE_FIELDS = ("schedule", "warmup_steps", "schedule_steps")
@@ -64,6 +64,16 @@ def summarise(outcomes: list) -> list:
     summary = {"schedule": schedule, "lr": lr, "lengths": lengths}
     out.append(dict(summary, key=candidate_key(summary)))
   return sorted(out, key=lambda s: s["key"])
+
+
+def median_sequences(values: list) -> tuple:
+  """Sequences to solve per seed (None = censored, counted as more than the cap) -> (median,
+  censored): censored when the median falls on a censored seed. With every censored run at the
+  same cap, beyond every solved one, this is the Kaplan-Meier median (attnlab.analysis.survival)."""
+  if not values:
+    return float("inf"), True
+  median = float(np.median([np.inf if v is None else float(v) for v in values]))
+  return median, not np.isfinite(median)
 
 
 def candidate_key(summary: dict) -> tuple:
