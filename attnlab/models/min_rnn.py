@@ -1,5 +1,6 @@
 """minGRU / minLSTM networks (Feng et al. 2024): residual blocks around `ops.min_gru` / `ops.min_lstm`.
 
+The blocks are `blocks.residual_block`, the same as the RNN/LSTM/GRU with block='residual'.
 The gates see only x_t, so one layer is a gated linear recurrence of its input; depth supplies the
 nonlinear interaction across time. One block (d = d_model, the recurrence's hidden size too):
   x = x + Drop(minRNN(LayerNorm(x)))
@@ -14,8 +15,7 @@ Everything is causal, so padding after a sequence never changes its valid output
 import flax.linen as nn
 
 from attnlab import ops
-from attnlab.models.heads import last_valid
-from attnlab.models.transformer import MLP
+from attnlab.models.blocks import residual_block, residual_stack
 
 MIN_CELLS = {"mingru": (ops.min_gru, 2), "minlstm": (ops.min_lstm, 3)}
 
@@ -56,12 +56,9 @@ class MinRNNBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x, lengths=None, *, train: bool = False):
-    drop = lambda y: nn.Dropout(self.dropout_rate, deterministic=not train)(y)
     rnn = MinRNNLayer(self.cell, x.shape[-1], self.scan, self.unroll, name="rnn")
-    x = x + drop(rnn(nn.LayerNorm(name="ln_rnn")(x), lengths)[0])
-    if self.d_ff:
-      x = x + drop(MLP(self.d_ff, "gelu", name="mlp")(nn.LayerNorm(name="ln_mlp")(x)))
-    return x
+    return residual_block(x, lambda y: rnn(y, lengths)[0], d_ff=self.d_ff,
+                          dropout_rate=self.dropout_rate, train=train)
 
 
 class MinRNNStack(nn.Module):
@@ -79,9 +76,6 @@ class MinRNNStack(nn.Module):
 
   @nn.compact
   def __call__(self, x, lengths=None, *, train: bool = False):
-    x = nn.Dense(self.d_model, name="input_proj")(x)
-    for i in range(self.num_layers):
-      x = MinRNNBlock(self.cell, self.d_ff, self.dropout_rate, self.scan, self.unroll,
-                      name=f"block_{i}")(x, lengths, train=train)
-    x = nn.LayerNorm(name="final_norm")(x)
-    return x, last_valid(x, lengths)
+    block = lambda name: MinRNNBlock(self.cell, self.d_ff, self.dropout_rate, self.scan,
+                                     self.unroll, name=name)
+    return residual_stack(x, lengths, block, self.d_model, self.num_layers, train)
