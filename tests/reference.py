@@ -233,4 +233,5 @@ def uniform_attention(v, mask):
   """v (B,T,N,d), mask (B,1,T,T) -> the explicit uniform weights mask / row count applied to v."""
   count = mask.sum(axis=-1, keepdims=True)
   weights = np.where(mask, 1.0 / np.maximum(count, 1), 0.0)
-  return np.einsum("bnqk,bknd->bqnd", np.broadcast_to(weights, (v.shape[0], v.shape[2]) + mask.shape[2:]), v)
+  weights = np.broadcast_to(weights, (v.shape[0], v.shape[2]) + mask.shape[2:])
+  return np.einsum("bnqk,bknd->bqnd", weights, v)

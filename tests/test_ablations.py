@@ -29,8 +29,8 @@ def test_irnn_init_is_exactly_the_identity_with_zero_bias_and_small_inputs():
   assert 0.9e-3 < np.std(cell["W_xh"]) < 1.1e-3 and abs(np.mean(cell["W_xh"])) < 1e-4  # 2560 draws
   lstm = models.LSTM(hidden_size=5, recurrent_init="identity").init(jax.random.PRNGKey(0), x)
   np.testing.assert_array_equal(lstm["params"]["layer_0_fwd"]["cell"]["W_h"], np.tile(np.eye(5), 4))
-  default = models.RNN(hidden_size=8).init(jax.random.PRNGKey(0), x)["params"]["layer_0_fwd"]["cell"]
-  assert not np.allclose(default["W_hh"], np.eye(8))  # orthogonal stays the default
+  default = models.RNN(hidden_size=8).init(jax.random.PRNGKey(0), x)["params"]
+  assert not np.allclose(default["layer_0_fwd"]["cell"]["W_hh"], np.eye(8))  # orthogonal: default
 
 
 def test_irnn_sequence_matches_the_float64_relu_loop_with_lengths():
@@ -45,8 +45,8 @@ def test_irnn_sequence_matches_the_float64_relu_loop_with_lengths():
                       lengths=jnp.asarray(LENGTHS))
     assert hs.dtype == jnp.float64
   for b, n in enumerate(LENGTHS):
-    want_hs, want_h = ref.run_cell(lambda p_, h, x_: ref.rnn_cell(p_, h, x_, relu), p, x[b:b + 1, :n],
-                                   h0[b:b + 1])
+    cell = lambda p_, h, x_: ref.rnn_cell(p_, h, x_, relu)
+    want_hs, want_h = ref.run_cell(cell, p, x[b:b + 1, :n], h0[b:b + 1])
     np.testing.assert_allclose(hs[b, :n], want_hs[0], rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(hs[b, n:], 0.0)
     np.testing.assert_allclose(h_t[b], want_h[0], rtol=1e-12, atol=1e-12)
@@ -55,13 +55,15 @@ def test_irnn_sequence_matches_the_float64_relu_loop_with_lengths():
 def test_recurrent_init_and_block_fields_are_checked():
   for fields, match in [(dict(recurrent_init="eye"), r"recurrent_init='eye'; valid choices: "
                                                      r"\['orthogonal', 'identity'\]"),
-                        (dict(block="deep"), r"block='deep'; valid choices: \['cell', 'residual'\]"),
+                        (dict(block="deep"), r"block='deep'; valid choices: "
+                                             r"\['cell', 'residual'\]"),
                         (dict(input_std=0.0), r"input_std must be None .* got 0.0"),
                         (dict(d_ff=32), r"d_ff=32 needs model.block='residual'"),
                         (dict(block="residual", bidirectional=True), "bidirectional=True needs")]:
     with pytest.raises(ValueError, match=match):
       models.build(ml_collections.ConfigDict(dict(name="rnn", **fields)))
-  with pytest.raises(ValueError, match=r"attention='mean'; valid choices: \['softmax', 'uniform'\]"):
+  with pytest.raises(ValueError,
+                     match=r"attention='mean'; valid choices: \['softmax', 'uniform'\]"):
     models.build(ml_collections.ConfigDict(dict(name="transformer", attention="mean")))
 
 

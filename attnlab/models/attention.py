@@ -63,7 +63,8 @@ class MultiHeadAttention(nn.Module):
       raise ValueError(f"unknown attention {self.attention!r}; valid choices: {list(ATTENTIONS)}")
     if self.attention == "uniform":
       out = _uniform(dense("value")(inputs_q), inputs_kv, mask, bias, return_weights)
-      return nn.DenseGeneral(self.out_features or inputs_q.shape[-1], axis=(-2, -1), name="out")(out)
+      out_features = self.out_features or inputs_q.shape[-1]
+      return nn.DenseGeneral(out_features, axis=(-2, -1), name="out")(out)
     inputs_kv = inputs_q if inputs_kv is None else inputs_kv
     q, k, v = dense("query")(inputs_q), dense("key")(inputs_kv), dense("value")(inputs_kv)
     if self.use_rope:

@@ -2,8 +2,8 @@
 
 minGRU/minLSTM (`min_rnn`) and the RNN/LSTM/GRU with block='residual' (`recurrent_blocks`) use it,
 so their blocks differ only in the mixer. One block (d = d_model, the mixer's width in and out):
-  x = x + Drop(mixer(LayerNorm(x)))         mixer: (B,T,d) -> (B,T,d)
-  x = x + Drop(MLP(LayerNorm(x)))           MLP: Dense(d_ff) -> GELU -> Dense(d); none if d_ff is None
+  x = x + Drop(mixer(LayerNorm(x)))       mixer: (B,T,d) -> (B,T,d)
+  x = x + Drop(MLP(LayerNorm(x)))         MLP: Dense(d_ff) -> GELU -> Dense(d); none if d_ff is None
 and a stack: Dense input projection to d, `num_layers` blocks, a final LayerNorm; its summary is the
 output at each sequence's last valid step. Both are functions called inside a module's compact
 method, so the LayerNorms and the MLP become that module's submodules ('ln_rnn', 'mlp', 'ln_mlp').

@@ -4,7 +4,7 @@ The comparison's single-layer cells and its minGRU/LRU/Transformer differ in two
 recurrence and the block around it. Here the recurrence of `recurrent.RecurrentLayer` (hidden size
 d = d_model, so d in and d out) is the mixer of `blocks.residual_block`, the block minGRU uses:
   x = x + Drop(cell(LayerNorm(x)))
-  x = x + Drop(MLP(LayerNorm(x)))           MLP: Dense(d_ff) -> GELU -> Dense(d); none if d_ff is None
+  x = x + Drop(MLP(LayerNorm(x)))         MLP: Dense(d_ff) -> GELU -> Dense(d); none if d_ff is None
 after an input projection to d, `num_layers` blocks and a final LayerNorm. The cell's init is that
 of `recurrent.CellParameters` (orthogonal or identity W_h, forget/carry biases, ...). Causal only
 (one direction): padding after a sequence never changes its valid outputs.
@@ -30,8 +30,8 @@ class RecurrentBlock(nn.Module):
   @nn.compact
   def __call__(self, x, lengths=None, *, train: bool = False):
     if self.layer.hidden_size != x.shape[-1]:
-      raise ValueError(f"RecurrentBlock: the cell's hidden_size {self.layer.hidden_size} must equal "
-                       f"the block width {x.shape[-1]}")
+      raise ValueError(f"RecurrentBlock: the cell's hidden_size {self.layer.hidden_size} must "
+                       f"equal the block width {x.shape[-1]}")
     return residual_block(x, lambda y: self.layer(y, lengths)[0], d_ff=self.d_ff,
                           dropout_rate=self.dropout_rate, train=train)
 

@@ -132,9 +132,11 @@ def _check_recurrent(fields):
   if std is not None and (isinstance(std, bool) or not isinstance(std, (int, float)) or std <= 0):
     raise ValueError(f"model.input_std must be None (LeCun normal) or > 0, got {std!r}")
   if fields["block"] == "cell" and fields["d_ff"] is not None:
-    raise ValueError(f"model.d_ff={fields['d_ff']} needs model.block='residual' (a cell has no MLP)")
+    raise ValueError(f"model.d_ff={fields['d_ff']} needs model.block='residual' "
+                     "(a cell has no MLP)")
   if fields["block"] == "residual" and fields["bidirectional"]:
-    raise ValueError("model.bidirectional=True needs model.block='cell' (residual blocks are causal)")
+    raise ValueError("model.bidirectional=True needs model.block='cell' "
+                     "(residual blocks are causal)")
 
 
 def count_params(config, input_dim: int = None) -> int:
