@@ -1,11 +1,11 @@
 """minGRU / minLSTM networks (Feng et al. 2024): residual blocks around `ops.min_gru` / `ops.min_lstm`.
 
-The blocks are `blocks.residual_block`, the same as the RNN/LSTM/GRU with block='residual'.
 The gates see only x_t, so one layer is a gated linear recurrence of its input; depth supplies the
 nonlinear interaction across time. One block (d = d_model, the recurrence's hidden size too):
   x = x + Drop(minRNN(LayerNorm(x)))
   x = x + Drop(MLP(LayerNorm(x)))          MLP: Dense(d_ff) -> GELU -> Dense(d); none if d_ff is None
-after an input projection to d, and a final LayerNorm. Cell weights: W_x (d, kd) LeCun normal, b zero
+after an input projection to d, and a final LayerNorm (`blocks.residual_block` and `residual_stack`,
+shared with the RNN/LSTM/GRU of block='residual'). Cell weights: W_x (d, kd) LeCun normal, b zero
 (z = 1/2, resp. f' = i' = 1/2 at the start). `scan` picks the recurrence's form (`ops.min_gru`):
 'auto' (by backend: 'blocked' on CPU, 'parallel' elsewhere), 'blocked' (blocks of time with a
 hand-written backward pass; on a 2-core CPU at T=1000, H=128 the fastest, see BENCHMARKS.md),
