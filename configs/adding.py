@@ -5,7 +5,8 @@
   python -m experiments.main --config=configs/adding.py:lstm_chrono,seq_len=500 --workdir=runs/adding_chrono
 
 Argument: a model name (rnn, lstm, gru, lru, transformer, mamba, mingru, minlstm, slstm) or
-variant (lstm_chrono, gru_carry, transformer_window0; see configs/common.py) and key=value
+variant (lstm_chrono, gru_carry, irnn, rnn/lstm/gru/irnn_block, transformer_window0/1/4/16,
+transformer_uniform, transformer_rope, transformer_nope; see configs/common.py) and key=value
 overrides (seq_len, steps, lr, or any dotted field). Every model reads out its last step (model.pooling='last'): the non-causal
 Transformer's last token must collect the two marked values through attention.
 Recipes and their sources (configs/common.py): RNN (Elman, tanh); LSTM (Hochreiter & Schmidhuber
@@ -13,7 +14,7 @@ Recipes and their sources (configs/common.py): RNN (Elman, tanh); LSTM (Hochreit
 2018, T_max = seq_len); GRU (Cho et al. 2014); LRU (Orvieto et al. 2023: AdamW 0.05, recurrent
 learning rate x0.5 without weight decay, warmup + cosine); Transformer (Vaswani et al. 2017,
 pre-LN, their warmup + 1/sqrt(step) decay).
-Sizes: every model has 66-70k parameters here (configs.common.param_count).
+Sizes: every model has 66-70k parameters here (configs.common.param_count), transformer_uniform 51k.
 Baseline: predicting the mean gives MSE 1/6 = 0.167; a sequence is right when |error| < 0.08
 (Hochreiter & Schmidhuber's 0.04 on their target scale, see attnlab.tasks.adding), eval_score is the
 fraction right, and the task is solved at eval_score >= 0.99.

@@ -2,7 +2,8 @@
 
 Sizes (`MODEL_SIZES`) are chosen so that on adding and copy every model, variants included, has
 within 2x the parameters of every other (`param_count(config)`; tests/test_recipes.py checks it):
-about 66-70k on adding and 68-101k on copy. Token inputs are embedded into EMBED_DIM = 64 features
+about 66-70k on adding and 68-101k on copy, except transformer_uniform (no query/key projections:
+51k on adding, 52k on copy). Token inputs are embedded into EMBED_DIM = 64 features
 for every model (the Transformer's d_model), so the recurrent models' input weights do not grow with
 their hidden size.
 
@@ -47,6 +48,22 @@ Recipes and their sources:
   transformer_window0
                the Transformer whose attention window is 0 (each position attends only to itself):
                the ablation that removes what attention adds.
+  transformer_window1, transformer_window4, transformer_window16
+               local attention, |i - j| <= w: with 2 layers a position sees 2w steps each way.
+  transformer_uniform
+               causal uniform averaging: position i averages the values of steps 0..i with fixed
+               equal weights (model.attention='uniform', causal): attention without learnt weights.
+               It has no query/key projections, so 2 x 2 x 64 x 65 = 16.6k parameters fewer.
+  transformer_rope, transformer_nope
+               rotary positions (Su et al. 2021) instead of sinusoidal; no positions at all.
+  irnn         Le et al. 2015: ReLU RNN, W_hh = identity, zero bias, W_xh ~ N(0, 0.001^2), H=256
+               (the rnn's size and learning rate; they trained with SGD and clipping).
+  rnn_block, lstm_block, gru_block, irnn_block
+               the cell in minGRU's block (model.block='residual'): 2 pre-LN residual blocks of
+               the cell (hidden = d_model) and a GELU MLP, input projection, final LayerNorm; rnn
+               d=64, d_ff=192 (minGRU's shape), lstm d=48, d_ff=152, gru d=52, d_ff=156. They
+               separate the block design from the recurrence in minGRU vs LSTM/GRU/RNN, and train
+               at minGRU's 3e-3.
   The RNN, LSTM and GRU train with Adam at a constant learning rate (`MODEL_LR`, from the recorded
   sweep in docs/results/lr_sweep) and global-norm clipping 1.0 (`make`), not with their papers'
   optimisers (1997: online gradient descent). The Transformer trains with Adam and Vaswani et al.'s
@@ -96,14 +113,29 @@ SEQ2SEQ_SIZES = {
 # adding at T=50 of lrs 3e-4..1e-2, docs/results/lr_sweep (one seed). The LRU's is its peak rate.
 # mamba, mingru, minlstm and slstm were added after that sweep: their 3e-3 is a common Adam rate for
 # models of this size, not a measured optimum.
+# The residual-block variants take the rate of the other residual-block models (minGRU's), keyed by
+# the variant word; also not a measured optimum.
 MODEL_LR = {"rnn": 3e-4, "lstm": 3e-3, "gru": 1e-2, "lru": 1e-2, "transformer": 3e-3,
-            "mamba": 3e-3, "mingru": 3e-3, "minlstm": 3e-3, "slstm": 3e-3}
+            "mamba": 3e-3, "mingru": 3e-3, "minlstm": 3e-3, "slstm": 3e-3,
+            "rnn_block": 3e-3, "lstm_block": 3e-3, "gru_block": 3e-3, "irnn_block": 3e-3}
 
 # variant -> (registry model, fields); chrono_max of CHRONO_VARIANTS is set from the task.
+IRNN = dict(activation="relu", recurrent_init="identity", input_std=1e-3)
 MODEL_VARIANTS = {
     "transformer_window0": ("transformer", dict(window=0)),
     "lstm_chrono": ("lstm", {}),
     "gru_carry": ("gru", {}),
+    "transformer_window1": ("transformer", dict(window=1)),
+    "transformer_window4": ("transformer", dict(window=4)),
+    "transformer_window16": ("transformer", dict(window=16)),
+    "transformer_uniform": ("transformer", dict(attention="uniform", causal=True)),
+    "transformer_rope": ("transformer", dict(positional="rope")),
+    "transformer_nope": ("transformer", dict(positional="none")),
+    "irnn": ("rnn", IRNN),
+    "rnn_block": ("rnn", dict(block="residual", hidden_size=64, d_ff=192, num_layers=2)),
+    "lstm_block": ("lstm", dict(block="residual", hidden_size=48, d_ff=152, num_layers=2)),
+    "gru_block": ("gru", dict(block="residual", hidden_size=52, d_ff=156, num_layers=2)),
+    "irnn_block": ("rnn", dict(IRNN, block="residual", hidden_size=64, d_ff=192, num_layers=2)),
     # Mamba's time-invariant ablation (Gu & Dao 2023, Table 1's S4 rows): dt, B, C learned
     # parameters broadcast over time (models/mamba.py selective=False)
     "mamba_lti": ("mamba", dict(selective=False)),
@@ -196,8 +228,8 @@ def task_config(task: str, arg, default_model: str, **task_params):
 def make(task: str, arg, default_model: str, *, steps: int, batch_size: int = 64, lr: float = None,
          every: int = 250, model_fields: dict = None, **task_params):
   """A complete config: `task` with its parameters, trained `steps` steps with Adam and clipping 1.0
-  (the LRU with its paper's AdamW recipe, `LRU_OPTIMIZER`) at the model's `MODEL_LR`, or with its
-  recorded tuning (`TUNED`) where there is one, unless `lr` is given.
+  (the LRU with its paper's AdamW recipe, `LRU_OPTIMIZER`) at the variant's or else the model's
+  `MODEL_LR`, or with its recorded tuning (`TUNED`) where there is one, unless `lr` is given.
 
   `arg` is the config file's argument: a model name or variant and key=value overrides, applied
   last; `model_fields` are the task's own model settings (e.g. adding's pooling='last').
@@ -206,7 +238,8 @@ def make(task: str, arg, default_model: str, *, steps: int, batch_size: int = 64
   config.num_train_steps = steps
   config.batch_size = batch_size
   config.eval_every = config.checkpoint_every = every
-  config.optimizer.learning_rate = lr or MODEL_LR.get(config.model.name, 1e-3)
+  config.optimizer.learning_rate = lr or MODEL_LR.get(config.model_variant,
+                                                      MODEL_LR.get(config.model.name, 1e-3))
   config.optimizer.clip_norm = 1.0
   if config.model.name == "lru":
     config.optimizer.update(LRU_OPTIMIZER)

@@ -203,3 +203,35 @@ def complex_step_grad(fn, args, wrt, step=1e-30):
     perturbed[idx] += 1j * step
     grad[idx] = np.imag(fn(*args[:wrt], perturbed, *args[wrt + 1:])) / step
   return grad
+
+
+# ------------------------------------------------------------------- ablations (issue 26)
+
+
+def layer_norm(x, eps=1e-6):
+  """LayerNorm over the last axis with scale 1 and bias 0 (Flax's init; Flax's epsilon)."""
+  mean = x.mean(axis=-1, keepdims=True)
+  var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+  return (x - mean) / np.sqrt(var + eps)
+
+
+def self_attention_mask(length, lengths=None, causal=False, window=None):
+  """(B or 1,1,T,T) bool from the definitions: key j < lengths[b], j <= i, |i - j| <= window."""
+  i, j = np.arange(length)[:, None], np.arange(length)[None, :]
+  mask = np.ones((length, length), bool)
+  if causal:
+    mask &= j <= i
+  if window is not None:
+    mask &= np.abs(i - j) <= window
+  mask = mask[None, None]
+  if lengths is not None:
+    mask = mask & (np.arange(length)[None, :] < np.asarray(lengths)[:, None])[:, None, None, :]
+  return mask
+
+
+def uniform_attention(v, mask):
+  """v (B,T,N,d), mask (B,1,T,T) -> the explicit uniform weights mask / row count applied to v."""
+  count = mask.sum(axis=-1, keepdims=True)
+  weights = np.where(mask, 1.0 / np.maximum(count, 1), 0.0)
+  weights = np.broadcast_to(weights, (v.shape[0], v.shape[2]) + mask.shape[2:])
+  return np.einsum("bnqk,bknd->bqnd", weights, v)

@@ -32,6 +32,26 @@ def test_variants_build_their_registry_model_and_keep_their_name(config_file):
   assert adding.get_config("transformer").model.window is None
 
 
+def test_ablation_variants_set_their_fields_and_rates():
+  for w in (1, 4, 16):
+    assert adding.get_config(f"transformer_window{w}").model.window == w
+  uniform = adding.get_config("transformer_uniform").model
+  assert (uniform.attention, uniform.causal, uniform.window) == ("uniform", True, None)
+  assert adding.get_config("transformer").model.attention == "softmax"
+  assert adding.get_config("transformer_rope").model.positional == "rope"
+  assert adding.get_config("transformer_nope").model.positional == "none"
+  for word in ("irnn", "irnn_block"):
+    m = adding.get_config(word).model
+    assert (m.activation, m.recurrent_init, m.input_std) == ("relu", "identity", 1e-3)
+  assert adding.get_config("irnn").model.block == "cell"
+  assert adding.get_config("irnn").optimizer.learning_rate == common.MODEL_LR["rnn"]
+  for word in ("rnn_block", "lstm_block", "gru_block", "irnn_block"):
+    config = copy.get_config(word)
+    assert (config.model.block, config.model.num_layers) == ("residual", 2)
+    assert config.optimizer.learning_rate == common.MODEL_LR["mingru"]
+  assert adding.get_config("lstm").model.block == "cell"
+
+
 def test_chrono_max_follows_the_task_length_set_later():
   assert adding.get_config("lstm_chrono").model.chrono_max == 100
   assert adding.get_config("gru_carry,seq_len=300").model.chrono_max == 300
@@ -76,7 +96,8 @@ def test_adding_reads_the_last_step_which_sees_the_first_only_through_the_model(
   apply = jax.jit(model.apply)
   changed = x.at[:, 0, 0].add(0.5)  # only the first value changes
   moved = not np.allclose(apply(variables, x), apply(variables, changed), atol=1e-7)
-  assert moved == (word != "transformer_window0")  # window 0: the last token sees only itself
+  window = config.model.get("window")  # local attention: L layers reach L * window steps back
+  assert moved == (window is None or config.model.num_layers * window >= 11)  # window0/1/4: no
 
 
 def test_lru_pools_the_mean_on_classification_tasks():

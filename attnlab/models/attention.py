@@ -18,6 +18,10 @@ at once at T=500 on CPU. Only 'plain' produces weights:
 with the others nothing is sown, `return_weights=True` is an error, and 'chunked' takes no `bias`.
 `mask` is a bool array broadcastable to (B,N,Tq,Tk) or an `ops.MaskSpec` (padding, causal, window),
 which the 'chunked' and 'fused' paths apply without building a (Tq,Tk) array.
+
+`attention` 'softmax' (the above) or 'uniform' (the ablation: `ops.uniform_attention`, each query
+averages the values of the keys the MaskSpec lets it see, with no query/key projections and no
+weights sown; self-attention only, `attention_impl` unused).
 """
 from typing import Optional
 
@@ -27,6 +31,7 @@ import jax
 from attnlab import ops
 
 ATTENTION_IMPLS = ("plain", "chunked", "fused", "auto")
+ATTENTIONS = ("softmax", "uniform")
 ATTENTION_BY_BACKEND = {"cpu": "chunked"}  # what 'auto' runs (benchmarks/choices.py, attention)
 # 'chunked' attends blocks of (batch, head) pairs in turn where a backend lists a cache budget: each
 # block's (q chunk, k chunk) float32 logits take at most this many bytes (`ops.cache_pair_block`).
@@ -44,16 +49,23 @@ class MultiHeadAttention(nn.Module):
   out_features: Optional[int] = None  # default: the query's feature size
   use_rope: bool = False  # rotary positions on q and k (Su et al. 2021)
   attention_impl: str = "plain"  # 'plain' | 'chunked' | 'fused' | 'auto'
+  attention: str = "softmax"  # 'softmax' | 'uniform'
 
   @nn.compact
   def __call__(self, inputs_q, inputs_kv=None, mask=None, bias=None, *, return_weights=False):
     """inputs_q (B,Tq,D), inputs_kv (B,Tk,D') (default: self-attention) -> (B,Tq,out_features)."""
-    inputs_kv = inputs_q if inputs_kv is None else inputs_kv
     features = self.qkv_features or inputs_q.shape[-1]
     if features % self.num_heads:
       raise ValueError(f"attention features {features} are not divisible by num_heads {self.num_heads}")
     head_dim = features // self.num_heads
     dense = lambda name: nn.DenseGeneral((self.num_heads, head_dim), name=name)
+    if self.attention not in ATTENTIONS:
+      raise ValueError(f"unknown attention {self.attention!r}; valid choices: {list(ATTENTIONS)}")
+    if self.attention == "uniform":
+      out = _uniform(dense("value")(inputs_q), inputs_kv, mask, bias, return_weights)
+      out_features = self.out_features or inputs_q.shape[-1]
+      return nn.DenseGeneral(out_features, axis=(-2, -1), name="out")(out)
+    inputs_kv = inputs_q if inputs_kv is None else inputs_kv
     q, k, v = dense("query")(inputs_q), dense("key")(inputs_kv), dense("value")(inputs_kv)
     if self.use_rope:
       q, k = ops.rotary_embedding(q), ops.rotary_embedding(k)
@@ -68,6 +80,17 @@ class MultiHeadAttention(nn.Module):
       out = _attend(impl, q, k, v, mask, bias, return_weights)
     out = nn.DenseGeneral(self.out_features or inputs_q.shape[-1], axis=(-2, -1), name="out")(out)
     return (out, weights) if return_weights else out
+
+
+def _uniform(v, inputs_kv, mask, bias, return_weights):
+  """`ops.uniform_attention` of the self-attention values v (B,T,N,d) under a MaskSpec mask."""
+  if inputs_kv is not None or bias is not None or return_weights:
+    raise ValueError("attention='uniform' is self-attention with fixed weights: no inputs_kv, no "
+                     "bias, no returned weights")
+  if mask is not None and not isinstance(mask, ops.MaskSpec):
+    raise ValueError("attention='uniform' takes its mask as an ops.MaskSpec, not a bool array")
+  spec = mask or ops.MaskSpec()
+  return ops.uniform_attention(v, spec.key_lengths, causal=spec.causal, window=spec.window)
 
 
 def _attend(impl, q, k, v, mask, bias, return_weights):

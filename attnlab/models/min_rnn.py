@@ -4,7 +4,8 @@ The gates see only x_t, so one layer is a gated linear recurrence of its input; 
 nonlinear interaction across time. One block (d = d_model, the recurrence's hidden size too):
   x = x + Drop(minRNN(LayerNorm(x)))
   x = x + Drop(MLP(LayerNorm(x)))          MLP: Dense(d_ff) -> GELU -> Dense(d); none if d_ff is None
-after an input projection to d, and a final LayerNorm. Cell weights: W_x (d, kd) LeCun normal, b zero
+after an input projection to d, and a final LayerNorm (`blocks.residual_block` and `residual_stack`,
+shared with the RNN/LSTM/GRU of block='residual'). Cell weights: W_x (d, kd) LeCun normal, b zero
 (z = 1/2, resp. f' = i' = 1/2 at the start). `scan` picks the recurrence's form (`ops.min_gru`):
 'auto' (by backend: 'blocked' on CPU, 'parallel' elsewhere), 'blocked' (blocks of time with a
 hand-written backward pass; on a 2-core CPU at T=1000, H=128 the fastest, see BENCHMARKS.md),
@@ -14,8 +15,7 @@ Everything is causal, so padding after a sequence never changes its valid output
 import flax.linen as nn
 
 from attnlab import ops
-from attnlab.models.heads import last_valid
-from attnlab.models.transformer import MLP
+from attnlab.models.blocks import residual_block, residual_stack
 
 MIN_CELLS = {"mingru": (ops.min_gru, 2), "minlstm": (ops.min_lstm, 3)}
 
@@ -56,12 +56,9 @@ class MinRNNBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x, lengths=None, *, train: bool = False):
-    drop = lambda y: nn.Dropout(self.dropout_rate, deterministic=not train)(y)
     rnn = MinRNNLayer(self.cell, x.shape[-1], self.scan, self.unroll, name="rnn")
-    x = x + drop(rnn(nn.LayerNorm(name="ln_rnn")(x), lengths)[0])
-    if self.d_ff:
-      x = x + drop(MLP(self.d_ff, "gelu", name="mlp")(nn.LayerNorm(name="ln_mlp")(x)))
-    return x
+    return residual_block(x, lambda y: rnn(y, lengths)[0], d_ff=self.d_ff,
+                          dropout_rate=self.dropout_rate, train=train)
 
 
 class MinRNNStack(nn.Module):
@@ -79,9 +76,6 @@ class MinRNNStack(nn.Module):
 
   @nn.compact
   def __call__(self, x, lengths=None, *, train: bool = False):
-    x = nn.Dense(self.d_model, name="input_proj")(x)
-    for i in range(self.num_layers):
-      x = MinRNNBlock(self.cell, self.d_ff, self.dropout_rate, self.scan, self.unroll,
-                      name=f"block_{i}")(x, lengths, train=train)
-    x = nn.LayerNorm(name="final_norm")(x)
-    return x, last_valid(x, lengths)
+    block = lambda name: MinRNNBlock(self.cell, self.d_ff, self.dropout_rate, self.scan,
+                                     self.unroll, name=name)
+    return residual_stack(x, lengths, block, self.d_model, self.num_layers, train)

@@ -2,8 +2,12 @@
 
 Initialisation (per layer and direction; D input, H hidden):
   W_xh / W_x   LeCun normal, variance 1/D.
-  W_hh / W_h   orthogonal, one (H,H) block per gate; the RNN's is scaled by `recurrent_scale`, which is
-               then exactly its spectral radius (to study vanishing vs exploding gradients).
+  W_xh / W_x   with `input_std` set: N(0, input_std^2) instead (the IRNN's 0.001, Le et al. 2015).
+  W_hh / W_h   `recurrent_init` 'orthogonal': one orthogonal (H,H) block per gate; 'identity': one
+               identity block per gate (the IRNN of Le et al. 2015: with ReLU and zero bias, the
+               state is carried unchanged until the inputs move it). The RNN's is scaled by
+               `recurrent_scale`, which is then exactly its spectral radius (to study vanishing vs
+               exploding gradients).
   biases       zero, except the LSTM forget-gate block: `forget_bias` (1.0, Gers et al. 2000), or with
                `chrono_max = T_max` the chrono init of Tallec & Ollivier 2018: b_f ~ log U(1, T_max - 1),
                b_i = -b_f;
@@ -22,6 +26,7 @@ from attnlab import ops
 
 CELLS = ("rnn", "lstm", "gru")
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+RECURRENT_INITS = ("orthogonal", "identity")
 
 
 def blockwise_orthogonal(num_blocks: int, scale: float = 1.0):
@@ -34,6 +39,24 @@ def blockwise_orthogonal(num_blocks: int, scale: float = 1.0):
     return jnp.concatenate(blocks, axis=1)
 
   return init
+
+
+def blockwise_identity(num_blocks: int, scale: float = 1.0):
+  """Init for (H, num_blocks*H): `num_blocks` identity (H,H) blocks, times `scale`."""
+
+  def init(key, shape, dtype=jnp.float32):
+    del key
+    return jnp.tile(scale * jnp.eye(shape[0], dtype=dtype), (1, num_blocks))
+
+  return init
+
+
+def recurrent_kernel(init: str, num_blocks: int, scale: float = 1.0):
+  """The W_hh / W_h init named `init` (one of RECURRENT_INITS)."""
+  if init not in RECURRENT_INITS:
+    raise ValueError(f"unknown recurrent_init {init!r}; valid choices: {list(RECURRENT_INITS)}")
+  make = blockwise_identity if init == "identity" else blockwise_orthogonal
+  return make(num_blocks, scale)
 
 
 def chrono_bias(key, hidden: int, chrono_max: int, dtype=jnp.float32):
@@ -80,28 +103,32 @@ class CellParameters(nn.Module):
   forget_bias: float = 1.0
   chrono_max: Optional[int] = None
   carry_bias: float = 0.0
+  recurrent_init: str = "orthogonal"
+  input_std: Optional[float] = None  # None: LeCun normal
 
   def setup(self):
     if self.cell not in CELLS:
       raise ValueError(f"unknown cell {self.cell!r}; valid choices: {list(CELLS)}")
     d, h, g = self.in_dim, self.hidden_size, GATES[self.cell]
-    lecun = nn.initializers.lecun_normal()
+    lecun = (nn.initializers.lecun_normal() if self.input_std is None
+             else nn.initializers.normal(self.input_std))
     if self.cell == "rnn":
       self.weights = {
           "W_xh": self.param("W_xh", lecun, (d, h)),
-          "W_hh": self.param("W_hh", blockwise_orthogonal(1, self.recurrent_scale), (h, h)),
+          "W_hh": self.param("W_hh", recurrent_kernel(self.recurrent_init, 1, self.recurrent_scale),
+                             (h, h)),
           "b_h": self.param("b_h", nn.initializers.zeros, (h,)),
       }
     elif self.cell == "lstm":
       self.weights = {
           "W_x": self.param("W_x", lecun, (d, g * h)),
-          "W_h": self.param("W_h", blockwise_orthogonal(g), (h, g * h)),
+          "W_h": self.param("W_h", recurrent_kernel(self.recurrent_init, g), (h, g * h)),
           "b": self.param("b", lstm_bias(self.forget_bias, self.chrono_max), (g * h,)),
       }
     else:
       self.weights = {
           "W_x": self.param("W_x", lecun, (d, g * h)),
-          "W_h": self.param("W_h", blockwise_orthogonal(g), (h, g * h)),
+          "W_h": self.param("W_h", recurrent_kernel(self.recurrent_init, g), (h, g * h)),
           "b_x": self.param("b_x", gru_input_bias(self.carry_bias, self.chrono_max), (g * h,)),
           "b_h": self.param("b_h", nn.initializers.zeros, (g * h,)),
       }
@@ -127,11 +154,14 @@ class RecurrentLayer(nn.Module):
   carry_bias: float = 0.0
   reverse: bool = False
   unroll: int = 1
+  recurrent_init: str = "orthogonal"
+  input_std: Optional[float] = None
 
   @nn.compact
   def __call__(self, x, lengths=None, initial_state=None):
     params = CellParameters(self.cell, x.shape[-1], self.hidden_size, self.recurrent_scale,
-                            self.forget_bias, self.chrono_max, self.carry_bias, name="cell")()
+                            self.forget_bias, self.chrono_max, self.carry_bias,
+                            self.recurrent_init, self.input_std, name="cell")()
     kw = dict(lengths=lengths, reverse=self.reverse, unroll=self.unroll)
     if self.cell == "rnn":
       return ops.rnn(params, x, initial_state, activation=self.activation, **kw)
@@ -159,13 +189,16 @@ class RecurrentStack(nn.Module):
   chrono_max: Optional[int] = None
   unroll: int = 1
   carry_bias: float = 0.0
+  recurrent_init: str = "orthogonal"
+  input_std: Optional[float] = None
 
   @nn.compact
   def __call__(self, x, lengths=None, *, train: bool = False):
     layer_kw = dict(cell=self.cell, hidden_size=self.hidden_size, activation=self.activation,
                     reset_after=self.reset_after, recurrent_scale=self.recurrent_scale,
                     forget_bias=self.forget_bias, chrono_max=self.chrono_max,
-                    carry_bias=self.carry_bias, unroll=self.unroll)
+                    carry_bias=self.carry_bias, unroll=self.unroll,
+                    recurrent_init=self.recurrent_init, input_std=self.input_std)
     summary = None
     for i in range(self.num_layers):
       if i > 0:
@@ -181,7 +214,8 @@ class RecurrentStack(nn.Module):
 
 
 class RNN(RecurrentStack):
-  """Elman RNN layers (tanh by default; `activation` selects relu, identity, ...)."""
+  """Elman RNN layers (tanh by default; `activation` selects relu, identity, ...; the IRNN of Le et
+  al. 2015 is activation='relu', recurrent_init='identity', input_std=1e-3)."""
   cell: str = "rnn"
 
 

@@ -7,6 +7,10 @@ list the valid choices.
 Sequence models (`rnn`, `lstm`, `gru`, `lru`, `transformer`, `mamba`, `mingru`, `minlstm`,
 `slstm`) are `SequenceModel`s:
   model.apply(variables, inputs, lengths=None, train=False) -> (B,num_outputs) or (B,T,num_outputs).
+`rnn`, `lstm` and `gru` are one cell per layer (block='cell'), or with block='residual' the cell in
+minGRU's pre-LayerNorm residual block with an MLP of width d_ff (`RecurrentBlockStack`).
+The Transformer's attention='uniform' replaces softmax(q k^T) by fixed uniform weights over the
+visible keys (`ops.uniform_attention`; with causal, position i averages the values of steps 0..i).
 Seq2seq models (`seq2seq_rnn`, `seq2seq_attention`, `transformer_seq2seq`):
   model.apply(variables, source, target_inputs, source_lengths=None, train=False) -> (B,Tt,V).
 """
@@ -16,13 +20,14 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from attnlab.models.attention import ATTENTION_IMPLS
+from attnlab.models.attention import ATTENTION_IMPLS, ATTENTIONS
 from attnlab.ops import scan as scan_ops
 from attnlab.models.heads import InputEmbedding, SequenceModel
 from attnlab.models.lru import NORMS, LRUStack
 from attnlab.models.mamba import MambaStack
 from attnlab.models.min_rnn import MinRNNStack
-from attnlab.models.recurrent import RecurrentStack
+from attnlab.models.recurrent import RECURRENT_INITS, RecurrentStack
+from attnlab.models.recurrent_blocks import RecurrentBlockStack
 from attnlab.models.seq2seq import RNNSeq2Seq, TransformerSeq2Seq
 from attnlab.models.slstm import SLSTMStack
 from attnlab.models.transformer import Transformer
@@ -37,7 +42,9 @@ MODELS = SEQUENCE_MODELS + SEQ2SEQ_MODELS
 _HEAD = dict(vocab_size=None, num_outputs=1, output="sequence", pooling="summary", dropout_rate=0.0)
 _RECURRENT = dict(_HEAD, embed_dim=None, hidden_size=128, num_layers=1, bidirectional=False,
                   activation="tanh", reset_after=False, recurrent_scale=1.0, forget_bias=1.0,
-                  chrono_max=None, unroll=1, carry_bias=0.0)
+                  chrono_max=None, unroll=1, carry_bias=0.0, recurrent_init="orthogonal",
+                  input_std=None, block="cell", d_ff=None)
+BLOCKS = ("cell", "residual")
 _TRANSFORMER = dict(num_layers=2, d_model=128, num_heads=4, d_ff=512, dropout_rate=0.0, pre_ln=False,
                     positional="sinusoidal", max_len=2048, activation="relu")
 _DEFAULTS = {
@@ -47,7 +54,7 @@ _DEFAULTS = {
     "lru": dict(_HEAD, embed_dim=None, d_model=128, state_size=128, num_layers=1, r_min=0.0,
                 r_max=1.0, max_phase=6.283185307179586, norm="layer", scan="auto"),
     "transformer": dict(_HEAD, **_TRANSFORMER, pooling="summary", causal=False, window=None,
-                        attention_impl="auto"),
+                        attention_impl="auto", attention="softmax"),
     "mamba": dict(_HEAD, embed_dim=None, d_model=128, d_state=16, num_layers=2, expand=2,
                   conv_width=4, dt_rank=None, scan="auto", selective=True),
     "mingru": dict(_HEAD, embed_dim=None, d_model=128, num_layers=2, d_ff=256, scan="auto",
@@ -106,12 +113,33 @@ def resolve_config(config) -> dict:
   if not isinstance(fields.get("selective", True), bool):
     raise ValueError(f"model.selective={fields['selective']!r}; valid choices: [True, False] "
                      "(False: Mamba's time-invariant ablation)")
+  _check_recurrent(fields)
+  if fields.get("attention", "softmax") not in ATTENTIONS:
+    raise ValueError(f"model.attention={fields['attention']!r}; valid choices: {list(ATTENTIONS)}")
   if fields.get("norm", "layer") not in NORMS:
     raise ValueError(f"model.norm={fields['norm']!r}; valid choices: {list(NORMS)}")
   if "d_model" in fields and "num_heads" in fields and fields["d_model"] % fields["num_heads"]:
     raise ValueError(f"model.d_model={fields['d_model']} must be divisible by "
                      f"model.num_heads={fields['num_heads']}")
   return dict(fields, name=name)
+
+
+def _check_recurrent(fields):
+  """The fields of rnn/lstm/gru only: recurrent_init, input_std, block and d_ff."""
+  if "block" not in fields:
+    return
+  for key, choices in (("block", BLOCKS), ("recurrent_init", RECURRENT_INITS)):
+    if fields[key] not in choices:
+      raise ValueError(f"model.{key}={fields[key]!r}; valid choices: {list(choices)}")
+  std = fields["input_std"]
+  if std is not None and (isinstance(std, bool) or not isinstance(std, (int, float)) or std <= 0):
+    raise ValueError(f"model.input_std must be None (LeCun normal) or > 0, got {std!r}")
+  if fields["block"] == "cell" and fields["d_ff"] is not None:
+    raise ValueError(f"model.d_ff={fields['d_ff']} needs model.block='residual' "
+                     "(a cell has no MLP)")
+  if fields["block"] == "residual" and fields["bidirectional"]:
+    raise ValueError("model.bidirectional=True needs model.block='cell' "
+                     "(residual blocks are causal)")
 
 
 def count_params(config, input_dim: int = None) -> int:
@@ -148,10 +176,16 @@ def build(config):
                               f["positional"], f["max_len"], f["activation"])
   if name in ("rnn", "lstm", "gru"):
     embed_dim = f["embed_dim"] or (f["hidden_size"] if f["vocab_size"] else None)
-    backbone = RecurrentStack(name, f["hidden_size"], f["num_layers"], f["bidirectional"],
-                              f["dropout_rate"], f["activation"], f["reset_after"],
-                              f["recurrent_scale"], f["forget_bias"], f["chrono_max"], f["unroll"],
-                              f["carry_bias"])
+    stack_kw = dict(cell=name, hidden_size=f["hidden_size"], num_layers=f["num_layers"],
+                    bidirectional=f["bidirectional"], dropout_rate=f["dropout_rate"],
+                    activation=f["activation"], reset_after=f["reset_after"],
+                    recurrent_scale=f["recurrent_scale"], forget_bias=f["forget_bias"],
+                    chrono_max=f["chrono_max"], unroll=f["unroll"], carry_bias=f["carry_bias"],
+                    recurrent_init=f["recurrent_init"], input_std=f["input_std"])
+    if f["block"] == "residual":
+      backbone = RecurrentBlockStack(**stack_kw, d_ff=f["d_ff"])
+    else:
+      backbone = RecurrentStack(**stack_kw)
     embed = InputEmbedding(f["vocab_size"], embed_dim)
   elif name == "lru":
     embed_dim = f["embed_dim"] or (f["d_model"] if f["vocab_size"] else None)
@@ -177,6 +211,6 @@ def build(config):
   else:
     backbone = Transformer(f["num_layers"], f["num_heads"], f["d_ff"], f["dropout_rate"], f["pre_ln"],
                            f["causal"], f["positional"], f["max_len"], f["window"], f["activation"],
-                           f["attention_impl"])
+                           f["attention_impl"], f["attention"])
     embed = InputEmbedding(f["vocab_size"], f["d_model"], scale_tokens=f["vocab_size"] is not None)
   return SequenceModel(embed, backbone, f["num_outputs"], f["output"], f["pooling"])

@@ -8,7 +8,9 @@ Positions: 'sinusoidal' (added), 'learned' (added, N(0, 0.02) table of `max_len`
 Init: LeCun normal Dense kernels and zero biases (Flax defaults), LayerNorm scale 1 and bias 0.
 `attention_impl` ('plain' | 'chunked' | 'fused' | 'auto', see `MultiHeadAttention`) selects the self-attention
 kernel of the encoder stack; with 'chunked' or 'fused' the mask is an `ops.MaskSpec`, never (T,T),
-and no attention weights are sown.
+and no attention weights are sown. `attention='uniform'` (the ablation of the attention weights,
+`ops.uniform_attention`) averages the values of the visible keys uniformly: with `causal`, position
+i the steps 0..i; its mask is always an `ops.MaskSpec`.
 """
 from typing import Optional
 
@@ -16,7 +18,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from attnlab import ops
-from attnlab.models.attention import MultiHeadAttention, resolve_impl
+from attnlab.models.attention import ATTENTIONS, MultiHeadAttention, resolve_impl
 from attnlab.models.heads import last_valid, masked_mean
 
 POSITIONALS = ("sinusoidal", "learned", "rope", "none")
@@ -61,12 +63,14 @@ class EncoderBlock(nn.Module):
   use_rope: bool = False
   activation: str = "relu"
   attention_impl: str = "plain"
+  attention: str = "softmax"  # 'softmax' | 'uniform'
 
   @nn.compact
   def __call__(self, x, mask=None, *, train: bool = False):
     drop = lambda y: nn.Dropout(self.dropout_rate, deterministic=not train)(y)
     attn = MultiHeadAttention(self.num_heads, use_rope=self.use_rope,
-                              attention_impl=self.attention_impl, name="self_attention")
+                              attention_impl=self.attention_impl, attention=self.attention,
+                              name="self_attention")
     mlp = MLP(self.d_ff, self.activation, name="mlp")
     if self.pre_ln:
       x = x + drop(attn(nn.LayerNorm(name="ln_attention")(x), mask=mask))
@@ -128,19 +132,22 @@ class Transformer(nn.Module):
   window: Optional[int] = None  # local attention: attend within |i - j| <= window
   activation: str = "relu"
   attention_impl: str = "plain"  # 'plain' | 'chunked' | 'fused' | 'auto' (by backend)
+  attention: str = "softmax"  # 'softmax' | 'uniform' (fixed uniform weights over visible keys)
 
   @nn.compact
   def __call__(self, x, lengths=None, *, train: bool = False):
+    if self.attention not in ATTENTIONS:
+      raise ValueError(f"unknown attention {self.attention!r}; valid choices: {list(ATTENTIONS)}")
     x = AddPositions(self.positional, self.max_len, name="positions")(x)
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    if resolve_impl(self.attention_impl) == "plain":
+    if resolve_impl(self.attention_impl) == "plain" and self.attention == "softmax":
       mask = self_attention_mask(x.shape[1], lengths, self.causal, self.window)
     else:
       mask = ops.MaskSpec(lengths, self.causal, self.window)
     for i in range(self.num_layers):
       x = EncoderBlock(self.num_heads, self.d_ff, self.dropout_rate, self.pre_ln,
                        self.positional == "rope", self.activation, self.attention_impl,
-                       name=f"block_{i}")(x, mask, train=train)
+                       self.attention, name=f"block_{i}")(x, mask, train=train)
     if self.pre_ln:
       x = nn.LayerNorm(name="final_norm")(x)
     return x, (last_valid(x, lengths) if self.causal else masked_mean(x, lengths))

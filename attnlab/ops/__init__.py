@@ -4,7 +4,7 @@ Shapes: batch B, time T, input D, hidden H, heads N, head size d.
 """
 from attnlab.ops.attention import (additive_attention, causal_mask, local_mask, masked_softmax,
                                    padding_mask, project_keys, scaled_dot_product_attention,
-                                   sequence_mask)
+                                   sequence_mask, uniform_attention)
 from attnlab.ops.chunked_attention import MaskSpec, cache_pair_block, chunked_attention, dense_mask
 from attnlab.ops.fused_attention import fused_attention
 from attnlab.ops.min_rnn import min_gru, min_lstm
@@ -22,5 +22,5 @@ __all__ = [
     "masked_softmax", "min_gru", "min_lstm", "padding_mask", "project_keys", "reverse_padded",
     "rnn", "rnn_cell", "rnn_scan",
     "rotary_embedding", "scaled_dot_product_attention", "selective_scan", "sequence_mask",
-    "sinusoidal_positions", "slstm", "slstm_cell",
+    "sinusoidal_positions", "slstm", "slstm_cell", "uniform_attention",
 ]

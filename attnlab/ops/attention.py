@@ -4,6 +4,10 @@ Shapes: batch B, query steps Tq, key steps Tk, heads N, head size d. Masks are b
 True = may attend, and broadcast against the weights (B,N,Tq,Tk); a (Tq,Tk) mask such as
 `causal_mask(T)` applies to every batch row and head. A query whose keys are all masked gets all-zero
 weights and a zero output (never NaN).
+
+`uniform_attention` is the ablation without learnt weights: each query averages the values of the
+keys its mask lets it see, uniformly (with causal, position i the steps 0..i), by cumulative sums in
+O(T) time and memory.
 """
 from typing import Optional, Tuple
 
@@ -45,6 +49,41 @@ def scaled_dot_product_attention(q: Array, k: Array, v: Array, mask: Optional[Ar
   weights = masked_softmax(logits, mask)
   out = jnp.einsum("bnqk,bknd->bqnd", weights.astype(v.dtype), v)
   return out, weights
+
+
+def uniform_attention(v: Array, key_lengths: Optional[Array] = None, *, causal: bool = False,
+                      window: Optional[int] = None) -> Array:
+  """Self-attention with uniform weights: out_i = mean of v_j over the keys j that i may see.
+
+  The keys are those of `MaskSpec(key_lengths, causal, window)`: j < key_lengths[b], j <= i if
+  causal, |i - j| <= window if window is set. A query that sees no key gets zero. With S_k the sum
+  of the valid v_j over j < k and n_k their count, out_i = (S_hi - S_lo) / (n_hi - n_lo) for the
+  key range [lo, hi) of query i: O(T), no (T,T) array. Sums in float32 (float64 for float64 v).
+
+  Args:
+    v: (B,T,N,dv) values.  key_lengths: (B,) int or None.
+  Returns:
+    out (B,T,N,dv) in v's dtype.
+  """
+  if v.ndim != 4:
+    raise ValueError(f"uniform_attention: v must be (B,T,N,d); got {v.shape}")
+  if window is not None and window < 0:
+    raise ValueError(f"uniform_attention: window must be >= 0, got {window}")
+  batch, length = v.shape[:2]
+  acc = jnp.promote_types(v.dtype, jnp.float32)
+  valid = (jnp.ones((batch, length), acc) if key_lengths is None
+           else sequence_mask(key_lengths, length).astype(acc))
+  prefix = lambda a: jnp.concatenate([jnp.zeros_like(a[:, :1]), jnp.cumsum(a, axis=1)], axis=1)
+  sums = prefix(v.astype(acc) * valid[:, :, None, None])  # (B,T+1,N,dv): sums[:, k] = S_k
+  counts = prefix(valid)  # (B,T+1)
+  i = jnp.arange(length)
+  lo = jnp.zeros_like(i) if window is None else jnp.maximum(i - window, 0)
+  hi = i + 1 if causal else jnp.full_like(i, length)
+  if window is not None:
+    hi = jnp.minimum(hi, i + window + 1)
+  count = (counts[:, hi] - counts[:, lo])[:, :, None, None]
+  out = (sums[:, hi] - sums[:, lo]) / jnp.maximum(count, 1.0)
+  return jnp.where(count > 0, out, 0.0).astype(v.dtype)
 
 
 def additive_attention(params: dict, query: Array, keys: Array, values: Optional[Array] = None,

@@ -57,7 +57,9 @@ RESUMABLE_FIELDS = ("num_train_steps", "eval_every", "checkpoint_every", "log_ev
 # config.json lacks one of them resumes when the new config has that value.
 ADDED_FIELDS = {"model.carry_bias": 0.0, "model.norm": "layer", "optimizer.recurrent_lr_scale": 1.0,
                 "optimizer.recurrent_params": ["nu_log", "theta_log", "gamma_log"],
-                "optimizer.schedule_steps": None, "model.selective": True, "task.min_len": None}
+                "optimizer.schedule_steps": None, "model.selective": True, "task.min_len": None,
+                "model.recurrent_init": "orthogonal", "model.input_std": None, "model.block": "cell",
+                "model.d_ff": None, "model.attention": "softmax"}
 PARALLELISMS = ("jit", "pmap")
 SEED_PARALLELISMS = ("auto", "vmap", "map", "sequential")
 # Where seed_parallelism='auto' loops over the seeds inside one program ('map', jax.lax.map) instead
