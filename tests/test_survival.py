@@ -108,3 +108,17 @@ def test_stable_seed_differs_per_length_and_is_reproducible():
   assert len(seeds) == 20 and all(0 <= s < 2 ** 31 for s in seeds)
   again = survival.stable_seed("lstm", "adding", 25, 0)
   assert again == survival.stable_seed("lstm", "adding", 25, 0)
+
+
+def test_recorded_exponents_recompute_a_recording_from_its_seeds():
+  def point(model, length, seeds):
+    return {"task": "adding", "model": model, "length": length, "status": "trained",
+            "cap_sequences": 1000, "seeds": [{"solved_sequences": s} for s in seeds]}
+  results = {"learning_cost": {"points": [
+      point("a", 10, [100, 110, 120]), point("a", 100, [1000 - 1, 990, 980]),
+      point("b", 10, [None, None, None])]}}
+  out = survival.recorded_exponents(results)
+  assert set(out) == {"adding"} and set(out["adding"]) == {"a", "b"}
+  assert out["adding"]["a"]["growth_exponent"] == pytest.approx(
+      np.log(990 / 110) / np.log(10), rel=1e-9)  # two points: the slope through their medians
+  assert out["adding"]["b"]["growth_exponent"] is None

@@ -6,6 +6,7 @@ as "more than the cap", never dropped. Pure NumPy + SciPy (float64).
   km_median(times, censored)  product-limit median, 95% interval from scipy.stats.ecdf's bands
   growth_exponent(points)     slope of log(KM median) on log T, bootstrap 95% interval (censored kept)
   rank(intervals)             orders models only where their intervals separate
+  python -m attnlab.analysis.survival RESULTS.json   the exponents and ranking of a recording
   point_statistics, model_exponent, rank_exponents: the same on the learning-cost results' points
   (attnlab/comparison/learning_cost.py writes them; the report reads them, or recomputes them for
   results recorded before they existed)
@@ -17,6 +18,7 @@ when S never reaches 0.5 (or stays at exactly 0.5 to the last observation, a cen
 runs failed). Interval limits: the first t where the lower / upper band of S falls to <= 0.5; None
 where a band never does within the observations (the limit lies beyond the cap).
 """
+import sys
 import warnings
 import zlib
 
@@ -210,3 +212,38 @@ def rank_exponents(exponents: dict) -> dict:
   out = rank(ranked)
   out["unranked"] = [m for m in exponents if m not in ranked]
   return out
+
+
+def recorded_exponents(results: dict) -> dict:
+  """{task: {model: model_exponent}} of a learning-cost results.json, recomputed from its seeds
+  (recordings made before these statistics carry only medians)."""
+  by = {}
+  for p in results["learning_cost"]["points"]:
+    by.setdefault(p["task"], {}).setdefault(p["model"], []).append(p)
+  return {task: {model: model_exponent(points) for model, points in models.items()}
+          for task, models in by.items()}
+
+
+def main(argv) -> int:
+  """python -m attnlab.analysis.survival RESULTS.json: each model's growth exponent with its
+  bootstrap 95% interval, and the ranking, per task of a learning-cost recording."""
+  import json
+  if len(argv) != 2:
+    print("usage: python -m attnlab.analysis.survival path/to/results.json", file=sys.stderr)
+    return 2
+  with open(argv[1]) as f:
+    results = json.load(f)
+  for task, exponents in recorded_exponents(results).items():
+    print(f"{task}:")
+    for model, e in exponents.items():
+      lo, hi = e["growth_exponent_ci95"] or (None, None)
+      value = "none (censored at its shortest T)" if e["growth_exponent"] is None else (
+          f"{'>= ' if e['lower_bound'] else ''}{e['growth_exponent']:.2f}, 95% interval "
+          f"[{'-' if lo is None else f'{lo:.2f}'}, {'unbounded' if hi is None else f'{hi:.2f}'}]")
+      print(f"  {model}: {value}")
+    print(f"  ranking: {ranking_text(rank_exponents(exponents))}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main(sys.argv))
