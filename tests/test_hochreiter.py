@@ -1,7 +1,7 @@
-"""Hochreiter & Schmidhuber 1997's adding protocol: the task variant 'hochreiter1997' (against the
-paper's definition) and its stopping rule, config.criterion='hochreiter1997' (attnlab.train.criteria):
-the window logic by hand, a tiny run that stops where the rule says, and a resumed run that stops at
-the same step."""
+"""Hochreiter & Schmidhuber 1997's adding protocol: the task variant 'hochreiter1997' (against
+the paper's definition) and its stopping rule, config.criterion='hochreiter1997'
+(attnlab.train.criteria): the window logic by hand, a tiny run that stops where the rule says,
+and a resumed run that stops at the same step."""
 import json
 import math
 
@@ -175,13 +175,16 @@ def test_models_read_out_the_last_valid_step():
   config.model.hidden_size, config.model.pooling = 8, "last"
   spec, mcfg = validate(config, num_devices=1)
   model = models.build(mcfg)
-  b = tasks.generate("adding", 4, seed=0, **H97)
+  b = tasks.generate("adding", 8, seed=0, **H97)
   params = model.init(jax.random.PRNGKey(0), b["inputs"], b["lengths"])
   padded = np.asarray(model.apply(params, b["inputs"], b["lengths"]))
-  for i, length in enumerate(b["lengths"]):
-    cut = model.apply(params, b["inputs"][i:i + 1, :length], b["lengths"][i:i + 1])
-    np.testing.assert_allclose(padded[i], np.asarray(cut)[0], rtol=1e-5, atol=1e-6)
-  assert len(set(b["lengths"].tolist())) > 1
+  short = int(np.argmin(b["lengths"]))
+  assert b["lengths"][short] < T + T // 10
+  cut = model.apply(params, b["inputs"][short:short + 1, :b["lengths"][short]],
+                    b["lengths"][short:short + 1])
+  np.testing.assert_allclose(padded[short], np.asarray(cut)[0], rtol=1e-5, atol=1e-6)
+  at_end = np.asarray(model.apply(params, b["inputs"][short:short + 1]))  # no lengths: step P - 1
+  assert np.abs(at_end[0] - padded[short]).max() > 1e-4
 
 
 # --- the stopping rule's window, by hand ---------------------------------------------------------
@@ -200,7 +203,8 @@ def test_window_by_hand():
   assert window.steps == 4
   met = [window.add(sums(sq, 500, wrong)) for sq, wrong in steps]
   assert met == [False] * 5 + [True, False]
-  assert window.window_mse() == pytest.approx(17.0 / 2000)  # steps 4-7 and window.window_wrong() == 1
+  assert window.window_mse() == pytest.approx(17.0 / 2000)  # steps 4-7
+  assert window.window_wrong() == 1
   assert criteria.TrainingWindow(64).steps == 32  # ceil(2000 / 64): 2048 sequences
 
 
@@ -227,8 +231,9 @@ def test_criterion_is_checked():
     validate(config, num_devices=1)
   config = base_config("lstm", "copy", seq_len=8)
   config.criterion = "hochreiter1997"
-  with pytest.raises(ValueError, match=r"needs a regression task with a tolerance \(adding\); task "
-                                       r"'copy' is classification: valid choices for it: \['task'\]"):
+  with pytest.raises(ValueError, match=r"needs a regression task with a tolerance \(adding\); "
+                                       r"task 'copy' is classification: valid choices for it: "
+                                       r"\['task'\]"):
     validate(config, num_devices=1)
 
 
@@ -351,3 +356,57 @@ def test_vmapped_seeds_have_their_own_windows(unstopped, loose, tmp_path):
   for result, s in zip(results, streams):
     assert result["solved_step"] == first_met(s, threshold)
   assert results[0]["solved_step"] is not None
+
+
+# --- configs and the report -----------------------------------------------------------------------
+
+def test_config_arguments_set_the_variant_and_the_criterion():
+  from configs import adding as adding_config
+  from configs import adding_h97, compare
+  config = adding_config.get_config("lstm_chrono,seq_len=100,variant=hochreiter1997,"
+                                    "criterion=hochreiter1997")
+  assert (config.task.variant, config.criterion) == ("hochreiter1997", "hochreiter1997")
+  assert config.model.chrono_max == 110  # the longest distance: T + T // 10
+  config.task.seq_len = 500
+  assert config.model.chrono_max == 550
+  assert adding_config.get_config("lstm_chrono").task.variant == "le2015"
+  assert adding_config.get_config("lstm_chrono").model.chrono_max == 100
+  h97 = adding_h97.get_config("gru,seq_len=50")
+  assert (h97.task.variant, h97.criterion, h97.model.name, h97.task.seq_len) == (
+      "hochreiter1997", "hochreiter1997", "gru", 50)
+  validate(h97, num_devices=1)
+  for arg in ("learning_cost", "learning_cost_cpu"):
+    c = compare.get_config(arg).comparison
+    assert c.learning_cost.tasks[:2] == ("adding", "adding_h97")
+    assert c.task_configs["adding_h97"].endswith("configs/adding_h97.py")
+    assert c.learning_cost.steps["adding_h97"] == c.learning_cost.steps["adding"]
+
+
+def test_workdir_from_before_variants_resumes_and_variants_do_not_mix(tmp_path):
+  from attnlab.train import run_dir
+  config = base_config("lstm", "adding", seq_len=10)
+  old = run_dir.config_to_json(config)
+  del old["task"]["variant"], old["criterion"]
+  (tmp_path / "checkpoints" / "3").mkdir(parents=True)
+  (tmp_path / "config.json").write_text(json.dumps(old))
+  run_dir.check_config_matches(str(tmp_path), config)  # le2015, 'task': what it ran
+  config.task.variant = "hochreiter1997"
+  with pytest.raises(ValueError, match=r"task.variant: 'le2015' -> 'hochreiter1997'"):
+    run_dir.check_config_matches(str(tmp_path), config)
+  config.task.variant, config.criterion = "le2015", "hochreiter1997"
+  with pytest.raises(ValueError, match=r"criterion: 'task' -> 'hochreiter1997'"):
+    run_dir.check_config_matches(str(tmp_path), config)
+
+
+def test_report_puts_hochreiters_column_beside_their_protocol(tmp_path):
+  from attnlab.analysis import report
+  seed = dict(seed=0, solved_sequences=6400, censored=False, final_wrong=1, final_sequences=2560)
+  points = [dict(task=task, model="lstm", length=100, status="trained", seeds=[seed], median=6400,
+                 median_censored=False, cap_sequences=73984, params=1000)
+            for task in ("adding", "adding_h97")]
+  lines = report.learning_cost_section(
+      {"points": points, "seeds": [0], "exponents": {}}, str(tmp_path))
+  text = "\n".join(lines)
+  today, theirs = text.split("### adding_h97")
+  assert report.HOCHREITER_HEADER not in today and report.HOCHREITER_HEADER in theirs
+  assert "74,000; wrong 1 of 2560" in theirs and "74,000" not in today

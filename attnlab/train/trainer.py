@@ -11,7 +11,8 @@ best/ gets best/ repaired when it is rerun, finished or not.
 Solving (`attnlab.train.solving`): at the first evaluation that meets the task's criterion
 (`attnlab.tasks.criterion`), or with config.criterion='hochreiter1997' at the first step whose
 window of recent training sequences meets it (`attnlab.train.criteria`, the window kept in each
-checkpoint's meta), metrics.jsonl gets {"solved_step", "solved_sequences"} and a checkpoint is saved; with `config.stop_when_solved` the run ends there and counts as finished. Every result
+checkpoint's meta), metrics.jsonl gets {"solved_step", "solved_sequences"} and a checkpoint is
+saved; with `config.stop_when_solved` the run ends there and counts as finished. Every result
 carries solved_step, solved_sequences (None when unsolved) and censored (True: not solved by the
 end of the run), and the final_* metrics of `config.final_eval_sequences` and of
 `config.eval_lengths` (final_len{L}_*: the test split at seq_len L, for length generalisation).
