@@ -146,6 +146,23 @@ def test_prepared_datasets_of_the_variants_are_apart():
   assert h97.params == dict(seq_len=9, variant="hochreiter1997")
 
 
+def test_prepared_splits_of_the_variant_equal_the_generated_ones(tmp_path):
+  sizes = dict(num_train=3, num_validation=2, num_test=2)
+  small = dict(seq_len=20, variant="hochreiter1997")
+  for params in (small, dict(seq_len=20)):  # each variant in its own directory
+    data.prepare("adding", tmp_path, seed=4, **sizes, **params)
+  names = {d.name for d in (tmp_path / "attnlab_adding").iterdir() if d.name.startswith("seq_len")}
+  assert names == {"seq_len_20-variant_hochreiter1997-seed_4-train_3-validation_2-test_2",
+                   "seq_len_20-seed_4-train_3-validation_2-test_2"}
+  for split, n in (("train", 3), ("test", 2)):
+    source = data.prepared_source("adding", small, split=split, seed=4, data_dir=tmp_path,
+                                  split_sizes=dict(train=3, validation=2, test=2))
+    want = tasks.generate("adding", n, seed=4, start=data.split_start(split), **small)
+    for i in range(n):
+      for key in want:
+        np.testing.assert_array_equal(np.asarray(source[i][key]), want[key][i])
+
+
 def test_generated_splits_carry_the_variant():
   loader, spec = data.make_dataset("adding", H97, split="test", batch_size=4, data_seed=2)
   got = next(iter(loader))
