@@ -4,8 +4,8 @@ Sections (for the parts that ran): long-range table (eval score and loss per mod
 as mean ± std with ddof=1 and every seed's value, the baseline per length, parameter counts),
 accuracy vs length, gradient flow (curves at init and trained, decay fits, forget gates), clipping,
 seq2seq by source length, attention maps, learning cost (sequences to solve vs T, log-log, with
-Hochreiter & Schmidhuber's numbers on adding), length generalisation (1x, 2x, 4x the training
-length), and the command behind every result.
+Hochreiter & Schmidhuber's numbers beside adding_h97, adding as they ran it), length
+generalisation (1x, 2x, 4x the training length), and the command behind every result.
 """
 import os
 from collections import defaultdict
