@@ -324,8 +324,7 @@ def _seed_cell(point: dict) -> str:
 
 def learning_cost_section(learning_cost: dict, out_dir: str) -> list:
   """Per task: the log-log figure, a table T x model of median sequences to solve (each seed's beside,
-  '>cap' = censored), the growth exponent per model, and on HOCHREITER_TASK (adding run as in the
-  1997 paper) Hochreiter & Schmidhuber's LSTM."""
+  '>cap' = censored), the growth exponent per model, and on adding Hochreiter & Schmidhuber's LSTM."""
   lines = ["Training sequences (steps x batch) until the first evaluation that meets the task's criterion, "
            f"over seeds {learning_cost['seeds']}; a run that never met it within the cap is censored "
            "(`>cap`) and counts as more than the cap in the median, so a median on a censored seed is "
