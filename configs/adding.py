@@ -3,11 +3,20 @@
   python -m experiments.main --config=configs/adding.py:lstm --workdir=runs/adding_lstm
   python -m experiments.main --config=configs/adding.py:transformer,seq_len=150 --workdir=runs/adding_tf
   python -m experiments.main --config=configs/adding.py:lstm_chrono,seq_len=500 --workdir=runs/adding_chrono
+  python -m experiments.main --config=configs/adding.py:lstm_chrono,seq_len=100,variant=hochreiter1997,criterion=hochreiter1997,stop_when_solved=True,final_eval_sequences=2560 --workdir=runs/adding_h97
+
+variant (a task parameter): le2015 (default: values U(0, 1), markers in each half, fixed length T,
+target the sum) or hochreiter1997 (Hochreiter & Schmidhuber 1997's own protocol: values U[-1, 1],
+the first marker among the first ten steps, lengths T .. T + T/10, target 0.5 + (X1 + X2) / 4,
+tolerance 0.04; attnlab.tasks.adding). criterion: task (default: eval_score >= 0.99 at an
+evaluation) or hochreiter1997 (the paper's stopping rule on the training stream: training MSE < 0.01
+and no wrong sequence over the last 2,000; attnlab.train.criteria). configs/adding_h97.py sets both.
 
 Argument: a model name (rnn, lstm, gru, lru, transformer, mamba, mingru, minlstm, slstm) or
 variant (lstm_chrono, gru_carry, irnn, rnn/lstm/gru/irnn_block, transformer_window0/1/4/16,
 transformer_uniform, transformer_rope, transformer_nope; see configs/common.py) and key=value
-overrides (seq_len, steps, lr, or any dotted field). Every model reads out its last step (model.pooling='last'): the non-causal
+overrides (seq_len, steps, lr, variant, or any dotted field). Every model reads out its last valid
+step (model.pooling='last', at lengths - 1 for hochreiter1997's padded sequences): the non-causal
 Transformer's last token must collect the two marked values through attention.
 Recipes and their sources (configs/common.py): RNN (Elman, tanh); LSTM (Hochreiter & Schmidhuber
 1997, forget bias 1 of Gers et al. 2000); lstm_chrono / gru_carry (chrono init, Tallec & Ollivier

@@ -86,7 +86,7 @@ a sweep or command line that sets task.seq_len later still gets the right T_max.
 import math
 
 
-from attnlab import models
+from attnlab import models, tasks
 from attnlab.train import config as cfg_lib
 
 EMBED_DIM = 64
@@ -192,7 +192,8 @@ def resolve_model(word: str):
 def distance_to_bridge(config):
   """The longest input-to-output distance of config.task, as a reference to its fields.
 
-  adding: seq_len (the first marker can be at step 0, the readout is at step T - 1); copy:
+  adding: seq_len (the first marker can be at step 0, the readout is at step T - 1), and
+  seq_len + seq_len // 10 for its hochreiter1997 variant (lengths up to T + T // 10); copy:
   seq_len + num_copy (symbol i at step i is output at step T + K + i); other tasks: seq_len, the
   input length, an upper bound on any distance.
   """
@@ -200,14 +201,23 @@ def distance_to_bridge(config):
   if task.get("seq_len") is None:
     raise ValueError(f"task {task.name!r} has no seq_len: chrono variants need a length")
   distance = task.get_ref("seq_len")
+  if task.name == "adding" and task.get("variant") == "hochreiter1997":
+    distance = distance + task.get_ref("seq_len") // 10
   if task.name == "copy":
     distance = distance + task.get_ref("num_copy")
   return distance
 
 
 def task_config(task: str, arg, default_model: str, **task_params):
-  """The base config for `task` with the model and overrides named by a config-file argument."""
+  """The base config for `task` with the model and overrides named by a config-file argument.
+
+  A key of the argument that names a task parameter (e.g. adding's variant=hochreiter1997) is
+  a parameter of the task the config is built with, so what follows from it (the chrono T_max,
+  the model's length) is set from it.
+  """
   word, overrides = cfg_lib.parse_arg(arg, default_model)
+  names = tasks.spec(task, **task_params).params
+  task_params.update({key: overrides.pop(key) for key in list(overrides) if key in names})
   model, fields = resolve_model(word)
   config = cfg_lib.base_config(model, task, **task_params)
   config.model_variant = word

@@ -27,7 +27,9 @@ results.json and grad_norms.json are written there.
           attention between positions), lengths up to 1000, 3 seeds, thousands of steps:
           days on 2 CPU cores; meant for a GPU or TPU (launch/).
   learning_cost  only the learning-cost part (training sequences to solve adding and copy against T,
-          every model stopping when solved; see attnlab/comparison/learning_cost.py), the gradient
+          every model stopping when solved; see attnlab/comparison/learning_cost.py; adding twice:
+          today's variant, and adding_h97, Hochreiter & Schmidhuber 1997's sequences, tolerance and
+          stopping rule, configs/adding_h97.py, beside their numbers), the gradient
           flow of its runs at the shortest adding length, and length generalisation (2x, 4x).
           7 models (rnn, lstm, lstm_chrono, gru, lru, transformer, transformer_window0), 10 seeds
           per point drawn from (model, task, T, i) and a data stream per (task, T) (num_seeds;
@@ -38,8 +40,9 @@ results.json and grad_norms.json are written there.
           T=200 and copy T=100 (docs/results/learning_cost, across three sessions, the Transformer
           then at a constant rate).
   learning_cost_cpu  the same part at the lengths that fit 90 minutes on 2 CPU cores with 3 seeds:
-          adding T=25, 50, 100 and copy T=10..100 (now 10 seeds per point, not timed on CPU).
-          Recorded with seeds 0-2 at every T (docs/results/learning_cost_cpu): 76 min on 2
+          adding T=25, 50, 100 and copy T=10..100 (now 10 seeds per point and adding_h97 T=25, 50,
+          100 beside them, not timed on CPU). Recorded with seeds 0-2 at every T, before adding_h97
+          (docs/results/learning_cost_cpu): 76 min on 2
           CPU cores from an empty compilation cache; median sequences to solve adding from T=25 to
           100: GRU 9.3k -> 19.8k, Transformer 12.4k -> 23.8k, chrono LSTM 23.8k -> 41.9k, LSTM
           28.7k -> 61.3k (2 of 3 seeds at T=100), LRU 31.6k -> 50.7k; the tanh RNN and window=0
@@ -89,6 +92,10 @@ import ml_collections
 HERE = os.path.dirname(os.path.abspath(__file__))
 TASKS = ("adding", "copy", "selective_copy", "associative_recall", "reverse", "sort", "parity",
          "flip_flop", "mqar")
+# The learning-cost task of adding as Hochreiter & Schmidhuber 1997 ran it (configs/adding_h97.py:
+# their sequences, tolerance and stopping rule), beside today's adding; report.py's column of their
+# numbers stands beside it.
+HOCHREITER_TASK = "adding_h97"
 
 
 ARGS = ("small", "medium", "full", "learning_cost", "learning_cost_cpu", "long_slice", "struggles",
@@ -109,7 +116,7 @@ def get_config(arg="small"):
     raise ValueError(f"configs/compare.py:{arg}; valid arguments: {', '.join(ARGS)}")
   c = ml_collections.ConfigDict()
   c.config_name = f"configs/compare.py:{arg}"
-  c.task_configs = {t: os.path.join(HERE, f"{t}.py") for t in TASKS}
+  c.task_configs = {t: os.path.join(HERE, f"{t}.py") for t in TASKS + (HOCHREITER_TASK,)}
   c.length_fields = {"associative_recall": "task.num_pairs"}
   c.gradient_task, c.attention_tasks = "adding", ("copy", "associative_recall")
   # Plain SGD as Pascanu et al. 2013 (Adam's per-parameter scaling absorbs the spikes clipping is for),
@@ -181,21 +188,26 @@ def get_config(arg="small"):
 
 
 # The learning-cost grid (geometric in T), and the part of it that fits 90 minutes on 2 CPU cores.
-LEARNING_COST_LENGTHS = {"adding": (25, 50, 100, 200, 500, 1000), "copy": (10, 20, 50, 100, 200, 500)}
-LEARNING_COST_CPU_LENGTHS = {"adding": (25, 50, 100), "copy": (10, 20, 50, 100)}
+LEARNING_COST_LENGTHS = {"adding": (25, 50, 100, 200, 500, 1000),
+                         HOCHREITER_TASK: (25, 50, 100, 200, 500, 1000),
+                         "copy": (10, 20, 50, 100, 200, 500)}
+LEARNING_COST_CPU_LENGTHS = {"adding": (25, 50, 100), HOCHREITER_TASK: (25, 50, 100),
+                             "copy": (10, 20, 50, 100)}
 
 
 def _learning_cost(c, cpu: bool = False):
-  """Learning cost on adding and copy, each run stopping when solved (cap c.learning_cost.steps): the
-  whole grid, or (cpu) the lengths that fit 90 minutes on 2 CPU cores. num_seeds=10 seeds per point,
-  each point its own (attnlab/comparison/learning_cost.py): the fewest the report ranks models on."""
+  """Learning cost on adding, adding_h97 (Hochreiter & Schmidhuber's protocol and stopping rule) and
+  copy, each run stopping when solved (cap c.learning_cost.steps): the whole grid, or (cpu) the
+  lengths that fit 90 minutes on 2 CPU cores with 3 seeds (before adding_h97 joined it). num_seeds=10
+  seeds per point, each point its own (attnlab/comparison/learning_cost.py): the fewest the report
+  ranks models on."""
   c.parts = ("learning_cost", "gradients", "generalisation")
   c.tasks, c.seeds = ("adding", "copy"), (0, 1, 2)
   c.learning_cost = ml_collections.ConfigDict(dict(
-      tasks=("adding", "copy"), models=LEARNING_COST_MODELS, num_seeds=10,
+      tasks=("adding", HOCHREITER_TASK, "copy"), models=LEARNING_COST_MODELS, num_seeds=10,
       lengths=LEARNING_COST_CPU_LENGTHS if cpu else LEARNING_COST_LENGTHS,
       # adding's cap: Hochreiter & Schmidhuber's 74,000 training sequences at T=100, in batches of 64
-      steps={"adding": 1156, "copy": 800},
+      steps={"adding": 1156, HOCHREITER_TASK: 1156, "copy": 800},
       run_overrides={"eval_every": 10, "checkpoint_every": 250}))
   c.gradient_task, c.gradient_length = "adding", 25  # every model is trained at the shortest length
   c.generalisation.update(factors=(1, 2, 4), num_sequences=128)

@@ -10,7 +10,9 @@
 One builder class per unlimited task (tfds names attnlab_copy,
 attnlab_adding, ...; `digits` is already finite and is read directly).
 A config holds the resolved task params, the seed and the split sizes, and
-is named from them, so different params never share a directory:
+is named from them, so different params never share a directory (a parameter
+added later is left out of the name at the value that keeps the old examples,
+`tasks.added_params`, e.g. adding's variant='le2015'):
 
   <data_dir>/attnlab_copy/seq_len_1000-num_symbols_8-num_copy_10-seed_0-
       train_10000-validation_1000-test_1000/1.0.0/
@@ -77,7 +79,9 @@ def make_config(task: str, *, seed: int = 0,
       validation=check_int('num_validation', num_validation, 0),
       test=check_int('num_test', num_test, 0))
   seed = common.check_seed(seed)
-  parts = [f'{key}_{value}' for key, value in resolved.items()]
+  added = tasks.added_params(task)  # at their old value: the name of before
+  parts = [f'{key}_{value}' for key, value in resolved.items()
+           if not (key in added and added[key] == value)]
   parts += [f'seed_{seed}'] + [f'{s}_{n}' for s, n in split_sizes.items()]
   for part in parts:
     if not _NAME_PART.match(part):

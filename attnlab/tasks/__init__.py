@@ -12,6 +12,8 @@ module's docstring gives its token layout, batch keys, shapes and baseline.
   num_examples(name, **params)                 -> int, or None if unlimited
   criterion(name, **params)                    -> Criterion: when a run has
                                                   solved the task
+  added_params(name)                           -> {param: value that keeps the
+                                                  examples of before it existed}
 """
 
 import operator
@@ -70,8 +72,14 @@ def spec(name: str, **params) -> TaskSpec:
 
 def criterion(name: str, **params) -> Criterion:
   """When a run has solved task `name` (see the task module's CRITERION)."""
-  task, _ = _resolve(name, params)
-  return task.criterion
+  task, resolved = _resolve(name, params)
+  return task.criterion(resolved) if callable(task.criterion) else task.criterion
+
+
+def added_params(name: str) -> dict:
+  """Parameters of task `name` added after datasets were prepared, with their old value."""
+  task, _ = _resolve(name, {})
+  return dict(task.added)
 
 
 def num_examples(name: str, **params):
@@ -137,5 +145,5 @@ def stack_examples(examples) -> dict:
 
 
 __all__ = ['ADDING_TOLERANCE', 'Criterion', 'TASKS', 'Task', 'TaskSpec',
-           'adding_solved', 'criterion', 'example',
+           'adding_solved', 'added_params', 'criterion', 'example',
            'examples', 'generate', 'num_examples', 'spec', 'stack_examples']

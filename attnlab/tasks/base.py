@@ -93,7 +93,10 @@ class Task:
     spec: resolved params -> TaskSpec.
     example: (index, seed, resolved params) -> dict of unbatched arrays.
     size: resolved params -> number of examples, or None when unlimited.
-    criterion: when a run has solved the task (see Criterion).
+    criterion: when a run has solved the task (see Criterion), or a function of the resolved
+      params that returns it (a task whose variants differ in it).
+    added: parameters added after datasets were prepared, with the value that keeps the old
+      examples; a prepared dataset's name leaves out a parameter that has that value.
   """
   name: str
   defaults: dict
@@ -101,7 +104,8 @@ class Task:
   spec: Callable[[dict], TaskSpec]
   example: Callable[[int, int, dict], dict]
   size: Callable[[dict], Optional[int]] = _no_size
-  criterion: Optional[Criterion] = None
+  criterion: Any = None
+  added: dict = dataclasses.field(default_factory=dict)
 
 
 def example_rng(seed: int, index: int) -> np.random.Generator:

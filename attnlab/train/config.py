@@ -19,9 +19,14 @@ Every config has:
     num_train  > 0: a fixed training set of that many examples (e.g. ListOps 96k); 0: unlimited
   Evaluation uses the fixed validation split: num_eval_batches x batch_size examples.
   Solving (attnlab.tasks.criterion(task) says when a task counts as solved):
-    stop_when_solved      True: end the run at the first evaluation that meets the criterion; it
-                          records solved_step and solved_sequences (= solved_step x batch_size) in
-                          metrics.jsonl and saves a checkpoint there, and a rerun trains nothing.
+    criterion             'task' (default): the task's criterion, judged at each evaluation;
+                          'hochreiter1997': Hochreiter & Schmidhuber's stopping rule on the
+                          training stream, judged at every step (attnlab.train.criteria; regression
+                          tasks only). Fixed for a run: a resumed run keeps its window.
+    stop_when_solved      True: end the run at the first evaluation (hochreiter1997: the first
+                          step) that meets the criterion; it records solved_step and
+                          solved_sequences (= solved_step x batch_size) in metrics.jsonl and saves
+                          a checkpoint there, and a rerun trains nothing.
                           False (default): the solved step is recorded and training goes on.
     eval_schedule         'fixed': evaluate every eval_every steps; 'geometric': the next
                           evaluation after step s is at s + max(eval_every, floor(eval_precision *
@@ -43,7 +48,7 @@ import jax
 import ml_collections
 
 from attnlab import models, tasks
-from attnlab.train import losses, optim
+from attnlab.train import criteria, losses, optim
 
 # Fields of config.task that are not parameters of the task generator.
 TASK_DATA_FIELDS = ("name", "source", "data_dir", "num_train", "split")
@@ -59,7 +64,8 @@ ADDED_FIELDS = {"model.carry_bias": 0.0, "model.norm": "layer", "optimizer.recur
                 "optimizer.recurrent_params": ["nu_log", "theta_log", "gamma_log"],
                 "optimizer.schedule_steps": None, "model.selective": True, "task.min_len": None,
                 "model.recurrent_init": "orthogonal", "model.input_std": None, "model.block": "cell",
-                "model.d_ff": None, "model.attention": "softmax"}
+                "model.d_ff": None, "model.attention": "softmax", "criterion": "task",
+                "task.variant": "le2015"}
 PARALLELISMS = ("jit", "pmap")
 SEED_PARALLELISMS = ("auto", "vmap", "map", "sequential")
 # Where seed_parallelism='auto' loops over the seeds inside one program ('map', jax.lax.map) instead
@@ -99,6 +105,7 @@ def base_config(model: str, task: str, **task_params) -> ml_collections.ConfigDi
   config.on_nonfinite = "stop"
   config.prefetch_batches = 2
   config.log_grad_flow = False  # gradient norms through time at init and every evaluation
+  config.criterion = "task"  # or "hochreiter1997": the 1997 stopping rule (train.criteria)
   config.stop_when_solved = False  # True: stop at the first evaluation meeting the task's criterion
   config.eval_schedule = "fixed"  # or "geometric": evaluations eval_precision x step apart
   config.eval_precision = 0.1
@@ -233,6 +240,7 @@ def validate(config, num_devices: int, num_processes: int = 1):
   mcfg = model_config(config, spec)
   models.resolve_config(mcfg)  # unknown model names and bad model fields fail here
   _check_eval_lengths(config, spec, mcfg)
+  criteria.check(config, spec)
   return spec, mcfg
 
 

@@ -5,8 +5,9 @@ for gradients and `sums` maps names to (total, count) pairs. `summarize(sums)` t
 pairs into means. Every task reports `loss` and `score`, its headline metric in [0, 1], higher is
 better:
   classification   accuracy over scored targets (copy: over the copied symbols, not the blanks)
-  regression       fraction of sequences solved, |error| < 0.08 (the adding task's tolerance,
-                   Hochreiter & Schmidhuber's 0.04 on their target scale: attnlab.tasks.adding)
+  regression       fraction of sequences solved, |error| < regression_tolerance(spec): 0.08 on
+                   adding's default target, 0.04 on its hochreiter1997 target (the same criterion,
+                   Hochreiter & Schmidhuber's, on two scales: attnlab.tasks.adding)
   seq2seq          per-token accuracy under teacher forcing; `exact` is whole-sequence accuracy
 and `wrong`: (sequences that miss, sequences), a sequence missing when its |error| >= the tolerance
 (regression), any scored symbol is wrong (per-step tasks, copy: the copied symbols) or it is
@@ -16,9 +17,18 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from attnlab.tasks import adding
 from attnlab.tasks.adding import ADDING_TOLERANCE
 
-SOLVED_TOLERANCE = ADDING_TOLERANCE  # the only regression task is adding
+SOLVED_TOLERANCE = ADDING_TOLERANCE  # the only regression task is adding (default variant)
+
+
+def regression_tolerance(spec) -> float:
+  """|error| below which a sequence of the regression task `spec` is right: SOLVED_TOLERANCE for
+  adding's default variant, else adding.tolerance of the variant (0.04 for hochreiter1997)."""
+  if spec.params.get("variant", adding.DEFAULTS["variant"]) == adding.DEFAULTS["variant"]:
+    return SOLVED_TOLERANCE
+  return adding.tolerance(spec.params)
 
 
 def _cross_entropy(logits, targets, label_smoothing: float):
@@ -48,10 +58,11 @@ def loss_and_metrics(spec, outputs, batch, label_smoothing: float = 0.0):
     weight = batch["mask"]
     sq = err**2 * weight
     loss = jnp.sum(sq) / jnp.maximum(jnp.sum(weight), 1.0)
-    solved = (jnp.abs(err) < SOLVED_TOLERANCE) * weight
+    right = jnp.abs(err) < regression_tolerance(spec)
+    solved = right * weight
     return loss, {"loss": _pair(sq, weight), "score": _pair(solved, weight),
                   "mse": _pair(sq, weight), "mae": _pair(jnp.abs(err) * weight, weight),
-                  "wrong": _wrong_sequences(jnp.abs(err) < SOLVED_TOLERANCE, weight)}
+                  "wrong": _wrong_sequences(right, weight)}
 
   if spec.kind == "seq2seq":
     targets, weight = batch["target"], batch["target_mask"]

@@ -9,8 +9,10 @@ schedule keeps its length: see `run_dir`). A workdir whose saved config differs 
 best/ gets best/ repaired when it is rerun, finished or not.
 
 Solving (`attnlab.train.solving`): at the first evaluation that meets the task's criterion
-(`attnlab.tasks.criterion`) metrics.jsonl gets {"solved_step", "solved_sequences"} and a checkpoint
-is saved; with `config.stop_when_solved` the run ends there and counts as finished. Every result
+(`attnlab.tasks.criterion`), or with config.criterion='hochreiter1997' at the first step whose
+window of recent training sequences meets it (`attnlab.train.criteria`, the window kept in each
+checkpoint's meta), metrics.jsonl gets {"solved_step", "solved_sequences"} and a checkpoint is
+saved; with `config.stop_when_solved` the run ends there and counts as finished. Every result
 carries solved_step, solved_sequences (None when unsolved) and censored (True: not solved by the
 end of the run), and the final_* metrics of `config.final_eval_sequences` and of
 `config.eval_lengths` (final_len{L}_*: the test split at seq_len L, for length generalisation).
@@ -26,7 +28,7 @@ from attnlab import data, models, tasks
 from attnlab.data import prefetch
 from attnlab.train import checkpoints as ckpt_lib
 from attnlab.train import config as cfg_lib
-from attnlab.train import losses, optim, run_dir, sharding, solving
+from attnlab.train import criteria, losses, optim, run_dir, sharding, solving
 from attnlab.train.parallel import Parallel
 from attnlab.train.metric_writer import MetricWriter
 from attnlab.train.run_dir import check_resumable_config, config_to_json
@@ -192,6 +194,7 @@ class _Run:
     self.writer = None  # opened by open_writer() once the checkpoint is restored
     self.label = None  # names the run in progress lines when several train together
     self.criterion = tasks.criterion(config.task.name, **cfg_lib.task_params(config))
+    self.window = criteria.make_window(config)  # hochreiter1997: judged on the training stream
     self.train_sums, self.last_eval = None, {}
     self.solved, self.final, self.done = {}, {}, False  # done: nothing more is written here
 
@@ -207,10 +210,25 @@ class _Run:
     self.solved = {k: meta[k] for k in ("solved_step", "solved_sequences") if k in meta}
     self.final = {k: v for k, v in meta.items() if k.startswith("final_")}
     self.done = bool(self.solved) and self.config.stop_when_solved
+    if self.window is not None:
+      self.window.restore(meta)
 
-  def check_solved(self, step: int, eval_metrics: dict) -> bool:
-    """Records the first evaluation that meets the criterion; True if it is this one."""
-    if self.solved or not self.criterion.met(eval_metrics):
+  def window_meta(self) -> dict:
+    """What a checkpoint's meta keeps of the training window ({} without one)."""
+    return self.window.state() if self.window is not None else {}
+
+  def check_solved(self, step: int, eval_metrics, train_sums) -> bool:
+    """Records the first step that meets the criterion; True if it is this one. The task's
+    criterion reads `eval_metrics` (None: not evaluated at this step); hochreiter1997's window takes
+    this step's `train_sums` first."""
+    if self.window is not None:
+      met = self.window.add(train_sums)
+      if step % self.config.log_every == 0:
+        self.writer.write(step, {"window_mse": self.window.window_mse(),
+                                 "window_wrong": self.window.window_wrong()})
+    else:
+      met = eval_metrics is not None and self.criterion.met(eval_metrics)
+    if self.solved or not met:
       return False
     self.solved = {"solved_step": step, "solved_sequences": step * self.config.batch_size}
     self.writer.write(step, self.solved)
@@ -353,7 +371,7 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
       per_run = par.per_run(metrics)
       for k in active:
         _after_step(runs[k], par, state, k, step, first_step, t0, per_run[k], evals and evals[k])
-        if evaluated and runs[k].check_solved(step, evals[k]):
+        if runs[k].check_solved(step, evals and evals[k], per_run[k]["sums"]):
           solved_now.append(k)
       ending = [k for k in active if last or (k in solved_now and runs[k].config.stop_when_solved)]
       if ending and (final_data is not None or config.get("eval_lengths")):
@@ -367,7 +385,8 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
         data_state = {"iterator": train_iter.get_state()}
         for k in saving:
           run, start = runs[k], time.time()
-          meta = {**(run.last_eval if evaluated else {}), **run.solved, **run.final}
+          meta = {**(run.last_eval if evaluated else {}), **run.solved, **run.final,
+                  **run.window_meta()}
           run.checkpointer.save(step, par.to_save(state, k), data_state, meta or None)
           run.writer.write(step, {"checkpoint_blocked_s": time.time() - start})
       for k in ending:
