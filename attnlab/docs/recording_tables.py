@@ -203,3 +203,17 @@ def long_range(sources, options, doc):
         _mean_std([r[metric] for r in rs if r["model"] == model and r["length"] == t], digits)
         for t in lengths])
   return fm.table([options["corner"].replace("_", " ")] + [f"T={t}" for t in lengths], rows)
+
+
+def hochreiter_protocol(sources, options, doc):
+  """Each seed's step and training sequences at Hochreiter & Schmidhuber's stopping rule and its
+  wrong test sequences, then the paper's row (results.json's "reference")."""
+  data = sources[0][1]
+  rows = [[s["seed"], "" if s["censored"] else f"{s['solved_step']:,}",
+           f">{fm.seqs(s['cap_sequences'])}" if s["censored"] else fm.seqs(s["solved_sequences"]),
+           s["final_wrong"]] for s in data["seeds"]]
+  ref = data["reference"]
+  rows.append(["Hochreiter & Schmidhuber 1997", "", fm.seqs(ref["training_sequences"]),
+               ref["wrong_of_2560"]])
+  return fm.table(["seed", "met the rule at step", "training sequences",
+                   "wrong of 2,560 test sequences"], rows)

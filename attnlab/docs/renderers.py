@@ -14,6 +14,7 @@ RENDERERS = {
     "lru_copy": recording_tables.lru_copy,
     "selective_copy": recording_tables.selective_copy,
     "long_range": recording_tables.long_range,
+    "hochreiter_protocol": recording_tables.hochreiter_protocol,
     "struggles_by_length": struggles_tables.by_length,
     "struggles_seeds": struggles_tables.seeds,
     "struggles_mqar": struggles_tables.mqar,
