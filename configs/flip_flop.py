@@ -11,8 +11,8 @@ the rest). T=128 tokens (64 instructions) instead of the paper's 512, for the CP
 wrong reads exactly (the paper's point: a rare wrong read is a glitch).
 Baseline: ln 2 = 0.69 per read; eval_score is the accuracy over reads (chance 0.5), solved at 0.99.
 Recorded: docs/results/struggles (compare.py:struggles, T=64, 300 steps, nine models; its README
-has the command, the time and the wrong reads at 1-8 x T). This config's own T=128, 1500 steps:
-not recorded.
+has the command, the time and the wrong reads at 1-8 x T). Expected on 2 CPU cores: the time
+and reads of that recording; this config's own T=128, 1500 steps are not recorded.
 """
 from configs import common
 

@@ -7,9 +7,9 @@ LRA's setting: 96k training examples (prepared once, source='prepared'), lengths
 4-layer Transformer; published accuracy 36.4% (Transformer), 59.6% (S4), 62.2% (S5). The argument
 picks the model; `small` gives lengths 50-200 and fresh generated examples for a CPU run.
 Baseline: ln 10 = 2.30; eval_score is accuracy (the most frequent labels, 0 and 9, are ~16% each).
-`small` (lengths 50-200, 1500 steps, 2-layer Transformer) is sized for 2 CPU cores; no run of it
-is recorded. The full LRA setting is for accelerators (LRA's Transformer: 36.4% after far more
-training).
+Expected on 2 CPU cores: `small` (lengths 50-200, 1500 steps, 2-layer Transformer) is sized for
+them, but no run of it is recorded, so there is no time or accuracy to expect yet. The full LRA
+setting is for accelerators (LRA's Transformer: 36.4% after far more training).
 """
 from configs import common
 

@@ -10,7 +10,8 @@ vocabulary of 256 (Zoology: 8192, T 64-512, P 4-64); eval_lengths 2, 4, 8 x T wi
 Baseline: ln 128 = 4.85 per query (128 values); eval_score is the accuracy over queries, solved at
 0.99.
 Recorded: docs/results/struggles (compare.py:struggles, T=64 with P=4 and 16, 1000 steps, nine
-models; its README has the command, the time and the accuracies).
+models; its README has the command, the time and the accuracies). Expected on 2 CPU cores: the
+time and accuracies of that recording at P=4 and 16; this config's own P=8 is not recorded.
 """
 from configs import common
 

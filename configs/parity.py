@@ -10,7 +10,8 @@ bidirectional on the final one). eval_lengths are 2, 4 and 8 x seq_len as the ar
 (final_len{L}_score at the end of the run; a later --config.task.seq_len flag leaves them as they
 were). Baseline: ln 2 = 0.69; eval_score is the accuracy (chance 0.5), solved at 0.99.
 Recorded: docs/results/struggles (compare.py:struggles, T=32, 300 steps, nine models; its
-README has the command, the time and the accuracies at 1-8 x T).
+README has the command, the time and the accuracies at 1-8 x T). Expected on 2 CPU cores: the time
+and accuracies of that recording; this config's own length and steps are not recorded.
 """
 from configs import common
 from attnlab.train import config as cfg_lib

@@ -19,8 +19,8 @@ from configs import adding, compare, default
 def tiny(model="lstm", steps=6, **task):
   config = base_config(model, "adding", seq_len=task.get("seq_len", 12))
   for key, value in dict(hidden_size=8, d_model=8, num_heads=2, d_ff=16, num_layers=1).items():
-    if key in config.model:
-      config.model[key] = value
+    if key in config.model and not (key == "d_ff" and config.model.get("block") == "cell"):
+      config.model[key] = value  # a single-layer cell has no MLP: d_ff there is refused
   config.model.dropout_rate = 0.1 if "dropout_rate" in config.model else 0.0
   config.num_train_steps = steps
   config.batch_size = 8
