@@ -75,6 +75,9 @@ def run(main, doc: str, config_flag: str = None, default_config: str = None):
     sys.unraisablehook = _quiet_closed_loops(sys.unraisablehook, unraisable=True)
   try:
     app.run(main, flags_parser=parse)
+  except BrokenPipeError:  # the output's reader closed (`... --list=models | head`): not an error
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(0)
   except KeyboardInterrupt:
     if debug:
       raise
