@@ -171,6 +171,10 @@ def _with_config(argv, name, default):
     argv = [argv[0], f"--{name}={default}", *argv[1:]]
   if spec is None:
     return argv
+  shipped = shipped_config(spec)
+  if shipped != spec:  # configs/x.py named from outside the checkout: the installed one
+    argv = [f"--{name}={shipped}" if _flag_value([a], name) == spec else a for a in argv]
+    spec = shipped
   try:
     config = load_config(spec, f"--{name}={spec}")
   except (ValueError, TypeError) as e:  # the config file refused its argument, or a value's type
@@ -182,6 +186,24 @@ def _with_config(argv, name, default):
   return argv
 
 
+def shipped_config(spec: str) -> str:
+  """`spec` ('configs/adding.py[:arg]'), or, when that file is not here but names one of the configs
+  shipped with attnlab (run from another directory, or from an installed wheel), the same spec with
+  the shipped file's absolute path."""
+  path, sep, arg = spec.partition(":")
+  if os.path.isfile(path) or os.path.isabs(path):
+    return spec
+  parts = os.path.normpath(path).split(os.sep)
+  if len(parts) != 2 or parts[0] != "configs":
+    return spec
+  import importlib.util
+  found = importlib.util.find_spec("configs")
+  if found is None or not found.submodule_search_locations:
+    return spec
+  shipped = os.path.join(list(found.submodule_search_locations)[0], parts[1])
+  return shipped + sep + arg if os.path.isfile(shipped) else spec
+
+
 def load_config(spec: str, shown: str = None):
   """get_config(argument) of a 'file.py[:argument]' spec; UserError naming the file if missing."""
   import importlib.util
@@ -189,6 +211,9 @@ def load_config(spec: str, shown: str = None):
   shown = shown or spec
   if not os.path.isfile(path):
     folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder) and os.path.normpath(folder) == "configs":
+      shipped = shipped_config("configs/adding.py")  # where the shipped configs are
+      folder = os.path.dirname(shipped) if os.path.isabs(shipped) else folder
     found = sorted(f for f in os.listdir(folder) if f.endswith(".py") and not f.startswith("_")) \
         if os.path.isdir(folder) else []
     hint = f"config files in {folder}/: {', '.join(found)}" if found else \

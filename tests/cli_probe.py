@@ -3,7 +3,8 @@
   python -m tests.cli_probe PROBES.json OUT.json
 
 PROBES.json: [{"name": ..., "module": "experiments.main" | "experiments.sweep", "argv": [...],
-"env": {...}, "console": false, "file_size_limit": bytes (optional, as `ulimit -f`)}]. Each probe runs in a forked child exactly as `python -m MODULE
+"env": {...}, "console": false, "file_size_limit": bytes (optional, as `ulimit -f`), "cwd":
+another working directory (optional)}]. Each probe runs in a forked child exactly as `python -m MODULE
 ARGV...` would (the entry module is imported in the child, so errors raised while it defines its
 flags are seen too); "console": true calls experiments.main.console_entry with sys.argv[0] =
 'attnlab', as the installed console script does. OUT.json gets {name: {"code", "stdout",
@@ -26,6 +27,9 @@ def _child(probe, out, err):
   os.dup2(out, 1)
   os.dup2(err, 2)
   os.environ.update(probe.get("env", {}))
+  if probe.get("cwd"):  # as if typed in another directory (attnlab stays importable)
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    os.chdir(probe["cwd"])
   if probe.get("file_size_limit"):
     resource.setrlimit(resource.RLIMIT_FSIZE, (probe["file_size_limit"],) * 2)
   code = 0
