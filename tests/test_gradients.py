@@ -119,7 +119,8 @@ def test_state_jacobian_matches_autodiff_of_the_whole_recurrence(cell):
 
 
 def test_state_jacobian_of_mingru_is_a_product_of_its_gates():
-  """h_t = a_t h_{t-1} + b_t with a_t from x only: dh_T/dh_t = diag(a_T ... a_{t+1}), norm = max unit.
+  """h_t = a_t h_{t-1} + b_t with a_t from x only: dh_T/dh_t = diag(a_T ... a_{t+1}), norm = max
+  unit.
   a_t = 1 - z_t, z_t = sigmoid(x_t W_z + b_z) (Feng et al. 2024), from NumPy, not from attnlab."""
   rng = np.random.default_rng(2)
   params = {"W_x": rng.standard_normal((3, 8)), "b": rng.standard_normal(8)}

@@ -178,8 +178,8 @@ def parallel_and_sequential(fn, args):
 
 def test_parallel_selective_scan_is_the_associative_scan_on_every_backend():
   """method='parallel' runs `jax.lax.associative_scan` (no sequential `scan` in its program) on CPU
-  too, and at T=19 (several levels of the scan, some odd) with lengths, reverse and h0 it matches the
-  float64 NumPy equations in values and gradients."""
+  too, and at T=19 (several levels of the scan, some odd) with lengths, reverse and h0 it matches
+  the float64 NumPy equations in values and gradients."""
   rng = np.random.default_rng(9)
   length = 19
   u, delta, b, c = (rng.standard_normal((B, length, k)) for k in (E, E, N, N))
@@ -207,14 +207,16 @@ def test_parallel_min_rnn_keeps_float32_precision_over_long_sequences(cell):
   f32 = lambda a: jnp.asarray(a, jnp.float32)
   hs, final = getattr(ops, cell)({"W_x": f32(w), "b": f32(b)}, f32(x), method="parallel")
   err = np.abs(np.asarray(hs, np.float64) - want) / np.abs(want)  # h > 0 from h0 = 0: g > 0
-  assert err.max() < 1e-5, f"max relative error {err.max():.1e} at step {np.argmax(err.max((0, 2)))}"
+  worst = np.argmax(err.max(axis=(0, 2)))
+  assert err.max() < 1e-5, f"max relative error {err.max():.1e} at step {worst}"
   np.testing.assert_allclose(final, want_final, rtol=1e-5)
   # the blocks' joins with an initial state, lengths and reverse, in float64 to rounding
   h0, lengths = rng.standard_normal((B, hidden)), np.array([length, 1234])
   want, want_final = ref.min_rnn(cell, {"W_x": w, "b": b}, x, h0, lengths, reverse=True)
   with jax.enable_x64(True):
     hs, final = getattr(ops, cell)({"W_x": jnp.asarray(w), "b": jnp.asarray(b)}, jnp.asarray(x),
-                                   jnp.asarray(h0), lengths=lengths, reverse=True, method="parallel")
+                                   jnp.asarray(h0), lengths=lengths, reverse=True,
+                                   method="parallel")
   np.testing.assert_allclose(hs, want, rtol=1e-9, atol=1e-12)
   np.testing.assert_allclose(final, want_final, rtol=1e-9, atol=1e-12)
 

@@ -13,7 +13,8 @@ B, T, D_IN, D_MODEL, N = 2, 9, 3, 8, 4
 
 
 def randomised(params, seed):
-  """Every parameter in float64, moved by noise: no zero bias, unit skip or unit norm scale hides a wire."""
+  """Every parameter in float64, moved by noise: no zero bias, unit skip or unit norm scale hides
+  a wire."""
   leaves, tree = jax.tree.flatten(params)
   keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
   return jax.tree.unflatten(tree, [jnp.asarray(a, jnp.float64) + 0.3 * jax.random.normal(

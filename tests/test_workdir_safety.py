@@ -199,8 +199,8 @@ def test_a_cosine_schedule_keeps_its_length_when_num_train_steps_is_raised(tmp_p
 ARG = ("lstm,seq_len=12,steps=6,batch_size=8,eval_every=3,checkpoint_every=3,log_every=1,"
        "num_eval_batches=1,model.hidden_size=8,checkpoint.async_save=False")
 # Stops at step 4 (not a checkpoint step) until the test has sent SIGINT, then goes on. The SIGINT
-# handler the run installs is wrapped to leave a file once it has run, so the test waits for that file
-# (not for a time) before letting the child go on.
+# handler the run installs is wrapped to leave a file once it has run, so the test waits for that
+# file (not for a time) before letting the child go on.
 CHILD = """import signal, sys
 marker = sys.argv[1]
 install = signal.signal
@@ -237,9 +237,10 @@ def test_ctrl_c_saves_a_checkpoint_exits_130_and_the_run_resumes(tmp_path):
       time.sleep(0.1)
     assert os.path.exists(marker), child.communicate()[1]
     child.send_signal(signal.SIGINT)
-    while not os.path.exists(marker + ".sigint") and child.poll() is None and time.time() < deadline:
+    handled = marker + ".sigint"
+    while not os.path.exists(handled) and child.poll() is None and time.time() < deadline:
       time.sleep(0.05)  # the handler runs while the child waits at step 4
-    assert os.path.exists(marker + ".sigint"), child.communicate()[1]
+    assert os.path.exists(handled), child.communicate()[1]
     _, err = child.communicate("\n", timeout=300)
   finally:
     child.kill()
