@@ -244,10 +244,7 @@ def validate(config, num_devices: int, num_processes: int = 1):
   models.resolve_config(mcfg)  # unknown model names and bad model fields fail here
   _check_eval_lengths(config, spec, mcfg)
   criteria.check(config, spec)
-  check_memory = config.get("check_memory", True)
-  if not isinstance(check_memory, bool):
-    raise ValueError(f"config.check_memory={check_memory!r}; valid choices: [False, True]")
-  if check_memory:  # a memory.DoesNotFit fault before any data is made or compiled
+  if config.get("check_memory", True):  # a memory.DoesNotFit fault before any data is made or compiled
     memory.check(config, spec, mcfg, num_devices)
   return spec, mcfg
 
