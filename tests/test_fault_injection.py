@@ -16,6 +16,7 @@ import contextlib
 import errno
 import json
 import os
+import pathlib
 import shutil
 import signal
 import subprocess
@@ -197,6 +198,12 @@ def test_fault_messages_name_the_resource_and_the_file():
     raise RuntimeError("save failed") from OSError(errno.EROFS, "Read-only file system")
   except RuntimeError as e:
     assert errors.fault_message(e).startswith("the file system is read-only.")
+  def write_text(path):  # etils' Path.write_text in orbax's threads: ENOSPC on close, no filename
+    raise OSError(errno.ENOSPC, "No space left on device")
+  try:
+    write_text(pathlib.Path("/w/checkpoints/3.orbax-checkpoint-tmp-7/meta/metadata"))
+  except OSError as e:
+    assert errors.fault_message(e).startswith("no space left on the device writing /w/checkpoints/3.")
   assert errors.fault_message(MemoryError()).startswith("out of memory")
   assert errors.fault_message(ValueError("config.batch_size=0; must be positive")) is None
   assert errors.fault_message(OSError(errno.ENOENT, "No such file")) is None
