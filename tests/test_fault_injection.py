@@ -366,36 +366,51 @@ def _probe_of(workdir, name, arg=ARG, **fields) -> dict:
               env={"ATTNLAB_COMPILATION_CACHE": "off"}, **fields)
 
 
-def test_a_full_disk_is_one_line_and_the_run_resumes_exactly(base, tmp_path):
-  with _tmpfs(str(tmp_path / "disk"), "200k") as disk:
-    workdir = os.path.join(disk, "run")
-    out = _probe(tmp_path, [_probe_of(workdir, "full"), _probe_of(
-        workdir, "rerun", before=["mount", "-o", "remount,size=64m", disk])])
-    _assert_one_line(out["full"], errors.FAULT_EXIT_CODE,
-                     f"no space left on the device writing {workdir}/")
-    assert out["rerun"]["code"] == 0, out["rerun"]["stderr"]
-    # The same run as one never stopped; a save the full disk stopped logged no timing.
-    without_timing = lambda records: {k: v for k, v in _by_key(records).items()
-                                      if k != "checkpoint_blocked_s"}
-    assert without_timing(rows(workdir)) == without_timing(rows(base))
-    assert steps_of(rows(workdir)) == [1, 2, 3, 4, 5, 6]
+@pytest.fixture(scope="module")
+def disks(base, tmp_path_factory):
+  """{"full" | "read_only": workdir} and the probes' results, in one forked process.
 
-
-def test_a_read_only_file_system_is_one_line_and_the_run_resumes(base, tmp_path):
-  """A finished run of 6 steps, continued to 9 on a file system remounted read-only, then rw."""
+  full: the tiny run into a 200 kB tmpfs, then rerun after a remount to 64 MB. read_only: the
+  finished run of 6 steps continued to 9 on a tmpfs remounted read-only, then read-write."""
+  tmp = tmp_path_factory.mktemp("disks")
   longer = ARG.replace("steps=6", "steps=9")
-  with _tmpfs(str(tmp_path / "disk"), "64m") as disk:
-    workdir = os.path.join(disk, "run")
-    shutil.copytree(base, workdir)
-    out = _probe(tmp_path, [
-        _probe_of(workdir, "read_only", longer, before=["mount", "-o", "remount,ro", disk]),
-        _probe_of(workdir, "rerun", longer, before=["mount", "-o", "remount,rw", disk])])
-    _assert_one_line(out["read_only"], errors.FAULT_EXIT_CODE,
-                     f"the file system is read-only writing {workdir}/")
-    assert out["rerun"]["code"] == 0, out["rerun"]["stderr"]
-    records = rows(workdir)
-    assert steps_of(records) == list(range(1, 10))
-    assert [r for r in records if r["step"] <= 6] == [r for r in rows(base)]  # kept as it was
+  with contextlib.ExitStack() as mounts:
+    full = mounts.enter_context(_tmpfs(str(tmp / "full"), "200k"))
+    read_only = mounts.enter_context(_tmpfs(str(tmp / "read_only"), "64m"))
+    workdirs = {"full": os.path.join(full, "run"), "read_only": os.path.join(read_only, "run")}
+    shutil.copytree(base, workdirs["read_only"])
+    out = _probe(tmp, [
+        _probe_of(workdirs["full"], "full"),
+        _probe_of(workdirs["full"], "full_rerun", before=["mount", "-o", "remount,size=64m", full]),
+        _probe_of(workdirs["read_only"], "read_only", longer,
+                  before=["mount", "-o", "remount,ro", read_only]),
+        _probe_of(workdirs["read_only"], "read_only_rerun", longer,
+                  before=["mount", "-o", "remount,rw", read_only])])
+    yield workdirs, out
+
+
+def test_a_full_disk_is_one_line_and_the_run_resumes_exactly(disks, base):
+  workdirs, out = disks
+  workdir = workdirs["full"]
+  _assert_one_line(out["full"], errors.FAULT_EXIT_CODE,
+                   f"no space left on the device writing {workdir}/")
+  assert out["full_rerun"]["code"] == 0, out["full_rerun"]["stderr"]
+  # The same run as one never stopped; a save the full disk stopped logged no timing.
+  without_timing = lambda records: {k: v for k, v in _by_key(records).items()
+                                    if k != "checkpoint_blocked_s"}
+  assert without_timing(rows(workdir)) == without_timing(rows(base))
+  assert steps_of(rows(workdir)) == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_read_only_file_system_is_one_line_and_the_run_resumes(disks, base):
+  workdirs, out = disks
+  workdir = workdirs["read_only"]
+  _assert_one_line(out["read_only"], errors.FAULT_EXIT_CODE,
+                   f"the file system is read-only writing {workdir}/")
+  assert out["read_only_rerun"]["code"] == 0, out["read_only_rerun"]["stderr"]
+  records = rows(workdir)
+  assert steps_of(records) == list(range(1, 10))
+  assert [r for r in records if r["step"] <= 6] == rows(base)  # kept as it was
 
 
 # Stops where the state is first compiled (start-up: no step trained, nothing saved) until the
