@@ -203,7 +203,8 @@ def test_fault_messages_name_the_resource_and_the_file():
   try:
     write_text(pathlib.Path("/w/checkpoints/3.orbax-checkpoint-tmp-7/meta/metadata"))
   except OSError as e:
-    assert errors.fault_message(e).startswith("no space left on the device writing /w/checkpoints/3.")
+    assert errors.fault_message(e).startswith(
+        "no space left on the device writing /w/checkpoints/3.")
   assert errors.fault_message(MemoryError()).startswith("out of memory")
   assert errors.fault_message(ValueError("config.batch_size=0; must be positive")) is None
   assert errors.fault_message(OSError(errno.ENOENT, "No such file")) is None
@@ -494,7 +495,8 @@ def test_a_step_that_cannot_fit_is_refused_at_once_in_one_line(tmp_path):
   workdirs = {name: str(tmp_path / name) for name in ("lstm", "plain")}
   out = _probe(tmp_path, [
       _probe_of(workdirs["lstm"], "lstm", "lstm,seq_len=100000000"),
-      _probe_of(workdirs["plain"], "plain", "transformer,seq_len=100000,model.attention_impl=plain")])
+      _probe_of(workdirs["plain"], "plain",
+                "transformer,seq_len=100000,model.attention_impl=plain")])
   have = memory.size(memory.host_memory()[0]) if jax.default_backend() == "cpu" else ""
   for name, workdir in workdirs.items():
     r = out[name]

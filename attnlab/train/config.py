@@ -244,7 +244,7 @@ def validate(config, num_devices: int, num_processes: int = 1):
   models.resolve_config(mcfg)  # unknown model names and bad model fields fail here
   _check_eval_lengths(config, spec, mcfg)
   criteria.check(config, spec)
-  if config.get("check_memory", True):  # a memory.DoesNotFit fault before any data is made or compiled
+  if config.get("check_memory", True):  # memory.DoesNotFit before any data is made or compiled
     memory.check(config, spec, mcfg, num_devices)
   return spec, mcfg
 

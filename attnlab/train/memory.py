@@ -3,18 +3,18 @@
   estimate = memory.estimate(config, spec, model_config, num_devices)   # an `Estimate`
   memory.check(config, spec, model_config, num_devices)   # `DoesNotFit` when it cannot fit
 
-The estimate (bytes, float32 = 4, bfloat16 activations = 2), with B the batch of one device (batch_size /
-num_devices), T the padded length, L the layers:
+The estimate, in bytes (float32 = 4, bfloat16 activations = 2), with B the batch of one device
+(batch_size / num_devices), T the padded length, L the layers:
   batches      a batch (B x T x channels, tokens 4 bytes each, targets and mask) on the device for
                the step, the `prefetch_batches` ahead and the `num_eval_batches` placed once
   activations  what the backward pass keeps: B x T x L x (a model's values per step and layer),
                e.g. an LSTM's input projections, gates, cells and outputs (about 8 x hidden)
   attention    'plain' attention (and 'fused' off GPU, which XLA computes the same way) keeps the
-               (T, T) weights of every layer and head: B x heads x T^2 x (2L + 3); 'chunked' keeps one
-               block of (query chunk, key chunk) logits per (batch, head) pair at a time
+               (T, T) weights of every layer and head: B x heads x T^2 x (2L + 3); 'chunked'
+               keeps one block of (query chunk, key chunk) logits per (batch, head) pair at a time
   parameters   params, gradients and Adam's two moments: 4 x 4 bytes a parameter
-  host         NumPy's examples: a batch made in float64 (x 3: the draws, the float32 copy) and the
-               prefetched batches, in the host's memory
+  host         NumPy's examples in the host's memory: about 6 batches' worth while one is drawn
+               in float64 and copied to float32, and the `prefetch_batches` ahead
 It is compared with the memory of the machine: on CPU, the host's memory (its physical memory, or a
 smaller cgroup limit or `ulimit -v`) holds both; on an accelerator, device memory_stats()'s
 bytes_limit holds the step and the host's memory the NumPy batches. Runs of several seeds vmapped
@@ -42,14 +42,15 @@ from attnlab.ops.chunked_attention import CHUNK, fit_chunk
 FLOAT = 4
 # Values the backward pass keeps per step, layer and unit of width (calibrated against XLA's
 # compiled memory_analysis() on CPU, tests/test_fault_injection.py): input projections, gates,
-# states and outputs of each cell; a Transformer layer's q, k, v, output, norms, residuals (x d_model)
-# and its MLP (x d_ff, below).
+# states and outputs of each cell; a Transformer layer's q, k, v, output, norms, residuals
+# (x d_model) and its MLP (x d_ff, below).
 PER_UNIT = {"rnn": 5, "gru": 14, "lstm": 8, "transformer": 10, "lru": 8, "mamba": 10, "mingru": 15,
             "minlstm": 17, "slstm": 50, "seq2seq_rnn": 10, "seq2seq_attention": 12,
             "transformer_seq2seq": 10}
 
 
-TERMS = {"batches": "the batches on the device", "parameters": "parameters, gradients and Adam state",
+TERMS = {"batches": "the batches on the device",
+         "parameters": "parameters, gradients and Adam state",
          "activations": "the activations kept for the backward pass",
          "attention": "the attention weights", "host batches": "NumPy's batches on the host"}
 
@@ -156,15 +157,17 @@ def estimate(config, spec, model_config, num_devices: int = 1) -> Estimate:
       "parameters": 4 * FLOAT * param_count(model_config, spec),
   }
   host_batch = config.batch_size * example // max(jax.process_count(), 1)
-  host = {"host batches": (3 * 2 + config.prefetch_batches) * host_batch}
-  advice = {
+  host = {"host batches": (6 + config.prefetch_batches) * host_batch}
+  found = Estimate(device, host, "")
+  found.advice = {
       "attention": f"attention_impl='{impl}' keeps {f.get('num_heads', 1)} heads x "
                    f"(T, T) = ({length}, {length}) weights a layer: use "
-                   "model.attention_impl='chunked' (O(T) memory), or a smaller batch_size or seq_len",
+                   "model.attention_impl='chunked' (O(T) memory), or a smaller batch_size or "
+                   "seq_len",
       "parameters": "use a smaller model (hidden_size / d_model, num_layers)",
-  }.get(max({**device, **host}, key={**device, **host}.get),
-        "use a smaller batch_size, task.seq_len or model (hidden_size / d_model, num_layers)")
-  return Estimate(device, host, advice)
+  }.get(found.main, "use a smaller batch_size, task.seq_len or model (hidden_size / d_model, "
+        "num_layers)")
+  return found
 
 
 def _limits() -> list:
@@ -206,14 +209,17 @@ def check(config, spec, model_config, num_devices: int = 1) -> Estimate:
   host, host_what = host_memory()
   device = device_memory()
   if device is None:  # CPU: the host holds everything
-    needs = [(found.device_bytes + found.host_bytes, host, host_what, {**found.device, **found.host})]
+    needs = [(found.device_bytes + found.host_bytes, host, host_what,
+              {**found.device, **found.host})]
   else:
-    needs = [(found.device_bytes, *device, found.device), (found.host_bytes, host, host_what, found.host)]
+    needs = [(found.device_bytes, *device, found.device),
+             (found.host_bytes, host, host_what, found.host)]
   for need, have, what, terms in needs:
     if need > have:
       main = max(terms, key=terms.get)
       raise DoesNotFit(
           f"a training step of this config needs about {size(need)} of memory (mostly "
-          f"{TERMS[main]}: {size(terms[main])}, batch {config.batch_size} x seq_len {spec.seq_len}), more than "
-          f"{what}, {size(have)}: {found.advice} (config.check_memory=False skips this estimate)")
+          f"{TERMS[main]}: {size(terms[main])}, batch {config.batch_size} x seq_len "
+          f"{spec.seq_len}), more than {what}, {size(have)}: {found.advice} "
+          "(config.check_memory=False skips this estimate)")
   return found
