@@ -11,6 +11,8 @@ Every config has:
   on_nonfinite ('stop' | 'record'), prefetch_batches (train batches read and placed on the
   devices ahead, in a background thread; 0: on demand), log_grad_flow (gradient flow at every evaluation, see
   attnlab.analysis.flow_logging), checkpoint.{keep, best_metric, best_mode, async_save},
+  check_memory (True: refuse a training step whose estimated memory exceeds the machine's, before
+  anything is made or compiled, see attnlab.train.memory),
   model.* (see `attnlab.models.default_config`), optimizer.* (see `attnlab.train.optim`), and
   task.*: name, the task generator's parameters (e.g. seq_len), and the data fields
     source     'generated' (fresh examples without end, drawn from (seed, index)) or 'prepared'
@@ -48,7 +50,7 @@ import jax
 import ml_collections
 
 from attnlab import models, tasks
-from attnlab.train import criteria, losses, optim
+from attnlab.train import criteria, losses, memory, optim
 
 # Fields of config.task that are not parameters of the task generator.
 TASK_DATA_FIELDS = ("name", "source", "data_dir", "num_train", "split")
@@ -57,7 +59,7 @@ RESUMABLE_FIELDS = ("num_train_steps", "eval_every", "checkpoint_every", "log_ev
                     "num_eval_batches", "prefetch_batches", "checkpoint.keep", "checkpoint.async_save",
                     "distributed", "task.data_dir", "stop_when_solved", "eval_schedule",
                     "eval_precision", "final_eval_sequences", "eval_lengths", "seed_parallelism",
-                    "model.scan")
+                    "model.scan", "check_memory")
 # Fields added after runs were recorded, with the value that keeps the old behaviour: a workdir whose
 # config.json lacks one of them resumes when the new config has that value.
 ADDED_FIELDS = {"model.carry_bias": 0.0, "model.norm": "layer", "optimizer.recurrent_lr_scale": 1.0,
@@ -65,7 +67,7 @@ ADDED_FIELDS = {"model.carry_bias": 0.0, "model.norm": "layer", "optimizer.recur
                 "optimizer.schedule_steps": None, "model.selective": True, "task.min_len": None,
                 "model.recurrent_init": "orthogonal", "model.input_std": None, "model.block": "cell",
                 "model.d_ff": None, "model.attention": "softmax", "criterion": "task",
-                "task.variant": "le2015"}
+                "task.variant": "le2015", "check_memory": True}
 PARALLELISMS = ("jit", "pmap")
 SEED_PARALLELISMS = ("auto", "vmap", "map", "sequential")
 # Where seed_parallelism='auto' loops over the seeds inside one program ('map', jax.lax.map) instead
@@ -111,6 +113,7 @@ def base_config(model: str, task: str, **task_params) -> ml_collections.ConfigDi
   config.eval_precision = 0.1
   config.final_eval_sequences = 0  # > 0: a last evaluation on this many test-split sequences
   config.eval_lengths = ()  # task.seq_len values to evaluate at the end (length generalisation)
+  config.check_memory = True  # refuse, before compiling, a step estimated not to fit (train.memory)
   config.checkpoint = ml_collections.ConfigDict(dict(
       keep=3, best_metric="eval_score", best_mode="max", async_save=True))
   config.model = models.default_config(model)
@@ -241,6 +244,8 @@ def validate(config, num_devices: int, num_processes: int = 1):
   models.resolve_config(mcfg)  # unknown model names and bad model fields fail here
   _check_eval_lengths(config, spec, mcfg)
   criteria.check(config, spec)
+  if config.get("check_memory", True):  # memory.DoesNotFit before any data is made or compiled
+    memory.check(config, spec, mcfg, num_devices)
   return spec, mcfg
 
 
