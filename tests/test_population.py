@@ -4,6 +4,7 @@ trained alone and one trained in a population, and old checkpoints (before the o
 carried its hyper-parameters) still restore."""
 import json
 import os
+import re
 import signal
 
 import jax
@@ -59,9 +60,15 @@ def rows(workdir) -> list:
 
 
 def tree_files(workdir) -> list:
-  """The workdir's files, relative (the lock file and orbax's own timestamps aside)."""
-  return sorted(os.path.relpath(os.path.join(d, f), workdir) for d, _, fs in os.walk(workdir)
-                for f in fs if not f.startswith((".", "_")) and "lock" not in f)
+  """The workdir's files and folders, three levels deep (checkpoints/3/state): what orbax writes
+  inside an item, and the TensorBoard file's timestamped name, vary from save to save."""
+  out = set()
+  for d, _, fs in os.walk(workdir):
+    for f in fs:
+      if "lock" not in f:
+        parts = os.path.relpath(os.path.join(d, f), workdir).split(os.sep)[:3]
+        out.add("/".join(re.sub(r"^events\.out\.tfevents\..*", "events", p) for p in parts))
+  return sorted(out)
 
 
 def assert_same_run(workdir, single, exact: bool):
