@@ -4,8 +4,9 @@ Every config has:
   seed (initialisation and dropout), data_seed (examples and their order), num_train_steps, batch_size (global, across all devices and hosts), eval_every,
   checkpoint_every, log_every, num_eval_batches, label_smoothing, dtype ('float32' | 'bfloat16':
   compute dtype; parameters stay float32), parallelism ('jit' | 'pmap'), seed_parallelism ('auto' |
-  'vmap' | 'map' | 'sequential': how runs that differ only in seed train together: one program
-  vmapped over the seeds, one program looping over them, or one run after another),
+  'vmap' | 'map' | 'sequential': how runs that differ only in POPULATION_FIELDS (seed and the
+  optimizer's scalars) train together: one program vmapped over the runs, one program looping over
+  them, or one run after another),
   mesh.data / mesh.model (-1 = all remaining devices), logical_axis_rules, distributed (None = from
   the environment),
   on_nonfinite ('stop' | 'record'), prefetch_batches (train batches read and placed on the

@@ -17,6 +17,10 @@
                 (nu_log, theta_log, gamma_log), which Orvieto et al. 2023 train with a reduced
                 learning rate and without weight decay (minimal-LRU: lr_factor 0.5). With scale 1
                 and no weight decay there is one group (the optimizer state of a plain optimizer).
+
+The optimizer state carries learning_rate, warmup_steps, schedule_steps, clip_norm and weight_decay
+(`HYPERPARAMS`, optax.inject_hyperparams), read at every update: runs that differ only in them and
+in seed (a population) share one transformation and train as one program, each with its own.
 """
 import math
 
