@@ -4,8 +4,9 @@ Every config has:
   seed (initialisation and dropout), data_seed (examples and their order), num_train_steps, batch_size (global, across all devices and hosts), eval_every,
   checkpoint_every, log_every, num_eval_batches, label_smoothing, dtype ('float32' | 'bfloat16':
   compute dtype; parameters stay float32), parallelism ('jit' | 'pmap'), seed_parallelism ('auto' |
-  'vmap' | 'map' | 'sequential': how runs that differ only in seed train together: one program
-  vmapped over the seeds, one program looping over them, or one run after another),
+  'vmap' | 'map' | 'sequential': how runs that differ only in POPULATION_FIELDS (seed and the
+  optimizer's scalars) train together: one program vmapped over the runs, one program looping over
+  them, or one run after another),
   mesh.data / mesh.model (-1 = all remaining devices), logical_axis_rules, distributed (None = from
   the environment),
   on_nonfinite ('stop' | 'record'), prefetch_batches (train batches read and placed on the
@@ -68,6 +69,11 @@ ADDED_FIELDS = {"model.carry_bias": 0.0, "model.norm": "layer", "optimizer.recur
                 "model.recurrent_init": "orthogonal", "model.input_std": None, "model.block": "cell",
                 "model.d_ff": None, "model.attention": "softmax", "criterion": "task",
                 "task.variant": "le2015", "check_memory": True}
+# Fields in which the runs of one population differ (`population_key`): trained as one program,
+# vmapped or looped (seed_parallelism), each member's optimizer state carrying its own values
+# (optim.HYPERPARAMS). The schedule's name, the optimizer's and everything else stay shared.
+POPULATION_FIELDS = ("seed", "optimizer.learning_rate", "optimizer.warmup_steps",
+                     "optimizer.schedule_steps", "optimizer.clip_norm", "optimizer.weight_decay")
 PARALLELISMS = ("jit", "pmap")
 SEED_PARALLELISMS = ("auto", "vmap", "map", "sequential")
 # Where seed_parallelism='auto' loops over the seeds inside one program ('map', jax.lax.map) instead
@@ -180,6 +186,22 @@ def seed_parallelism(config) -> str:
     return "vmap"
   shorter = rule["vmap_shorter"].get(config.model.name)
   return "vmap" if shorter and config.task.get("seq_len", shorter) < shorter else "map"
+
+
+def population_key(config) -> tuple:
+  """What the runs of one population share: every field but POPULATION_FIELDS, and the optimizer
+  state's structure (`optim.structure`: clipping, AdamW's weight decay on or off). Runs with equal
+  keys train as one program (`attnlab.train.train_seeds`, `attnlab.sweep`)."""
+  flat = _flatten(config.to_dict())
+  return tuple(sorted((k, repr(v)) for k, v in flat.items() if k not in POPULATION_FIELDS)) + \
+      optim.structure(config.optimizer)
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+  out = {}
+  for k, v in d.items():
+    out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+  return out
 
 
 def _positive(config, key):

@@ -15,12 +15,15 @@ class Parallel:
 
   With several `seeds` the state carries a leading seed axis (`attnlab.train.vmap_seeds`): every
   seed sees the same batches, so seed k follows the run it would have had on its own.
+  `hyperparams` (one dict of optim.HYPERPARAMS per seed): a population, member k starting with
+  hyperparams[k] in its optimizer state (None: config.optimizer's for all).
   """
 
-  def __init__(self, config, model, tx, spec, schedule, seeds=None):
+  def __init__(self, config, model, tx, spec, schedule, seeds=None, hyperparams=None):
     self.pmap = config.parallelism == "pmap"
     self.seeds = list(seeds) if seeds is not None else [config.seed]
     self.vmapped = len(self.seeds) > 1
+    self.hyperparams = hyperparams
     dtype = jnp.bfloat16 if config.dtype == "bfloat16" else jnp.float32
     kw = dict(dtype=dtype, label_smoothing=config.label_smoothing,
               clip_norm=config.optimizer.clip_norm)
@@ -50,7 +53,8 @@ class Parallel:
     rng = jax.random.PRNGKey(self.seeds[0])
     abstract = jax.eval_shape(init, rng, example)
     if self.vmapped:
-      return vmap_seeds.init_states(self.model, self.tx, self.spec, self.seeds, example), \
+      return vmap_seeds.init_states(self.model, self.tx, self.spec, self.seeds, example,
+                                    self.hyperparams), \
           _on_device(abstract)
     if self.pmap:
       return jax_utils.replicate(steps.jit_init(init)(rng, example)), _on_device(abstract)

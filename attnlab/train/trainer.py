@@ -28,7 +28,7 @@ from attnlab import data, models, tasks
 from attnlab.data import prefetch
 from attnlab.train import checkpoints as ckpt_lib
 from attnlab.train import config as cfg_lib
-from attnlab.train import criteria, losses, optim, run_dir, sharding, solving
+from attnlab.train import criteria, losses, optim, sharding, solving
 from attnlab.train.parallel import Parallel
 from attnlab.train.metric_writer import MetricWriter
 from attnlab.train.run_dir import check_resumable_config, config_to_json
@@ -268,13 +268,16 @@ def train_and_evaluate(config, workdir: str, hooks=()) -> dict:
 
 
 def train_seeds(configs: list, workdirs: list, hooks: list = None) -> list:
-  """Runs that differ only in `seed`, trained as one program (vmapped over the seeds, or looping
-  over them: config.seed_parallelism); one result per run.
+  """Runs that differ only in `config.POPULATION_FIELDS` (seed, learning rate, warmup and schedule
+  length, clip norm, weight decay: a population), trained as one program (vmapped over the runs,
+  or looping over them: config.seed_parallelism); one result per run.
 
-  Each run still has its own workdir, checkpoints and metrics, exactly as if it had been trained
-  alone (with `config.data_seed` shared, it sees the same batches). Runs are trained one by one
-  instead when one program does not apply: several processes or devices, pmap, runs that are not
-  at the same step, or seed_parallelism='sequential'.
+  Each run still has its own workdir, config.json, checkpoints, metrics and solved step, exactly as
+  if it had been trained alone (with `config.data_seed` shared, it sees the same batches; its
+  optimizer state carries its own hyper-parameters: `attnlab.train.optim.make_optimizer`). Runs
+  are trained one by one instead when one program does not apply: runs that differ in other fields
+  or in the optimizer state's structure (`config.population_key`), several processes or devices,
+  pmap, runs that are not at the same step, or seed_parallelism='sequential'.
   """
   hooks = hooks or [()] * len(configs)
   stopped = [i for i, (c, w) in enumerate(zip(configs, workdirs))
@@ -294,10 +297,9 @@ def train_seeds(configs: list, workdirs: list, hooks: list = None) -> list:
   return _train(configs, workdirs, hooks)
 
 
-def _without_seed(config) -> dict:
-  flat = run_dir.flatten(config_to_json(config))
-  flat.pop("seed")
-  return {k: v for k, v in flat.items() if k not in cfg_lib.RESUMABLE_FIELDS}
+def _without_seed(config) -> tuple:
+  """What the runs of one program share: everything but the population's fields."""
+  return cfg_lib.population_key(config)
 
 
 def _train(configs, workdirs, hooks) -> list:
@@ -315,7 +317,8 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
     check_resumable_config(w, c)
   model = models.build(model_config)
   tx, schedule = optim.make_optimizer(config.optimizer, config.num_train_steps)
-  par = Parallel(config, model, tx, spec, schedule, [c.seed for c in configs])
+  par = Parallel(config, model, tx, spec, schedule, [c.seed for c in configs],
+                 [optim.hyperparams(c.optimizer, c.num_train_steps) for c in configs])
   spec_params = cfg_lib.task_params(config)
   example = tasks.generate(config.task.name, 1, **spec_params)
   example = {k: v for k, v in example.items() if v.dtype != object}
@@ -324,7 +327,7 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
   runs = [_Run(c, w, h) for c, w, h in zip(configs, workdirs, hooks)]
   if len(runs) > 1:  # their progress lines interleave: each names its run
     for run in runs:
-      run.label = run_label(run.config)
+      run.label = run_label(run.config, configs)
 
   restored = [run.checkpointer.restore(abstract) for run in runs]
   if restored[0] is not None:
@@ -405,9 +408,16 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
   return [run.result() for run in runs]
 
 
-def run_label(config) -> str:
-  """'lstm seed 1': the model and seed of a run, as its progress and result lines name it."""
-  return f"{config.model.name} seed {config.seed}"
+def run_label(config, population=()) -> str:
+  """'lstm seed 1': the model and seed of a run, as its progress and result lines name it; in a
+  `population` (its configs), also each other population field that differs among them
+  ('lstm seed 1 learning_rate=0.01')."""
+  label = f"{config.model.name} seed {config.seed}"
+  for field in cfg_lib.POPULATION_FIELDS[1:]:
+    section, key = field.split(".")
+    if len({repr(c[section][key]) for c in population}) > 1:
+      label += f" {key}={config[section][key]}"
+  return label
 
 
 def _how_to_continue(config) -> str:
