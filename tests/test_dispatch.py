@@ -53,6 +53,14 @@ def test_dispatch_ends_at_the_next_log_eval_checkpoint_end_or_bound():
   assert dispatch.dispatch_length(0, [config], next_eval=100) == 1
 
 
+def test_a_dispatch_runs_as_few_program_lengths():
+  assert dispatch.chunks(37, 50) == [32, 4, 1]
+  assert dispatch.chunks(120, 50) == [50, 50, 16, 4]
+  assert dispatch.chunks(1, 50) == [1]
+  lengths = {n for length in range(1, 200) for n in dispatch.chunks(length, 50)}
+  assert lengths == {50, 32, 16, 8, 4, 2, 1}
+
+
 def test_step_sums_add_in_step_order_and_reset_per_run():
   rng = np.random.default_rng(0)
   steps = rng.normal(size=(2, 6, 3, 2)).astype(np.float32)  # two dispatches, K=6, 3 runs

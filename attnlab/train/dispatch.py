@@ -10,13 +10,15 @@ A dispatch ends at the next step where the host has something to do: a log, an e
 checkpoint, the end of the run, or after config.max_steps_per_dispatch steps (so SIGTERM, seen
 between dispatches, is answered within that many steps). With config.criterion='hochreiter1997'
 the solved check reads every step's training sums and a run stops at the step that meets it, so
-there K = 1. The scan returns every step's metrics (K small arrays): the host checks them for
+there K = 1. A dispatch runs as `chunks` of a few lengths (each compiles once), queued back to
+back. The scan returns every step's metrics (K small arrays): the host checks them for
 non-finite values and adds the train sums in the order the one-step loop added them.
 """
 import jax
 import numpy as np
 
 DEFAULT_MAX_STEPS = 50
+CHECKED = ("loss", "grad_norm", "grad_norm_clipped")  # what a non-finite step's log holds
 
 
 def scan_steps(train_step):
@@ -39,6 +41,26 @@ def dispatch_length(step: int, configs: list, next_eval: int) -> int:
           step + config.get("max_steps_per_dispatch", DEFAULT_MAX_STEPS)]
   ends += [_next_multiple(step, c.log_every) for c in configs]
   return min(ends) - step
+
+
+def chunks(length: int, max_steps: int) -> list:
+  """A dispatch of `length` steps as programs of max_steps or a power of two steps, largest
+  first (37, max 50: [32, 4, 1]): each length compiles once, so a run compiles at most
+  log2(max_steps) + 2 programs whatever its schedule."""
+  out = []
+  while length:
+    n = max_steps if length >= max_steps else 1 << (length.bit_length() - 1)
+    out.append(n)
+    length -= n
+  return out
+
+
+def nonfinite_steps(metrics, active: list) -> list:
+  """(step index i, run k) of every non-finite loss or gradient norm of runs `active` in a
+  dispatch's metrics ((steps, runs) arrays), the last step left out (the loop checks it run by
+  run with that step's logs), in the one-step loop's order: by step, then by run."""
+  bad = ~(np.isfinite(metrics["loss"]) & np.isfinite(metrics["grad_norm"]))
+  return [(int(i), k) for i in np.flatnonzero(bad[:-1].any(axis=1)) for k in active if bad[i, k]]
 
 
 def _next_multiple(step: int, every: int) -> int:

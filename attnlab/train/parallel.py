@@ -115,12 +115,13 @@ class Parallel:
     sharding = self._stacked_sharding()
     return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in stacked.items()}
 
-  def per_run_steps(self, metrics):
-    """train_steps' metrics, fetched once, as NumPy arrays with axes (step, run, ...)."""
+  def per_run_steps(self, metrics: list):
+    """The metrics of consecutive train_steps calls, fetched at once, as NumPy arrays with axes
+    (step, run, ...)."""
     host = jax.device_get(metrics)
-    if self.vmapped:
-      return host
-    return jax.tree.map(lambda x: np.expand_dims(x[0] if self.pmap else x, 1), host)
+    if not self.vmapped:
+      host = jax.tree.map(lambda x: np.expand_dims(x[0] if self.pmap else x, 1), host)
+    return jax.tree.map(lambda *xs: np.concatenate(xs), *host)
 
   def params(self, state):
     return state.params

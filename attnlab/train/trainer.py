@@ -16,6 +16,11 @@ saved; with `config.stop_when_solved` the run ends there and counts as finished.
 carries solved_step, solved_sequences (None when unsolved) and censored (True: not solved by the
 end of the run), and the final_* metrics of `config.final_eval_sequences` and of
 `config.eval_lengths` (final_len{L}_*: the test split at seq_len L, for length generalisation).
+
+The host looks at the run only between dispatches of K steps (`attnlab.train.dispatch`: up to the
+next log, evaluation or checkpoint, at most config.max_steps_per_dispatch): SIGTERM saves at the
+end of the dispatch it arrives in; a non-finite step inside one is recorded (or stops the run) at
+its own step, as with one step per dispatch.
 """
 import contextlib
 import math
@@ -235,6 +240,19 @@ class _Run:
     self.writer.write(step, self.solved)
     return True
 
+  def nonfinite(self, step: int, values: dict):
+    """Records a non-finite step (values: loss, grad_norm, grad_norm_clipped); with
+    on_nonfinite='stop' ends the run with an error."""
+    loss, grad_norm = float(values["loss"]), float(values["grad_norm"])
+    self.writer.write(step, {"train_loss": loss, "grad_norm": grad_norm,
+                             "grad_norm_clipped": float(values["grad_norm_clipped"])})
+    if self.config.on_nonfinite == "stop":
+      self.checkpointer.close()
+      raise FloatingPointError(
+          f"non-finite training loss {loss} / gradient norm {grad_norm} at step {step}; the last "
+          f"good checkpoint (step {self.checkpointer.latest_step()}) in {self.workdir} is intact. "
+          "Set config.on_nonfinite='record' to record the explosion and continue.")
+
   def result(self) -> dict:
     """The last evaluation, solving and final metrics: what train_and_evaluate returns."""
     return {**self.last_eval, "solved_step": self.solved.get("solved_step"),
@@ -355,8 +373,8 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
   eval_data = [par.batch(b) for b in eval_batches(config, spec_params)]  # placed once, reused
   # Batches are read `prefetch_batches` + one dispatch ahead, in a thread that works while the
   # steps compute; get_state() is the position of the last batch consumed.
-  ahead = config.prefetch_batches and config.prefetch_batches + config.get(
-      "max_steps_per_dispatch", dispatch.DEFAULT_MAX_STEPS)
+  max_steps = config.get("max_steps_per_dispatch", dispatch.DEFAULT_MAX_STEPS)
+  ahead = config.prefetch_batches and config.prefetch_batches + max_steps
   source = dispatch.HostBatches(prefetch.Prefetcher(host_iter, ahead), par.stacked_batches)
   next_eval = solving.next_eval_step(first_step, config)
   t0, step = time.time(), first_step
@@ -364,13 +382,16 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
     while step < config.num_train_steps:
       # Vmapped seeds that are done keep being updated with the others, but nothing of theirs
       # is logged or saved any more: their workdirs end at their solved step.
-      k_steps = dispatch.dispatch_length(step, configs, next_eval)
-      state, metrics = par.train_steps(state, source.next_k(k_steps))
+      k_steps, metrics = dispatch.dispatch_length(step, configs, next_eval), []
+      for n in dispatch.chunks(k_steps, max_steps):
+        state, chunk = par.train_steps(state, source.next_k(n))
+        metrics.append(chunk)
       # One read of the K steps' metrics: it waits for them (several local processes can
       # deadlock otherwise).
       metrics = par.per_run_steps(metrics)
       active = [k for k, run in enumerate(runs) if not run.done]
-      _check_finite(runs, active, step + 1, metrics, last=False)  # all but the dispatch's last
+      for i, k in dispatch.nonfinite_steps(metrics, active):  # the last step: in _after_step
+        runs[k].nonfinite(step + 1 + i, {name: metrics[name][i, k] for name in dispatch.CHECKED})
       sums.add(metrics["sums"])
       step += k_steps
       last = step == config.num_train_steps
@@ -428,41 +449,13 @@ def _how_to_continue(config) -> str:
   return "raise num_train_steps to continue"
 
 
-def _check_finite(runs, active, first: int, metrics, last: bool):
-  """The non-finite check of the dispatch's steps first, first + 1, ... (metrics: (steps, runs)
-  arrays), all but its last one unless `last` (that one is checked run by run in _after_step,
-  in the one-step loop's order)."""
-  bad = ~(np.isfinite(metrics["loss"]) & np.isfinite(metrics["grad_norm"]))
-  count = len(bad) if last else len(bad) - 1
-  for i in np.flatnonzero(bad[:count].any(axis=1)):
-    for k in active:
-      if bad[i, k]:
-        _nonfinite(runs[k], first + i, {name: metrics[name][i, k] for name in _CHECKED})
-
-
-_CHECKED = ("loss", "grad_norm", "grad_norm_clipped")
-
-
-def _nonfinite(run: _Run, step: int, values: dict):
-  """Records a non-finite step of `run`; with on_nonfinite='stop' ends the run with an error."""
-  loss, grad_norm = float(values["loss"]), float(values["grad_norm"])
-  run.writer.write(step, {"train_loss": loss, "grad_norm": grad_norm,
-                          "grad_norm_clipped": float(values["grad_norm_clipped"])})
-  if run.config.on_nonfinite == "stop":
-    run.checkpointer.close()
-    raise FloatingPointError(
-        f"non-finite training loss {loss} / gradient norm {grad_norm} at step {step}; the last "
-        f"good checkpoint (step {run.checkpointer.latest_step()}) in {run.workdir} is intact. Set "
-        "config.on_nonfinite='record' to record the explosion and continue.")
-
-
 def _after_step(run: _Run, par, state, k, step, first_step, t0, metrics, sums, eval_metrics):
   """Run k's bookkeeping at the last step of a dispatch: its non-finite check, logging,
   evaluation results, hooks. metrics: the dispatch's (steps, runs) arrays; sums: the StepSums."""
   config = run.config
-  last = {name: metrics[name][-1, k] for name in _CHECKED + ("learning_rate",)}
+  last = {name: metrics[name][-1, k] for name in dispatch.CHECKED + ("learning_rate",)}
   if not (math.isfinite(last["loss"]) and math.isfinite(last["grad_norm"])):
-    _nonfinite(run, step, last)
+    run.nonfinite(step, last)
   if step % config.log_every == 0 or step == config.num_train_steps:
     summary = losses.summarize(sums.of(k))
     rate = (step - first_step) / max(time.time() - t0, 1e-9)
