@@ -150,3 +150,29 @@ def test_nonfinite_step_inside_a_dispatch_is_handled_as_with_one_step(tmp_path, 
   assert str(outcomes[0]) == str(outcomes[1])  # the same error at the same step; the same logs
   bad = [r for r in outcomes[0][1] if "train_loss" in r and not np.isfinite(r["train_loss"])]
   assert bad and bad[0]["step"] % 5  # non-finite at a step inside a dispatch, logged there
+
+
+def test_vmapped_seeds_in_k_step_dispatches_resume_bit_identical(tmp_path, monkeypatch):
+  from attnlab.train import train_seeds
+
+  def configs():
+    out = [k_step_config(steps=10), k_step_config(steps=10)]
+    out[1].seed = 1
+    for config in out:
+      config.seed_parallelism = "map"
+    return out
+
+  straight = [str(tmp_path / f"straight{i}") for i in range(2)]
+  train_seeds(configs(), straight)
+  killed = [str(tmp_path / f"killed{i}") for i in range(2)]
+  restore = sigterm_during_dispatch(monkeypatch, 1)  # in steps 1-5: saved at 5 for both
+  with pytest.raises(Preempted, match="SIGTERM at step 5"):
+    train_seeds(configs(), killed)
+  restore()
+  train_seeds(configs(), killed)
+  for a, b in zip(straight, killed):
+    jax.tree.map(np.testing.assert_array_equal, attnlab.load_run(a, "last").params,
+                 attnlab.load_run(b, "last").params)
+    assert rows(a) == rows(b)
+    assert [r["step"] for r in rows(a) if "train_loss" in r] == [5, 10]
+  assert rows(straight[0]) != rows(straight[1])  # each seed logs its own metrics

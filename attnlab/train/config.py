@@ -8,8 +8,8 @@ Every config has:
   vmapped over the seeds, one program looping over them, or one run after another),
   mesh.data / mesh.model (-1 = all remaining devices), logical_axis_rules, distributed (None = from
   the environment),
-  on_nonfinite ('stop' | 'record'), prefetch_batches (train batches read and placed on the
-  devices ahead, in a background thread; 0: on demand), max_steps_per_dispatch (the most training
+  on_nonfinite ('stop' | 'record'), prefetch_batches (train batches read ahead of the
+  next dispatch, in a background thread; 0: on demand), max_steps_per_dispatch (the most training
   steps run in one program between two looks of the host: SIGTERM is answered within that many
   steps; see attnlab.train.dispatch), log_grad_flow (gradient flow at every evaluation, see
   attnlab.analysis.flow_logging), checkpoint.{keep, best_metric, best_mode, async_save},
