@@ -9,8 +9,10 @@ Every config has:
   them, or one run after another),
   mesh.data / mesh.model (-1 = all remaining devices), logical_axis_rules, distributed (None = from
   the environment),
-  on_nonfinite ('stop' | 'record'), prefetch_batches (train batches read and placed on the
-  devices ahead, in a background thread; 0: on demand), log_grad_flow (gradient flow at every evaluation, see
+  on_nonfinite ('stop' | 'record'), prefetch_batches (train batches read ahead of the
+  next dispatch, in a background thread; 0: on demand), max_steps_per_dispatch (the most training
+  steps run in one program between two looks of the host: SIGTERM is answered within that many
+  steps; see attnlab.train.dispatch), log_grad_flow (gradient flow at every evaluation, see
   attnlab.analysis.flow_logging), checkpoint.{keep, best_metric, best_mode, async_save},
   check_memory (True: refuse a training step whose estimated memory exceeds the machine's, before
   anything is made or compiled, see attnlab.train.memory),
@@ -60,7 +62,7 @@ RESUMABLE_FIELDS = ("num_train_steps", "eval_every", "checkpoint_every", "log_ev
                     "num_eval_batches", "prefetch_batches", "checkpoint.keep", "checkpoint.async_save",
                     "distributed", "task.data_dir", "stop_when_solved", "eval_schedule",
                     "eval_precision", "final_eval_sequences", "eval_lengths", "seed_parallelism",
-                    "model.scan", "check_memory")
+                    "model.scan", "check_memory", "max_steps_per_dispatch")
 # Fields added after runs were recorded, with the value that keeps the old behaviour: a workdir whose
 # config.json lacks one of them resumes when the new config has that value.
 ADDED_FIELDS = {"model.carry_bias": 0.0, "model.norm": "layer", "optimizer.recurrent_lr_scale": 1.0,
@@ -112,6 +114,7 @@ def base_config(model: str, task: str, **task_params) -> ml_collections.ConfigDi
   config.distributed = ml_collections.FieldReference(None, field_type=bool)
   config.on_nonfinite = "stop"
   config.prefetch_batches = 2
+  config.max_steps_per_dispatch = 50  # steps per program between host looks (SIGTERM checks)
   config.log_grad_flow = False  # gradient norms through time at init and every evaluation
   config.criterion = "task"  # or "hochreiter1997": the 1997 stopping rule (train.criteria)
   config.stop_when_solved = False  # True: stop at the first evaluation meeting the task's criterion
@@ -214,6 +217,8 @@ def validate(config, num_devices: int, num_processes: int = 1):
   """Checks `config` before any compilation. Returns (TaskSpec, resolved model config)."""
   for key in ("batch_size", "eval_every", "checkpoint_every", "log_every", "num_eval_batches"):
     _positive(config, key)
+  if "max_steps_per_dispatch" in config:
+    _positive(config, "max_steps_per_dispatch")
   for key in ("num_train_steps", "prefetch_batches", "final_eval_sequences"):
     if not isinstance(config[key], int) or isinstance(config[key], bool) or config[key] < 0:
       raise ValueError(f"config.{key}={config[key]!r}; must be an integer >= 0")
