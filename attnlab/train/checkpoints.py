@@ -142,6 +142,8 @@ class Checkpointer:
     step = self.last.latest_step() if step is None else step
     if step is None:
       return None
+    if not hasattr(abstract_state, "opt_state"):  # any other pytree: restored as it is
+      return restore_items(self.last, step, ocp.args.StandardRestore(abstract_state))
     fields = {k: getattr(abstract_state, k) for k in ("step", "params", "opt_state", "model_state")}
     saved = self._saved_fields(step)
     no_model_state = not jax.tree.leaves(fields["model_state"]) and "model_state" not in saved
