@@ -172,9 +172,10 @@ def loop_row(word: str, length: int, batch: int, steps: int, short_steps: int, b
 
 def population(word: str = "lstm", length: int = 20, batch: int = 64, steps: int = 300,
                lr_factors=(0.25, 0.5, 1.0, 2.0, 4.0), seeds=(0, 1, 2), warmup_steps: int = 2,
-               root: str = None, log=print) -> dict:
+               variants=("singles", "population", "seed_groups"), root: str = None,
+               log=print) -> dict:
   """Wall time of len(lr_factors) x len(seeds) runs as singles, one train_seeds call, and one
-  train_seeds call per learning rate; the programs each trained."""
+  train_seeds call per learning rate (those of `variants`); the programs each trained."""
   base_lr = run_config(word, length, batch, steps).optimizer.learning_rate
 
   def configs(n):
@@ -190,7 +191,8 @@ def population(word: str = "lstm", length: int = 20, batch: int = 64, steps: int
     k = len(seeds)
     return [r for i in range(0, len(cs), k) for r in trainer.train_seeds(cs[i:i + k], ws[i:i + k])]
 
-  variants = {"singles": _single, "population": trainer.train_seeds, "seed_groups": by_lr}
+  every = {"singles": _single, "population": trainer.train_seeds, "seed_groups": by_lr}
+  variants = {name: every[name] for name in variants}
   warm = {name: timed_runs(configs(warmup_steps), fn, root) for name, fn in variants.items()}
   out = dict(model=word, T=length, batch=batch, steps=steps, members=len(lr_factors) * len(seeds),
              learning_rates=[f * base_lr for f in lr_factors], seeds=list(seeds),
@@ -202,7 +204,8 @@ def population(word: str = "lstm", length: int = 20, batch: int = 64, steps: int
     log(f"  population {name:12s} {got['seconds']:7.1f} s  {len(got['programs'])} programs "
         f"{got['programs']}")
   for name in ("population", "seed_groups"):
-    out[f"{name}_over_singles"] = out[name]["seconds"] / out["singles"]["seconds"]
+    if name in out and "singles" in out:
+      out[f"{name}_over_singles"] = out[name]["seconds"] / out["singles"]["seconds"]
   return out
 
 
@@ -230,3 +233,23 @@ def run(lengths=(20, 100), words=MODELS, batch: int = 64, steps=None, short_step
     shutil.rmtree(root, ignore_errors=True)
   return dict(rows=rows, population=pop, batch=batch, cache=cache,
               load_average_after=[round(x, 2) for x in os.getloadavg()])
+
+
+def markdown(section: dict) -> str:
+  """The loop section's tables as Markdown (what BENCHMARKS.md quotes)."""
+  lines = ["| model | T | bare_ms | loop_ms | ratio | per step (slope) | per run |",
+           "|---|---|---|---|---|---|---|"]
+  for r in section["rows"]:
+    lines.append(f"| {r['model']} | {r['T']} | {r['bare_ms']:.1f} | {r['loop_ms']:.1f} | "
+                 f"{r['ratio']:.2f} | {r['step_ms']:.1f} ms ({r['step_ratio']:.2f}x) | "
+                 f"{r['fixed_s']:.1f} s |")
+  pop = section.get("population")
+  if pop:
+    lines += ["", f"| {pop['members']} runs of {pop['model']}, T={pop['T']}, {pop['steps']} steps "
+              "| wall time | programs (members each) | / singles |", "|---|---|---|---|"]
+    for name in [n for n in ("singles", "population", "seed_groups") if n in pop]:
+      v = pop[name]
+      over = v["seconds"] / pop["singles"]["seconds"]
+      lines.append(f"| {name} | {v['seconds']:.1f} s | {v['programs']} "
+                   f"({', '.join(map(str, sorted(set(v['members_per_program']))))}) | {over:.2f} |")
+  return "\n".join(lines) + "\n"
