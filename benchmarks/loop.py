@@ -225,9 +225,9 @@ def run(lengths=(20, 100), words=MODELS, batch: int = 64, steps=None, short_step
         n = steps.get(length, 200)
         row = loop_row(word, length, batch, n, min(short_steps, n - 1), bare_steps, repeats, root)
         rows.append(row)
-        log(f"  {word:12s} T={length:4d}  bare {row['bare_ms']:7.1f} ms  loop {row['loop_ms']:7.1f} "
-            f"ms  ratio {row['ratio']:.2f}  (per step {row['step_ms']:.1f} ms, per run "
-            f"{row['fixed_s']:.1f} s; fresh compiles {row['fresh_compiles']})")
+        log(f"  {word:12s} T={length:4d}  bare {row['bare_ms']:7.1f} ms  "
+            f"loop {row['loop_ms']:7.1f} ms  ratio {row['ratio']:.2f}  "
+            f"(per step {row['step_ms']:.1f} ms, per run {row['fixed_s']:.1f} s; fresh compiles {row['fresh_compiles']})")
     pop = population(**(population_sizes or {}), root=root, log=log)
   finally:
     shutil.rmtree(root, ignore_errors=True)
