@@ -227,7 +227,8 @@ def run(lengths=(20, 100), words=MODELS, batch: int = 64, steps=None, short_step
         rows.append(row)
         log(f"  {word:12s} T={length:4d}  bare {row['bare_ms']:7.1f} ms  "
             f"loop {row['loop_ms']:7.1f} ms  ratio {row['ratio']:.2f}  "
-            f"(per step {row['step_ms']:.1f} ms, per run {row['fixed_s']:.1f} s; fresh compiles {row['fresh_compiles']})")
+            f"(per step {row['step_ms']:.1f} ms, per run {row['fixed_s']:.1f} s; "
+            f"fresh compiles {row['fresh_compiles']})")
     pop = population(**(population_sizes or {}), root=root, log=log)
   finally:
     shutil.rmtree(root, ignore_errors=True)
