@@ -11,7 +11,9 @@ full training step at its comparison size on adding, T=100/500/1000, against the
 PyTorch, eager and torch.compile), choices (sequential or associative scan, vmapped or
 looped or one-by-one seeds: the measurements behind the per-backend defaults), long (peak memory against T, plain vs
 chunked attention; LRU at T=65k), vmap (seed sweep), compile (every shipped config, with the
-persistent cache, and the input pipeline). Results go to benchmarks/results/<host>.json (or
+persistent cache, and the input pipeline), loop (the training loop against its own compiled step per
+comparison model at T=20 and 100, and a 15-member learning-rate x seed population against 15
+single runs). Results go to benchmarks/results/<host>.json (or
 --json), and the ratio table and the targets are printed; --markdown writes them as Markdown.
 PyTorch peers need the [bench] extra (torch==2.13.0, CPU build); without it they are skipped.
 On a GPU the layers run in bfloat16 and attention_impl='fused' uses cuDNN.
@@ -27,11 +29,11 @@ import time
 
 import jax
 
-from benchmarks import (choices, compile_times, layers, long_seq, peers, recurrences, report, research,
-                        timing, vmap_sweep)
+from benchmarks import (choices, compile_times, layers, long_seq, loop, peers, recurrences, report,
+                        research, timing, vmap_sweep)
 
 SECTIONS = ("peak", "lstm", "gru", "transformer", "research", "choices", "recurrences", "long", "vmap",
-            "compile")
+            "compile", "loop")
 FULL = dict(
     lstm=dict(B=64, T=512, D=256, H=256), gru=dict(B=64, T=512, D=256, H=256),
     transformer=dict(B=16, T=512, d=256, heads=4, d_ff=1024),
@@ -40,7 +42,8 @@ FULL = dict(
     compile=dict(pipeline_steps=22, only=None), repeats=7,
     research=dict(lengths=(100, 500, 1000), batch=64, repeats=3, compile_torch=True),
     choices=dict(scan_lengths=(100, 500, 1000), batch=64, repeats=3),
-    recurrences=dict(lengths=(100, 1000), batch=64, hidden=128, repeats=5))
+    recurrences=dict(lengths=(100, 1000), batch=64, hidden=128, repeats=5),
+    loop=dict(lengths=(20, 100), batch=64, steps={20: 200, 100: 100}, bare_steps=10, repeats=2))
 QUICK = dict(
     lstm=dict(B=4, T=16, D=8, H=8), gru=dict(B=4, T=16, D=8, H=8),
     transformer=dict(B=2, T=16, d=16, heads=2, d_ff=32),
@@ -50,7 +53,10 @@ QUICK = dict(
     research=dict(lengths=(8,), batch=4, repeats=2, words=("lstm",), compile_torch=False),
     choices=dict(scan_lengths=(8,), seed_words=("lstm",), seed_lengths=(8,), num_seeds=2, batch=4,
                  repeats=2, attention_lengths=(8,), attention_impls=("plain", "chunked")),
-    recurrences=dict(lengths=(8,), batch=4, hidden=8, repeats=2, s6_lengths=(8,)))
+    recurrences=dict(lengths=(8,), batch=4, hidden=8, repeats=2, s6_lengths=(8,)),
+    loop=dict(lengths=(8,), words=("lstm",), batch=4, steps={8: 6}, short_steps=3, bare_steps=2,
+              repeats=1, population_sizes=dict(length=8, batch=4, steps=4, lr_factors=(1.0, 2.0),
+                                               seeds=(0, 1))))
 
 
 def host() -> str:
@@ -173,6 +179,9 @@ def main(argv=None) -> dict:
       results[name]["end_to_end"] = vmap_sweep.end_to_end(**shape, num_steps=sizes["sweep_steps"])
     elif name == "compile":
       results[name] = compile_times.run(**sizes["compile"])
+    elif name == "loop":
+      repeats_ = {"repeats": args.repeats} if args.repeats else {}
+      results[name] = loop.run(**{**sizes["loop"], **repeats_})
     print(f"  ({time.time() - start:.0f} s)")
     save()
   if "peak" in sections and not args.quick:  # the machine's rate again, after the run

@@ -118,3 +118,31 @@ def test_min_rnn_target_reads_the_faster_method_at_t1000():
       dict(row, lstm_over_min_lstm_blocked=3.1)]}})}
   assert rows["min_lstm layer vs LSTM T=1000 H=128"]["measured"] == "3.10x (blocked)"
   assert rows["min_lstm layer vs LSTM T=1000 H=128"]["status"] == "met"
+
+
+@pytest.mark.slow  # trains ~30 tiny runs; ~1 min of compiling and run setup on 2 cores
+def test_quick_loop_section_reports_loop_and_bare_step_per_model_and_the_population(tmp_path):
+  import math
+  path = tmp_path / "loop.json"
+  run.main(["--quick", "--sections=loop", "--json", str(path)])
+  saved = json.loads(path.read_text())["loop"]
+  sizes = run.QUICK["loop"]
+  assert [(r["model"], r["T"]) for r in saved["rows"]] == [
+      (w, t) for t in sizes["lengths"] for w in sizes["words"]]
+  for row in saved["rows"]:
+    for key in ("loop_ms", "bare_ms", "ratio"):
+      assert math.isfinite(row[key]) and row[key] > 0, (key, row)
+    assert row["ratio"] == pytest.approx(row["loop_ms"] / row["bare_ms"])
+    if saved["cache"]:  # the warm-up run filled the persistent cache: no timed run compiled
+      assert row["warmup_fresh_compiles"] > 0 and row["fresh_compiles"] == [0, 0], row
+  pop = saved["population"]
+  lrs, seeds = pop["learning_rates"], pop["seeds"]
+  assert pop["members"] == len(lrs) * len(seeds)
+  for name in ("singles", "population", "seed_groups"):
+    assert pop[name]["seconds"] > 0
+    assert sum(pop[name]["members_per_program"]) == pop["members"], (name, pop[name])
+    assert pop[name]["programs"] == len(pop[name]["members_per_program"])
+  assert pop["singles"]["members_per_program"] == [1] * pop["members"]
+  assert pop["seed_groups"]["members_per_program"] == [len(seeds)] * len(lrs)
+  assert pop["population_over_singles"] == pytest.approx(
+      pop["population"]["seconds"] / pop["singles"]["seconds"])
