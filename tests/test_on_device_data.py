@@ -428,3 +428,19 @@ def test_on_device_true_on_an_unsupported_task_names_the_supported_ones():
     validate(_config('listops', **{'data.on_device': True}), 1)
   validate(_config('listops'), 1)  # 'auto': the host pipeline, no error
   validate(_config(**{'data.on_device': True}), 1)
+
+
+def test_a_workdir_from_before_the_field_resumes_only_on_the_host_pipeline(tmp_path):
+  """Old runs read the host stream: they resume with on_device=False, and 'auto' (which would
+  switch an adding run to the device stream) is refused, naming the field."""
+  import json
+  from attnlab.train import run_dir
+  config = _config()
+  old = run_dir.config_to_json(config)
+  del old['data']
+  (tmp_path / 'checkpoints' / '3').mkdir(parents=True)  # a checkpoint: the workdir claims its config
+  (tmp_path / 'config.json').write_text(json.dumps(old))
+  with pytest.raises(ValueError, match=r"data.on_device: False -> 'auto'"):
+    run_dir.check_resumable_config(str(tmp_path), config)
+  config.data.on_device = False
+  run_dir.check_resumable_config(str(tmp_path), config)
