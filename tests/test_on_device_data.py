@@ -52,7 +52,7 @@ def case(request):
   return name, tasks.spec(name, **params).params, device, host, stacked, next(iter(loader))
 
 
-# --- invariants: the task's definition, read off the batch -----------------------------------------
+# --- invariants: the task's definition, read off the batch ----------------------------------------
 
 def check_adding(b, p):
   x, m, lengths = b['inputs'][..., 0], b['inputs'][..., 1], b['lengths']
@@ -206,7 +206,7 @@ def test_invariants(case):
   CHECKS[name](device, params)
 
 
-# --- distributions: the same statistics of both samples ---------------------------------------------
+# --- distributions: the same statistics of both samples -------------------------------------------
 
 def _marked_positions(b):
   plus = b['inputs'][..., 1] == 1
@@ -291,7 +291,7 @@ def test_the_comparison_has_power():
   assert same_distribution('count', wrong, host['lower'][1]) < 1e-10
 
 
-# --- the host pipeline's batch ----------------------------------------------------------------------
+# --- the host pipeline's batch --------------------------------------------------------------------
 
 def test_keys_shapes_and_dtypes_equal_the_host_train_batch(case):
   _, _, _, _, stacked, host_batch = case
@@ -302,7 +302,7 @@ def test_keys_shapes_and_dtypes_equal_the_host_train_batch(case):
     assert value.dtype not in (np.float64, np.int64), key
 
 
-# --- determinism, resumability, sharding ------------------------------------------------------------
+# --- determinism, resumability, sharding ----------------------------------------------------------
 
 @pytest.fixture(scope='module')
 def adding_fns():
@@ -385,7 +385,7 @@ def test_supported():
   assert not on_device.supported('listops') and not on_device.supported('reverse')
 
 
-# --- config.data.on_device --------------------------------------------------------------------------
+# --- config.data.on_device ------------------------------------------------------------------------
 
 def _config(task='adding', **overrides):
   config = base_config('lstm', task)
@@ -438,7 +438,7 @@ def test_a_workdir_from_before_the_field_resumes_only_on_the_host_pipeline(tmp_p
   config = _config()
   old = run_dir.config_to_json(config)
   del old['data']
-  (tmp_path / 'checkpoints' / '3').mkdir(parents=True)  # a checkpoint: the workdir claims its config
+  (tmp_path / 'checkpoints' / '3').mkdir(parents=True)  # the workdir claims its config
   (tmp_path / 'config.json').write_text(json.dumps(old))
   with pytest.raises(ValueError, match=r"data.on_device: False -> 'auto'"):
     run_dir.check_resumable_config(str(tmp_path), config)
