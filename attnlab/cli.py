@@ -8,7 +8,8 @@ A bad config file, field or value, workdir, or sweep grid (ValueError, a missing
 `attnlab.errors.UserError`, a flag that does not parse) exits with code 2 after one line that
 names the field or file, the value and what is allowed; `--debug` (or ATTNLAB_DEBUG=1) shows the
 traceback instead. A run stopped by SIGTERM or Ctrl-C after saving a checkpoint exits 143 or 130
-(Ctrl-C before any checkpoint: 130 too). `--help` prints the entry point's docstring and flags.
+(Ctrl-C or SIGTERM before any checkpoint, e.g. while compiling: one line and 130 or 143 too).
+`--help` prints the entry point's docstring and flags.
 A fault of the machine or of a file (`attnlab.errors.Fault`: a damaged checkpoint, a full disk, a
 file-size limit, a read-only file system, too little memory) is one line too, with exit code
 FAULT_EXIT_CODE (74); the process then ends at once, so that the checkpoint writer's background
@@ -16,6 +17,7 @@ threads, whose failure that line reports, do not print their own tracebacks whil
 """
 import logging as py_logging
 import os
+import signal
 import sys
 import threading
 
@@ -26,12 +28,22 @@ from attnlab.errors import FAULT_EXIT_CODE, UserError, fault_message
 
 USER_ERROR_EXIT_CODE = 2
 INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, what a shell expects after Ctrl-C
+TERMINATED_EXIT_CODE = 143  # 128 + SIGTERM
 # What a user can cause and act on from the message alone. A non-finite loss stops a run with a
 # message that says which checkpoint is intact and how to continue.
 USER_ERRORS = (UserError, ValueError, FileNotFoundError, NotADirectoryError, FileExistsError,
                IsADirectoryError, PermissionError, FloatingPointError, flags.Error, app.UsageError)
 
 flags.DEFINE_bool("debug", False, "show the full traceback of an error (or set ATTNLAB_DEBUG=1)")
+
+
+class Terminated(BaseException):
+  """SIGTERM before the trainer installed its own handler (start-up, compilation): raised in the
+  main thread like KeyboardInterrupt, so that it ends in one line instead of a silent kill."""
+
+
+def _raise_terminated(signum, frame):
+  raise Terminated()
 
 
 def debug_requested(argv) -> bool:
@@ -74,7 +86,20 @@ def run(main, doc: str, config_flag: str = None, default_config: str = None):
     threading.excepthook = _quiet_closed_loops(threading.excepthook, thread=True)
     sys.unraisablehook = _quiet_closed_loops(sys.unraisablehook, unraisable=True)
   try:
+    signal.signal(signal.SIGTERM, _raise_terminated)  # the trainer's own handler replaces it
+  except ValueError:  # not the main thread
+    pass
+  try:
     app.run(main, flags_parser=parse)
+  except BrokenPipeError:  # the output's reader closed (`... --list=models | head`): not an error
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(0)
+  except Terminated:
+    if debug:
+      raise
+    print("terminated (SIGTERM) before a checkpoint could be saved; rerun the same command to "
+          "resume from the last one", file=sys.stderr)
+    sys.exit(TERMINATED_EXIT_CODE)
   except KeyboardInterrupt:
     if debug:
       raise
@@ -168,6 +193,10 @@ def _with_config(argv, name, default):
     argv = [argv[0], f"--{name}={default}", *argv[1:]]
   if spec is None:
     return argv
+  shipped = shipped_config(spec)
+  if shipped != spec:  # configs/x.py named from outside the checkout: the installed one
+    argv = [f"--{name}={shipped}" if _flag_value([a], name) == spec else a for a in argv]
+    spec = shipped
   try:
     config = load_config(spec, f"--{name}={spec}")
   except (ValueError, TypeError) as e:  # the config file refused its argument, or a value's type
@@ -179,6 +208,24 @@ def _with_config(argv, name, default):
   return argv
 
 
+def shipped_config(spec: str) -> str:
+  """`spec` ('configs/adding.py[:arg]'), or, when that file is not here but names one of the configs
+  shipped with attnlab (run from another directory, or from an installed wheel), the same spec with
+  the shipped file's absolute path."""
+  path, sep, arg = spec.partition(":")
+  if os.path.isfile(path) or os.path.isabs(path):
+    return spec
+  parts = os.path.normpath(path).split(os.sep)
+  if len(parts) != 2 or parts[0] != "configs":
+    return spec
+  import importlib.util
+  found = importlib.util.find_spec("configs")
+  if found is None or not found.submodule_search_locations:
+    return spec
+  shipped = os.path.join(list(found.submodule_search_locations)[0], parts[1])
+  return shipped + sep + arg if os.path.isfile(shipped) else spec
+
+
 def load_config(spec: str, shown: str = None):
   """get_config(argument) of a 'file.py[:argument]' spec; UserError naming the file if missing."""
   import importlib.util
@@ -186,6 +233,9 @@ def load_config(spec: str, shown: str = None):
   shown = shown or spec
   if not os.path.isfile(path):
     folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder) and os.path.normpath(folder) == "configs":
+      shipped = shipped_config("configs/adding.py")  # where the shipped configs are
+      folder = os.path.dirname(shipped) if os.path.isabs(shipped) else folder
     found = sorted(f for f in os.listdir(folder) if f.endswith(".py") and not f.startswith("_")) \
         if os.path.isdir(folder) else []
     hint = f"config files in {folder}/: {', '.join(found)}" if found else \

@@ -12,6 +12,7 @@ the OS error in a ValueError whose text carries `os_error_code`); the command li
 naming the file or resource and what to do, and exits with FAULT_EXIT_CODE.
 """
 import errno
+import os
 import re
 from typing import Optional
 
@@ -44,9 +45,24 @@ def _chain(error: BaseException):
     error = error.__cause__ or error.__context__
 
 
+def _path_in_traceback(error: BaseException):
+  """The path the innermost frame of error's traceback was writing (its local `self`, `path` or
+  `file`): an OSError raised when a file is closed, as etils' write_text in orbax's threads, names
+  none."""
+  found, tb = None, error.__traceback__
+  while tb is not None:
+    local = tb.tb_frame.f_locals
+    found = next((local[n] for n in ("self", "path", "file")
+                  if isinstance(local.get(n), os.PathLike)), found)
+    tb = tb.tb_next
+  return found
+
+
 def _where(error: BaseException) -> str:
   """The file an OS error or a TensorStore message names, cut at orbax's temporary folder."""
   path = getattr(error, "filename", None)
+  if not path and isinstance(error, OSError):
+    path = _path_in_traceback(error)
   for pattern in (r'local file "([^"]+)"', r'Failed writing: "([^"]+)"'):
     match = None if path else re.search(pattern, str(error))
     path = match.group(1) if match else path

@@ -10,6 +10,11 @@ metrics.jsonl: solved_step, solved_sequences, censored and the final_* metrics o
 `config.final_eval_sequences`). A run solved with `config.stop_when_solved` counts as finished.
 Every point's config is validated (fields, values, and whether its workdir may continue) before
 any point trains; a dry run does only that and lists the statuses, writing nothing.
+
+Populations: points whose configs differ only in `attnlab.train.config.POPULATION_FIELDS` (seed,
+learning rate, warmup and schedule length, clip norm, weight decay) train as one program
+(`attnlab.train.train_seeds`), each still in its own workdir; the sweep prints how it grouped
+them ("sweep: 6 points in 2 populations", then one line per population).
 """
 import ast
 import csv
@@ -159,8 +164,8 @@ def run_sweep(get_config, axes: dict, root: str, train_fn=None, dry_run: bool = 
 
   get_config: the config file's get_config(arg). Every point is checked first (`check_point`);
   dry_run: only that, and the rows with each point's status (nothing is written). Points that
-  differ only in `seed` are trained together by `train_group(configs, workdirs) -> [final
-  metrics]` (default `attnlab.train.train_seeds`: one vmapped program); with
+  differ only in population fields (`populations`) are trained together by `train_group(configs,
+  workdirs) -> [final metrics]` (default `attnlab.train.train_seeds`: one program); with
   `train_fn(config, workdir)` every point is trained on its own instead. map_groups(calls) ->
   [call() for call in calls] trains the groups (default: one after the other; the comparison passes
   `run_concurrently`).
@@ -174,7 +179,10 @@ def run_sweep(get_config, axes: dict, root: str, train_fn=None, dry_run: bool = 
     return [_row(p, configs[point_name(p)], root) for p in points(axes)]
   files.makedirs(root)
   rows, calls = {}, []
-  for group in _seed_groups(points(axes)):
+  groups = populations(points(axes), [configs[point_name(p)] for p in points(axes)])
+  if train_fn is None:  # with train_fn each point trains on its own
+    print(grouping_summary(groups), file=sys.stderr, flush=True)
+  for group in groups:
     todo = []
     for point in group:
       config = configs[point_name(point)]
@@ -215,9 +223,30 @@ def _row(point: dict, config, root: str) -> dict:
   return {**point, "workdir": workdir, "status": status, **metrics}
 
 
-def _seed_groups(pts: list) -> list:
-  """Points grouped by everything but `seed`, in grid order."""
+def populations(pts: list, configs: list) -> list:
+  """The points grouped by `config.population_key` of their configs (one list per population, in
+  grid order): points that differ only in population fields share a group."""
   groups = {}
-  for p in pts:
-    groups.setdefault(tuple((k, str(v)) for k, v in p.items() if k != "seed"), []).append(p)
+  for p, config in zip(pts, configs):
+    groups.setdefault(cfg_lib.population_key(config), []).append(p)
   return list(groups.values())
+
+
+def grouping_summary(groups: list) -> str:
+  """'sweep: 4 points in 1 population', then per population its points' varying axes, e.g.
+  '  population 1 (4 points): lr=[0.01, 0.003] seed=[0, 1]'."""
+  n = sum(len(g) for g in groups)
+  lines = [f"sweep: {n} point{'s' * (n != 1)} in {len(groups)} "
+           f"population{'s' * (len(groups) != 1)}"]
+  for i, group in enumerate(groups, 1):
+    axes = {}
+    for p in group:
+      for k, v in p.items():
+        axes.setdefault(k, [])
+        if v not in axes[k]:
+          axes[k].append(v)
+    shared = " ".join(f"{k}={v[0]}" for k, v in axes.items() if len(v) == 1)
+    varied = " ".join(f"{k}=[{', '.join(map(str, v))}]" for k, v in axes.items() if len(v) > 1)
+    lines.append(f"  population {i} ({len(group)} point{'s' * (len(group) != 1)}): "
+                 + " ".join(filter(None, (shared, varied))))
+  return "\n".join(lines)

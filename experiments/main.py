@@ -4,7 +4,9 @@ r"""Train and evaluate one attnlab config (or each variant of a comparison confi
   python -m experiments.main ...    (the same command)
 
 --config=FILE[:ARG] picks a config file and its argument (e.g. a model and key=value overrides);
---config.FIELD=VALUE overrides any field. With no flags: configs/default.py (the comparison) into
+--config.FIELD=VALUE overrides any field. --list=models|tasks|config prints what can be chosen (the
+models and the configs' model words, the tasks and their parameters, or every field of --config with
+its value) and exits. With no flags: configs/default.py (the comparison) into
 runs/default. Rerunning the same command in the same workdir resumes it; a workdir is used by one
 process at a time. Exit codes: 0 done; 2 a user error (one line says what to change, --debug
 shows the traceback); 74 a fault (full disk, file-size limit, read-only file system, damaged
@@ -18,7 +20,7 @@ from absl import flags, logging
 from ml_collections import config_flags
 
 import configs
-from attnlab import cli, compile_cache, experiment
+from attnlab import catalog, cli, compile_cache, experiment
 from attnlab.errors import UserError
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(configs.__file__), "default.py")
@@ -28,12 +30,20 @@ config_flags.DEFINE_config_file("config", None, "config file[:argument]",
                                 lock_config=False)
 flags.FLAGS["config"].default_as_str = "'configs/default.py'"
 flags.DEFINE_string("workdir", "runs/default", "directory for checkpoints, metrics and config")
+flags.DEFINE_enum("list", None, catalog.LISTS, "print the models (and the configs' model words), "
+                  "the tasks and their parameters, or every field of --config with its value; "
+                  "then exit without training")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
   if len(argv) > 1:
     raise UserError(f"unexpected arguments {argv[1:]}: flags are written --name=value (see --help)")
+  if FLAGS.list:
+    from configs import common
+    print({"models": lambda: catalog.models_text(common.MODEL_VARIANTS), "tasks": catalog.tasks_text,
+           "config": lambda: catalog.config_text(FLAGS.config)}[FLAGS.list]())
+    return
   logging.set_verbosity(logging.WARNING)
   compile_cache.enable()  # repeated runs reuse compiled steps (ATTNLAB_COMPILATION_CACHE=off disables)
   sys.exit(experiment.run(FLAGS.config, FLAGS.workdir))

@@ -7,7 +7,8 @@
 # --gpus sets CUDA_VISIBLE_DEVICES (all by default; several GPUs train data-parallel through the
 # jit mesh), --mem-fraction sets XLA_PYTHON_CLIENT_MEM_FRACTION (JAX preallocates 75% otherwise),
 # --deterministic adds XLA_FLAGS=--xla_gpu_deterministic_ops=true (bit-reproducible, slower).
-# Needs the CUDA build of JAX: pip install -e ".[cuda]". --dry-run prints the command and exits.
+# Needs the CUDA build of JAX: pip install -e ".[cuda]". It runs from the repository root, so a
+# relative --workdir is under it; --dry-run prints that cd and the command, and exits.
 set -euo pipefail
 gpus="" mem="" deterministic=0 dry=0
 while [[ $# -gt 0 ]]; do
@@ -26,9 +27,10 @@ env_vars=()
 [[ -n "$mem" ]] && env_vars+=("XLA_PYTHON_CLIENT_MEM_FRACTION=$mem")
 [[ $deterministic == 1 ]] && env_vars+=("XLA_FLAGS=--xla_gpu_deterministic_ops=true ${XLA_FLAGS:-}")
 cmd=(env "${env_vars[@]}" python3 -m experiments.main "$@")
-if [[ $dry == 1 ]]; then
-  printf '%q ' "${cmd[@]}"; echo
+root="$(cd "$(dirname "$0")/.." && pwd)"
+if [[ $dry == 1 ]]; then  # the cd too: a relative --workdir is relative to the repository root
+  printf 'cd %q && ' "$root"; printf '%q ' "${cmd[@]}"; echo
   exit 0
 fi
-cd "$(dirname "$0")/.."
+cd "$root"
 exec "${cmd[@]}"

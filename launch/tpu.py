@@ -10,7 +10,12 @@
   python -m launch.tpu logs   --name=attnlab-v4 --zone=us-central2-b [--worker=0]
   python -m launch.tpu delete --name=attnlab-v4 --zone=us-central2-b
 
-Every command takes --dry-run, which prints exactly the commands it would execute and runs none.
+Every command takes --dry-run, which prints exactly the commands it would execute and runs none;
+a --dry-run written after `--` (among experiments.main's flags) is taken as the launcher's own and
+never reaches the workers. `create` picks the runtime that matches the accelerator (v4 and older:
+tpu-ubuntu2204-base; v5e: v2-alpha-tpuv5-lite; v5p: v2-alpha-tpuv5; v6e: v2-alpha-tpuv6e) unless
+--runtime names one. `setup --copy` sends the files git tracks or would track (`git ls-files -co
+--exclude-standard`: no virtualenv, no runs/, nothing ignored) as one archive.
 Runs start on all workers at once (`--worker=all`) inside a detached tmux session, so a dropped
 ssh connection does not stop them; every worker calls jax.distributed.initialize() (the pod slice
 is detected), each reads its own slice of the data, and process 0 writes metrics. On a spot VM,
@@ -38,9 +43,27 @@ def _ssh(a, command: str, worker: str = "all") -> list:
                  f"--worker={worker}", f"--command={command}")
 
 
+# The TPU VM software version each generation needs (cloud.google.com/tpu/docs/runtimes), by the
+# accelerator type's prefix; v2, v3 and v4 run the base Ubuntu image.
+RUNTIMES = (("v5litepod", "v2-alpha-tpuv5-lite"), ("v5e", "v2-alpha-tpuv5-lite"),
+            ("v5p", "v2-alpha-tpuv5"), ("v6e", "v2-alpha-tpuv6e"), ("v2", "tpu-ubuntu2204-base"),
+            ("v3", "tpu-ubuntu2204-base"), ("v4", "tpu-ubuntu2204-base"))
+ARCHIVE = "attnlab_src.tgz"
+
+
+def runtime_for(accelerator: str) -> str:
+  """The software version for `accelerator` (e.g. v5litepod-16 -> v2-alpha-tpuv5-lite)."""
+  for prefix, runtime in RUNTIMES:
+    if accelerator.startswith(prefix):
+      return runtime
+  raise SystemExit(f"create: no known runtime for --accelerator={accelerator}; known prefixes: "
+                   f"{', '.join(p for p, _ in RUNTIMES)}; pass --runtime=VERSION")
+
+
 def create_commands(a) -> list:
+  runtime = a.runtime or runtime_for(a.accelerator)
   cmd = _gcloud("create", a.name, f"--zone={a.zone}", f"--accelerator-type={a.accelerator}",
-                f"--version={a.runtime}")
+                f"--version={runtime}")
   if a.project:
     cmd.append(f"--project={a.project}")
   if a.spot:
@@ -51,26 +74,34 @@ def create_commands(a) -> list:
 def setup_commands(a) -> list:
   """Code onto every worker (git clone, or scp of this checkout), then install attnlab[tpu]."""
   install = f"cd {REMOTE_DIR} && python3 -m pip install -q -e '.[tpu]'"
-  if a.copy:
-    copy = _gcloud("scp", "--recurse", ".", f"{a.name}:{REMOTE_DIR}", f"--zone={a.zone}",
-                   "--worker=all")
+  if a.copy:  # the checkout's own files only: never .venv, runs/ or anything git ignores
+    pack = ["bash", "-c", "git ls-files -z -co --exclude-standard | "
+            f"tar --null -czf {ARCHIVE} -T -"]
+    copy = _gcloud("scp", ARCHIVE, f"{a.name}:~/{ARCHIVE}", f"--zone={a.zone}", "--worker=all")
     if a.project:
       copy.append(f"--project={a.project}")
-    return [copy, _ssh(a, install)]
-  repo = a.repo or _origin_url()
+    unpack = (f"rm -rf {REMOTE_DIR} && mkdir -p {REMOTE_DIR} && tar -xzf ~/{ARCHIVE} -C {REMOTE_DIR}"
+              f" && {install}")
+    return [pack, copy, _ssh(a, unpack)]
+  repo = a.repo or _origin_url(a.dry_run)
   clone = (f"rm -rf {REMOTE_DIR} && git clone --depth=1 --branch={shlex.quote(a.branch)} "
            f"{shlex.quote(repo)} {REMOTE_DIR}")
   return [_ssh(a, f"{clone} && {install}")]
 
 
-def _origin_url() -> str:
-  """The URL this checkout was cloned from, which the workers clone too."""
+def _origin_url(dry_run: bool = False) -> str:
+  """The URL this checkout was cloned from, which the workers clone too (a dry run without one
+  shows a placeholder and says so)."""
   result = subprocess.run(["git", "config", "--get", "remote.origin.url"], capture_output=True,
                           text=True)
   url = result.stdout.strip()
   if result.returncode or not url or "://" not in url and "@" not in url:
-    raise SystemExit("setup: this checkout has no remote URL that TPU workers could clone; "
-                     "pass --repo=URL, or --copy to scp this checkout")
+    message = ("setup: this checkout has no remote URL that TPU workers could clone; pass "
+               "--repo=URL, or --copy to send this checkout's files")
+    if dry_run:
+      print(f"(dry run) {message}", file=sys.stderr)
+      return "REPO_URL"
+    raise SystemExit(message)
   return url
 
 
@@ -129,12 +160,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     if name == "create":
       s.add_argument("--accelerator", required=True, help="e.g. v4-8, v4-32, v5litepod-16")
-      s.add_argument("--runtime", default="tpu-ubuntu2204-base", help="TPU software version")
+      s.add_argument("--runtime", default=None,
+                     help="TPU software version (default: the one for --accelerator)")
       s.add_argument("--spot", action="store_true", help="a spot (preemptible) VM")
     if name == "setup":
       s.add_argument("--repo", default=None, help="git URL (default: this checkout's origin)")
       s.add_argument("--branch", default="main")
-      s.add_argument("--copy", action="store_true", help="scp this checkout instead of git clone")
+      s.add_argument("--copy", action="store_true",
+                     help="send this checkout's files (git ls-files) instead of git clone")
     if name in ("run", "sweep"):
       s.add_argument("--config", required=True, help="config file[:argument]")
       s.add_argument("overrides", nargs="*", help="after --: flags passed to experiments.main")
@@ -152,6 +185,10 @@ def parser() -> argparse.ArgumentParser:
 def commands(argv) -> tuple:
   """(parsed args, the list of commands, each an argv list) for command-line arguments `argv`."""
   args = parser().parse_args(argv)
+  if "overrides" in args and any(o in ("--dry-run", "--dry_run") for o in args.overrides):
+    # experiments.main has no --dry-run: the user meant the launcher's, so honour it here
+    args.overrides = [o for o in args.overrides if o not in ("--dry-run", "--dry_run")]
+    args.dry_run = True
   cmds = [[c for c in cmd if c is not None] for cmd in COMMANDS[args.command](args)]
   return args, cmds
 

@@ -3,18 +3,22 @@
   python -m tests.cli_probe PROBES.json OUT.json
 
 PROBES.json: [{"name": ..., "module": "experiments.main" | "experiments.sweep", "argv": [...],
-"env": {...}, "console": false, "file_size_limit": bytes (optional, as `ulimit -f`)}]. Each probe runs in a forked child exactly as `python -m MODULE
-ARGV...` would (the entry module is imported in the child, so errors raised while it defines its
-flags are seen too); "console": true calls experiments.main.console_entry with sys.argv[0] =
-'attnlab', as the installed console script does. OUT.json gets {name: {"code", "stdout",
-"stderr"}}. Forking saves the ~3 s import of jax and attnlab per probe.
+"env": {...}, "console": false, "file_size_limit": bytes (optional, as `ulimit -f`), "cwd": another
+working directory (optional), "before": [a command the parent runs first, e.g. a remount]
+(optional)}]. Each probe runs in a forked child exactly as `python -m MODULE ARGV...` would (the
+entry module is imported in the child, so errors raised while it defines its flags are seen too);
+"console": true calls experiments.main.console_entry with sys.argv[0] = 'attnlab', as the installed
+console script does. OUT.json gets {name: {"code", "stdout", "stderr", "seconds" (from the fork to
+the exit)}}. Forking saves the ~3 s import of jax and attnlab per probe.
 """
 import json
 import os
 import resource
 import runpy
+import subprocess
 import sys
 import tempfile
+import time
 import traceback
 
 import configs  # noqa: F401  (imported once, before forking: the heavy part of every probe)
@@ -26,6 +30,9 @@ def _child(probe, out, err):
   os.dup2(out, 1)
   os.dup2(err, 2)
   os.environ.update(probe.get("env", {}))
+  if probe.get("cwd"):  # as if typed in another directory (attnlab stays importable)
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    os.chdir(probe["cwd"])
   if probe.get("file_size_limit"):
     resource.setrlimit(resource.RLIMIT_FSIZE, (probe["file_size_limit"],) * 2)
   code = 0
@@ -74,8 +81,12 @@ def run(probes: list) -> dict:
   results = {}
   with tempfile.TemporaryDirectory() as tmp:
     for probe in probes:
+      if probe.get("before"):
+        subprocess.run(probe["before"], check=True)
+      start = time.time()
       pid, paths = fork(probe, tmp, probe["name"])
-      results[probe["name"]] = result(os.waitpid(pid, 0)[1], paths)
+      results[probe["name"]] = dict(result(os.waitpid(pid, 0)[1], paths),
+                                    seconds=time.time() - start)
   return results
 
 if __name__ == "__main__":

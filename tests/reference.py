@@ -235,3 +235,46 @@ def uniform_attention(v, mask):
   weights = np.where(mask, 1.0 / np.maximum(count, 1), 0.0)
   weights = np.broadcast_to(weights, (v.shape[0], v.shape[2]) + mask.shape[2:])
   return np.einsum("bnqk,bknd->bqnd", weights, v)
+
+
+# ------------------------------------------------------------------- Mamba's wiring (issue 28)
+
+
+def silu(x):
+  return x * sigmoid(x)
+
+
+def softplus(x):
+  return np.log1p(np.exp(x))
+
+
+def rms_norm(x, scale, eps=1e-6):
+  """x / sqrt(mean(x^2) + eps) * scale over the last axis (Flax's RMSNorm and its epsilon)."""
+  return x / np.sqrt((x**2).mean(axis=-1, keepdims=True) + eps) * scale
+
+
+def mamba_mixer(p, u, lengths=None):
+  """One Mamba mixer (Gu & Dao 2023, the reference's mamba_simple.Mamba) from its equations, with
+  p the Flax parameter tree of `MambaMixer` (kernels (in, out)). u (B,T,d) -> (B,T,d)."""
+  x, z = np.split(u @ p["in_proj"]["kernel"], 2, axis=-1)  # (B,T,E) each
+  x = silu(causal_conv1d(x, p["conv_kernel"], p["conv_bias"]))
+  n = p["A_log"].shape[1]
+  rank = p["x_proj"]["kernel"].shape[1] - 2 * n
+  proj = x @ p["x_proj"]["kernel"]
+  dt, b_in, c = proj[..., :rank], proj[..., rank:rank + n], proj[..., rank + n:]
+  delta = softplus(dt @ p["dt_proj"]["kernel"] + p["dt_proj"]["bias"])
+  y, _ = selective_scan(x, delta, -np.exp(p["A_log"]), b_in, c, p["D"], lengths=lengths)
+  return (y * silu(z)) @ p["out_proj"]["kernel"]
+
+
+def mamba_stack(p, x, lengths=None):
+  """`MambaStack`: input projection, pre-norm residual blocks u + mixer(RMSNorm(u)), final RMSNorm.
+  Returns hs (B,T,d) and hs at each sequence's last valid step (B,d)."""
+  u = x @ p["input_proj"]["kernel"] + p["input_proj"]["bias"]
+  layer = 0
+  while f"block_{layer}" in p:
+    u = u + mamba_mixer(p[f"block_{layer}"], rms_norm(u, p[f"norm_{layer}"]["scale"]), lengths)
+    layer += 1
+  hs = rms_norm(u, p["final_norm"]["scale"])
+  last = np.full(x.shape[0], x.shape[1]) if lengths is None else np.asarray(lengths)
+  return hs, hs[np.arange(x.shape[0]), last - 1]

@@ -89,6 +89,16 @@ def results(tmp_path_factory):
   probes.append({"name": "debug_env", "module": SWEEP, "argv": [ADDING, "--sweep=model=lstm"],
                  "env": {"ATTNLAB_DEBUG": "1"}})
   probes.append({"name": "help", "console": True, "argv": ["--help"]})
+  for what in ("models", "tasks"):
+    probes.append({"name": f"list_{what}", "module": MAIN, "argv": [f"--list={what}"]})
+  elsewhere = str(tmp / "elsewhere")
+  os.makedirs(elsewhere)
+  probes.append({"name": "elsewhere", "module": MAIN, "cwd": elsewhere,
+                 "argv": ["--config=configs/adding.py:lstm,seq_len=30", "--list=config"]})
+  probes.append({"name": "elsewhere_missing", "module": MAIN, "cwd": elsewhere,
+                 "argv": ["--config=configs/nosuch.py", "--list=config"]})
+  probes.append({"name": "list_config", "module": MAIN,
+                 "argv": ["--config=configs/adding.py:lstm_chrono,seq_len=30", "--list=config"]})
   with open(tmp / "probes.json", "w") as f:
     json.dump(probes, f)
   with WorkdirLock(str(tmp / "locked")):  # held by this process while the probes run
@@ -108,6 +118,30 @@ def test_user_error_is_one_line(results, name):
   lines = r["stderr"].strip().splitlines()
   assert len(lines) == 2 and lines[0].startswith("error: ") and want in lines[0], r["stderr"]
   assert "--debug" in lines[1]
+
+
+def test_the_command_line_lists_models_tasks_and_a_configs_fields(results):
+  _, out = results
+  for name in ("list_models", "list_tasks", "list_config"):
+    assert out[name]["code"] == 0 and "Traceback" not in out[name]["stderr"], out[name]["stderr"]
+  models_text = out["list_models"]["stdout"]
+  assert "\n  lstm: " in models_text and "hidden_size=128" in models_text
+  assert "\n  transformer_window0: transformer with window=0" in models_text  # the config words
+  assert "\n  adding: Adding problem" in out["list_tasks"]["stdout"]
+  assert "variant='le2015'" in out["list_tasks"]["stdout"]
+  fields = dict(line.split(" = ", 1) for line in out["list_config"]["stdout"].splitlines())
+  assert {k.strip(): v for k, v in fields.items()}["task.seq_len"] == "30"
+
+
+def test_a_shipped_config_is_found_from_another_directory(results):
+  """`configs/adding.py` typed outside the checkout (or with attnlab installed as a wheel) is the
+  config attnlab ships, not a missing file; a missing one lists the shipped files."""
+  _, out = results
+  found, missing = out["elsewhere"], out["elsewhere_missing"]
+  assert found["code"] == 0, found["stderr"]
+  assert "task.seq_len" in found["stdout"] and "= 30" in found["stdout"]
+  assert missing["code"] == 2 and "config files in " in missing["stderr"]
+  assert "adding.py" in missing["stderr"]
 
 
 def test_a_refused_dry_run_writes_nothing(results):

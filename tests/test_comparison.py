@@ -213,6 +213,9 @@ def test_one_model_comparison_end_to_end_and_rerun_trains_nothing(tmp_path):
   assert f"--config.data_seed={point['data_seed']}" in point["seeds"][0]["command"]
   text = open(os.path.join(workdir, "report.md")).read()
   assert "## Learning cost" in text and "grad_norms_init.png" in text
+  import jax
+  assert results["versions"]["jax"] == jax.__version__  # the recording says what it ran with
+  assert f"jax {jax.__version__}" in text
   comp = load_comparison(workdir)
   assert [r["model"] for r in comp.rows] == ["rnn"] and comp.grad_norms["T"] == 4
   assert "rnn" in comp.grad_norms["init"]  # gradient flow found the point's first seed

@@ -26,12 +26,15 @@ def test_one_slot_runs_calls_in_order_in_this_thread():
 
 def test_slots_bound_the_trainings_that_run_at_once(monkeypatch):
   running, peak, lock = [0], [0], threading.Lock()
+  # each training waits inside its slot until a second one is running beside it: two overlap however
+  # slowly the threads are scheduled, and with one slot the barrier breaks (after 60 s) instead
+  pair = threading.Barrier(2, timeout=60)
 
   def fake_train(configs, workdirs, hooks):
     with lock:
       running[0] += 1
       peak[0] = max(peak[0], running[0])
-    time.sleep(0.05)
+    pair.wait()
     with lock:
       running[0] -= 1
     return [{"workdir": w} for w in workdirs]
@@ -46,18 +49,20 @@ def test_slots_bound_the_trainings_that_run_at_once(monkeypatch):
 
 
 def test_a_failing_call_stops_the_others_and_its_error_is_raised():
-  stopped = threading.Event()
+  started, stopped = threading.Event(), threading.Event()
 
   def waits_for_stop():  # as a trainer in a thread does: raises Preempted when stopped
-    for _ in range(500):
+    started.set()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
       if trainer.stop_requested():
         stopped.set()
         raise trainer.Preempted(trainer.stop_requested(), 3, ["w"])
       time.sleep(0.01)
     return "never stopped"
 
-  def fails():
-    time.sleep(0.05)
+  def fails():  # once the other is training, so it is the one stopped
+    assert started.wait(60)
     raise RuntimeError("boom")
 
   with common.training_slots(2), pytest.raises(RuntimeError, match="boom"):

@@ -12,12 +12,16 @@ same command through the command line (tests/cli_probe.py forks each probe from 
 imported attnlab once). A fault the run cannot repair ends in exit code 2 and one line naming the
 file, with nothing changed; one it can (a torn metrics line, best/ lost by a kill) is repaired.
 """
+import contextlib
 import errno
 import json
 import os
+import pathlib
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import jax
 import numpy as np
@@ -25,9 +29,10 @@ import pytest
 
 import attnlab
 from attnlab import errors
-from attnlab.train import checkpoints, train_and_evaluate
+from attnlab.train import checkpoints, memory, optim, steps, train_and_evaluate
+from attnlab.train import config as cfg_lib
 from configs import adding
-from tests.test_workdir_safety import ARG, ROOT, rows, steps_of, tensorboard_steps
+from tests.test_workdir_safety import ARG, ENV, ROOT, rows, steps_of, tensorboard_steps
 
 COMMAND = [f"--config=configs/adding.py:{ARG}"]
 
@@ -193,6 +198,13 @@ def test_fault_messages_name_the_resource_and_the_file():
     raise RuntimeError("save failed") from OSError(errno.EROFS, "Read-only file system")
   except RuntimeError as e:
     assert errors.fault_message(e).startswith("the file system is read-only.")
+  def write_text(path):  # etils' Path.write_text in orbax's threads: ENOSPC on close, no filename
+    raise OSError(errno.ENOSPC, "No space left on device")
+  try:
+    write_text(pathlib.Path("/w/checkpoints/3.orbax-checkpoint-tmp-7/meta/metadata"))
+  except OSError as e:
+    assert errors.fault_message(e).startswith(
+        "no space left on the device writing /w/checkpoints/3.")
   assert errors.fault_message(MemoryError()).startswith("out of memory")
   assert errors.fault_message(ValueError("config.batch_size=0; must be positive")) is None
   assert errors.fault_message(OSError(errno.ENOENT, "No such file")) is None
@@ -313,3 +325,185 @@ def test_sigkill_at_random_moments_resumes_bit_identical(tmp_path):
     assert all(a < b for a, b in zip(steps, steps[1:])), (key, steps)  # no duplicates, in order
   assert _by_key(records) == _by_key(rows(straight))  # the same steps, the same values
   assert tensorboard_steps(killed) == tensorboard_steps(straight) == list(range(1, KILL_STEPS + 1))
+
+
+def _probe(tmp_path, probes: list) -> dict:
+  """tests/cli_probe.py's results of `probes`, run in order."""
+  with open(tmp_path / "probes.json", "w") as f:
+    json.dump(probes, f)
+  subprocess.run([sys.executable, "-m", "tests.cli_probe", str(tmp_path / "probes.json"),
+                  str(tmp_path / "out.json")], cwd=ROOT, check=True, timeout=600)
+  with open(tmp_path / "out.json") as f:
+    return json.load(f)
+
+
+def _assert_one_line(r: dict, code: int, start: str):
+  """Exit `code`, no traceback, the error line starting with `start` and the --debug hint."""
+  lines = [l for l in r["stderr"].strip().splitlines() if not l.startswith("[")]  # progress
+  assert r["code"] == code and "Traceback" not in r["stderr"], r["stderr"]
+  assert len(lines) == 2 and lines[0].startswith("error: " + start), r["stderr"]
+
+
+@contextlib.contextmanager
+def _tmpfs(path: str, size: str):
+  """A tmpfs of `size` mounted at `path` (skips the test where mounting is not permitted)."""
+  os.makedirs(path)
+  if shutil.which("mount") is None:
+    pytest.skip("no mount command: the disk-full and read-only tests mount a tmpfs")
+  mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", path],
+                           capture_output=True, text=True)
+  if mounted.returncode:
+    pytest.skip("mounting a tmpfs is not permitted here (it needs root or CAP_SYS_ADMIN): "
+                f"{mounted.stderr.strip()}")
+  try:
+    yield path
+  finally:
+    subprocess.run(["umount", "-l", path], check=False)
+
+
+def _probe_of(workdir, name, arg=ARG, **fields) -> dict:
+  return dict(name=name, module="experiments.main",
+              argv=[f"--config=configs/adding.py:{arg}", f"--workdir={workdir}"],
+              env={"ATTNLAB_COMPILATION_CACHE": "off"}, **fields)
+
+
+@pytest.fixture(scope="module")
+def disks(base, tmp_path_factory):
+  """{"full" | "read_only": workdir} and the probes' results, in one forked process.
+
+  full: the tiny run into a 200 kB tmpfs, then rerun after a remount to 64 MB. read_only: the
+  finished run of 6 steps continued to 9 on a tmpfs remounted read-only, then read-write."""
+  tmp = tmp_path_factory.mktemp("disks")
+  longer = ARG.replace("steps=6", "steps=9")
+  with contextlib.ExitStack() as mounts:
+    full = mounts.enter_context(_tmpfs(str(tmp / "full"), "200k"))
+    read_only = mounts.enter_context(_tmpfs(str(tmp / "read_only"), "64m"))
+    workdirs = {"full": os.path.join(full, "run"), "read_only": os.path.join(read_only, "run")}
+    shutil.copytree(base, workdirs["read_only"])
+    out = _probe(tmp, [
+        _probe_of(workdirs["full"], "full"),
+        _probe_of(workdirs["full"], "full_rerun", before=["mount", "-o", "remount,size=64m", full]),
+        _probe_of(workdirs["read_only"], "read_only", longer,
+                  before=["mount", "-o", "remount,ro", read_only]),
+        _probe_of(workdirs["read_only"], "read_only_rerun", longer,
+                  before=["mount", "-o", "remount,rw", read_only])])
+    yield workdirs, out
+
+
+def test_a_full_disk_is_one_line_and_the_run_resumes_exactly(disks, base):
+  workdirs, out = disks
+  workdir = workdirs["full"]
+  _assert_one_line(out["full"], errors.FAULT_EXIT_CODE,
+                   f"no space left on the device writing {workdir}/")
+  assert out["full_rerun"]["code"] == 0, out["full_rerun"]["stderr"]
+  # The same run as one never stopped; a save the full disk stopped logged no timing.
+  without_timing = lambda records: {k: v for k, v in _by_key(records).items()
+                                    if k != "checkpoint_blocked_s"}
+  assert without_timing(rows(workdir)) == without_timing(rows(base))
+  assert steps_of(rows(workdir)) == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_read_only_file_system_is_one_line_and_the_run_resumes(disks, base):
+  workdirs, out = disks
+  workdir = workdirs["read_only"]
+  _assert_one_line(out["read_only"], errors.FAULT_EXIT_CODE,
+                   f"the file system is read-only writing {workdir}/")
+  assert out["read_only_rerun"]["code"] == 0, out["read_only_rerun"]["stderr"]
+  records = rows(workdir)
+  assert steps_of(records) == list(range(1, 10))
+  assert [r for r in records if r["step"] <= 6] == rows(base)  # kept as it was
+
+
+# Stops where the state is first compiled (start-up: no step trained, nothing saved) until the
+# test has sent its signal.
+STARTUP_CHILD = """import sys
+marker = sys.argv[1]
+from attnlab.train import steps
+original = steps.jit_init
+def jit_init(*args, **kwargs):
+  open(marker, "w").close()
+  sys.stdin.readline()
+  return original(*args, **kwargs)
+steps.jit_init = jit_init
+sys.argv = ["attnlab"] + sys.argv[2:]
+from experiments.main import console_entry
+console_entry()
+"""
+
+
+def _signal_at_startup(workdir, marker, signum) -> tuple:
+  """(exit code, stderr) of a run sent `signum` while it starts."""
+  child = subprocess.Popen([sys.executable, "-c", STARTUP_CHILD, marker,
+                            f"--config=configs/adding.py:{ARG}", f"--workdir={workdir}"], cwd=ROOT,
+                           env=ENV, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+  try:
+    deadline = time.time() + 300
+    while not os.path.exists(marker) and child.poll() is None and time.time() < deadline:
+      time.sleep(0.1)
+    assert os.path.exists(marker), child.communicate()[1]
+    child.send_signal(signum)
+    _, err = child.communicate("\n", timeout=300)
+  finally:
+    child.kill()
+  return child.returncode, err
+
+
+def test_a_signal_at_startup_is_one_line_and_the_run_starts_over(base, tmp_path):
+  workdir = str(tmp_path / "run")
+  for signum, code, line in ((signal.SIGTERM, 143, "terminated (SIGTERM) before a checkpoint"),
+                             (signal.SIGINT, 130, "interrupted (Ctrl-C) before a checkpoint")):
+    returncode, err = _signal_at_startup(workdir, str(tmp_path / f"marker_{signum}"), signum)
+    lines = [l for l in err.strip().splitlines() if "Warning" not in l and l.strip()]
+    assert returncode == code and "Traceback" not in err, err
+    assert len(lines) == 1 and lines[0].startswith(line), err
+  assert not os.path.exists(os.path.join(workdir, "checkpoints", "3"))
+  train_and_evaluate(adding.get_config(ARG), workdir)
+  assert _by_key(rows(workdir)) == _by_key(rows(base))
+
+
+# Small configs whose step a compiled XLA program measures: a recurrent scan's saved states, and
+# plain attention's (T, T) weights.
+MEMORY_ARGS = ("lstm,seq_len=100,batch_size=16,model.hidden_size=32",
+               "transformer,seq_len=128,batch_size=8,model.d_model=32,model.num_heads=2,"
+               "model.d_ff=64,model.num_layers=1,model.attention_impl=plain")
+
+
+@pytest.mark.parametrize("arg", MEMORY_ARGS)
+def test_the_memory_estimate_is_within_3x_of_the_compiled_step(arg):
+  config = adding.get_config(arg + ",prefetch_batches=0,num_eval_batches=1")
+  spec, model_config = cfg_lib.validate(config, 1)
+  model = attnlab.models.build(model_config)
+  tx, schedule = optim.make_optimizer(config.optimizer, config.num_train_steps)
+  batch = {"inputs": np.zeros((config.batch_size, spec.seq_len, spec.input_dim), np.float32),
+           "targets": np.zeros((config.batch_size,), np.float32),
+           "mask": np.ones((config.batch_size,), np.float32),
+           "lengths": np.full((config.batch_size,), spec.seq_len, np.int32)}
+  state = jax.eval_shape(lambda rng: steps.create_state(model, tx, spec, rng, batch),
+                         jax.random.PRNGKey(0))
+  train_step = jax.jit(steps.make_train_step(model, tx, spec, schedule, seed=0), donate_argnums=0)
+  analysis = train_step.lower(state, batch).compile().memory_analysis()
+  if analysis is None:
+    pytest.skip(f"the {jax.default_backend()} backend reports no memory_analysis()")
+  peak = (analysis.temp_size_in_bytes + analysis.argument_size_in_bytes
+          + analysis.output_size_in_bytes - analysis.alias_size_in_bytes)
+  estimate = memory.estimate(config, spec, model_config).device_bytes
+  assert peak / 3 < estimate < 3 * peak, (memory.size(estimate), memory.size(peak))
+
+
+def test_a_step_that_cannot_fit_is_refused_at_once_in_one_line(tmp_path):
+  workdirs = {name: str(tmp_path / name) for name in ("lstm", "plain")}
+  out = _probe(tmp_path, [
+      _probe_of(workdirs["lstm"], "lstm", "lstm,seq_len=100000000"),
+      _probe_of(workdirs["plain"], "plain",
+                "transformer,seq_len=100000,model.attention_impl=plain")])
+  have = memory.size(memory.host_memory()[0]) if jax.default_backend() == "cpu" else ""
+  for name, workdir in workdirs.items():
+    r = out[name]
+    _assert_one_line(r, errors.FAULT_EXIT_CODE, "a training step of this config needs about ")
+    assert have in r["stderr"] and r["seconds"] < 10, (r["seconds"], r["stderr"])
+    assert not os.path.exists(workdir)  # refused before anything was written
+  assert "mostly the attention weights" in out["plain"]["stderr"]
+  assert "model.attention_impl='chunked'" in out["plain"]["stderr"]
+  config = adding.get_config("lstm,seq_len=100000000,check_memory=False")
+  assert cfg_lib.validate(config, 1)[0].seq_len == 100000000  # the switch skips the estimate

@@ -46,7 +46,9 @@ def test_tpu_setup_logs_delete():
   _, [cmd] = tpu.commands(["setup", *POD, "--repo=https://example.org/attnlab.git"])
   assert "--worker=all" in cmd and "git clone" in cmd[-1] and "pip install -q -e '.[tpu]'" in cmd[-1]
   _, cmds = tpu.commands(["setup", *POD, "--copy"])
-  assert cmds[0][4] == "scp" and "--worker=all" in cmds[0]
+  assert "git ls-files -z -co --exclude-standard" in cmds[0][-1]  # tracked files: no .venv, runs/
+  assert cmds[1][4:6] == ["scp", tpu.ARCHIVE] and "--worker=all" in cmds[1]
+  assert f"tar -xzf ~/{tpu.ARCHIVE}" in cmds[2][-1] and "--worker=all" in cmds[2]
   _, [cmd] = tpu.commands(["logs", *POD, "--worker=3"])
   assert "--worker=3" in cmd and cmd[-1].startswith("--command=tail")
   _, [cmd] = tpu.commands(["delete", *POD])
@@ -71,11 +73,43 @@ def test_tpu_dry_run_prints_and_runs_nothing(capsys):
       "gcloud compute tpus tpu-vm delete attnlab-v4 --zone=us-central2-b --quiet")
 
 
+def test_tpu_dry_run_after_the_separator_is_the_launchers_and_runs_nothing(capsys, monkeypatch):
+  monkeypatch.setattr(tpu.subprocess, "run", lambda *a, **k: pytest.fail(f"ran {a}"))
+  args = ["run", *POD, "--config=configs/adding.py:lstm", "--workdir=gs://b/r", "--",
+          "--config.num_train_steps=20000", "--dry-run"]
+  assert tpu.main(args) == 0
+  _, program = remote_command(shlex.split(capsys.readouterr().out.strip()))
+  assert program[-1] == "--config.num_train_steps=20000"  # --dry-run never reaches the workers
+
+
+def test_tpu_setup_dry_run_without_a_remote_shows_a_placeholder(tmp_path, monkeypatch, capsys):
+  monkeypatch.chdir(tmp_path)
+  subprocess.run(["git", "init", "-q"], check=True)  # a local clone with no remote
+  assert tpu.main(["setup", *POD, "--dry-run"]) == 0
+  out = capsys.readouterr()
+  assert "git clone --depth=1 --branch=main REPO_URL" in out.out and "no remote URL" in out.err
+  with pytest.raises(SystemExit, match="no remote URL"):
+    tpu.main(["setup", *POD])
+
+
+@pytest.mark.parametrize("accelerator,runtime", [("v4-32", "tpu-ubuntu2204-base"),
+                                                 ("v5litepod-16", "v2-alpha-tpuv5-lite"),
+                                                 ("v5p-8", "v2-alpha-tpuv5"),
+                                                 ("v6e-8", "v2-alpha-tpuv6e")])
+def test_tpu_create_picks_the_runtime_of_the_accelerator(accelerator, runtime):
+  _, [cmd] = tpu.commands(["create", *POD, f"--accelerator={accelerator}"])
+  assert f"--version={runtime}" in cmd
+  _, [cmd] = tpu.commands(["create", *POD, f"--accelerator={accelerator}", "--runtime=custom"])
+  assert "--version=custom" in cmd
+
+
 def test_gpu_launcher_dry_run():
   out = subprocess.run([os.path.join(ROOT, "launch", "gpu.sh"), "--gpus=0,1", "--mem-fraction=0.8",
                         "--deterministic", "--dry-run", "--", "--config=configs/adding.py:lstm",
                         "--workdir=runs/x y"], capture_output=True, text=True, check=True).stdout
-  words = shlex.split(out)
+  cd, _, command = out.partition(" && ")
+  assert shlex.split(cd) == ["cd", ROOT]  # a relative --workdir lands under the repository root
+  words = shlex.split(command)
   assert words[:4] == ["env", "CUDA_VISIBLE_DEVICES=0,1", "XLA_PYTHON_CLIENT_MEM_FRACTION=0.8",
                        "XLA_FLAGS=--xla_gpu_deterministic_ops=true "]
   assert words[4:] == ["python3", "-m", "experiments.main", "--config=configs/adding.py:lstm",

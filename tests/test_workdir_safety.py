@@ -198,9 +198,20 @@ def test_a_cosine_schedule_keeps_its_length_when_num_train_steps_is_raised(tmp_p
 
 ARG = ("lstm,seq_len=12,steps=6,batch_size=8,eval_every=3,checkpoint_every=3,log_every=1,"
        "num_eval_batches=1,model.hidden_size=8,checkpoint.async_save=False")
-# Stops at step 4 (not a checkpoint step) until the test has sent SIGINT, then goes on.
-CHILD = """import sys
+# Stops at step 4 (not a checkpoint step) until the test has sent SIGINT, then goes on. The SIGINT
+# handler the run installs is wrapped to leave a file once it has run, so the test waits for that
+# file (not for a time) before letting the child go on.
+CHILD = """import signal, sys
 marker = sys.argv[1]
+install = signal.signal
+def signal_with_marker(signum, handler):
+  if signum == signal.SIGINT and callable(handler):
+    inner = handler
+    def handler(*args):
+      inner(*args)
+      open(marker + ".sigint", "w").close()
+  return install(signum, handler)
+signal.signal = signal_with_marker
 from attnlab.train import metric_writer
 original = metric_writer.MetricWriter.write
 def write(self, step, scalars):
@@ -226,14 +237,18 @@ def test_ctrl_c_saves_a_checkpoint_exits_130_and_the_run_resumes(tmp_path):
       time.sleep(0.1)
     assert os.path.exists(marker), child.communicate()[1]
     child.send_signal(signal.SIGINT)
-    time.sleep(0.5)  # the handler runs while the child waits
+    handled = marker + ".sigint"
+    while not os.path.exists(handled) and child.poll() is None and time.time() < deadline:
+      time.sleep(0.05)  # the handler runs while the child waits at step 4
+    assert os.path.exists(handled), child.communicate()[1]
     _, err = child.communicate("\n", timeout=300)
   finally:
     child.kill()
   assert child.returncode == 130, err
   assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
-  assert err.strip().splitlines()[-1] == (f"Ctrl-C (SIGINT) at step 4: checkpoint saved in {workdir}; "
-                                          "rerun the same command to resume")
+  # the run's one line (a warning printed by a library may come after it)
+  assert (f"Ctrl-C (SIGINT) at step 4: checkpoint saved in {workdir}; rerun the same command to "
+          "resume") in err.strip().splitlines(), err
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["3", "4"]
   train_and_evaluate(adding.get_config(ARG), workdir)
   run = attnlab.load_run(workdir, "last")

@@ -469,6 +469,9 @@ def write_report(workdir: str, results: dict, grad_norms, comparison, extra=(), 
             ""] + [f"- `{c}`" for c in commands]
   lines += ["", "The whole comparison: `python -m experiments.main "
             f"--config={comparison.get('config_name', 'configs/compare.py')} --workdir={workdir}`", ""]
+  if results.get("versions"):
+    lines += ["Ran with " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()
+                                      if v is not None) + ".", ""]
   path = os.path.join(out_dir, "report.md")
   files.write_text(path, "\n".join(lines))
   return path

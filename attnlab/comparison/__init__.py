@@ -19,7 +19,7 @@ sweep of ordinary runs in its own workdir (so everything resumes), then analyses
 import functools
 import json
 
-from attnlab import files
+from attnlab import files, versions
 from attnlab.comparison.attention import attention_maps
 from attnlab.comparison.clipping import run_clipping
 from attnlab.comparison.common import _log, run_concurrently, training_slots
@@ -79,6 +79,7 @@ def run(comparison, workdir: str) -> dict:
     results["tuning"] = run_tuning(comparison, workdir)
     extra += tuning_report.section(results["tuning"])
     extra_commands += tuning_report.commands(results["tuning"])
+  results["versions"] = versions.versions()  # what the recording ran with
   files.write_text(files.join(workdir, "results.json"), json.dumps(results, default=float))
   path = report.write_report(workdir, results, grad_norms, comparison, extra, extra_commands)
   _log(f"report: {path}")

@@ -19,7 +19,8 @@ inverse softplus of dt ~ log U(dt_min, dt_max) (floored at 1e-4), its kernel U(+
 'parallel' elsewhere), 'blocked' (no (B,T,E,N) array; on a 2-core CPU the S6's forward + backward at
 T=144 1.0-1.5x faster than 'sequential' across runs and machines, BENCHMARKS.md), 'sequential' (~4x faster
 than 'parallel' on that CPU at B=64, T=100, E=128, N=16, since the associative scan writes every
-(B,T,E,N) state several times) or 'parallel' (`linear_recurrence`, O(log T) depth for accelerators).
+(B,T,E,N) state several times) or 'parallel' (the associative scan of `linear_recurrence`, O(log T)
+depth for accelerators, run as such on every backend, CPU included).
 Everything is causal, so padding after a sequence never changes its valid outputs.
 """
 import math

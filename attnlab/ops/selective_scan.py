@@ -9,9 +9,12 @@ Shapes: batch B, time T, channels E (Mamba's d_inner), state size N per channel,
                     h_t = A_bar_t * h_{t-1} + B_bar_t u_t   (h_t (B,E,N), elementwise over (E,N))
                     y_t = C_t . h_t + D * u_t               (sum over N; D (E,) the skip)
                   method='parallel': every (A_bar_t, B_bar_t u_t) at once, then `linear_recurrence`
-                  (associative scan, O(log T) depth); method='sequential': one `lax.scan` step at a
-                  time; method='blocked': blocks of `BLOCK` steps with a hand-written backward pass
-                  that stores no (B,T,E,N) array (`selective_scan_blocked`), the fast form on CPU.
+                  with method='associative' (`jax.lax.associative_scan`, O(log T) depth) on every
+                  backend, CPU included (its 'auto' would run a sequential scan on CPU, and the
+                  form GPUs and TPUs run would go untested there); method='sequential': one
+                  `lax.scan` step at a time; method='blocked': blocks of `BLOCK` steps with a
+                  hand-written backward pass that stores no (B,T,E,N) array
+                  (`selective_scan_blocked`), the fast form on CPU.
                   All give the same numbers; 'auto' picks by backend (`METHOD_BY_BACKEND`).
   causal_conv1d   depthwise: y_t = sum_k w_k * x_{t-K+1+k} + b, zeros before step 0.
 
@@ -94,7 +97,7 @@ def selective_scan(u: Array, delta: Array, A: Array, B: Array, C: Array, D: Opti
     else:
       a_bar = jnp.exp(delta[..., None] * A)  # (B,T,E,N)
       bu = (delta * u)[..., None] * B[:, :, None, :]
-      h = linear_recurrence(a_bar, bu, h0.astype(dtype))
+      h = linear_recurrence(a_bar, bu, h0.astype(dtype), method="associative")
       y = jnp.einsum("bten,btn->bte", h, C)
       h_last = h[:, -1]
     if reverse:

@@ -64,6 +64,11 @@ def _resolve(name, params):
   return task, task.resolve({**task.defaults, **params})
 
 
+def task_object(name: str) -> Task:
+  """The Task of `name` (its defaults, generator and criterion); ValueError on an unknown name."""
+  return _resolve(name, {})[0]
+
+
 def spec(name: str, **params) -> TaskSpec:
   """The TaskSpec of task `name` with `params` (defaults filled in)."""
   task, resolved = _resolve(name, params)
@@ -146,4 +151,4 @@ def stack_examples(examples) -> dict:
 
 __all__ = ['ADDING_TOLERANCE', 'Criterion', 'TASKS', 'Task', 'TaskSpec',
            'adding_solved', 'added_params', 'criterion', 'example',
-           'examples', 'generate', 'num_examples', 'spec', 'stack_examples']
+           'examples', 'generate', 'num_examples', 'spec', 'stack_examples', 'task_object']

@@ -12,11 +12,13 @@ repaired from the kept checkpoints when it is rerun (`Checkpointer.repair_best`)
 meta cannot be read stops the run with the file's name instead of being replaced unseen.
 """
 import jax
+import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
 from attnlab import files
 from attnlab.errors import Fault
+from attnlab.train import optim
 
 LAST, BEST = "checkpoints", "best"
 
@@ -132,23 +134,43 @@ class Checkpointer:
     self.best.wait_until_finished()
 
   def restore(self, abstract_state, step: int = None):
-    """(state, data_state, meta) of `step` (default: the latest); None if there is no checkpoint."""
+    """(state, data_state, meta) of `step` (default: the latest); None if there is no checkpoint.
+
+    Checkpoints saved before TrainState had model_state, or before the optimizer state carried
+    its hyper-parameters (`optim.make_optimizer`), restore too: the missing parts are rebuilt
+    (model_state {}, the hyper-parameters from the run's config with count = the step)."""
     step = self.last.latest_step() if step is None else step
     if step is None:
       return None
-    model_state = getattr(abstract_state, "model_state", None)
-    if model_state is not None and not jax.tree.leaves(model_state) and not self._has_model_state(step):
-      # Saved before TrainState had model_state (a model without one): restore the other fields.
-      fields = {k: getattr(abstract_state, k) for k in ("step", "params", "opt_state")}
-      state, data, meta = restore_items(self.last, step, ocp.args.StandardRestore(fields))
-      return abstract_state.replace(**state, model_state={}), data, meta
-    return restore_items(self.last, step, ocp.args.StandardRestore(abstract_state))
+    fields = {k: getattr(abstract_state, k) for k in ("step", "params", "opt_state", "model_state")}
+    saved = self._saved_fields(step)
+    no_model_state = not jax.tree.leaves(fields["model_state"]) and "model_state" not in saved
+    if no_model_state:  # a model without one
+      del fields["model_state"]
+    injected = optim.injected_hyperparams(fields["opt_state"]) is not None
+    not_injected = injected and "hyperparams" not in saved.get("opt_state", {"hyperparams": 1})
+    if not_injected:
+      fields["opt_state"] = fields["opt_state"].inner_state
+    if not (no_model_state or not_injected):
+      return restore_items(self.last, step, ocp.args.StandardRestore(abstract_state))
+    state, data, meta = restore_items(self.last, step, ocp.args.StandardRestore(fields))
+    if no_model_state:
+      state["model_state"] = {}
+    if not_injected:
+      config = self.config_json or meta.get("config") or {}
+      hp = optim.hyperparams(ml_collections.ConfigDict(config["optimizer"]),
+                             config["num_train_steps"])
+      state["opt_state"] = optim.with_injected(state["opt_state"], hp, state["step"])
+    return abstract_state.replace(**state), data, meta
 
-  def _has_model_state(self, step) -> bool:
+  def _saved_fields(self, step) -> dict:
+    """The saved state's tree (metadata only), or {"model_state": ..., "opt_state": ...} standing
+    for a full state when the metadata cannot be read (the full restore then reports the damage)."""
     try:
-      return "model_state" in self.last.item_metadata(step)["state"].tree
+      tree = self.last.item_metadata(step)["state"].tree
+      return tree if isinstance(tree, dict) else {}
     except Exception:  # unreadable metadata: let the full restore report the damage
-      return True
+      return {"model_state": None}
 
   def close(self):
     self.wait()

@@ -4,13 +4,18 @@ Every config has:
   seed (initialisation and dropout), data_seed (examples and their order), num_train_steps, batch_size (global, across all devices and hosts), eval_every,
   checkpoint_every, log_every, num_eval_batches, label_smoothing, dtype ('float32' | 'bfloat16':
   compute dtype; parameters stay float32), parallelism ('jit' | 'pmap'), seed_parallelism ('auto' |
-  'vmap' | 'map' | 'sequential': how runs that differ only in seed train together: one program
-  vmapped over the seeds, one program looping over them, or one run after another),
+  'vmap' | 'map' | 'sequential': how runs that differ only in POPULATION_FIELDS (seed and the
+  optimizer's scalars) train together: one program vmapped over the runs, one program looping over
+  them, or one run after another),
   mesh.data / mesh.model (-1 = all remaining devices), logical_axis_rules, distributed (None = from
   the environment),
-  on_nonfinite ('stop' | 'record'), prefetch_batches (train batches read and placed on the
-  devices ahead, in a background thread; 0: on demand), log_grad_flow (gradient flow at every evaluation, see
+  on_nonfinite ('stop' | 'record'), prefetch_batches (train batches read ahead of the
+  next dispatch, in a background thread; 0: on demand), max_steps_per_dispatch (the most training
+  steps run in one program between two looks of the host: SIGTERM is answered within that many
+  steps; see attnlab.train.dispatch), log_grad_flow (gradient flow at every evaluation, see
   attnlab.analysis.flow_logging), checkpoint.{keep, best_metric, best_mode, async_save},
+  check_memory (True: refuse a training step whose estimated memory exceeds the machine's, before
+  anything is made or compiled, see attnlab.train.memory),
   model.* (see `attnlab.models.default_config`), optimizer.* (see `attnlab.train.optim`), and
   task.*: name, the task generator's parameters (e.g. seq_len), and the data fields
     source     'generated' (fresh examples without end, drawn from (seed, index)) or 'prepared'
@@ -57,7 +62,7 @@ import ml_collections
 
 from attnlab import models, tasks
 from attnlab.data import on_device
-from attnlab.train import criteria, losses, optim
+from attnlab.train import criteria, losses, memory, optim
 
 # Fields of config.task that are not parameters of the task generator.
 TASK_DATA_FIELDS = ("name", "source", "data_dir", "num_train", "split")
@@ -66,7 +71,7 @@ RESUMABLE_FIELDS = ("num_train_steps", "eval_every", "checkpoint_every", "log_ev
                     "num_eval_batches", "prefetch_batches", "checkpoint.keep", "checkpoint.async_save",
                     "distributed", "task.data_dir", "stop_when_solved", "eval_schedule",
                     "eval_precision", "final_eval_sequences", "eval_lengths", "seed_parallelism",
-                    "model.scan")
+                    "model.scan", "check_memory", "max_steps_per_dispatch")
 # Fields added after runs were recorded, with the value that keeps the old behaviour: a workdir whose
 # config.json lacks one of them resumes when the new config has that value.
 ADDED_FIELDS = {"model.carry_bias": 0.0, "model.norm": "layer", "optimizer.recurrent_lr_scale": 1.0,
@@ -74,7 +79,12 @@ ADDED_FIELDS = {"model.carry_bias": 0.0, "model.norm": "layer", "optimizer.recur
                 "optimizer.schedule_steps": None, "model.selective": True, "task.min_len": None,
                 "model.recurrent_init": "orthogonal", "model.input_std": None, "model.block": "cell",
                 "model.d_ff": None, "model.attention": "softmax", "criterion": "task",
-                "task.variant": "le2015", "data.on_device": False}
+                "task.variant": "le2015", "check_memory": True, "data.on_device": False}
+# Fields in which the runs of one population differ (`population_key`): trained as one program,
+# vmapped or looped (seed_parallelism), each member's optimizer state carrying its own values
+# (optim.HYPERPARAMS). The schedule's name, the optimizer's and everything else stay shared.
+POPULATION_FIELDS = ("seed", "optimizer.learning_rate", "optimizer.warmup_steps",
+                     "optimizer.schedule_steps", "optimizer.clip_norm", "optimizer.weight_decay")
 PARALLELISMS = ("jit", "pmap")
 SEED_PARALLELISMS = ("auto", "vmap", "map", "sequential")
 # Where seed_parallelism='auto' loops over the seeds inside one program ('map', jax.lax.map) instead
@@ -114,6 +124,7 @@ def base_config(model: str, task: str, **task_params) -> ml_collections.ConfigDi
   config.distributed = ml_collections.FieldReference(None, field_type=bool)
   config.on_nonfinite = "stop"
   config.prefetch_batches = 2
+  config.max_steps_per_dispatch = 50  # steps per program between host looks (SIGTERM checks)
   config.log_grad_flow = False  # gradient norms through time at init and every evaluation
   config.criterion = "task"  # or "hochreiter1997": the 1997 stopping rule (train.criteria)
   config.stop_when_solved = False  # True: stop at the first evaluation meeting the task's criterion
@@ -121,6 +132,7 @@ def base_config(model: str, task: str, **task_params) -> ml_collections.ConfigDi
   config.eval_precision = 0.1
   config.final_eval_sequences = 0  # > 0: a last evaluation on this many test-split sequences
   config.eval_lengths = ()  # task.seq_len values to evaluate at the end (length generalisation)
+  config.check_memory = True  # refuse, before compiling, a step estimated not to fit (train.memory)
   config.checkpoint = ml_collections.ConfigDict(dict(
       keep=3, best_metric="eval_score", best_mode="max", async_save=True))
   config.model = models.default_config(model)
@@ -192,6 +204,22 @@ def seed_parallelism(config) -> str:
   return "vmap" if shorter and config.task.get("seq_len", shorter) < shorter else "map"
 
 
+def population_key(config) -> tuple:
+  """What the runs of one population share: every field but POPULATION_FIELDS, and the optimizer
+  state's structure (`optim.structure`: clipping, AdamW's weight decay on or off). Runs with equal
+  keys train as one program (`attnlab.train.train_seeds`, `attnlab.sweep`)."""
+  flat = _flatten(config.to_dict())
+  return tuple(sorted((k, repr(v)) for k, v in flat.items() if k not in POPULATION_FIELDS)) + \
+      optim.structure(config.optimizer)
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+  out = {}
+  for k, v in d.items():
+    out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+  return out
+
+
 def _positive(config, key):
   value = config[key]
   if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -202,6 +230,8 @@ def validate(config, num_devices: int, num_processes: int = 1):
   """Checks `config` before any compilation. Returns (TaskSpec, resolved model config)."""
   for key in ("batch_size", "eval_every", "checkpoint_every", "log_every", "num_eval_batches"):
     _positive(config, key)
+  if "max_steps_per_dispatch" in config:
+    _positive(config, "max_steps_per_dispatch")
   for key in ("num_train_steps", "prefetch_batches", "final_eval_sequences"):
     if not isinstance(config[key], int) or isinstance(config[key], bool) or config[key] < 0:
       raise ValueError(f"config.{key}={config[key]!r}; must be an integer >= 0")
@@ -255,6 +285,8 @@ def validate(config, num_devices: int, num_processes: int = 1):
   _check_eval_lengths(config, spec, mcfg)
   criteria.check(config, spec)
   _check_on_device(config, spec)
+  if config.get("check_memory", True):  # memory.DoesNotFit before any data is made or compiled
+    memory.check(config, spec, mcfg, num_devices)
   return spec, mcfg
 
 

@@ -1,13 +1,18 @@
 """`Parallel`: the jit-with-Mesh path, the pmap path, or K seeds vmapped on one device, behind
-one interface (train and eval steps, state placement, per-run slices of states and metrics)."""
+one interface (train and eval steps, state placement, per-run slices of states and metrics).
+
+Besides the one-step `train_step`, `train_steps(state, stacked)` runs several steps in one program
+(`dispatch.scan_steps`) on batches placed together by `stacked_batches`; `per_run_steps` reads
+their metrics once, as NumPy arrays (steps, runs, ...)."""
 import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import jax_utils
 
 from attnlab.train import config as cfg_lib
-from attnlab.train import sharding, steps, vmap_seeds
+from attnlab.train import dispatch, sharding, steps, vmap_seeds
 
 
 class Parallel:
@@ -15,27 +20,33 @@ class Parallel:
 
   With several `seeds` the state carries a leading seed axis (`attnlab.train.vmap_seeds`): every
   seed sees the same batches, so seed k follows the run it would have had on its own.
+  `hyperparams` (one dict of optim.HYPERPARAMS per seed): a population, member k starting with
+  hyperparams[k] in its optimizer state (None: config.optimizer's for all).
   """
 
-  def __init__(self, config, model, tx, spec, schedule, seeds=None):
+  def __init__(self, config, model, tx, spec, schedule, seeds=None, hyperparams=None):
     self.pmap = config.parallelism == "pmap"
     self.seeds = list(seeds) if seeds is not None else [config.seed]
     self.vmapped = len(self.seeds) > 1
+    self.hyperparams = hyperparams
     dtype = jnp.bfloat16 if config.dtype == "bfloat16" else jnp.float32
     kw = dict(dtype=dtype, label_smoothing=config.label_smoothing,
               clip_norm=config.optimizer.clip_norm)
     self.model, self.tx, self.spec = model, tx, spec
     if self.vmapped:  # one program for all seeds: vmapped, or each seed in turn (lax.map)
       loop = cfg_lib.seed_parallelism(config) == "map"
-      self.train_step = jax.jit(vmap_seeds.make_vmapped_train_step(model, tx, spec, schedule,
-                                                                   self.seeds, loop=loop, **kw),
-                                donate_argnums=0)
+      step_fn = vmap_seeds.make_vmapped_train_step(model, tx, spec, schedule, self.seeds, loop=loop,
+                                                   **kw)
+      self.train_step = jax.jit(step_fn, donate_argnums=0)
+      self.train_steps = jax.jit(dispatch.scan_steps(step_fn), donate_argnums=0)
       self.eval_step = jax.jit(vmap_seeds.make_eval_step(model, spec, dtype=dtype, loop=loop))
       return
     if self.pmap:
-      self.train_step = jax.pmap(steps.make_train_step(model, tx, spec, schedule, axis_name="batch",
-                                                       seed=config.seed, **kw),
-                                 axis_name="batch", donate_argnums=0)
+      step_fn = steps.make_train_step(model, tx, spec, schedule, axis_name="batch",
+                                      seed=config.seed, **kw)
+      self.train_step = jax.pmap(step_fn, axis_name="batch", donate_argnums=0)
+      self.train_steps = jax.pmap(dispatch.scan_steps(step_fn), axis_name="batch",
+                                  donate_argnums=0)
       self.eval_step = jax.pmap(steps.make_eval_step(model, spec, dtype=dtype, axis_name="batch"),
                                 axis_name="batch")
       return
@@ -50,7 +61,8 @@ class Parallel:
     rng = jax.random.PRNGKey(self.seeds[0])
     abstract = jax.eval_shape(init, rng, example)
     if self.vmapped:
-      return vmap_seeds.init_states(self.model, self.tx, self.spec, self.seeds, example), \
+      return vmap_seeds.init_states(self.model, self.tx, self.spec, self.seeds, example,
+                                    self.hyperparams), \
           _on_device(abstract)
     if self.pmap:
       return jax_utils.replicate(steps.jit_init(init)(rng, example)), _on_device(abstract)
@@ -66,6 +78,9 @@ class Parallel:
     batch = sharding.batch_sharding(self.mesh)
     self.train_step = jax.jit(self._train_fn, in_shardings=(self.state_shardings, batch),
                               out_shardings=(self.state_shardings, None), donate_argnums=0)
+    self.train_steps = jax.jit(dispatch.scan_steps(self._train_fn),
+                               in_shardings=(self.state_shardings, self._stacked_sharding()),
+                               out_shardings=(self.state_shardings, None), donate_argnums=0)
     self.eval_step = jax.jit(self._eval_fn, in_shardings=(self.state_shardings.params, batch,
                                                            self.state_shardings.model_state))
     return state, abstract
@@ -86,6 +101,31 @@ class Parallel:
     if self.vmapped:
       return jax.tree.map(jnp.asarray, local)
     return sharding.split_for_pmap(local) if self.pmap else sharding.global_batch(local, self.mesh)
+
+  def _stacked_sharding(self):
+    """Batches stacked on a leading steps axis: the batch axis (1) over 'data'."""
+    return jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec(None, "data"))
+
+  def stacked_batches(self, local_batches: list):
+    """This host's batches of K steps -> placed, stacked on a leading steps axis (what
+    train_steps takes; pmap: (devices, K, per-device batch, ...))."""
+    stacked = dispatch.stack(local_batches)
+    if self.vmapped:
+      return jax.device_put(stacked)
+    if self.pmap:
+      n = jax.local_device_count()
+      return {k: np.swapaxes(v.reshape((v.shape[0], n, v.shape[1] // n) + v.shape[2:]), 0, 1)
+              for k, v in stacked.items()}
+    sharding = self._stacked_sharding()
+    return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in stacked.items()}
+
+  def per_run_steps(self, metrics: list):
+    """The metrics of consecutive train_steps calls, fetched at once, as NumPy arrays with axes
+    (step, run, ...)."""
+    host = jax.device_get(metrics)
+    if not self.vmapped:
+      host = jax.tree.map(lambda x: np.expand_dims(x[0] if self.pmap else x, 1), host)
+    return jax.tree.map(lambda *xs: np.concatenate(xs), *host)
 
   def params(self, state):
     return state.params

@@ -16,6 +16,11 @@ saved; with `config.stop_when_solved` the run ends there and counts as finished.
 carries solved_step, solved_sequences (None when unsolved) and censored (True: not solved by the
 end of the run), and the final_* metrics of `config.final_eval_sequences` and of
 `config.eval_lengths` (final_len{L}_*: the test split at seq_len L, for length generalisation).
+
+The host looks at the run only between dispatches of K steps (`attnlab.train.dispatch`: up to the
+next log, evaluation or checkpoint, at most config.max_steps_per_dispatch): SIGTERM saves at the
+end of the dispatch it arrives in; a non-finite step inside one is recorded (or stops the run) at
+its own step, as with one step per dispatch.
 """
 import contextlib
 import math
@@ -23,12 +28,13 @@ import signal
 import time
 
 import jax
+import numpy as np
 
 from attnlab import data, models, tasks
 from attnlab.data import prefetch
 from attnlab.train import checkpoints as ckpt_lib
 from attnlab.train import config as cfg_lib
-from attnlab.train import criteria, losses, optim, run_dir, sharding, solving
+from attnlab.train import criteria, dispatch, losses, optim, sharding, solving
 from attnlab.train.parallel import Parallel
 from attnlab.train.metric_writer import MetricWriter
 from attnlab.train.run_dir import check_resumable_config, config_to_json
@@ -195,7 +201,7 @@ class _Run:
     self.label = None  # names the run in progress lines when several train together
     self.criterion = tasks.criterion(config.task.name, **cfg_lib.task_params(config))
     self.window = criteria.make_window(config)  # hochreiter1997: judged on the training stream
-    self.train_sums, self.last_eval = None, {}
+    self.last_eval = {}
     self.solved, self.final, self.done = {}, {}, False  # done: nothing more is written here
 
   def open_writer(self):
@@ -234,6 +240,19 @@ class _Run:
     self.writer.write(step, self.solved)
     return True
 
+  def nonfinite(self, step: int, values: dict):
+    """Records a non-finite step (values: loss, grad_norm, grad_norm_clipped); with
+    on_nonfinite='stop' ends the run with an error."""
+    loss, grad_norm = float(values["loss"]), float(values["grad_norm"])
+    self.writer.write(step, {"train_loss": loss, "grad_norm": grad_norm,
+                             "grad_norm_clipped": float(values["grad_norm_clipped"])})
+    if self.config.on_nonfinite == "stop":
+      self.checkpointer.close()
+      raise FloatingPointError(
+          f"non-finite training loss {loss} / gradient norm {grad_norm} at step {step}; the last "
+          f"good checkpoint (step {self.checkpointer.latest_step()}) in {self.workdir} is intact. "
+          "Set config.on_nonfinite='record' to record the explosion and continue.")
+
   def result(self) -> dict:
     """The last evaluation, solving and final metrics: what train_and_evaluate returns."""
     return {**self.last_eval, "solved_step": self.solved.get("solved_step"),
@@ -268,13 +287,16 @@ def train_and_evaluate(config, workdir: str, hooks=()) -> dict:
 
 
 def train_seeds(configs: list, workdirs: list, hooks: list = None) -> list:
-  """Runs that differ only in `seed`, trained as one program (vmapped over the seeds, or looping
-  over them: config.seed_parallelism); one result per run.
+  """Runs that differ only in `config.POPULATION_FIELDS` (seed, learning rate, warmup and schedule
+  length, clip norm, weight decay: a population), trained as one program (vmapped over the runs,
+  or looping over them: config.seed_parallelism); one result per run.
 
-  Each run still has its own workdir, checkpoints and metrics, exactly as if it had been trained
-  alone (with `config.data_seed` shared, it sees the same batches). Runs are trained one by one
-  instead when one program does not apply: several processes or devices, pmap, runs that are not
-  at the same step, or seed_parallelism='sequential'.
+  Each run still has its own workdir, config.json, checkpoints, metrics and solved step, exactly as
+  if it had been trained alone (with `config.data_seed` shared, it sees the same batches; its
+  optimizer state carries its own hyper-parameters: `attnlab.train.optim.make_optimizer`). Runs
+  are trained one by one instead when one program does not apply: runs that differ in other fields
+  or in the optimizer state's structure (`config.population_key`), several processes or devices,
+  pmap, runs that are not at the same step, or seed_parallelism='sequential'.
   """
   hooks = hooks or [()] * len(configs)
   stopped = [i for i, (c, w) in enumerate(zip(configs, workdirs))
@@ -294,10 +316,9 @@ def train_seeds(configs: list, workdirs: list, hooks: list = None) -> list:
   return _train(configs, workdirs, hooks)
 
 
-def _without_seed(config) -> dict:
-  flat = run_dir.flatten(config_to_json(config))
-  flat.pop("seed")
-  return {k: v for k, v in flat.items() if k not in cfg_lib.RESUMABLE_FIELDS}
+def _without_seed(config) -> tuple:
+  """What the runs of one program share: everything but the population's fields."""
+  return cfg_lib.population_key(config)
 
 
 def _train(configs, workdirs, hooks) -> list:
@@ -315,7 +336,8 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
     check_resumable_config(w, c)
   model = models.build(model_config)
   tx, schedule = optim.make_optimizer(config.optimizer, config.num_train_steps)
-  par = Parallel(config, model, tx, spec, schedule, [c.seed for c in configs])
+  par = Parallel(config, model, tx, spec, schedule, [c.seed for c in configs],
+                 [optim.hyperparams(c.optimizer, c.num_train_steps) for c in configs])
   spec_params = cfg_lib.task_params(config)
   example = tasks.generate(config.task.name, 1, **spec_params)
   example = {k: v for k, v in example.items() if v.dtype != object}
@@ -324,14 +346,16 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
   runs = [_Run(c, w, h) for c, w, h in zip(configs, workdirs, hooks)]
   if len(runs) > 1:  # their progress lines interleave: each names its run
     for run in runs:
-      run.label = run_label(run.config)
+      run.label = run_label(run.config, configs)
 
   restored = [run.checkpointer.restore(abstract) for run in runs]
+  sums = dispatch.StepSums(len(runs))  # train sums since each run's last log
   if restored[0] is not None:
     state = par.place_restored([r[0] for r in restored])
     host_iter.set_state(restored[0][1]["iterator"])
-    for run, (_, _, meta) in zip(runs, restored):
+    for k, (run, (_, _, meta)) in enumerate(zip(runs, restored)):
       run.restore(meta)
+      sums.restore(k, meta)
   first_step = int(jax.device_get(par.to_save(state).step))
   for run in runs:
     run.open_writer()
@@ -350,28 +374,39 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
     for k, run in enumerate(runs):
       run.run_hooks(par, state, k, 0)
   eval_data = [par.batch(b) for b in eval_batches(config, spec_params)]  # placed once, reused
-  # Batches are read and placed on the devices `prefetch_batches` ahead, in a thread that works
-  # while the step computes; get_state() is the position of the last batch consumed.
-  train_iter = prefetch.Prefetcher(host_iter, config.prefetch_batches, transform=par.batch)
+  # Batches are read `prefetch_batches` + one dispatch ahead, in a thread that works while the
+  # steps compute; get_state() is the position of the last batch consumed.
+  max_steps = config.get("max_steps_per_dispatch", dispatch.DEFAULT_MAX_STEPS)
+  ahead = config.prefetch_batches and config.prefetch_batches + max_steps
+  source = dispatch.HostBatches(prefetch.Prefetcher(host_iter, ahead), par.stacked_batches)
   next_eval = solving.next_eval_step(first_step, config)
-  t0 = time.time()
-  with _sigterm_flag() as sigterm, contextlib.closing(train_iter):
-    for step in range(first_step + 1, config.num_train_steps + 1):
+  t0, step = time.time(), first_step
+  with _sigterm_flag() as sigterm, contextlib.closing(source):
+    while step < config.num_train_steps:
       # Vmapped seeds that are done keep being updated with the others, but nothing of theirs
       # is logged or saved any more: their workdirs end at their solved step.
-      state, metrics = par.train_step(state, next(train_iter))
-      jax.block_until_ready(metrics["loss"])  # several local processes can deadlock otherwise
+      k_steps, metrics = dispatch.dispatch_length(step, configs, next_eval), []
+      for n in dispatch.chunks(k_steps, max_steps):
+        state, chunk = par.train_steps(state, source.next_k(n))
+        metrics.append(chunk)
+      # One read of the K steps' metrics: it waits for them (several local processes can
+      # deadlock otherwise).
+      metrics = par.per_run_steps(metrics)
+      active = [k for k, run in enumerate(runs) if not run.done]
+      for i, k in dispatch.nonfinite_steps(metrics, active):  # the last step: in _after_step
+        runs[k].nonfinite(step + 1 + i, {name: metrics[name][i, k] for name in dispatch.CHECKED})
+      sums.add(metrics["sums"])
+      step += k_steps
       last = step == config.num_train_steps
       evaluated = step == next_eval or last
       if step == next_eval:
         next_eval = solving.next_eval_step(step, config)
       evals = evaluate(par, state, config, spec_params, eval_data, placed=True) if evaluated else None
-      active = [k for k, run in enumerate(runs) if not run.done]
       solved_now = []
-      per_run = par.per_run(metrics)
       for k in active:
-        _after_step(runs[k], par, state, k, step, first_step, t0, per_run[k], evals and evals[k])
-        if runs[k].check_solved(step, evals and evals[k], per_run[k]["sums"]):
+        _after_step(runs[k], par, state, k, step, first_step, t0, metrics, sums, evals and evals[k])
+        step_sums = {name: v[-1, k] for name, v in metrics["sums"].items()}
+        if runs[k].check_solved(step, evals and evals[k], step_sums):
           solved_now.append(k)
       ending = [k for k in active if last or (k in solved_now and runs[k].config.stop_when_solved)]
       if ending and (final_data is not None or config.get("eval_lengths")):
@@ -382,11 +417,11 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
       regular = step % config.checkpoint_every == 0 or last or sigterm["set"]
       saving = active if regular else solved_now
       if saving:
-        data_state = {"iterator": train_iter.get_state()}
+        data_state = {"iterator": source.get_state()}
         for k in saving:
           run, start = runs[k], time.time()
           meta = {**(run.last_eval if evaluated else {}), **run.solved, **run.final,
-                  **run.window_meta()}
+                  **run.window_meta(), **sums.state(k)}
           run.checkpointer.save(step, par.to_save(state, k), data_state, meta or None)
           run.writer.write(step, {"checkpoint_blocked_s": time.time() - start})
       for k in ending:
@@ -405,9 +440,16 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
   return [run.result() for run in runs]
 
 
-def run_label(config) -> str:
-  """'lstm seed 1': the model and seed of a run, as its progress and result lines name it."""
-  return f"{config.model.name} seed {config.seed}"
+def run_label(config, population=()) -> str:
+  """'lstm seed 1': the model and seed of a run, as its progress and result lines name it; in a
+  `population` (its configs), also each other population field that differs among them
+  ('lstm seed 1 learning_rate=0.01')."""
+  label = f"{config.model.name} seed {config.seed}"
+  for field in cfg_lib.POPULATION_FIELDS[1:]:
+    section, key = field.split(".")
+    if len({repr(c[section][key]) for c in population}) > 1:
+      label += f" {key}={config[section][key]}"
+  return label
 
 
 def _how_to_continue(config) -> str:
@@ -417,30 +459,23 @@ def _how_to_continue(config) -> str:
   return "raise num_train_steps to continue"
 
 
-def _after_step(run: _Run, par, state, k, step, first_step, t0, metrics, eval_metrics):
-  """Run k's bookkeeping after a step: the non-finite check, logging, evaluation results, hooks."""
+def _after_step(run: _Run, par, state, k, step, first_step, t0, metrics, sums, eval_metrics):
+  """Run k's bookkeeping at the last step of a dispatch: its non-finite check, logging,
+  evaluation results, hooks. metrics: the dispatch's (steps, runs) arrays; sums: the StepSums."""
   config = run.config
-  loss, grad_norm = float(metrics["loss"]), float(metrics["grad_norm"])  # blocks on the step
-  grad_norm_clipped = float(metrics["grad_norm_clipped"])
-  if not (math.isfinite(loss) and math.isfinite(grad_norm)):
-    run.writer.write(step, {"train_loss": loss, "grad_norm": grad_norm,
-                            "grad_norm_clipped": grad_norm_clipped})
-    if config.on_nonfinite == "stop":
-      run.checkpointer.close()
-      raise FloatingPointError(
-          f"non-finite training loss {loss} / gradient norm {grad_norm} at step {step}; the last "
-          f"good checkpoint (step {run.checkpointer.latest_step()}) in {run.workdir} is intact. Set "
-          "config.on_nonfinite='record' to record the explosion and continue.")
-  run.train_sums = losses.add_sums(run.train_sums, metrics["sums"])
+  last = {name: metrics[name][-1, k] for name in dispatch.CHECKED + ("learning_rate",)}
+  if not (math.isfinite(last["loss"]) and math.isfinite(last["grad_norm"])):
+    run.nonfinite(step, last)
   if step % config.log_every == 0 or step == config.num_train_steps:
-    summary = losses.summarize(run.train_sums)
+    summary = losses.summarize(sums.of(k))
     rate = (step - first_step) / max(time.time() - t0, 1e-9)
     run.writer.write(step, {"train_loss": summary["loss"], "train_score": summary["score"],
-                            "grad_norm": grad_norm, "grad_norm_clipped": grad_norm_clipped,
-                            "learning_rate": float(metrics["learning_rate"]),
+                            "grad_norm": float(last["grad_norm"]),
+                            "grad_norm_clipped": float(last["grad_norm_clipped"]),
+                            "learning_rate": float(last["learning_rate"]),
                             "steps_per_sec": rate})
     run.writer.progress(step, first_step, f"loss {summary['loss']:.4f}")
-    run.train_sums = None
+    sums.reset(k)
   if eval_metrics is not None:
     run.last_eval = eval_metrics
     run.writer.write(step, eval_metrics)

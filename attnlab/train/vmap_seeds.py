@@ -14,6 +14,11 @@ as `steps.create_state` and `steps.make_train_step` do for a run with config.see
 seeds see the same batch. So each slice of the stacked states follows the run that seed would have
 had on its own with that data. On an accelerator, where one small model's step leaves the device
 idle, vmapped seeds train in little more than the time of one.
+
+Populations: runs that also differ in the optimizer's scalars (`attnlab.train.optim.HYPERPARAMS`:
+learning rate, warmup and schedule length, clip norm, weight decay) train the same way. Each
+member's state carries its own values (`init_states(..., hyperparams=)`), and the step reads them
+from the state: the update, the learning_rate metric and grad_norm_clipped are the member's.
 """
 import functools
 from typing import Sequence
@@ -21,17 +26,23 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
-from attnlab.train import steps
+from attnlab.train import optim, steps
 
 
-def init_states(model, tx, spec, seeds: Sequence[int], example_batch) -> steps.TrainState:
-  """The K train states of `seeds`, stacked along a new leading axis."""
+def init_states(model, tx, spec, seeds: Sequence[int], example_batch,
+                hyperparams: Sequence[dict] = None) -> steps.TrainState:
+  """The K train states of `seeds`, stacked along a new leading axis; with `hyperparams` (one dict
+  of optim.HYPERPARAMS per seed) member k's optimizer state carries hyperparams[k]."""
   # One compiled initialiser run once per seed: seed k starts from exactly the state a run of seed
   # k alone starts from. (Eagerly, every op of a vmapped init compiles on its own: 14 s for the copy
   # LRU's two seeds on CPU, against 4 s; the vmapped init as one program intermittently deadlocked
   # in XLA:CPU with jaxlib 0.10.2, an LSTM's on 3 of 5 tries.)
   init = steps.jit_init(functools.partial(steps.create_state, model, tx, spec))
-  return _stack([init(jax.random.PRNGKey(seed), example_batch) for seed in seeds])
+  states = [init(jax.random.PRNGKey(seed), example_batch) for seed in seeds]
+  if hyperparams is not None:
+    states = [s.replace(opt_state=optim.set_hyperparams(s.opt_state, hp))
+              for s, hp in zip(states, hyperparams)]
+  return _stack(states)
 
 
 @jax.jit
@@ -47,8 +58,12 @@ def make_vmapped_train_step(model, tx, spec, schedule, seeds: Sequence[int], *, 
   seeds = jnp.asarray(seeds)
 
   def one_seed(seed, state, batch):
-    step = steps.make_train_step(model, tx, spec, schedule, seed=seed, dtype=dtype,
-                                 label_smoothing=label_smoothing, clip_norm=clip_norm)
+    hp = optim.injected_hyperparams(state.opt_state)  # this member's (a population's)
+    own_schedule, own_clip = schedule, clip_norm
+    if hp is not None and hasattr(schedule, "of"):
+      own_schedule, own_clip = schedule.of(hp), (hp["clip_norm"] if clip_norm else None)
+    step = steps.make_train_step(model, tx, spec, own_schedule, seed=seed, dtype=dtype,
+                                 label_smoothing=label_smoothing, clip_norm=own_clip)
     return step(state, batch)
 
   if loop:

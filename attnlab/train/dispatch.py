@@ -1,0 +1,140 @@
+"""K training steps per dispatch: the loop hands the device K steps at once and reads their
+metrics once, so the host does no work per step.
+
+  multi = scan_steps(train_step)          # (state, batches stacked on axis 0) -> (state, metrics)
+  k = dispatch_length(step, configs, next_eval)
+  source = HostBatches(iterator, ahead, place)   # next_k(k) -> k batches stacked, placed
+  sums = StepSums(num_runs)                      # train sums added on the host, in step order
+
+A dispatch ends at the next step where the host has something to do: a log, an evaluation, a
+checkpoint, the end of the run, or after config.max_steps_per_dispatch steps (so SIGTERM, seen
+between dispatches, is answered within that many steps). With config.criterion='hochreiter1997'
+the solved check reads every step's training sums and a run stops at the step that meets it, so
+there K = 1. A dispatch runs as `chunks` of a few lengths (each compiles once), queued back to
+back. The scan returns every step's metrics (K small arrays): the host checks them for
+non-finite values and adds the train sums in the order the one-step loop added them.
+"""
+import jax
+import numpy as np
+
+DEFAULT_MAX_STEPS = 50
+CHECKED = ("loss", "grad_norm", "grad_norm_clipped")  # what a non-finite step's log holds
+
+
+def scan_steps(train_step):
+  """(state, batch) -> (state, metrics)  to  (state, K batches stacked on axis 0) -> (state,
+  every step's metrics stacked on axis 0): the K steps run in one program (lax.scan)."""
+
+  def multi(state, batches):
+    return jax.lax.scan(train_step, state, batches)
+
+  return multi
+
+
+def dispatch_length(step: int, configs: list, next_eval: int) -> int:
+  """Steps in the dispatch after `step`: up to the next log (of any run), evaluation,
+  checkpoint or end of run, at most max_steps_per_dispatch; 1 under hochreiter1997."""
+  config = configs[0]
+  if config.get("criterion", "task") == "hochreiter1997":
+    return 1
+  ends = [next_eval, _next_multiple(step, config.checkpoint_every), config.num_train_steps,
+          step + config.get("max_steps_per_dispatch", DEFAULT_MAX_STEPS)]
+  ends += [_next_multiple(step, c.log_every) for c in configs]
+  return min(ends) - step
+
+
+def chunks(length: int, max_steps: int) -> list:
+  """A dispatch of `length` steps as programs of max_steps or a power of two steps, largest
+  first (37, max 50: [32, 4, 1]): each length compiles once, so a run compiles at most
+  log2(max_steps) + 2 programs whatever its schedule."""
+  out = []
+  while length:
+    n = max_steps if length >= max_steps else 1 << (length.bit_length() - 1)
+    out.append(n)
+    length -= n
+  return out
+
+
+def nonfinite_steps(metrics, active: list) -> list:
+  """(step index i, run k) of every non-finite loss or gradient norm of runs `active` in a
+  dispatch's metrics ((steps, runs) arrays), the last step left out (the loop checks it run by
+  run with that step's logs), in the one-step loop's order: by step, then by run."""
+  bad = ~(np.isfinite(metrics["loss"]) & np.isfinite(metrics["grad_norm"]))
+  return [(int(i), k) for i in np.flatnonzero(bad[:-1].any(axis=1)) for k in active if bad[i, k]]
+
+
+def _next_multiple(step: int, every: int) -> int:
+  return (step // every + 1) * every
+
+
+class StepSums:
+  """Each run's training metric sums since its last log, added on the host one step at a time
+  (float32, in the order of the one-step loop's losses.add_sums: logged means are unchanged).
+
+  A checkpoint between two logs keeps them (`state(k)` in its meta, META_KEY), so a run resumed
+  there logs the means a run trained straight logs.
+  """
+
+  META_KEY = "train_sums"
+
+  def __init__(self, num_runs: int):
+    self.num_runs, self.total = num_runs, None
+    self._restored = {}  # run -> {name: (total, count)} from a checkpoint, until the first add
+
+  def add(self, sums):
+    """sums: {name: (K, runs, 2)} of one dispatch's steps."""
+    if self.total is None:  # zeros: 0 + x is x exactly, as the one-step loop's first add
+      self.total = {n: np.zeros(v.shape[1:], np.float32) for n, v in sums.items()}
+      for k, restored in self._restored.items():
+        for n, v in restored.items():
+          self.total[n][k] = np.asarray(v, np.float32)
+    for i in range(next(iter(sums.values())).shape[0]):
+      self.total = {n: self.total[n] + sums[n][i] for n in self.total}
+
+  def of(self, k: int) -> dict:
+    """Run k's sums ({name: (2,)})."""
+    return {name: v[k] for name, v in self.total.items()}
+
+  def reset(self, k: int):
+    """Run k starts again from zero (after its log)."""
+    for v in self.total.values():
+      v[k] = 0
+
+  def state(self, k: int) -> dict:
+    """{META_KEY: run k's sums as JSON lists} while it has steps not yet logged, else {}."""
+    if self.total is None or not any(v[k].any() for v in self.total.values()):
+      return {}
+    return {self.META_KEY: {n: [float(x) for x in v[k]] for n, v in self.total.items()}}
+
+  def restore(self, k: int, meta: dict):
+    """Run k's sums from a checkpoint's meta (none there: zeros)."""
+    if self.META_KEY in meta:
+      self._restored[k] = meta[self.META_KEY]
+
+
+class HostBatches:
+  """The training batches from a resumable host iterator (grain's), K at a time.
+
+  `prefetcher`: an attnlab.data.prefetch.Prefetcher of host batches (it reads ahead while the
+  device computes); `place(list of host batches) -> placed batches stacked on a leading axis`.
+  get_state() is the iterator's position after the last batch returned, as in the one-step loop,
+  so a checkpoint resumes at the same example. Any source with next_k, get_state and close fits
+  the loop (e.g. batches made on the device from the step).
+  """
+
+  def __init__(self, prefetcher, place):
+    self._it, self._place = prefetcher, place
+
+  def next_k(self, k: int):
+    return self._place([next(self._it) for _ in range(k)])
+
+  def get_state(self):
+    return self._it.get_state()
+
+  def close(self):
+    self._it.close()
+
+
+def stack(batches: list) -> dict:
+  """Host batches (dicts of NumPy arrays) stacked on a new leading axis."""
+  return {key: np.stack([b[key] for b in batches]) for key in batches[0]}

@@ -1,0 +1,178 @@
+"""K training steps per dispatch (attnlab.train.dispatch): where dispatches end, the host-side sums,
+and runs of K > 1 that are killed inside a dispatch, resumed, or explode, against K = 1."""
+import os
+import signal
+
+import jax
+import numpy as np
+import pytest
+
+import attnlab
+from attnlab.train import Preempted, base_config, dispatch, metric_writer, train_and_evaluate
+from attnlab.train import parallel as parallel_lib
+from attnlab.train.metric_writer import read_jsonl
+
+TIMING = ("steps_per_sec", "checkpoint_blocked_s")
+
+
+def k_step_config(steps=20, max_steps=50, model="lstm"):
+  """A tiny run whose dispatches are K > 1 steps: logs every 5, evaluations every 10,
+  checkpoints at 20 (the end) only."""
+  config = base_config(model, "adding", seq_len=12)
+  config.model.hidden_size = 8
+  config.num_train_steps, config.batch_size, config.num_eval_batches = steps, 8, 1
+  config.log_every, config.eval_every, config.checkpoint_every = 5, 10, 20
+  config.max_steps_per_dispatch = max_steps
+  config.checkpoint.async_save = False
+  return config
+
+
+def rows(workdir) -> list:
+  """metrics.jsonl without timings (and without rows that held only timings)."""
+  out = []
+  for row in read_jsonl(os.path.join(workdir, "metrics.jsonl")):
+    row = {k: v for k, v in row.items() if k not in TIMING}
+    if set(row) != {"step"}:
+      out.append(row)
+  return out
+
+
+def test_dispatch_ends_at_the_next_log_eval_checkpoint_end_or_bound():
+  config = k_step_config(steps=23, max_steps=7)
+  config.log_every, config.checkpoint_every = 5, 4
+  assert dispatch.dispatch_length(0, [config], next_eval=10) == 4  # checkpoint at 4
+  assert dispatch.dispatch_length(4, [config], next_eval=10) == 1  # log at 5
+  assert dispatch.dispatch_length(8, [config], next_eval=9) == 1  # evaluation at 9
+  assert dispatch.dispatch_length(20, [config], next_eval=30) == 3  # end of run at 23
+  config.log_every = config.checkpoint_every = 100
+  assert dispatch.dispatch_length(0, [config], next_eval=100) == 7  # the bound
+  other = k_step_config(steps=23, max_steps=7)
+  other.log_every = 3  # several runs: the earliest log of any
+  assert dispatch.dispatch_length(0, [config, other], next_eval=100) == 3
+  config.criterion = "hochreiter1997"  # judged at every step
+  assert dispatch.dispatch_length(0, [config], next_eval=100) == 1
+
+
+def test_a_dispatch_runs_as_few_program_lengths():
+  assert dispatch.chunks(37, 50) == [32, 4, 1]
+  assert dispatch.chunks(120, 50) == [50, 50, 16, 4]
+  assert dispatch.chunks(1, 50) == [1]
+  lengths = {n for length in range(1, 200) for n in dispatch.chunks(length, 50)}
+  assert lengths == {50, 32, 16, 8, 4, 2, 1}
+
+
+def test_step_sums_add_in_step_order_and_reset_per_run():
+  rng = np.random.default_rng(0)
+  steps = rng.normal(size=(2, 6, 3, 2)).astype(np.float32)  # two dispatches, K=6, 3 runs
+  sums = dispatch.StepSums(3)
+  expected = np.zeros((3, 2), np.float32)
+  for d in range(2):
+    sums.add({"loss": steps[d]})
+    for i in range(6):
+      expected = expected + steps[d, i]  # float32, one step at a time
+  np.testing.assert_array_equal(sums.of(1)["loss"], expected[1])
+  saved = sums.state(1)
+  sums.reset(1)
+  assert sums.state(1) == {} and not sums.of(1)["loss"].any()
+  np.testing.assert_array_equal(sums.of(2)["loss"], expected[2])  # the others keep theirs
+  resumed = dispatch.StepSums(3)
+  resumed.restore(0, saved)
+  resumed.add({"loss": np.zeros((1, 3, 2), np.float32)})
+  np.testing.assert_array_equal(resumed.of(0)["loss"], expected[1])  # exact through JSON
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("straight") / "run")
+  train_and_evaluate(k_step_config(), workdir)
+  return workdir
+
+
+def sigterm_during_dispatch(monkeypatch, number: int):
+  """SIGTERM while the `number`-th dispatch computes: after it is queued, before its metrics
+  are read."""
+  original, calls = parallel_lib.Parallel.per_run_steps, []
+
+  def read_after_sigterm(self, metrics):
+    calls.append(1)
+    if len(calls) == number:
+      os.kill(os.getpid(), signal.SIGTERM)
+    return original(self, metrics)
+
+  monkeypatch.setattr(parallel_lib.Parallel, "per_run_steps", read_after_sigterm)
+  return lambda: monkeypatch.setattr(parallel_lib.Parallel, "per_run_steps", original)
+
+
+@pytest.mark.parametrize("max_steps,dispatch_number,saved_at", [
+    (50, 2, 10),  # dispatches 1-5, 6-10, ...: killed in the second, saved at 10 (no checkpoint step)
+    (3, 3, 8),    # 1-3, 4-5, 6-8, ...: saved at 8, between two logs; resumed with K up to 50
+])
+def test_killed_inside_a_dispatch_resumes_bit_identical(tmp_path, monkeypatch, straight, max_steps,
+                                                       dispatch_number, saved_at):
+  workdir = str(tmp_path / "killed")
+  restore = sigterm_during_dispatch(monkeypatch, dispatch_number)
+  with pytest.raises(Preempted, match=f"SIGTERM at step {saved_at}"):
+    train_and_evaluate(k_step_config(max_steps=max_steps), workdir)
+  restore()
+  assert attnlab.load_run(workdir, "last").step == saved_at
+  train_and_evaluate(k_step_config(), workdir)  # max_steps_per_dispatch may change on resume
+  jax.tree.map(np.testing.assert_array_equal, attnlab.load_run(straight, "last").params,
+               attnlab.load_run(workdir, "last").params)
+  assert rows(workdir) == rows(straight)
+  assert [r["step"] for r in rows(straight) if "train_loss" in r] == [5, 10, 15, 20]
+
+
+def test_k_steps_equal_one_step_dispatches(tmp_path, straight):
+  one = str(tmp_path / "one")
+  train_and_evaluate(k_step_config(max_steps=1), one)
+  jax.tree.map(np.testing.assert_array_equal, attnlab.load_run(straight, "last").params,
+               attnlab.load_run(one, "last").params)
+  assert rows(one) == rows(straight)
+
+
+def exploding(max_steps: int, on_nonfinite: str):
+  config = k_step_config(steps=12, max_steps=max_steps, model="rnn")
+  config.optimizer.update(name="sgd", learning_rate=1e12, clip_norm=0.0, momentum=0.0)
+  config.on_nonfinite = on_nonfinite
+  return config
+
+
+@pytest.mark.parametrize("on_nonfinite", ["stop", "record"])
+def test_nonfinite_step_inside_a_dispatch_is_handled_as_with_one_step(tmp_path, on_nonfinite):
+  outcomes = []
+  for max_steps in (1, 50):
+    workdir = str(tmp_path / f"k{max_steps}")
+    try:
+      train_and_evaluate(exploding(max_steps, on_nonfinite), workdir)
+      outcomes.append(("finished", rows(workdir)))
+    except FloatingPointError as e:
+      outcomes.append((str(e).replace(f"k{max_steps}", "k"), rows(workdir)))
+  assert str(outcomes[0]) == str(outcomes[1])  # the same error at the same step; the same logs
+  bad = [r for r in outcomes[0][1] if "train_loss" in r and not np.isfinite(r["train_loss"])]
+  assert bad and bad[0]["step"] % 5  # non-finite at a step inside a dispatch, logged there
+
+
+def test_vmapped_seeds_in_k_step_dispatches_resume_bit_identical(tmp_path, monkeypatch):
+  from attnlab.train import train_seeds
+
+  def configs():
+    out = [k_step_config(steps=10), k_step_config(steps=10)]
+    out[1].seed = 1
+    for config in out:
+      config.seed_parallelism = "map"
+    return out
+
+  straight = [str(tmp_path / f"straight{i}") for i in range(2)]
+  train_seeds(configs(), straight)
+  killed = [str(tmp_path / f"killed{i}") for i in range(2)]
+  restore = sigterm_during_dispatch(monkeypatch, 1)  # in steps 1-5: saved at 5 for both
+  with pytest.raises(Preempted, match="SIGTERM at step 5"):
+    train_seeds(configs(), killed)
+  restore()
+  train_seeds(configs(), killed)
+  for a, b in zip(straight, killed):
+    jax.tree.map(np.testing.assert_array_equal, attnlab.load_run(a, "last").params,
+                 attnlab.load_run(b, "last").params)
+    assert rows(a) == rows(b)
+    assert [r["step"] for r in rows(a) if "train_loss" in r] == [5, 10]
+  assert rows(straight[0]) != rows(straight[1])  # each seed logs its own metrics
