@@ -430,9 +430,10 @@ def test_on_device_true_on_an_unsupported_task_names_the_supported_ones():
   validate(_config(**{'data.on_device': True}), 1)
 
 
-def test_a_workdir_from_before_the_field_resumes_only_on_the_host_pipeline(tmp_path):
-  """Old runs read the host stream: they resume with on_device=False, and 'auto' (which would
-  switch an adding run to the device stream) is refused, naming the field."""
+def test_a_workdir_from_before_the_field_resumes_on_the_host_pipeline(tmp_path):
+  """Old runs read the host stream: 'auto' continues them on it (config.json then says so), an
+  explicit True is refused, naming the field; a new run with 'auto' keeps the stream it started
+  with too."""
   import json
   from attnlab.train import run_dir
   config = _config()
@@ -440,7 +441,17 @@ def test_a_workdir_from_before_the_field_resumes_only_on_the_host_pipeline(tmp_p
   del old['data']
   (tmp_path / 'checkpoints' / '3').mkdir(parents=True)  # the workdir claims its config
   (tmp_path / 'config.json').write_text(json.dumps(old))
-  with pytest.raises(ValueError, match=r"data.on_device: False -> 'auto'"):
-    run_dir.check_resumable_config(str(tmp_path), config)
+  run_dir.check_resumable_config(str(tmp_path), config)
+  assert config.data.on_device is False and not cfg_lib.data_on_device(config)
+  assert run_dir.read_config(str(tmp_path)).data.on_device is False
+  explicit = _config(**{'data.on_device': True})
+  with pytest.raises(ValueError, match=r"data.on_device: False -> True"):
+    run_dir.check_resumable_config(str(tmp_path), explicit)
+  fresh = tmp_path / 'fresh'
+  run_dir.check_resumable_config(str(fresh), _config())  # a new run: 'auto' saved as it is
+  (fresh / 'checkpoints' / '3').mkdir(parents=True)
+  again = _config()
+  run_dir.check_resumable_config(str(fresh), again)
+  assert again.data.on_device == 'auto' and cfg_lib.data_on_device(again)
   config.data.on_device = False
   run_dir.check_resumable_config(str(tmp_path), config)
