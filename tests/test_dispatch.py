@@ -15,10 +15,11 @@ from attnlab.train.metric_writer import read_jsonl
 TIMING = ("steps_per_sec", "checkpoint_blocked_s")
 
 
-def k_step_config(steps=20, max_steps=50, model="lstm"):
+def k_step_config(steps=20, max_steps=50, model="lstm", on_device=False):
   """A tiny run whose dispatches are K > 1 steps: logs every 5, evaluations every 10,
-  checkpoints at 20 (the end) only."""
+  checkpoints at 20 (the end) only; its training stream from the host pipeline, or `on_device`."""
   config = base_config(model, "adding", seq_len=12)
+  config.data.on_device = on_device
   config.model.hidden_size = 8
   config.num_train_steps, config.batch_size, config.num_eval_batches = steps, 8, 1
   config.log_every, config.eval_every, config.checkpoint_every = 5, 10, 20
@@ -88,6 +89,13 @@ def straight(tmp_path_factory):
   return workdir
 
 
+@pytest.fixture(scope="module")
+def straight_on_device(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("straight_on_device") / "run")
+  train_and_evaluate(k_step_config(on_device=True), workdir)
+  return workdir
+
+
 def sigterm_during_dispatch(monkeypatch, number: int):
   """SIGTERM while the `number`-th dispatch computes: after it is queued, before its metrics
   are read."""
@@ -120,6 +128,25 @@ def test_killed_inside_a_dispatch_resumes_bit_identical(tmp_path, monkeypatch, s
                attnlab.load_run(workdir, "last").params)
   assert rows(workdir) == rows(straight)
   assert [r["step"] for r in rows(straight) if "train_loss" in r] == [5, 10, 15, 20]
+
+
+@pytest.mark.parametrize("dispatch_number,saved_at", [(1, 5), (3, 15)])
+def test_the_device_stream_killed_anywhere_resumes_bit_identical(tmp_path, monkeypatch,
+                                                                 straight_on_device, straight,
+                                                                 dispatch_number, saved_at):
+  """config.data.on_device=True: batches drawn inside the program from the step alone; a run
+  killed inside any dispatch resumes to the run trained straight, which sees other data than the
+  host pipeline's."""
+  workdir = str(tmp_path / "killed")
+  restore = sigterm_during_dispatch(monkeypatch, dispatch_number)
+  with pytest.raises(Preempted, match=f"SIGTERM at step {saved_at}"):
+    train_and_evaluate(k_step_config(max_steps=5, on_device=True), workdir)
+  restore()
+  train_and_evaluate(k_step_config(on_device=True), workdir)
+  jax.tree.map(np.testing.assert_array_equal, attnlab.load_run(straight_on_device, "last").params,
+               attnlab.load_run(workdir, "last").params)
+  assert rows(workdir) == rows(straight_on_device)
+  assert rows(straight_on_device) != rows(straight)  # another stream: the device's own
 
 
 def test_k_steps_equal_one_step_dispatches(tmp_path, straight):

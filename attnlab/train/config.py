@@ -22,6 +22,14 @@ Every config has:
                (a tfds dataset prepared in data_dir with `python -m attnlab.data.prepare`)
     data_dir   where prepared datasets live (None: $ATTNLAB_DATA_DIR or ~/tensorflow_datasets)
     num_train  > 0: a fixed training set of that many examples (e.g. ListOps 96k); 0: unlimited
+  data.on_device  where the training stream is drawn (attnlab.data.on_device): True: inside the
+                  compiled step with jax.random, keyed by (data_seed, step) (a different stream
+                  from the host one: same distribution, other examples); False: the host pipeline
+                  (NumPy generator, grain); 'auto' (default): on the device where the task has a
+                  device generator (on_device.SUPPORTED) with source='generated' and num_train=0,
+                  else the host pipeline (`data_on_device` resolves it). Validation and test
+                  batches are the host ones either way. Fixed for a run; a workdir from before the
+                  field existed used the host pipeline (ADDED_FIELDS: False).
   Evaluation uses the fixed validation split: num_eval_batches x batch_size examples.
   Solving (attnlab.tasks.criterion(task) says when a task counts as solved):
     criterion             'task' (default): the task's criterion, judged at each evaluation;
@@ -53,6 +61,7 @@ import jax
 import ml_collections
 
 from attnlab import models, tasks
+from attnlab.data import on_device
 from attnlab.train import criteria, losses, memory, optim
 
 # Fields of config.task that are not parameters of the task generator.
@@ -70,7 +79,7 @@ ADDED_FIELDS = {"model.carry_bias": 0.0, "model.norm": "layer", "optimizer.recur
                 "optimizer.schedule_steps": None, "model.selective": True, "task.min_len": None,
                 "model.recurrent_init": "orthogonal", "model.input_std": None, "model.block": "cell",
                 "model.d_ff": None, "model.attention": "softmax", "criterion": "task",
-                "task.variant": "le2015", "check_memory": True}
+                "task.variant": "le2015", "check_memory": True, "data.on_device": False}
 # Fields in which the runs of one population differ (`population_key`): trained as one program,
 # vmapped or looped (seed_parallelism), each member's optimizer state carrying its own values
 # (optim.HYPERPARAMS). The schedule's name, the optimizer's and everything else stay shared.
@@ -86,6 +95,7 @@ SEED_PARALLELISMS = ("auto", "vmap", "map", "sequential")
 # and 100: rnn 1.21, 1.14; gru 1.43, 1.16; lru 1.04, 1.17; transformer 1.58, 1.14; lstm 0.88, 1.13).
 SEED_LOOP = {"cpu": dict(vmap_shorter={"lstm": 100})}
 EVAL_SCHEDULES = ("fixed", "geometric")
+ON_DEVICE_CHOICES = ("auto", True, False)  # config.data.on_device
 DTYPES = ("float32", "bfloat16")
 # Logical parameter axes -> mesh axes: attention heads and MLP / recurrent hidden units may be
 # split over `model`; everything else is replicated.
@@ -132,6 +142,9 @@ def base_config(model: str, task: str, **task_params) -> ml_collections.ConfigDi
   if "seq_len" not in config.task:  # a task whose length follows from other parameters (seq2seq)
     config.task.seq_len = ml_collections.FieldReference(None, field_type=int)
   config.optimizer = optim.default_config()
+  # 'auto' | True | False (any of the three may be set: hence field_type=object)
+  config.data = ml_collections.ConfigDict(dict(
+      on_device=ml_collections.FieldReference("auto", field_type=object)))
   return config
 
 
@@ -271,9 +284,58 @@ def validate(config, num_devices: int, num_processes: int = 1):
   models.resolve_config(mcfg)  # unknown model names and bad model fields fail here
   _check_eval_lengths(config, spec, mcfg)
   criteria.check(config, spec)
+  _check_on_device(config, spec)
   if config.get("check_memory", True):  # memory.DoesNotFit before any data is made or compiled
     memory.check(config, spec, mcfg, num_devices)
   return spec, mcfg
+
+
+def on_device_choice(config):
+  """config.data.on_device; a config from before the field existed: ADDED_FIELDS' False."""
+  data = config.get("data")
+  if data is None or "on_device" not in data:
+    return ADDED_FIELDS["data.on_device"]
+  return data.on_device
+
+
+def _on_device_blockers(config, spec) -> list:
+  """Why the training stream of `config` cannot be drawn on the device (empty: it can). Only
+  fields fixed for a run count, so 'auto' resolves the same way when a run resumes."""
+  why = []
+  if not on_device.supported(spec.name, spec.params):
+    why.append(f"task {spec.name!r} has no on-device generator; supported tasks: "
+               f"{', '.join(on_device.SUPPORTED)}")
+  if config.task.source != "generated":
+    why.append(f"config.task.source={config.task.source!r} reads a prepared dataset; the device "
+               "draws only source='generated'")
+  if config.task.num_train:
+    why.append(f"config.task.num_train={config.task.num_train} is a fixed training set; the "
+               "device draws only the unlimited stream (num_train=0)")
+  return why
+
+
+def _check_on_device(config, spec):
+  choice = on_device_choice(config)
+  if not any(choice is c or (isinstance(c, str) and choice == c) for c in ON_DEVICE_CHOICES):
+    raise ValueError(f"config.data.on_device={choice!r}; valid choices: {list(ON_DEVICE_CHOICES)}")
+  why = _on_device_blockers(config, spec) if choice is True else []
+  if why:
+    raise ValueError(f"config.data.on_device=True: {'; '.join(why)}. Set config.data.on_device "
+                     "to 'auto' or False to use the host pipeline")
+  examples = config.num_train_steps * config.batch_size
+  if examples > on_device.MAX_EXAMPLES and data_on_device(config):
+    raise ValueError(f"config.data.on_device={choice!r}: num_train_steps x batch_size = "
+                     f"{examples} exceeds the {on_device.MAX_EXAMPLES} examples of the device "
+                     "stream; set config.data.on_device=False (a new run) or fewer steps")
+
+
+def data_on_device(config) -> bool:
+  """Whether the training stream is drawn on the device: config.data.on_device, 'auto' resolved
+  (True where the task has a device generator, source='generated' and num_train=0)."""
+  choice = on_device_choice(config)
+  if choice == "auto":
+    return not _on_device_blockers(config, task_spec(config))
+  return choice is True
 
 
 def _check_eval_lengths(config, spec, mcfg):

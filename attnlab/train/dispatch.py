@@ -135,6 +135,29 @@ class HostBatches:
     self._it.close()
 
 
+class DeviceBatches:
+  """The training batches drawn on the device from the step alone (attnlab.data.on_device).
+
+  `k_batches_fn(first_step, k)`: the batches of steps first_step .. first_step + k - 1 stacked on a
+  leading axis (jitted here, k static); `place`: Parallel.place_stacked. get_state() is the step of
+  the last batch returned: nothing else is needed to resume the stream.
+  """
+
+  def __init__(self, k_batches_fn, place, step: int):
+    self._draw, self._place, self._step = jax.jit(k_batches_fn, static_argnums=1), place, step
+
+  def next_k(self, k: int):
+    batches = self._draw(self._step + 1, k)
+    self._step += k
+    return self._place(batches)
+
+  def get_state(self):
+    return {"device_step": self._step}
+
+  def close(self):
+    pass
+
+
 def stack(batches: list) -> dict:
   """Host batches (dicts of NumPy arrays) stacked on a new leading axis."""
   return {key: np.stack([b[key] for b in batches]) for key in batches[0]}

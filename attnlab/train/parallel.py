@@ -109,7 +109,11 @@ class Parallel:
   def stacked_batches(self, local_batches: list):
     """This host's batches of K steps -> placed, stacked on a leading steps axis (what
     train_steps takes; pmap: (devices, K, per-device batch, ...))."""
-    stacked = dispatch.stack(local_batches)
+    return self.place_stacked(dispatch.stack(local_batches))
+
+  def place_stacked(self, stacked: dict):
+    """This host's batches of K steps, already stacked on a leading steps axis (host or device
+    arrays, e.g. drawn on the device: attnlab.data.on_device) -> placed as train_steps takes them."""
     if self.vmapped:
       return jax.device_put(stacked)
     if self.pmap:
@@ -117,7 +121,10 @@ class Parallel:
       return {k: np.swapaxes(v.reshape((v.shape[0], n, v.shape[1] // n) + v.shape[2:]), 0, 1)
               for k, v in stacked.items()}
     sharding = self._stacked_sharding()
-    return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in stacked.items()}
+    if jax.process_count() == 1:
+      return jax.device_put(stacked, sharding)
+    return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
+            for k, v in stacked.items()}
 
   def per_run_steps(self, metrics: list):
     """The metrics of consecutive train_steps calls, fetched at once, as NumPy arrays with axes

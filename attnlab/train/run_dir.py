@@ -19,6 +19,7 @@ import ml_collections
 
 from attnlab import files
 from attnlab.train.checkpoints import latest_meta, latest_step_in
+from attnlab.train import config as cfg_lib
 from attnlab.train.config import ADDED_FIELDS, RESUMABLE_FIELDS
 
 SCHEDULE_STEPS = "optimizer.schedule_steps"  # compared by the schedule length it gives
@@ -112,6 +113,22 @@ def _checkpointed_config(workdir: str, path: str) -> dict:
   return copy
 
 
+ON_DEVICE = "data.on_device"
+
+
+def _keep_the_runs_stream(config, old: dict, new: dict):
+  """config.data.on_device='auto' continuing a checkpointed run takes the training stream the run
+  started with (a run from before the field existed drew it on the host), so resuming never
+  switches streams; an explicit True or False must match it. Sets config (and `new`) to it."""
+  if new.get(ON_DEVICE) != "auto" or ON_DEVICE not in old:
+    return
+  resolved = cfg_lib.data_on_device(config)
+  started = resolved if old[ON_DEVICE] == "auto" else old[ON_DEVICE] is True
+  if started != resolved:
+    config.data.on_device = started
+  new[ON_DEVICE] = old[ON_DEVICE]
+
+
 def check_config_matches(workdir: str, config):
   """ValueError if `workdir` holds a checkpointed run that `config` may not continue; writes nothing.
 
@@ -125,6 +142,7 @@ def check_config_matches(workdir: str, config):
     old = _read_json(path) if present else _checkpointed_config(workdir, path)
     a, b = flatten(old), flatten(new)
     a.update({k: v for k, v in ADDED_FIELDS.items() if k not in a and k in b})
+    _keep_the_runs_stream(config, a, b)
     changed = sorted(k for k in set(a) | set(b) if not _same(a.get(k), b.get(k))
                      and k not in RESUMABLE_FIELDS and k != SCHEDULE_STEPS)
     if changed:

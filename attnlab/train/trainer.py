@@ -31,6 +31,7 @@ import jax
 import numpy as np
 
 from attnlab import data, models, tasks
+from attnlab.data import on_device as on_device_data
 from attnlab.data import prefetch
 from attnlab.train import checkpoints as ckpt_lib
 from attnlab.train import config as cfg_lib
@@ -342,7 +343,8 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
   example = tasks.generate(config.task.name, 1, **spec_params)
   example = {k: v for k, v in example.items() if v.dtype != object}
   state, abstract = par.init_state(example)
-  host_iter = iter(make_datasets(config, spec_params, "train"))
+  on_device = cfg_lib.data_on_device(config)  # the training stream drawn inside the program
+  host_iter = None if on_device else iter(make_datasets(config, spec_params, "train"))
   runs = [_Run(c, w, h) for c, w, h in zip(configs, workdirs, hooks)]
   if len(runs) > 1:  # their progress lines interleave: each names its run
     for run in runs:
@@ -352,7 +354,8 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
   sums = dispatch.StepSums(len(runs))  # train sums since each run's last log
   if restored[0] is not None:
     state = par.place_restored([r[0] for r in restored])
-    host_iter.set_state(restored[0][1]["iterator"])
+    if host_iter is not None:  # the device stream resumes from the step alone
+      host_iter.set_state(restored[0][1]["iterator"])
     for k, (run, (_, _, meta)) in enumerate(zip(runs, restored)):
       run.restore(meta)
       sums.restore(k, meta)
@@ -374,11 +377,18 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
     for k, run in enumerate(runs):
       run.run_hooks(par, state, k, 0)
   eval_data = [par.batch(b) for b in eval_batches(config, spec_params)]  # placed once, reused
-  # Batches are read `prefetch_batches` + one dispatch ahead, in a thread that works while the
-  # steps compute; get_state() is the position of the last batch consumed.
+  # Host batches are read `prefetch_batches` + one dispatch ahead, in a thread that works while the
+  # steps compute; get_state() is the position of the last batch consumed. Device batches are drawn
+  # from the step alone (config.data.on_device): get_state() is that step.
   max_steps = config.get("max_steps_per_dispatch", dispatch.DEFAULT_MAX_STEPS)
   ahead = config.prefetch_batches and config.prefetch_batches + max_steps
-  source = dispatch.HostBatches(prefetch.Prefetcher(host_iter, ahead), par.stacked_batches)
+  if on_device:
+    draw = on_device_data.make_k_batches_fn(config.task.name, spec_params, config.batch_size,
+                                            config.data_seed, jax.process_index(),
+                                            jax.process_count())
+    source = dispatch.DeviceBatches(draw, par.place_stacked, first_step)
+  else:
+    source = dispatch.HostBatches(prefetch.Prefetcher(host_iter, ahead), par.stacked_batches)
   next_eval = solving.next_eval_step(first_step, config)
   t0, step = time.time(), first_step
   with _sigterm_flag() as sigterm, contextlib.closing(source):
