@@ -6,6 +6,8 @@ import ml_collections
 import numpy as np
 import pytest
 
+from tests.marks import fast_only
+
 from attnlab import models, ops
 from tests import reference as ref
 
@@ -95,7 +97,7 @@ def test_one_residual_block_with_zero_mlp_is_x_plus_cell_of_layer_norm(cell):
     np.testing.assert_allclose(out[b, n:], x[b, n:], rtol=1e-10, atol=1e-10)  # zero outputs there
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", fast_only(["rnn", "lstm", "gru"], keep=("lstm",)))
 def test_residual_block_models_run_forward_and_backward_and_ignore_padding(cell):
   cfg = ml_collections.ConfigDict(dict(name=cell, block="residual", hidden_size=8, d_ff=12,
                                        num_layers=2, vocab_size=7, num_outputs=3, output="step"))
@@ -180,7 +182,7 @@ TW = 37
 
 
 @pytest.mark.parametrize("causal", [False, True])
-@pytest.mark.parametrize("window", [1, 4, 16])
+@pytest.mark.parametrize("window", fast_only([1, 4, 16], keep=(4,)))
 def test_windows_in_every_attention_impl_equal_the_float64_formula(window, causal):
   """plain, chunked (the CPU's 'auto'; chunks of 8 so windows cross chunk edges) and fused, with
   padding, against softmax over |i - j| <= window (and j <= i) in NumPy float64. Fused is held to
@@ -204,7 +206,7 @@ def test_windows_in_every_attention_impl_equal_the_float64_formula(window, causa
     np.testing.assert_allclose(out, want, rtol=tol, atol=tol, err_msg=impl)
 
 
-@pytest.mark.parametrize("window", [1, 16])
+@pytest.mark.parametrize("window", fast_only([1, 16], keep=(16,)))
 def test_windowed_causal_transformer_auto_equals_plain(window):
   def build(impl):
     return models.build(ml_collections.ConfigDict(dict(

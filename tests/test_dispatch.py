@@ -113,7 +113,8 @@ def sigterm_during_dispatch(monkeypatch, number: int):
 
 @pytest.mark.parametrize("max_steps,dispatch_number,saved_at", [
     (50, 2, 10),  # dispatches 1-5, 6-10, ...: killed in the second, saved at 10 (no checkpoint step)
-    (3, 3, 8),    # 1-3, 4-5, 6-8, ...: saved at 8, between two logs; resumed with K up to 50
+    # 1-3, 4-5, 6-8, ...: saved at 8, between two logs; resumed with K up to 50
+    pytest.param(3, 3, 8, marks=pytest.mark.slow),
 ])
 def test_killed_inside_a_dispatch_resumes_bit_identical(tmp_path, monkeypatch, straight, max_steps,
                                                        dispatch_number, saved_at):
@@ -130,7 +131,8 @@ def test_killed_inside_a_dispatch_resumes_bit_identical(tmp_path, monkeypatch, s
   assert [r["step"] for r in rows(straight) if "train_loss" in r] == [5, 10, 15, 20]
 
 
-@pytest.mark.parametrize("dispatch_number,saved_at", [(1, 5), (3, 15)])
+@pytest.mark.parametrize("dispatch_number,saved_at", [(1, 5),
+                                                     pytest.param(3, 15, marks=pytest.mark.slow)])
 def test_the_device_stream_killed_anywhere_resumes_bit_identical(tmp_path, monkeypatch,
                                                                  straight_on_device, straight,
                                                                  dispatch_number, saved_at):
@@ -179,6 +181,7 @@ def test_nonfinite_step_inside_a_dispatch_is_handled_as_with_one_step(tmp_path, 
   assert bad and bad[0]["step"] % 5  # non-finite at a step inside a dispatch, logged there
 
 
+@pytest.mark.slow  # ~10 s; test_vmap_seeds covers vmapped seeds in the default suite
 def test_vmapped_seeds_in_k_step_dispatches_resume_bit_identical(tmp_path, monkeypatch):
   from attnlab.train import train_seeds
 

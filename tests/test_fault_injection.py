@@ -390,6 +390,7 @@ def disks(base, tmp_path_factory):
     yield workdirs, out
 
 
+@pytest.mark.slow  # the disks fixture: ~17 s of runs on tiny tmpfs mounts
 def test_a_full_disk_is_one_line_and_the_run_resumes_exactly(disks, base):
   workdirs, out = disks
   workdir = workdirs["full"]
@@ -403,6 +404,7 @@ def test_a_full_disk_is_one_line_and_the_run_resumes_exactly(disks, base):
   assert steps_of(rows(workdir)) == [1, 2, 3, 4, 5, 6]
 
 
+@pytest.mark.slow  # the disks fixture
 def test_a_read_only_file_system_is_one_line_and_the_run_resumes(disks, base):
   workdirs, out = disks
   workdir = workdirs["read_only"]
@@ -449,6 +451,7 @@ def _signal_at_startup(workdir, marker, signum) -> tuple:
   return child.returncode, err
 
 
+@pytest.mark.slow  # ~10 s: two runs signalled while they start, then resumed
 def test_a_signal_at_startup_is_one_line_and_the_run_starts_over(base, tmp_path):
   workdir = str(tmp_path / "run")
   for signum, code, line in ((signal.SIGTERM, 143, "terminated (SIGTERM) before a checkpoint"),

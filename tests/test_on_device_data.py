@@ -11,6 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
+from tests.marks import fast_only
 from scipy import stats
 
 from attnlab import data, tasks
@@ -38,7 +40,7 @@ CASES = {
 }
 
 
-@pytest.fixture(scope='module', params=sorted(CASES))
+@pytest.fixture(scope='module', params=fast_only(sorted(CASES), keep=('adding_h97', 'copy', 'mqar')))
 def case(request):
   """(name, params, device sample of N, NumPy sample of N, host train batch)."""
   name, params = CASES[request.param]
