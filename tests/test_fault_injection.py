@@ -231,6 +231,20 @@ def test_a_file_size_limit_is_one_line_and_the_run_resumes_exactly(base, tmp_pat
   assert _by_key(rows(workdir)) == _by_key(rows(base))  # the same run as one never stopped
 
 
+def test_an_orphan_older_best_is_removed_when_the_run_reopens(tmp_path):
+  """A kill after best/30 was committed but before best/10 was deleted left both for good."""
+  workdir = str(tmp_path / "run")
+  state = {"w": np.arange(3.0, dtype=np.float32)}
+  both = checkpoints._manager(os.path.join(workdir, "best"), None, False)  # keeps every step
+  for step, score in ((10, 0.5), (30, 0.9)):
+    both.save(step, args=checkpoints._save_args(state, {"i": step}, {"eval_score": score}))
+  both.close()
+  assert sorted(os.listdir(os.path.join(workdir, "best"))) == ["10", "30"]
+  ck = checkpoints.Checkpointer(workdir, keep=3, async_save=False)
+  ck.close()
+  assert os.listdir(os.path.join(workdir, "best")) == ["30"] and ck.best_value == 0.9
+
+
 def test_unreadable_best_meta_is_never_replaced(tmp_path):
   """Checkpointer alone: a damaged best/ stops it; moved aside, best/ is rebuilt from checkpoints/."""
   workdir = str(tmp_path / "run")

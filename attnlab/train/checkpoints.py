@@ -97,6 +97,8 @@ class Checkpointer:
         raise CorruptCheckpointError(
             f"{e} It holds the run's best checkpoint; move {files.join(self.workdir, BEST)} aside "
             "to continue (best/ is then rebuilt from the kept checkpoints).") from e
+      for orphan in [s for s in self.best.all_steps() if s != best_step]:
+        self.best.delete(orphan)  # a kill after best/N was committed, before the older one went
 
   def latest_step(self):
     return self.last.latest_step()
