@@ -55,11 +55,13 @@ def test_dispatch_ends_at_the_next_log_eval_checkpoint_end_or_bound():
 
 
 def test_a_dispatch_runs_as_few_program_lengths():
-  assert dispatch.chunks(37, 50) == [32, 4, 1]
-  assert dispatch.chunks(120, 50) == [50, 50, 16, 4]
-  assert dispatch.chunks(1, 50) == [1]
+  assert dispatch.chunks(37, 50) == [8, 8, 8, 8, 1, 1, 1, 1, 1]
+  assert dispatch.chunks(120, 50) == [50, 50, 8, 8, 1, 1, 1, 1]
+  assert dispatch.chunks(1, 50) == [1] and dispatch.chunks(7, 5) == [5, 1, 1]
+  for length in range(1, 200):
+    assert sum(dispatch.chunks(length, 50)) == length
   lengths = {n for length in range(1, 200) for n in dispatch.chunks(length, 50)}
-  assert lengths == {50, 32, 16, 8, 4, 2, 1}
+  assert lengths == {50, 8, 1}  # three programs whatever the schedule
 
 
 def test_step_sums_add_in_step_order_and_reset_per_run():

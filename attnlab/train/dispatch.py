@@ -43,15 +43,19 @@ def dispatch_length(step: int, configs: list, next_eval: int) -> int:
   return min(ends) - step
 
 
+MID_CHUNK = 8  # the one program length between max_steps and 1
+
+
 def chunks(length: int, max_steps: int) -> list:
-  """A dispatch of `length` steps as programs of max_steps or a power of two steps, largest
-  first (37, max 50: [32, 4, 1]): each length compiles once, so a run compiles at most
-  log2(max_steps) + 2 programs whatever its schedule."""
+  """A dispatch of `length` steps as programs of max_steps, MID_CHUNK or 1 steps, largest first
+  (37, max 50: [8, 8, 8, 8, 1, 1, 1, 1, 1]), queued back to back: a run compiles at most three
+  train-step programs (and three batch programs on the device) whatever its schedule. Every program
+  length costs a compilation, which dominated short runs (the default job) when each power of two
+  had its own."""
   out = []
-  while length:
-    n = max_steps if length >= max_steps else 1 << (length.bit_length() - 1)
-    out.append(n)
-    length -= n
+  for size in sorted({max_steps, min(MID_CHUNK, max_steps), 1}, reverse=True):
+    out += [size] * (length // size)
+    length %= size
   return out
 
 
