@@ -11,7 +11,7 @@ Every point (model x task x length x seed, the clipping runs, the seq2seq runs) 
 in its own workdir under the comparison's, so the comparison resumes; at the end report.md,
 results.json and grad_norms.json are written there.
   small   what `python -m experiments.main` runs (configs/default.py, whose docstring gives the
-          measured time, 3 min 6 s from an empty compilation cache, 2 min 3 s with a warm one, and
+          measured time, 4 min 2 s from an empty compilation cache, 2 min 21 s with a warm one, and
           results): the learning cost of adding at T=20, 40 and copy at T=10 with 2 seeds in one
           program, window=0 ablation, gradient flow, generalisation, RNN vs RNNsearch, attention maps.
   medium  + gru; adding T=50..200, copy T=20..100, 3 seeds; the run behind
