@@ -120,6 +120,15 @@ def test_metric_writer_cuts_every_jsonl_and_repairs_a_torn_line(tmp_path):
   assert rows(tmp_path) == []  # no checkpoint: the run starts afresh, so does its log
 
 
+def test_a_first_progress_line_past_the_first_step_shows_a_rate(tmp_path, capsys):
+  writer = metric_writer.MetricWriter(str(tmp_path), 10, enabled=True)
+  time.sleep(0.05)
+  writer.progress(10, 0, "done")  # logging only at the end: the first line is the last
+  writer.close()
+  rate = float(capsys.readouterr().err.split(" steps/s")[0].split()[-1])
+  assert 0 < rate < 10 / 0.05 + 1
+
+
 def test_a_workdir_without_checkpoint_does_not_claim_its_config(tmp_path):
   workdir = str(tmp_path / "run")
   first, second = logged_every_step("lstm"), logged_every_step("lstm")

@@ -82,6 +82,7 @@ class MetricWriter:
     self.path = files.join(workdir, "metrics.jsonl")
     self._tb = None
     self._start = None
+    self._opened = time.time()  # the rate of a first progress line past the first step counts from here
     if self.enabled:
       files.makedirs(workdir)
       for name in files.listdir(workdir):
@@ -112,6 +113,8 @@ class MetricWriter:
     if not self.enabled:
       return
     now = time.time()
+    if self._start is None and step > first_step:  # e.g. a run whose first line is its last step
+      self._start = (self._opened, first_step)
     if self._start is None or step <= first_step:
       self._start = (now, step)
       rate, eta = 0.0, float("nan")
