@@ -15,6 +15,7 @@ from collections import defaultdict
 import numpy as np
 
 from attnlab import files
+from attnlab.tasks.adding import HOCHREITER_RESULTS
 from attnlab.analysis import gradient_report, plots, report_summary, survival
 
 SECTIONS = ("Long-range tasks", "Score against length", "Gradient flow through time",
@@ -32,7 +33,7 @@ WINDOW0 = ("`transformer_window0` is the same Transformer with window=0: no posi
            "contributes; where the two match, the task was solved without attending.")
 
 # Hochreiter & Schmidhuber 1997, adding: T -> (training sequences to solve, wrong of 2560 test sequences).
-HOCHREITER_ADDING = {100: (74_000, 1), 500: (209_000, 0), 1000: (853_000, 1)}
+HOCHREITER_ADDING = HOCHREITER_RESULTS
 # The learning-cost task whose runs follow their protocol (adding variant hochreiter1997 and their
 # stopping rule, configs/compare.py's adding_h97): their column stands beside it alone.
 HOCHREITER_TASK = "adding_h97"

@@ -1,12 +1,12 @@
-"""Small formatting helpers shared by the renderers (kept free of jax: the check runs in tests).
+"""Small formatting helpers shared by the renderers (the check runs in tests, so it imports no
+plotting or training code).
 
-`attnlab.analysis.report` formats the same numbers the same way (`_sequences`: '12,352'); importing
-it would pull in the training stack, so its Hochreiter & Schmidhuber table is read from its source.
+`attnlab.analysis.report` formats the same numbers the same way (`_sequences`: '12,352'); both take
+Hochreiter & Schmidhuber's table from `attnlab.tasks.adding.HOCHREITER_RESULTS`.
 """
-import ast
-import os
-
 import numpy as np
+
+from attnlab.tasks.adding import HOCHREITER_RESULTS
 
 LABELS = {"rnn": "tanh RNN", "lstm": "LSTM, forget bias 1", "lstm_chrono": "LSTM, chrono init",
           "gru": "GRU", "lru": "LRU", "transformer": "Transformer",
@@ -44,11 +44,5 @@ def growth_exponent(lengths, medians) -> float:
 
 
 def hochreiter_adding() -> dict:
-  """T -> (training sequences, wrong of 2560): `attnlab.analysis.report.HOCHREITER_ADDING`."""
-  path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "analysis", "report.py")
-  with open(path) as f:
-    tree = ast.parse(f.read())
-  for node in tree.body:
-    if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "HOCHREITER_ADDING":
-      return ast.literal_eval(node.value)
-  raise ValueError(f"HOCHREITER_ADDING not found in {path}")
+  """T -> (training sequences, wrong of 2560): the paper's (tasks.adding.HOCHREITER_RESULTS)."""
+  return dict(HOCHREITER_RESULTS)
