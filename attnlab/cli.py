@@ -94,18 +94,14 @@ def run(main, doc: str, config_flag: str = None, default_config: str = None):
   except BrokenPipeError:  # the output's reader closed (`... --list=models | head`): not an error
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     sys.exit(0)
-  except Terminated:
+  except (Terminated, KeyboardInterrupt) as e:  # a signal before any checkpoint could be saved
     if debug:
       raise
-    print("terminated (SIGTERM) before a checkpoint could be saved; rerun the same command to "
-          "resume from the last one", file=sys.stderr)
-    sys.exit(TERMINATED_EXIT_CODE)
-  except KeyboardInterrupt:
-    if debug:
-      raise
-    print("interrupted (Ctrl-C) before a checkpoint could be saved; rerun the same command to "
-          "resume from the last one", file=sys.stderr)
-    sys.exit(INTERRUPTED_EXIT_CODE)
+    what, code = (("terminated (SIGTERM)", TERMINATED_EXIT_CODE) if isinstance(e, Terminated)
+                  else ("interrupted (Ctrl-C)", INTERRUPTED_EXIT_CODE))
+    print(f"{what} before a checkpoint could be saved; rerun the same command to resume from the "
+          "last one", file=sys.stderr)
+    sys.exit(code)
   except Preempted as e:  # a checkpoint was saved on SIGTERM or Ctrl-C (e.g. inside a sweep)
     print(str(e), file=sys.stderr)
     sys.exit(e.exit_code)

@@ -179,7 +179,8 @@ def run_sweep(get_config, axes: dict, root: str, train_fn=None, dry_run: bool = 
     return [_row(p, configs[point_name(p)], root) for p in points(axes)]
   files.makedirs(root)
   rows, calls = {}, []
-  groups = populations(points(axes), [configs[point_name(p)] for p in points(axes)])
+  pts = points(axes)
+  groups = populations(pts, [configs[point_name(p)] for p in pts])
   if train_fn is None:  # with train_fn each point trains on its own
     print(grouping_summary(groups), file=sys.stderr, flush=True)
   for group in groups:

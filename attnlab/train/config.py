@@ -208,15 +208,20 @@ def population_key(config) -> tuple:
   """What the runs of one population share: every field but POPULATION_FIELDS, and the optimizer
   state's structure (`optim.structure`: clipping, AdamW's weight decay on or off). Runs with equal
   keys train as one program (`attnlab.train.train_seeds`, `attnlab.sweep`)."""
-  flat = _flatten(config.to_dict())
+  flat = flatten(config.to_dict())
   return tuple(sorted((k, repr(v)) for k, v in flat.items() if k not in POPULATION_FIELDS)) + \
       optim.structure(config.optimizer)
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
+def flatten(d: dict, prefix: str = "") -> dict:
+  """{'model': {'hidden_size': 128}} -> {'model.hidden_size': 128} (a config as dotted fields)."""
   out = {}
   for k, v in d.items():
-    out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    key = f"{prefix}{k}"
+    if isinstance(v, dict):
+      out.update(flatten(v, key + "."))
+    else:
+      out[key] = v
   return out
 
 

@@ -8,8 +8,8 @@ added to attnlab later (`config.ADDED_FIELDS`) that is missing from an old confi
 having the value that keeps the old behaviour. A warmup_cosine schedule keeps its length
 (`optim.schedule_length`): raising num_train_steps alone would change the learning rate of the
 steps still to come, so it is refused unless optimizer.schedule_steps keeps the old length.
-Every checkpoint's meta holds a copy of the config it was saved with: a config.json that is missing or
-empty beside a checkpoint is compared through that copy (and then written again), never skipped.
+Every checkpoint's meta holds a copy of the config it was saved with: a config.json that is missing
+or empty beside a checkpoint is compared through that copy (and then written again), never skipped.
 """
 import json
 import sys
@@ -20,22 +20,12 @@ import ml_collections
 from attnlab import files
 from attnlab.train.checkpoints import latest_meta, latest_step_in
 from attnlab.train import config as cfg_lib
-from attnlab.train.config import ADDED_FIELDS, RESUMABLE_FIELDS
+# flatten is also imported from here by the comparison and catalog modules
+from attnlab.train.config import ADDED_FIELDS, RESUMABLE_FIELDS, flatten
 
 SCHEDULE_STEPS = "optimizer.schedule_steps"  # compared by the schedule length it gives
 
 CONFIG_FILE = "config.json"
-
-
-def flatten(d: dict, prefix: str = "") -> dict:
-  out = {}
-  for k, v in d.items():
-    key = f"{prefix}{k}"
-    if isinstance(v, dict):
-      out.update(flatten(v, key + "."))
-    else:
-      out[key] = v
-  return out
 
 
 def config_to_json(config) -> dict:
@@ -130,10 +120,11 @@ def _keep_the_runs_stream(config, old: dict, new: dict):
 
 
 def check_config_matches(workdir: str, config):
-  """ValueError if `workdir` holds a checkpointed run that `config` may not continue; writes nothing.
+  """ValueError if `workdir` holds a checkpointed run that `config` may not continue.
 
-  The run's config is config.json, or the latest checkpoint's copy when config.json is missing or
-  empty (deleted by hand, or a disk that filled while it was written).
+  Writes nothing to disk. The run's config is config.json, or the latest checkpoint's copy when
+  config.json is missing or empty (deleted by hand, or a disk that filled while it was written).
+  config.data.on_device='auto' is set to the stream the run started with (_keep_the_runs_stream).
   """
   new = config_to_json(config)
   path = files.join(workdir, CONFIG_FILE)

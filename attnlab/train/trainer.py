@@ -308,18 +308,13 @@ def train_seeds(configs: list, workdirs: list, hooks: list = None) -> list:
     pick = lambda xs: [xs[i] for i in rest]
     results.update(zip(rest, train_seeds(pick(configs), pick(workdirs), pick(hooks))))
     return [results[i] for i in range(len(configs))]
-  base = _without_seed(configs[0])
-  same_shape = all(_without_seed(c) == base for c in configs)
+  base = cfg_lib.population_key(configs[0])
+  same_shape = all(cfg_lib.population_key(c) == base for c in configs)
   steps_done = {ckpt_lib.latest_step_in(w) for w in workdirs}
   if (len(configs) == 1 or not same_shape or len(steps_done) > 1 or jax.device_count() > 1
       or configs[0].parallelism != "jit" or cfg_lib.seed_parallelism(configs[0]) == "sequential"):
     return [train_and_evaluate(c, w, h) for c, w, h in zip(configs, workdirs, hooks)]
   return _train(configs, workdirs, hooks)
-
-
-def _without_seed(config) -> tuple:
-  """What the runs of one program share: everything but the population's fields."""
-  return cfg_lib.population_key(config)
 
 
 def _train(configs, workdirs, hooks) -> list:
