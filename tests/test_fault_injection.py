@@ -89,12 +89,7 @@ def probes(base, tmp_path_factory):
     todo.append({"name": name, "module": "experiments.main",
                  "argv": COMMAND + [f"--workdir={workdirs[name]}"],
                  "env": {"ATTNLAB_COMPILATION_CACHE": "off"}})
-  with open(tmp / "probes.json", "w") as f:
-    json.dump(todo, f)
-  subprocess.run([sys.executable, "-m", "tests.cli_probe", str(tmp / "probes.json"),
-                  str(tmp / "out.json")], cwd=ROOT, check=True, timeout=600)
-  with open(tmp / "out.json") as f:
-    out = json.load(f)
+  out = _probe(tmp, todo)
   return {name: (workdirs[name], out[name], before[name]) for name in FAULTS}
 
 
@@ -214,19 +209,10 @@ def test_a_file_size_limit_is_one_line_and_the_run_resumes_exactly(base, tmp_pat
   workdir = str(tmp_path / "run")
   probe = {"module": "experiments.main", "argv": COMMAND + [f"--workdir={workdir}"],
            "env": {"ATTNLAB_COMPILATION_CACHE": "off"}}
-  probes = [dict(probe, name="limited", file_size_limit=4096), dict(probe, name="rerun")]
-  with open(tmp_path / "probes.json", "w") as f:
-    json.dump(probes, f)
-  subprocess.run([sys.executable, "-m", "tests.cli_probe", str(tmp_path / "probes.json"),
-                  str(tmp_path / "out.json")], cwd=ROOT, check=True, timeout=600)
-  with open(tmp_path / "out.json") as f:
-    out = json.load(f)
-  limited = out["limited"]
-  lines = [l for l in limited["stderr"].strip().splitlines() if not l.startswith("[")]  # progress
-  assert limited["code"] == errors.FAULT_EXIT_CODE and "Traceback" not in limited["stderr"], \
-      limited["stderr"]
-  assert len(lines) == 2 and lines[0].startswith(
-      f"error: the file-size limit (ulimit -f) was reached writing {workdir}/"), limited["stderr"]
+  out = _probe(tmp_path, [dict(probe, name="limited", file_size_limit=4096),
+                          dict(probe, name="rerun")])
+  _assert_one_line(out["limited"], errors.FAULT_EXIT_CODE,
+                   f"the file-size limit (ulimit -f) was reached writing {workdir}/")
   assert out["rerun"]["code"] == 0, out["rerun"]["stderr"]
   assert _by_key(rows(workdir)) == _by_key(rows(base))  # the same run as one never stopped
 
