@@ -29,8 +29,12 @@ vanishing at largest singular value < 1/gamma (gamma = 1 for tanh); Bahdanau et 
 RNNsearch does not degrade with sentence length while RNNencdec does."""
 
 WINDOW0 = ("`transformer_window0` is the same Transformer with window=0: no position attends to another, "
-           "so every output sees only its own token. Its gap to `transformer` is what attention itself "
-           "contributes; where the two match, the task was solved without attending.")
+           "so every output sees only its own token, and with a last-step readout nothing mixes "
+           "positions at all: it fails by construction, so its gap to `transformer` is not what "
+           "content-based attention contributes. The controls that do mix are "
+           "`transformer_window1/4/16` (attention within k positions) and `transformer_uniform` "
+           "(fixed causal averaging over the prefix); where window=0 matches `transformer`, the "
+           "task was solved without mixing positions.")
 
 # Hochreiter & Schmidhuber 1997, adding: T -> (training sequences to solve, wrong of 2560 test sequences).
 HOCHREITER_ADDING = HOCHREITER_RESULTS

@@ -52,7 +52,8 @@ def _learning_cost_summary(lc: dict) -> list:
 
 
 def _window0_summary(task: str, pts: list) -> list:
-  """What attention contributes on a task: transformer against transformer_window0 at each T."""
+  """The Transformer against its window=0 ablation at each T (a control that removes all mixing
+  between positions, not a measure of what content-based attention adds: see report.WINDOW0)."""
   by = {(p["model"], p["length"]): p for p in pts}
   both = sorted(t for m, t in by if m == "transformer" and ("transformer_window0", t) in by)
   if not both:
@@ -60,8 +61,10 @@ def _window0_summary(task: str, pts: list) -> list:
   word = lambda p: f"{_median_of(p):,.0f}" if _median_of(p) is not None else "not solved"
   cells = [f"T={t}: with attention {word(by[('transformer', t)])}, window=0 "
            f"{word(by[('transformer_window0', t)])}" for t in both]
-  return [f"- **attention's contribution** on {task}, median sequences to solve of the transformer "
-          "and of the same model with window=0 (no position attends to another): " + "; ".join(cells) + f" ({_link(LEARNING_COST)}, `{task}` table)."]
+  return [f"- **mixing positions** on {task}, median sequences to solve of the transformer and of "
+          "the same model with window=0 (no position attends to another, so nothing mixes "
+          "positions; the local-window and uniform-averaging controls isolate attention itself): "
+          + "; ".join(cells) + f" ({_link(LEARNING_COST)}, `{task}` table)."]
 
 
 def _gradient_summary(grad_norms: dict) -> list:
