@@ -26,7 +26,8 @@ Recipes and their sources:
                AdamW, weight decay 0.05 except on nu_log/theta_log/gamma_log, whose learning rate
                is x0.5 (minimal-LRU's lr_factor default 0.5); linear warmup, then cosine decay,
                over a FIXED length (`LRU_OPTIMIZER`: 115 warmup steps, cosine to 0 at step 1156,
-               whatever the run's num_train_steps; see the comment there); mean pooling on
+               whatever a cap up to 1156 steps; a longer run stretches it to its own length; see
+               the comment there); mean pooling on
                classification tasks, the last step on adding (below). The paper normalises with BatchNorm (minimal-LRU's default
                norm='batch'); attnlab's default stays LayerNorm because the gradient-flow analysis
                applies models with parameters only: select the paper's with model.norm=batch.
@@ -156,7 +157,8 @@ TRANSFORMER_OPTIMIZER = dict(schedule="rsqrt", warmup_steps=100)
 # is adding's learning-cost budget, 1156 steps (Hochreiter & Schmidhuber's 74k sequences at batch
 # 64), with minimal-LRU's 10% warmup of it (115 steps): exactly what the cap-dependent recipe gave
 # the recorded adding learning-cost runs, so those keep their meaning. A run longer than 1156 steps
-# trains at rate 0 after step 1156 (set optimizer.schedule_steps to train further).
+# (listops' 5000, the struggles caps) stretches the cosine to its own length (optim.schedule_length):
+# its rate then depends on its cap, but no step trains at rate 0.
 # Before issue 26 the recipe was cap-dependent: warmup int(0.1 * num_train_steps) steps, cosine to
 # 0 at num_train_steps. The LRU runs recorded with it: docs/results/learning_cost, learning_cost_cpu
 # and long_slice_h200 (adding cap 1156: the same schedule as today's; copy cap 800: warmup 80,

@@ -165,14 +165,20 @@ def test_metric_names_are_the_sums_evaluation_reports(name, params):
   assert set(losses.metric_names(spec)) == set(sums) - {"wrong"}
 
 
-def test_schedule_steps_fixes_the_cosine_length():
+def test_schedule_steps_fixes_the_cosine_length_up_to_the_cap():
   opt = opt_config(schedule="warmup_cosine", learning_rate=1.0, warmup_steps=10)
-  _, short = optim.make_optimizer(opt, 110)
-  opt.schedule_steps = 110
-  _, kept = optim.make_optimizer(opt, 500)  # a longer run on the same schedule
-  assert [float(kept(s)) for s in (5, 60, 110, 300)] == pytest.approx(
-      [float(short(s)) for s in (5, 60, 110, 300)])
-  assert optim.schedule_length(opt, 500) == 110
+  _, whole = optim.make_optimizer(opt, 500)
+  opt.schedule_steps = 500
+  _, capped = optim.make_optimizer(opt, 110)  # a run capped early sees the 500-step schedule
+  assert [float(capped(s)) for s in (5, 60, 110)] == pytest.approx(
+      [float(whole(s)) for s in (5, 60, 110)])
+  assert optim.schedule_length(opt, 110) == 500
+  opt.schedule_steps = 110  # a run longer than schedule_steps stretches the cosine to its end
+  _, stretched = optim.make_optimizer(opt, 500)
+  assert optim.schedule_length(opt, 500) == 500
+  assert [float(stretched(s)) for s in (60, 300, 499)] == pytest.approx(
+      [float(whole(s)) for s in (60, 300, 499)])
+  assert float(stretched(300)) > 0.1  # not the rate 0 a cosine ended at step 110 would give
   assert optim.schedule_length(opt_config(schedule_steps=110), 500) is None  # constant: no length
   with pytest.raises(ValueError, match=r"config.optimizer.schedule_steps=0; must be None"):
     optim.check_config(opt_config(schedule_steps=0))

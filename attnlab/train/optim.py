@@ -4,7 +4,9 @@
   schedule      constant | warmup_cosine | rsqrt (Vaswani et al.: lr * min(s^-0.5, s w^-1.5) * sqrt(w),
                 which peaks at `learning_rate` after `warmup_steps`)
   schedule_steps
-                the length of warmup_cosine (it decays to 0 there and stays 0); None: the run's
+                the length of warmup_cosine, at least: the cosine decays to 0 at
+                max(schedule_steps, num_train_steps), so a run's rate at step s does not depend on a
+                cap up to schedule_steps, and no run trains on at rate 0 past it; None: the run's
                 num_train_steps. A run's schedule length is fixed once it has a checkpoint (see
                 `schedule_length`), so set it when a run may later be continued past num_train_steps.
   clip_norm     global-norm gradient clipping (Pascanu et al. 2013): g <- g * tau / max(||g||, tau);
@@ -85,11 +87,12 @@ def check_config(opt):
 
 
 def schedule_length(opt, num_train_steps: int):
-  """The number of steps the schedule's shape depends on (warmup_cosine: schedule_steps, else
-  num_train_steps), or None when it does not depend on the run's length (constant, rsqrt)."""
+  """The number of steps the schedule's shape depends on (warmup_cosine: max(schedule_steps,
+  num_train_steps), so the cosine never ends before the run does), or None when it does not depend
+  on the run's length (constant, rsqrt)."""
   if opt.schedule != "warmup_cosine":
     return None
-  return opt.get("schedule_steps") or num_train_steps
+  return max(opt.get("schedule_steps") or 0, num_train_steps)
 
 
 # The scalars of config.optimizer that the optimizer state carries (optax.inject_hyperparams):

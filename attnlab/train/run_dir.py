@@ -55,10 +55,10 @@ def _same(a, b) -> bool:
 
 
 def _schedule_length(flat: dict):
-  """The warmup_cosine length of a flattened config, None for other schedules."""
+  """The warmup_cosine length of a flattened config (optim.schedule_length), None for others."""
   if flat.get("optimizer.schedule") != "warmup_cosine":
     return None
-  return flat.get(SCHEDULE_STEPS) or flat.get("num_train_steps")
+  return max(flat.get(SCHEDULE_STEPS) or 0, flat.get("num_train_steps"))
 
 
 def _check_schedule_length(workdir: str, old: dict, new: dict):
@@ -69,9 +69,7 @@ def _check_schedule_length(workdir: str, old: dict, new: dict):
         f"workdir {workdir} holds a warmup_cosine run whose schedule spans {before} steps; this "
         f"config's spans {after} (num_train_steps={new.get('num_train_steps')}, "
         f"optimizer.schedule_steps={new.get(SCHEDULE_STEPS)}), which would change the learning "
-        f"rate of the steps still to come. Keep the schedule with "
-        f"--config.optimizer.schedule_steps={before} (the learning rate is 0 from step {before} "
-        "on), or train the longer schedule in a new --workdir.")
+        f"rate of the steps still to come; train the longer schedule in a new --workdir.")
 
 
 def check_resumable_config(workdir: str, config):
