@@ -132,20 +132,23 @@ def test_tuning_config_is_one_recipe_for_every_model():
   assert {s.schedule for s in t.schedules.values()} >= {"constant"} and len(t.schedules) >= 2
 
 
-def test_lru_schedule_does_not_depend_on_the_cap():
-  """The same learning rate at every shared step for two caps, and the warmup-cosine formula."""
-  short, long = adding.get_config("lru,steps=500"), adding.get_config("lru,steps=3000")
-  assert (short.num_train_steps, long.num_train_steps) == (500, 3000)
+def test_lru_schedule_does_not_depend_on_a_cap_up_to_its_length():
+  """The same learning rate at every shared step for two caps within the fixed 1156 steps, the
+  warmup-cosine formula, and a longer run stretching the cosine to its own end (never rate 0)."""
+  short, capped = adding.get_config("lru,steps=500"), adding.get_config("lru,steps=1156")
+  assert (short.num_train_steps, capped.num_train_steps) == (500, 1156)
   steps = np.arange(500)
   lr_short = np.array([float(optim.make_schedule(short.optimizer, 500)(s)) for s in steps])
-  lr_long = np.array([float(optim.make_schedule(long.optimizer, 3000)(s)) for s in steps])
-  np.testing.assert_array_equal(lr_short, lr_long)
-  peak, warm, length = short.optimizer.learning_rate, 115, 1156
-  s = np.arange(1300, dtype=np.float64)
-  ref = np.where(s < warm, peak * s / warm,
-                 peak * 0.5 * (1 + np.cos(np.pi * np.minimum(s - warm, length - warm) / (length - warm))))
-  got = np.array([float(optim.make_schedule(long.optimizer, 3000)(int(x))) for x in s])
-  np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-9)
+  lr_capped = np.array([float(optim.make_schedule(capped.optimizer, 1156)(s)) for s in steps])
+  np.testing.assert_array_equal(lr_short, lr_capped)
+  peak, warm = short.optimizer.learning_rate, 115
+  for length in (1156, 3000):  # the fixed length; a 3000-step run's own length
+    s = np.arange(length, dtype=np.float64)
+    ref = np.where(s < warm, peak * s / warm,
+                   peak * 0.5 * (1 + np.cos(np.pi * (s - warm) / (length - warm))))
+    config = adding.get_config(f"lru,steps={length}")
+    got = np.array([float(optim.make_schedule(config.optimizer, length)(int(x))) for x in s])
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-9)
 
 
 def test_tuned_table_sets_rate_and_schedule(monkeypatch):
