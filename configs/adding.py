@@ -33,7 +33,7 @@ Expected on 2 CPU cores (T=100, batch 64, 2000 steps): one training step takes 7
 takes about 2-13 min. What each recipe reaches has not been measured yet (the earlier numbers were
 for other sizes and readouts, and were removed).
 """
-from configs import common
+from attnlab.configs import common
 
 
 def get_config(arg=None):

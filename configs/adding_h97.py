@@ -17,7 +17,7 @@ Expected on 2 CPU cores (shared): lstm_chrono at T=100, seeds 1001-1003, met the
 50,752 and 53,056 training sequences (498-829 steps, 51-96 s a run with compilation) and then missed
 10, 0 and 0 of 2,560 test sequences (docs/results/hochreiter_adding_t100; the paper: 74,000, 1).
 """
-from configs import adding
+from attnlab.configs import adding
 
 
 def get_config(arg=None):

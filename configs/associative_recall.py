@@ -9,7 +9,7 @@ in 1500 steps (about 1 min (measured with other jobs sharing the 2 cores: an upp
 earlier d_ff=256 Transformer, before configs/common.py's matched sizes)); recall
 needs more steps or a smaller learning rate (seq_icl's Transformer: 100%).
 """
-from configs import common
+from attnlab.configs import common
 
 
 def get_config(arg=None):

@@ -20,7 +20,7 @@ Expected on 2 CPU cores (T=100, batch 64, 1500 steps): one training step takes 1
 takes about 5-14 min. What each recipe reaches has not been measured yet (the earlier numbers were
 for other sizes, and were removed).
 """
-from configs import common
+from attnlab.configs import common
 
 
 def get_config(arg=None):

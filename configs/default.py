@@ -20,7 +20,7 @@ T=40); copy T=10 — the LRU solved in 2,560 / 3,200 sequences, the Transformer 
 LSTM at chance; the window=0 Transformer passes no gradient to any step but its last; RNNsearch
 reverses 0.986 of held-out sequences exactly, the RNN encoder-decoder 0.506.
 """
-from configs import compare
+from attnlab.configs import compare
 
 
 def get_config(arg=None):

@@ -9,7 +9,7 @@ is accuracy (chance 0.1). Reference at full scale (S4 paper): sMNIST LSTM 98.9%,
 Expected on 2 CPU cores (batch 32, 1000 steps): the LSTM reaches 0.89 test accuracy in under a
 minute (measured with other jobs sharing the 2 cores: an upper bound).
 """
-from configs import common
+from attnlab.configs import common
 
 
 def get_config(arg=None):

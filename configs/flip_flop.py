@@ -14,7 +14,7 @@ Recorded: docs/results/struggles (compare.py:struggles, T=64, 300 steps, nine mo
 has the command, the time and the wrong reads at 1-8 x T). Expected on 2 CPU cores: the time
 and reads of that recording; this config's own T=128, 1500 steps are not recorded.
 """
-from configs import common
+from attnlab.configs import common
 
 
 def get_config(arg=None):

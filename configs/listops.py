@@ -11,7 +11,7 @@ Expected on 2 CPU cores: `small` (lengths 50-200, 1500 steps, 2-layer Transforme
 them, but no run of it is recorded, so there is no time or accuracy to expect yet. The full LRA
 setting is for accelerators (LRA's Transformer: 36.4% after far more training).
 """
-from configs import common
+from attnlab.configs import common
 
 
 def get_config(arg=None):

@@ -13,7 +13,7 @@ Recorded: docs/results/struggles (compare.py:struggles, T=64 with P=4 and 16, 10
 models; its README has the command, the time and the accuracies). Expected on 2 CPU cores: the
 time and accuracies of that recording at P=4 and 16; this config's own P=8 is not recorded.
 """
-from configs import common
+from attnlab.configs import common
 
 
 def get_config(arg=None):

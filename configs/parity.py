@@ -13,7 +13,7 @@ Recorded: docs/results/struggles (compare.py:struggles, T=32, 300 steps, nine mo
 README has the command, the time and the accuracies at 1-8 x T). Expected on 2 CPU cores: the time
 and accuracies of that recording; this config's own length and steps are not recorded.
 """
-from configs import common
+from attnlab.configs import common
 from attnlab.train import config as cfg_lib
 
 

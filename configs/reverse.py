@@ -9,7 +9,7 @@ symbol; eval_score is teacher-forced token accuracy, eval_exact whole-sequence a
 Expected on 2 CPU cores (batch 64, 1500 steps): RNNsearch reverses every held-out sequence
 (eval_exact 1.0) in 3.7 min (measured with other jobs sharing the 2 cores: an upper bound).
 """
-from configs import common
+from attnlab.configs import common
 
 
 def get_config(arg=None):

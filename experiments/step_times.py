@@ -13,7 +13,7 @@ from absl import app, flags
 from attnlab import models, sweep, tasks
 from attnlab.train import config as cfg_lib
 from attnlab.train import optim, steps
-from configs import common
+from attnlab.configs import common
 
 flags.DEFINE_string("config", "configs/adding.py", "config file")
 flags.DEFINE_integer("seq_len", 100, "task.seq_len")

@@ -70,7 +70,7 @@ def _workdirs(tmp):
     os.makedirs(tmp / name / "checkpoints" / "3")  # a checkpoint: the workdir claims its config
     if text is None:
       sys.path.insert(0, ROOT)
-      from configs import adding
+      from attnlab.configs import adding
       from attnlab.train.run_dir import config_to_json
       config = adding.get_config()
       config.optimizer.learning_rate = 0.5

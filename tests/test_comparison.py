@@ -15,7 +15,7 @@ from attnlab import comparison
 from attnlab.analysis import load_comparison, load_run, plots, report, state_size, struggles_report, survival
 from attnlab.comparison import generalisation, learning_cost
 from attnlab.train.metric_writer import read_jsonl
-from configs import compare
+from attnlab.configs import compare
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(hidden_size=8, d_model=8, state_size=8, num_heads=2, d_ff=16, num_layers=1, embed_dim=8)
@@ -410,7 +410,7 @@ def test_struggles_rows_table_and_figures_match_the_runs(struggles):
 
 def test_struggles_config_follows_the_papers_protocols():
   from attnlab import sweep
-  from configs import common
+  from attnlab.configs import common
   c = compare.get_config("struggles").comparison
   s = c.struggles
   assert len(s.seeds) >= 3 and min(s.steps.values()) >= 10 * 300

@@ -13,7 +13,7 @@ from attnlab.train import base_config, checkpoints, train_and_evaluate
 from attnlab.train import Preempted, metric_writer
 from attnlab.train import config as config_lib
 from attnlab.train import trainer as trainer_module
-from configs import adding, compare, default
+from attnlab.configs import adding, compare, default
 
 
 def tiny(model="lstm", steps=6, **task):
@@ -190,7 +190,7 @@ def test_config_arguments_and_default():
     compare.get_config("huge")
   with pytest.raises(ValueError, match="config has no field 'task.seqlen'"):
     adding.get_config("lstm,task.seqlen=3")
-  from configs import reverse
+  from attnlab.configs import reverse
   bad = reverse.get_config()
   bad.task.seq_len = 50
   with pytest.raises(ValueError, match="seq_len=50 cannot be set for task 'reverse'"):
