@@ -2,10 +2,12 @@
 
   attnlab models        registry models and the configs' model words   (= --list=models)
   attnlab tasks         every task, what it is, its parameters and when it counts as solved
+  attnlab config        the shipped configs by name, each with its docstring's first line
   attnlab config adding:lstm [--config.FIELD=VALUE]
                         every field of that config: its value, the config file's default where an
                         override changed it, and the allowed values where they are a fixed list
 """
+import ast
 import inspect
 import os
 import sys
@@ -13,7 +15,7 @@ import sys
 from attnlab import layout, models, tasks
 from attnlab.train.run_dir import config_to_json, flatten
 
-LISTS = ("models", "tasks", "config")
+LISTS = ("models", "tasks", "config", "configs")
 
 
 def _first_line(obj) -> str:
@@ -34,6 +36,17 @@ def models_text(variants: dict = None) -> str:
     for word, (model, fields) in variants.items():
       shown = ", ".join(f"{k}={v!r}" for k, v in dict(fields).items()) or "its own recipe"
       lines.append(f"  {word}: {model} with {shown}")
+  return "\n".join(lines)
+
+
+def configs_text() -> str:
+  """Each shipped config by name with the first line of its docstring."""
+  lines = ["Configs (attnlab config NAME[:ARG] shows every field; train one with attnlab train "
+           "--config=NAME[:ARG]; each file's docstring gives its arguments, commands and times):"]
+  for name in layout.config_names():
+    with open(os.path.join(layout.configs_dir(), name + ".py"), encoding="utf-8") as f:
+      doc = ast.get_docstring(ast.parse(f.read())) or ""
+    lines.append(f"  {name}: {doc.splitlines()[0] if doc else ''}")
   return "\n".join(lines)
 
 

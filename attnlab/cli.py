@@ -66,15 +66,13 @@ def run(main, doc: str, config_flag: str = None, default_config: str = None):
   """app.run(main) with flags parsed by `parse_flags` and user errors shown as one line.
 
   doc: the entry point's docstring, printed by --help (also when started as a console script,
-  whose own __main__ has none). config_flag: the name of a `config_flags.DEFINE_config_file`
+  whose own __main__ has none, or by `python -m attnlab COMMAND`). config_flag: the name of a `config_flags.DEFINE_config_file`
   flag whose file and `--<flag>.field=value` overrides are checked before absl parses them;
   default_config: the file it reads when the flag is not given.
   """
   argv = list(sys.argv)
   debug = debug_requested(argv)
-  main_module = sys.modules["__main__"]
-  if not getattr(main_module, "__doc__", None):
-    main_module.__doc__ = doc
+  sys.modules["__main__"].__doc__ = doc  # what absl's --help prints (a console script has none)
   _show_in_short_help(main.__module__)
 
   def parse(args):
@@ -205,24 +203,33 @@ def _with_config(argv, name, default):
   return argv
 
 
-def load_config(spec: str, shown: str = None):
-  """get_config(argument) of a 'file.py[:argument]' spec; UserError naming the file if missing."""
-  import importlib.util
-  path, _, arg = spec.partition(":")
-  shown = shown or spec
-  if not os.path.isfile(path) and layout.is_config_name(path):
+def config_file(spec: str, shown: str = None) -> str:
+  """The file of a --config value ('adding', 'configs/adding.py', 'my.py', each with an optional
+  ':argument'), a shipped config's made absolute; UserError naming the valid names if missing."""
+  path = layout.resolve_config(spec).partition(":")[0]
+  shown = shown or f"--config={spec}"
+  if os.path.isfile(path):
+    return path
+  if layout.is_config_name(path):
     raise UserError(f"{shown}: no config named {path!r}; shipped configs: "
                     f"{', '.join(layout.config_names())} (e.g. --config=adding:lstm), or give a "
                     "config file's path")
-  if not os.path.isfile(path):
-    folder = os.path.dirname(path) or "."
-    if not os.path.isdir(folder) and os.path.normpath(folder) == "configs":
-      folder = layout.configs_dir()  # where the shipped configs are
-    found = sorted(f for f in os.listdir(folder) if f.endswith(".py") and not f.startswith("_")) \
-        if os.path.isdir(folder) else []
-    hint = f"config files in {folder}/: {', '.join(found)}" if found else \
-        "give a config by name (adding:lstm) or a config file such as configs/adding.py"
-    raise UserError(f"{shown}: config file {path!r} not found; {hint}")
+  folder = os.path.dirname(path) or "."
+  if not os.path.isdir(folder) and os.path.normpath(folder) == "configs":
+    folder = layout.configs_dir()  # where the shipped configs are
+  found = sorted(f for f in os.listdir(folder) if f.endswith(".py") and not f.startswith("_")) \
+      if os.path.isdir(folder) else []
+  hint = f"config files in {folder}/: {', '.join(found)}" if found else \
+      "give a config by name (adding:lstm) or a config file such as configs/adding.py"
+  raise UserError(f"{shown}: config file {path!r} not found; {hint}")
+
+
+def load_config(spec: str, shown: str = None):
+  """get_config(argument) of a 'name[:argument]' or 'file.py[:argument]' spec; UserError naming
+  the file if missing."""
+  import importlib.util
+  shown = shown or spec
+  path, arg = config_file(spec, shown), spec.partition(":")[2]
   module_spec = importlib.util.spec_from_file_location("attnlab_cli_config", path)
   module = importlib.util.module_from_spec(module_spec)
   try:

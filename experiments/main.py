@@ -5,8 +5,8 @@ r"""Train and evaluate one attnlab config (or each variant of a comparison confi
 
 --config=NAME[:ARG] picks a shipped config by name (`attnlab config` lists them; adding is
 configs/adding.py) and its argument (e.g. a model and key=value overrides); --config=FILE[:ARG] a
-config file by path. --config.FIELD=VALUE overrides any field. --list=models|tasks|config (the same
-as `attnlab models`, `attnlab tasks`, `attnlab config NAME:ARG`) prints what can be chosen and exits.
+config file by path. --config.FIELD=VALUE overrides any field. --list=models|tasks|config|configs (the
+same as `attnlab models`, `attnlab tasks`, `attnlab config NAME:ARG`, `attnlab config`) prints what can be chosen and exits.
 With no flags: configs/default.py (the comparison) into runs/default. Rerunning the same command in the same workdir resumes it; a workdir is used by one
 process at a time. Exit codes: 0 done; 2 a user error (one line says what to change, --debug
 shows the traceback); 74 a fault (full disk, file-size limit, read-only file system, damaged
@@ -41,7 +41,7 @@ def main(argv):
   if FLAGS.list:
     from attnlab.configs import common
     texts = {"models": lambda: catalog.models_text(common.MODEL_VARIANTS),
-             "tasks": catalog.tasks_text,
+             "tasks": catalog.tasks_text, "configs": catalog.configs_text,
              "config": lambda: catalog.config_text(FLAGS.config, FLAGS["config"].config_filename)}
     print(texts[FLAGS.list]())
     return
