@@ -1,8 +1,8 @@
 """The copy memory task (Arjovsky et al. 2016): remember 10 symbols across T blank steps.
 
-  python -m experiments.main --config=configs/copy.py:transformer --workdir=runs/copy_tf
-  python -m experiments.main --config=configs/copy.py:lstm,seq_len=200 --workdir=runs/copy_lstm
-  python -m experiments.main --config=configs/copy.py:lstm_chrono,seq_len=200 --workdir=runs/copy_chrono
+  attnlab train --config=copy:transformer --workdir=runs/copy_tf
+  attnlab train --config=copy:lstm,seq_len=200 --workdir=runs/copy_lstm
+  attnlab train --config=copy:lstm_chrono,seq_len=200 --workdir=runs/copy_chrono
 
 Argument: a model name (rnn, lstm, gru, lru, transformer, mamba, mingru, minlstm, slstm — causal
 for this per-step task) or variant (lstm_chrono, gru_carry, transformer_window0; see

@@ -1,6 +1,6 @@
 """The default job: the small version of the main comparison (configs/compare.py:small).
 
-  python -m experiments.main              # = --config=configs/default.py --workdir=runs/default
+  attnlab train        # = attnlab train --config=default --workdir=runs/default
 
 The learning cost of adding (T=20, 40: rnn, lstm, transformer and the window=0 ablation, cap 350
 steps) and copy (T=10: lstm, lru, transformer, cap 200 steps), 2 seeds trained as one program, every

@@ -1,7 +1,7 @@
 """Digits pixel by pixel: scikit-learn's 8x8 digits as 64-step sequences (small sequential MNIST).
 
-  python -m experiments.main --config=configs/digits.py:lstm --workdir=runs/digits_lstm
-  python -m experiments.main --config=configs/digits.py:lstm,task.permute=True --workdir=runs/pdigits
+  attnlab train --config=digits:lstm --workdir=runs/digits_lstm
+  attnlab train --config=digits:lstm,task.permute=True --workdir=runs/pdigits
 
 Real data, offline (1437 train / 360 test images). Argument: a model name and overrides;
 task.permute=True applies one fixed pixel permutation (psMNIST-style). Baseline: ln 10; eval_score

@@ -1,7 +1,7 @@
 """Seq2seq `reverse`: output the source reversed, then EOS — encoder-decoder with and without attention.
 
-  python -m experiments.main --config=configs/reverse.py:seq2seq_attention --workdir=runs/reverse_search
-  python -m experiments.main --config=configs/reverse.py:seq2seq_rnn --workdir=runs/reverse_encdec
+  attnlab train --config=reverse:seq2seq_attention --workdir=runs/reverse_search
+  attnlab train --config=reverse:seq2seq_rnn --workdir=runs/reverse_encdec
 
 Argument: seq2seq_rnn (RNN encdec, fixed context), seq2seq_attention (RNNsearch) or
 transformer_seq2seq, and overrides. Source lengths 1-20 over 10 symbols. Baseline: ln 10 per output

@@ -1,6 +1,6 @@
 """Selective copying (Gu & Dao 2023): output, in order, 16 symbols scattered among T noise steps.
 
-  python -m experiments.main --config=configs/selective_copy.py:transformer --workdir=runs/sc_tf
+  attnlab train --config=selective_copy:transformer --workdir=runs/sc_tf
 
 Argument: a model name (rnn, lstm, gru, lru, transformer, mamba, mingru, minlstm, slstm — causal
 here) and key=value overrides.

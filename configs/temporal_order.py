@@ -1,6 +1,6 @@
 """Temporal order (Hochreiter & Schmidhuber 1997, task 6a): classify the order of two symbols X/Y.
 
-  python -m experiments.main --config=configs/temporal_order.py:lstm --workdir=runs/to_lstm
+  attnlab train --config=temporal_order:lstm --workdir=runs/to_lstm
 
 Argument: a model name (rnn, lstm, gru, lru, transformer, mamba, mingru, minlstm, slstm) and
 key=value overrides.

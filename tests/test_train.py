@@ -170,8 +170,8 @@ def test_every_shipped_config_validates_with_every_model(name):
   import importlib
   from attnlab import models
   from attnlab.train import validate
-  module = importlib.import_module(f"configs.{name}")
-  assert "python -m experiments.main --config=configs/" in module.__doc__
+  module = importlib.import_module(f"attnlab.configs.{name}")
+  assert f"attnlab train --config={name}" in module.__doc__  # the name form: from any directory
   assert "Expected on 2 CPU cores" in module.__doc__
   config = module.get_config()
   seq2seq = config.model.name in models.SEQ2SEQ_MODELS
