@@ -52,7 +52,7 @@ def configs_text() -> str:
 
 def tasks_text() -> str:
   """Each task: the first line of its module's docstring, its parameters with defaults and its
-  criterion (when a run counts as solved) at those defaults; then the choices of config.criterion."""
+  criterion (when a run counts as solved) at those defaults; then config.criterion's choices."""
   from attnlab.train import criteria  # pylint: disable=import-outside-toplevel
   lines = ["Tasks (attnlab.tasks; set a parameter with --config.task.NAME=VALUE):"]
   for name in tasks.TASKS:
@@ -69,7 +69,7 @@ def tasks_text() -> str:
 
 def choices(config) -> dict:
   """{dotted field: allowed values} for the fields whose values are a fixed list."""
-  from attnlab.train import config as cfg, criteria, losses, optim  # pylint: disable=import-outside-toplevel
+  from attnlab.train import config as cfg, criteria, losses, optim  # pylint: disable=C0415
   out = {"model.name": models.MODELS, "task.name": tasks.TASKS, "criterion": criteria.CRITERIA,
          "optimizer.name": optim.OPTIMIZERS, "optimizer.schedule": optim.SCHEDULES,
          "parallelism": cfg.PARALLELISMS, "seed_parallelism": cfg.SEED_PARALLELISMS,
@@ -113,7 +113,8 @@ def config_text(config, spec: str = None) -> str:
   lines = [f"# {layout.name_form(spec) if spec else 'config'}: every field (set one with "
            "--config.FIELD=VALUE)"]
   for key, value in sorted(flat.items()):
-    notes = [f"{shown} gives {d[key]!r}" for shown, d in defaults if key in d and d[key] != value][:1]
+    notes = [f"{shown} gives {d[key]!r}" for shown, d in defaults
+             if key in d and d[key] != value][:1]
     if key in allowed:
       notes.append("choices: " + ", ".join(map(repr, allowed[key])))
     line = f"{key.ljust(width)} = {value!r}"

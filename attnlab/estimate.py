@@ -76,6 +76,6 @@ def add_estimates(rows: list, axes: dict, get_config, repeats: int = REPEATS) ->
   if not compiles:
     return "estimate: every point is finished; nothing to train"
   return (f"estimate: remaining steps x the median of {repeats} measured training steps per "
-          f"population on this machine ({device}, {jax.device_count()} device(s)), {duration(total)} in all; compiling "
-          f"({duration(sum(compiles) / len(compiles))} per population), evaluation and checkpoints "
-          "come on top")
+          f"population on this machine ({device}, {jax.device_count()} device(s)), "
+          f"{duration(total)} in all; compiling ({duration(sum(compiles) / len(compiles))} per "
+          "population), evaluation and checkpoints come on top")

@@ -5,10 +5,11 @@ r"""Train and evaluate one attnlab config (or each variant of a comparison confi
 
 --config=NAME[:ARG] picks a shipped config by name (`attnlab config` lists them; adding is
 configs/adding.py) and its argument (e.g. a model and key=value overrides); --config=FILE[:ARG] a
-config file by path. --config.FIELD=VALUE overrides any field. --list=models|tasks|config|configs (the
-same as `attnlab models`, `attnlab tasks`, `attnlab config NAME:ARG`, `attnlab config`) prints what can be chosen and exits.
-With no flags: configs/default.py (the comparison) into runs/default. Rerunning the same command in the same workdir resumes it; a workdir is used by one
-process at a time. Exit codes: 0 done; 2 a user error (one line says what to change, --debug
+config file by path. --config.FIELD=VALUE overrides any field. --list=models|tasks|config|configs
+(= `attnlab models`, `attnlab tasks`, `attnlab config NAME:ARG`, `attnlab config`) prints what can
+be chosen and exits. With no flags: configs/default.py (the comparison) into runs/default.
+Rerunning the same command in the same workdir resumes it; a workdir is used by one process at a
+time. Exit codes: 0 done; 2 a user error (one line says what to change, --debug
 shows the traceback); 74 a fault (full disk, file-size limit, read-only file system, damaged
 checkpoint, out of memory: one line names it; rerun once it is fixed); 130 Ctrl-C and 143 SIGTERM,
 each after saving a checkpoint to resume from.

@@ -70,7 +70,8 @@ def test_old_commands_are_printed_in_the_portable_form():
   assert layout.portable_command(old) == ("python -m attnlab train --config=adding:lstm,seq_len=10 "
                                           "--workdir=runs/x --config.num_train_steps=4")
   mine = "python -m experiments.main --config=mine/configs/x.py:a --workdir=w"
-  assert layout.portable_command(mine) == "python -m attnlab train --config=mine/configs/x.py:a --workdir=w"
+  assert layout.portable_command(mine) == ("python -m attnlab train --config=mine/configs/x.py:a "
+                                           "--workdir=w")
 
 
 def test_no_top_level_configs_package_is_imported():
@@ -192,7 +193,8 @@ def test_a_fresh_install_runs_from_another_directory(tmp_path, editable):
   site-packages holds attnlab and nothing else of ours at its top."""
   import site
   venv = tmp_path / "venv"
-  subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(venv)], check=True)  # pylint: disable=protected-access
+  base = sys._base_executable  # pylint: disable=protected-access
+  subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True)
   [new_site] = [p for p in (venv / "lib").glob("python*/site-packages")]
   (new_site / "zz_deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
   python = str(venv / "bin" / "python")

@@ -84,15 +84,15 @@ def test_commands_in_the_report_rerun_a_point(finished, tmp_path):
   same metrics. Rerunning the comparison trains nothing new."""
   workdir, results = finished
   text = open(os.path.join(workdir, "report.md")).read()
-  command = re.search(r"^- `(python -m experiments\.main [^`]*)`$", text, re.M).group(1)
-  argv = shlex.split(command)[3:]
+  command = re.search(r"^- `(python -m attnlab train --config=adding:[^`]*)`$", text, re.M).group(1)
+  argv = shlex.split(command)[3:]  # train --config=adding:... (a shipped config by name)
   [row] = [r for r in results["long_range"] if r["command"] == command]
   assert f"--workdir={row['workdir']}" in argv and "--config.num_train_steps=4" in argv
   metrics = os.path.join(row["workdir"], "metrics.jsonl")
   before = (open(metrics).read(), os.path.getmtime(metrics))
   fresh = str(tmp_path / "fresh")
-  probes = [{"name": "as_printed", "module": "experiments.main", "argv": argv},
-            {"name": "fresh", "module": "experiments.main",
+  probes = [{"name": "as_printed", "module": "attnlab", "argv": argv},
+            {"name": "fresh", "module": "attnlab",
              "argv": [f"--workdir={fresh}" if a.startswith("--workdir=") else a for a in argv]}]
   for probe in probes:
     probe["env"] = {"ATTNLAB_COMPILATION_CACHE": "off"}
