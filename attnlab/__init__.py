@@ -4,7 +4,11 @@ Layers, from the math up: `ops` (pure functions) <- `models` (Flax Linen modules
 `tasks` (NumPy generators) <- `data` (tfds builders, grain pipelines); `train` (runner) <-
 `analysis` (loading runs, gradient flow). `load_run` is importable from the top for notebooks.
 """
-from attnlab import models, ops
+from attnlab import layout
+
+layout.install_finder()  # attnlab.configs, .experiments, ... in a checkout without an install
+
+from attnlab import models, ops  # noqa: E402
 
 __version__ = "0.1.0"
 

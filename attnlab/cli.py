@@ -24,6 +24,7 @@ import threading
 from absl import app, flags
 from absl import logging as absl_logging
 
+from attnlab import layout
 from attnlab.errors import FAULT_EXIT_CODE, UserError, fault_message
 
 USER_ERROR_EXIT_CODE = 2
@@ -65,15 +66,13 @@ def run(main, doc: str, config_flag: str = None, default_config: str = None):
   """app.run(main) with flags parsed by `parse_flags` and user errors shown as one line.
 
   doc: the entry point's docstring, printed by --help (also when started as a console script,
-  whose own __main__ has none). config_flag: the name of a `config_flags.DEFINE_config_file`
+  whose own __main__ has none, or by `python -m attnlab COMMAND`). config_flag: the name of a `config_flags.DEFINE_config_file`
   flag whose file and `--<flag>.field=value` overrides are checked before absl parses them;
   default_config: the file it reads when the flag is not given.
   """
   argv = list(sys.argv)
   debug = debug_requested(argv)
-  main_module = sys.modules["__main__"]
-  if not getattr(main_module, "__doc__", None):
-    main_module.__doc__ = doc
+  sys.modules["__main__"].__doc__ = doc  # what absl's --help prints (a console script has none)
   _show_in_short_help(main.__module__)
 
   def parse(args):
@@ -189,8 +188,8 @@ def _with_config(argv, name, default):
     argv = [argv[0], f"--{name}={default}", *argv[1:]]
   if spec is None:
     return argv
-  shipped = shipped_config(spec)
-  if shipped != spec:  # configs/x.py named from outside the checkout: the installed one
+  shipped = layout.resolve_config(spec)
+  if shipped != spec:  # a shipped config by name, or configs/x.py named from another directory
     argv = [f"--{name}={shipped}" if _flag_value([a], name) == spec else a for a in argv]
     spec = shipped
   try:
@@ -204,39 +203,33 @@ def _with_config(argv, name, default):
   return argv
 
 
-def shipped_config(spec: str) -> str:
-  """`spec` ('configs/adding.py[:arg]'), or, when that file is not here but names one of the configs
-  shipped with attnlab (run from another directory, or from an installed wheel), the same spec with
-  the shipped file's absolute path."""
-  path, sep, arg = spec.partition(":")
-  if os.path.isfile(path) or os.path.isabs(path):
-    return spec
-  parts = os.path.normpath(path).split(os.sep)
-  if len(parts) != 2 or parts[0] != "configs":
-    return spec
-  import importlib.util
-  found = importlib.util.find_spec("configs")
-  if found is None or not found.submodule_search_locations:
-    return spec
-  shipped = os.path.join(list(found.submodule_search_locations)[0], parts[1])
-  return shipped + sep + arg if os.path.isfile(shipped) else spec
+def config_file(spec: str, shown: str = None) -> str:
+  """The file of a --config value ('adding', 'configs/adding.py', 'my.py', each with an optional
+  ':argument'), a shipped config's made absolute; UserError naming the valid names if missing."""
+  path = layout.resolve_config(spec).partition(":")[0]
+  shown = shown or f"--config={spec}"
+  if os.path.isfile(path):
+    return path
+  if layout.is_config_name(path):
+    raise UserError(f"{shown}: no config named {path!r}; shipped configs: "
+                    f"{', '.join(layout.config_names())} (e.g. --config=adding:lstm), or give a "
+                    "config file's path")
+  folder = os.path.dirname(path) or "."
+  if not os.path.isdir(folder) and os.path.normpath(folder) == "configs":
+    folder = layout.configs_dir()  # where the shipped configs are
+  found = sorted(f for f in os.listdir(folder) if f.endswith(".py") and not f.startswith("_")) \
+      if os.path.isdir(folder) else []
+  hint = f"config files in {folder}/: {', '.join(found)}" if found else \
+      "give a config by name (adding:lstm) or a config file such as configs/adding.py"
+  raise UserError(f"{shown}: config file {path!r} not found; {hint}")
 
 
 def load_config(spec: str, shown: str = None):
-  """get_config(argument) of a 'file.py[:argument]' spec; UserError naming the file if missing."""
+  """get_config(argument) of a 'name[:argument]' or 'file.py[:argument]' spec; UserError naming
+  the file if missing."""
   import importlib.util
-  path, _, arg = spec.partition(":")
   shown = shown or spec
-  if not os.path.isfile(path):
-    folder = os.path.dirname(path) or "."
-    if not os.path.isdir(folder) and os.path.normpath(folder) == "configs":
-      shipped = shipped_config("configs/adding.py")  # where the shipped configs are
-      folder = os.path.dirname(shipped) if os.path.isabs(shipped) else folder
-    found = sorted(f for f in os.listdir(folder) if f.endswith(".py") and not f.startswith("_")) \
-        if os.path.isdir(folder) else []
-    hint = f"config files in {folder}/: {', '.join(found)}" if found else \
-        "give a config file such as configs/adding.py[:model,key=value]"
-    raise UserError(f"{shown}: config file {path!r} not found; {hint}")
+  path, arg = config_file(spec, shown), spec.partition(":")[2]
   module_spec = importlib.util.spec_from_file_location("attnlab_cli_config", path)
   module = importlib.util.module_from_spec(module_spec)
   try:

@@ -11,17 +11,17 @@ def main(argv):
   task = json.loads(argv[1])
   kind = task["kind"]
   if kind == "layer":
-    from benchmarks import layers
+    from . import layers
     result = layers.child(task)
   elif kind == "long":
-    from benchmarks import long_seq
+    from . import long_seq
     result = long_seq.child(task)
   elif kind == "compile":
-    from benchmarks import compile_times
+    from . import compile_times
     result = compile_times.child(task)
   else:
     raise ValueError(f"unknown child task kind {kind!r}")
-  from benchmarks import subproc
+  from . import subproc
   subproc.report(result)
 
 

@@ -21,7 +21,7 @@ import jax
 
 from attnlab.models import attention as attention_lib
 from attnlab.train import steps, vmap_seeds
-from benchmarks import research, timing
+from . import research, timing
 
 PARTS = ("scan", "seeds", "attention")
 

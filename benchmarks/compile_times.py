@@ -27,7 +27,7 @@ from attnlab import compile_cache, models, tasks
 from attnlab.data import prefetch
 from attnlab.train import config as cfg_lib
 from attnlab.train import optim, steps, trainer
-from benchmarks import subproc
+from . import subproc
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 NOT_CONFIGS = ("__init__", "common")

@@ -11,7 +11,7 @@ first step (for JAX: compiled program, parameters, optimizer state, activations 
 import jax
 import jax.numpy as jnp
 
-from benchmarks import flops, peers, subproc, timing
+from . import flops, peers, subproc, timing
 
 
 def build(section: str, shape: dict, dtype, torch_peers: bool = True) -> dict:

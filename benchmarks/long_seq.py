@@ -16,7 +16,7 @@ import ml_collections
 import optax
 
 from attnlab import models
-from benchmarks import subproc
+from . import subproc
 
 VOCAB = 16
 

@@ -42,7 +42,7 @@ from attnlab.train import config as cfg_lib
 from attnlab.train import optim, trainer
 from attnlab.train.metric_writer import read_jsonl
 from attnlab.train.parallel import Parallel
-from benchmarks import research, timing
+from . import research, timing
 
 MODELS = ("rnn", "lstm", "gru", "lru", "transformer")  # lstm_chrono: the LSTM's step (init only)
 PAUSE_S = 0.2  # untimed, before every timed call: XLA's threads spin for a while after a call

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from attnlab import ops
-from benchmarks import timing
+from . import timing
 
 CELLS = ("min_gru", "min_lstm")
 GATES = {"min_gru": 2, "min_lstm": 3}

@@ -199,7 +199,7 @@ def markdown(results: dict) -> str:
                      + ["ratio", "fwd / fwd+bwd"], rows)]
   rec = results.get("recurrences")
   if rec:
-    from benchmarks import recurrences  # jax; the rest of this module is plain Python
+    from . import recurrences  # jax; the rest of this module is plain Python
     parts += ["", "One recurrent layer at one hidden size, forward + backward (median; in brackets the "
               "LSTM's time over it, > 1: faster than the LSTM):", "", recurrences.markdown(rec)]
   ch = results.get("choices")

@@ -27,8 +27,8 @@ import numpy as np
 from attnlab import models, sweep, tasks
 from attnlab.train import config as cfg_lib
 from attnlab.train import optim, steps
-from benchmarks import peers, timing
-from configs import common
+from . import peers, timing
+from attnlab.configs import common
 
 MODELS = ("rnn", "lstm", "gru", "lru", "transformer")
 # Untimed sleep before each timed call: PyTorch's OpenMP threads spin after a step and, interleaved

@@ -29,7 +29,7 @@ import time
 
 import jax
 
-from benchmarks import (choices, compile_times, layers, long_seq, loop, peers, recurrences, report,
+from . import (choices, compile_times, layers, long_seq, loop, peers, recurrences, report,
                         research, timing, vmap_sweep)
 
 SECTIONS = ("peak", "lstm", "gru", "transformer", "research", "choices", "recurrences", "long", "vmap",

@@ -48,7 +48,7 @@ def run_child(task: dict, timeout: float = 900.0, mem_cap: Optional[int] = None)
   env = dict(os.environ, PYTHONUNBUFFERED="1")
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.child", json.dumps(task)],
+    proc = subprocess.Popen([sys.executable, "-m", f"{__package__}.child", json.dumps(task)],
                             stdout=out, stderr=err, text=True, env=env, cwd=root)
     start, status, max_seen = time.time(), "ok", 0
     while True:

@@ -20,7 +20,7 @@ import numpy as np
 from attnlab import models, tasks
 from attnlab.train import config as cfg_lib
 from attnlab.train import optim, steps, trainer, vmap_seeds
-from benchmarks import timing
+from . import timing
 
 
 def _config(hidden: int, length: int):

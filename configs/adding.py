@@ -1,9 +1,9 @@
 """The adding problem (Hochreiter & Schmidhuber 1997): sum the two marked values of a long sequence.
 
-  python -m experiments.main --config=configs/adding.py:lstm --workdir=runs/adding_lstm
-  python -m experiments.main --config=configs/adding.py:transformer,seq_len=150 --workdir=runs/adding_tf
-  python -m experiments.main --config=configs/adding.py:lstm_chrono,seq_len=500 --workdir=runs/adding_chrono
-  python -m experiments.main --config=configs/adding.py:lstm_chrono,seq_len=100,variant=hochreiter1997,criterion=hochreiter1997,stop_when_solved=True,final_eval_sequences=2560 --workdir=runs/adding_h97
+  attnlab train --config=adding:lstm --workdir=runs/adding_lstm
+  attnlab train --config=adding:transformer,seq_len=150 --workdir=runs/adding_tf
+  attnlab train --config=adding:lstm_chrono,seq_len=500 --workdir=runs/adding_chrono
+  attnlab train --config=adding:lstm_chrono,seq_len=100,variant=hochreiter1997,criterion=hochreiter1997,stop_when_solved=True,final_eval_sequences=2560 --workdir=runs/adding_h97
 
 variant (a task parameter): le2015 (default: values U(0, 1), markers in each half, fixed length T,
 target the sum) or hochreiter1997 (Hochreiter & Schmidhuber 1997's own protocol: values U[-1, 1],
@@ -33,7 +33,7 @@ Expected on 2 CPU cores (T=100, batch 64, 2000 steps): one training step takes 7
 takes about 2-13 min. What each recipe reaches has not been measured yet (the earlier numbers were
 for other sizes and readouts, and were removed).
 """
-from configs import common
+from attnlab.configs import common
 
 
 def get_config(arg=None):

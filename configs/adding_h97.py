@@ -1,7 +1,7 @@
 """The adding problem as Hochreiter & Schmidhuber 1997 ran it (experiment 4): their sequences and
 their stopping rule. configs/adding.py with variant=hochreiter1997 and criterion=hochreiter1997.
 
-  python -m experiments.main --config=configs/adding_h97.py:lstm_chrono,seq_len=100,stop_when_solved=True,final_eval_sequences=2560 --workdir=runs/adding_h97
+  attnlab train --config=adding_h97:lstm_chrono,seq_len=100,stop_when_solved=True,final_eval_sequences=2560 --workdir=runs/adding_h97
 
 Sequences (attnlab.tasks.adding, variant hochreiter1997): values U[-1, 1], lengths uniform in
 [T, T + T/10], the first marked pair among the first ten, the second among the first T/2 - 1 still
@@ -17,7 +17,7 @@ Expected on 2 CPU cores (shared): lstm_chrono at T=100, seeds 1001-1003, met the
 50,752 and 53,056 training sequences (498-829 steps, 51-96 s a run with compilation) and then missed
 10, 0 and 0 of 2,560 test sequences (docs/results/hochreiter_adding_t100; the paper: 74,000, 1).
 """
-from configs import adding
+from attnlab.configs import adding
 
 
 def get_config(arg=None):

@@ -1,16 +1,16 @@
 """The main comparison: RNN vs LSTM/GRU vs LRU vs Transformer on long-range tasks, with gradient flow.
 
-  python -m experiments.main --config=configs/compare.py:small --workdir=runs/compare_small
-  python -m experiments.main --config=configs/compare.py:medium --workdir=runs/compare_medium
-  python -m experiments.main --config=configs/compare.py:full --workdir=runs/compare_full
-  python -m experiments.main --config=configs/compare.py:learning_cost --workdir=runs/learning_cost
-  python -m experiments.main --config=configs/compare.py:learning_cost_cpu --workdir=runs/learning_cost_cpu
-  python -m experiments.main --config=configs/compare.py:struggles --workdir=runs/struggles
+  attnlab train --config=compare:small --workdir=runs/compare_small
+  attnlab train --config=compare:medium --workdir=runs/compare_medium
+  attnlab train --config=compare:full --workdir=runs/compare_full
+  attnlab train --config=compare:learning_cost --workdir=runs/learning_cost
+  attnlab train --config=compare:learning_cost_cpu --workdir=runs/learning_cost_cpu
+  attnlab train --config=compare:struggles --workdir=runs/struggles
 
 Every point (model x task x length x seed, the clipping runs, the seq2seq runs) is an ordinary run
 in its own workdir under the comparison's, so the comparison resumes; at the end report.md,
 results.json and grad_norms.json are written there.
-  small   what `python -m experiments.main` runs (configs/default.py, whose docstring gives the
+  small   what `attnlab train` runs (configs/default.py, whose docstring gives the
           measured time, 4 min 2 s from an empty compilation cache, 2 min 21 s with a warm one, and
           results): the learning cost of adding at T=20, 40 and copy at T=10 with 2 seeds in one
           program, window=0 ablation, gradient flow, generalisation, RNN vs RNNsearch, attention maps.
@@ -321,7 +321,7 @@ TUNING_SCHEDULES = dict(
 def _tuning(c):
   """Every model's learning rate and schedule by one sweep and one pick rule:
 
-    python -m experiments.main --config=configs/compare.py:tuning --workdir=runs/tuning
+    attnlab train --config=compare:tuning --workdir=runs/tuning
 
   The learning-cost models on adding at T=25 and 100 (the shortest and a middle learning-cost
   length), TUNING_LRS x TUNING_SCHEDULES x seeds 0-2 (vmapped), cap 1156 steps (the learning cost's),
@@ -352,7 +352,7 @@ def gradient_flow_config(lengths=(100, 500), seeds=(0, 1, 2), steps=1156):
   trained per seed, each seed's fit with its R² and their mean and spread. For an accelerator
   (T=500 in float64 with state Jacobians); not measured yet:
 
-    python -m experiments.main --config=configs/compare.py:gradient_flow --workdir=runs/grad_flow"""
+    attnlab train --config=compare:gradient_flow --workdir=runs/grad_flow"""
   c = get_config("learning_cost").comparison
   c.config_name = "configs/compare.py:gradient_flow"
   c.parts = ("long_range", "gradients")

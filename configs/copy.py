@@ -1,8 +1,8 @@
 """The copy memory task (Arjovsky et al. 2016): remember 10 symbols across T blank steps.
 
-  python -m experiments.main --config=configs/copy.py:transformer --workdir=runs/copy_tf
-  python -m experiments.main --config=configs/copy.py:lstm,seq_len=200 --workdir=runs/copy_lstm
-  python -m experiments.main --config=configs/copy.py:lstm_chrono,seq_len=200 --workdir=runs/copy_chrono
+  attnlab train --config=copy:transformer --workdir=runs/copy_tf
+  attnlab train --config=copy:lstm,seq_len=200 --workdir=runs/copy_lstm
+  attnlab train --config=copy:lstm_chrono,seq_len=200 --workdir=runs/copy_chrono
 
 Argument: a model name (rnn, lstm, gru, lru, transformer, mamba, mingru, minlstm, slstm — causal
 for this per-step task) or variant (lstm_chrono, gru_carry, transformer_window0; see
@@ -20,7 +20,7 @@ Expected on 2 CPU cores (T=100, batch 64, 1500 steps): one training step takes 1
 takes about 5-14 min. What each recipe reaches has not been measured yet (the earlier numbers were
 for other sizes, and were removed).
 """
-from configs import common
+from attnlab.configs import common
 
 
 def get_config(arg=None):

@@ -1,6 +1,6 @@
 """The default job: the small version of the main comparison (configs/compare.py:small).
 
-  python -m experiments.main              # = --config=configs/default.py --workdir=runs/default
+  attnlab train        # = attnlab train --config=default --workdir=runs/default
 
 The learning cost of adding (T=20, 40: rnn, lstm, transformer and the window=0 ablation, cap 350
 steps) and copy (T=10: lstm, lru, transformer, cap 200 steps), 2 seeds trained as one program, every
@@ -20,7 +20,7 @@ T=40); copy T=10 — the LRU solved in 2,560 / 3,200 sequences, the Transformer 
 LSTM at chance; the window=0 Transformer passes no gradient to any step but its last; RNNsearch
 reverses 0.986 of held-out sequences exactly, the RNN encoder-decoder 0.506.
 """
-from configs import compare
+from attnlab.configs import compare
 
 
 def get_config(arg=None):

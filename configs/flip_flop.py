@@ -1,8 +1,8 @@
 """Flip-flop language (Liu et al. 2023): recall the last written bit at every read, FFL(0.8).
 
-  python -m experiments.main --config=configs/flip_flop.py:lstm --workdir=runs/ff_lstm
-  python -m experiments.main --config=configs/flip_flop.py:transformer --workdir=runs/ff_tf
-  python -m experiments.main --config=configs/flip_flop.py:transformer,task.p_ignore=0.98 --workdir=runs/ff_sparse
+  attnlab train --config=flip_flop:lstm --workdir=runs/ff_lstm
+  attnlab train --config=flip_flop:transformer --workdir=runs/ff_tf
+  attnlab train --config=flip_flop:transformer,task.p_ignore=0.98 --workdir=runs/ff_sparse
 
 Argument: a model name (rnn, lstm, gru, lru, transformer — causal here) and key=value overrides
 (seq_len; task.p_ignore=0.98 the paper's sparse reads, 0.1 its dense ones; p_write = p_read share
@@ -14,7 +14,7 @@ Recorded: docs/results/struggles (compare.py:struggles, T=64, 300 steps, nine mo
 has the command, the time and the wrong reads at 1-8 x T). Expected on 2 CPU cores: the time
 and reads of that recording; this config's own T=128, 1500 steps are not recorded.
 """
-from configs import common
+from attnlab.configs import common
 
 
 def get_config(arg=None):

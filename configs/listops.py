@@ -1,7 +1,7 @@
 """ListOps (Long Range Arena): evaluate nested MIN/MAX/MED/SM expressions; 10 classes.
 
   python -m attnlab.data.prepare --task=listops --num_train=96000 --num_validation=2000 --num_test=2000
-  python -m experiments.main --config=configs/listops.py:transformer --workdir=runs/listops_tf
+  attnlab train --config=listops:transformer --workdir=runs/listops_tf
 
 LRA's setting: 96k training examples (prepared once, source='prepared'), lengths 500-2000, a
 4-layer Transformer; published accuracy 36.4% (Transformer), 59.6% (S4), 62.2% (S5). The argument
@@ -11,7 +11,7 @@ Expected on 2 CPU cores: `small` (lengths 50-200, 1500 steps, 2-layer Transforme
 them, but no run of it is recorded, so there is no time or accuracy to expect yet. The full LRA
 setting is for accelerators (LRA's Transformer: 36.4% after far more training).
 """
-from configs import common
+from attnlab.configs import common
 
 
 def get_config(arg=None):

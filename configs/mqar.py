@@ -1,8 +1,8 @@
 """Multi-query associative recall (Arora et al. 2023, Zoology): after P key-value pairs, answer
 every key that comes back.
 
-  python -m experiments.main --config=configs/mqar.py:transformer --workdir=runs/mqar_tf
-  python -m experiments.main --config=configs/mqar.py:lstm,task.num_pairs=16 --workdir=runs/mqar_lstm
+  attnlab train --config=mqar:transformer --workdir=runs/mqar_tf
+  attnlab train --config=mqar:lstm,task.num_pairs=16 --workdir=runs/mqar_lstm
 
 Argument: a model name (rnn, lstm, gru, lru, transformer — causal here) and key=value overrides
 (task.num_pairs, task.num_queries, task.vocab_size, seq_len, task.power_a). T=64, P=8 pairs, a
@@ -13,7 +13,7 @@ Recorded: docs/results/struggles (compare.py:struggles, T=64 with P=4 and 16, 10
 models; its README has the command, the time and the accuracies). Expected on 2 CPU cores: the
 time and accuracies of that recording at P=4 and 16; this config's own P=8 is not recorded.
 """
-from configs import common
+from attnlab.configs import common
 
 
 def get_config(arg=None):

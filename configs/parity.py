@@ -1,8 +1,8 @@
 """Parity (Delétang et al. 2023): the running parity of T random bits, evaluated at 2, 4, 8 x T.
 
-  python -m experiments.main --config=configs/parity.py:lstm --workdir=runs/parity_lstm
-  python -m experiments.main --config=configs/parity.py:transformer --workdir=runs/parity_tf
-  python -m experiments.main --config=configs/parity.py:lstm,task.variant=final --workdir=runs/pf
+  attnlab train --config=parity:lstm --workdir=runs/parity_lstm
+  attnlab train --config=parity:transformer --workdir=runs/parity_tf
+  attnlab train --config=parity:lstm,task.variant=final --workdir=runs/pf
 
 Argument: a model name (rnn, lstm, gru, lru, transformer) and key=value overrides (seq_len,
 task.variant=final for one label per string; the Transformer is causal on the running variant and
@@ -13,7 +13,7 @@ Recorded: docs/results/struggles (compare.py:struggles, T=32, 300 steps, nine mo
 README has the command, the time and the accuracies at 1-8 x T). Expected on 2 CPU cores: the time
 and accuracies of that recording; this config's own length and steps are not recorded.
 """
-from configs import common
+from attnlab.configs import common
 from attnlab.train import config as cfg_lib
 
 

@@ -1,6 +1,6 @@
 """Selective copying (Gu & Dao 2023): output, in order, 16 symbols scattered among T noise steps.
 
-  python -m experiments.main --config=configs/selective_copy.py:transformer --workdir=runs/sc_tf
+  attnlab train --config=selective_copy:transformer --workdir=runs/sc_tf
 
 Argument: a model name (rnn, lstm, gru, lru, transformer, mamba, mingru, minlstm, slstm — causal
 here) and key=value overrides.
@@ -11,7 +11,7 @@ d_ff=256 Transformer, before configs/common.py's matched sizes). At seq_len=64 w
 --config.task.num_copy=8 (docs/results/selective_copy_mamba, 3 seeds, cap 3000 steps): mamba solves
 it in 1000-1400 steps (10-18 min a run), the LSTM in 1800 on one seed and not within 3000 on two.
 """
-from configs import common
+from attnlab.configs import common
 
 
 def get_config(arg=None):

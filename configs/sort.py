@@ -1,7 +1,7 @@
 """Seq2seq `sort`: output the source sorted, then EOS — encoder-decoder with and without attention.
 
-  python -m experiments.main --config=configs/sort.py:seq2seq_attention --workdir=runs/sort_search
-  python -m experiments.main --config=configs/sort.py:seq2seq_rnn --workdir=runs/sort_encdec
+  attnlab train --config=sort:seq2seq_attention --workdir=runs/sort_search
+  attnlab train --config=sort:seq2seq_rnn --workdir=runs/sort_encdec
 
 Argument: seq2seq_rnn (RNN encdec, fixed context), seq2seq_attention (RNNsearch) or
 transformer_seq2seq, and overrides. Source lengths 1-20 over 10 symbols. Baseline: ln 10 per output
@@ -9,7 +9,7 @@ symbol; eval_score is teacher-forced token accuracy, eval_exact whole-sequence a
 Expected on 2 CPU cores (batch 64, 1500 steps): RNNsearch sorts 99% of held-out sequences exactly
 (token accuracy 0.999) in 6 min (measured with other jobs sharing the 2 cores: an upper bound).
 """
-from configs import common
+from attnlab.configs import common
 
 
 def get_config(arg=None):

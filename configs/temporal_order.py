@@ -1,6 +1,6 @@
 """Temporal order (Hochreiter & Schmidhuber 1997, task 6a): classify the order of two symbols X/Y.
 
-  python -m experiments.main --config=configs/temporal_order.py:lstm --workdir=runs/to_lstm
+  attnlab train --config=temporal_order:lstm --workdir=runs/to_lstm
 
 Argument: a model name (rnn, lstm, gru, lru, transformer, mamba, mingru, minlstm, slstm) and
 key=value overrides.
@@ -8,7 +8,7 @@ Baseline: ln 4 = 1.39 (four classes XX, XY, YX, YY); eval_score is accuracy (cha
 Expected on 2 CPU cores (T=100, batch 64, 1500 steps): the LSTM classifies every sequence
 (eval_score 1.0) in 4.5 min (measured with other jobs sharing the 2 cores: an upper bound).
 """
-from configs import common
+from attnlab.configs import common
 
 
 def get_config(arg=None):

@@ -21,7 +21,7 @@ import tempfile
 import time
 import traceback
 
-import configs  # noqa: F401  (imported once, before forking: the heavy part of every probe)
+from attnlab import configs  # noqa: F401  (imported once, before forking: the heavy part)
 import ml_collections.config_flags  # noqa: F401
 from attnlab import cli, compile_cache, experiment, sweep  # noqa: F401
 

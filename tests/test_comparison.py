@@ -15,7 +15,7 @@ from attnlab import comparison
 from attnlab.analysis import load_comparison, load_run, plots, report, state_size, struggles_report, survival
 from attnlab.comparison import generalisation, learning_cost
 from attnlab.train.metric_writer import read_jsonl
-from configs import compare
+from attnlab.configs import compare
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(hidden_size=8, d_model=8, state_size=8, num_heads=2, d_ff=16, num_layers=1, embed_dim=8)
@@ -84,15 +84,15 @@ def test_commands_in_the_report_rerun_a_point(finished, tmp_path):
   same metrics. Rerunning the comparison trains nothing new."""
   workdir, results = finished
   text = open(os.path.join(workdir, "report.md")).read()
-  command = re.search(r"^- `(python -m experiments\.main [^`]*)`$", text, re.M).group(1)
-  argv = shlex.split(command)[3:]
+  command = re.search(r"^- `(python -m attnlab train --config=adding:[^`]*)`$", text, re.M).group(1)
+  argv = shlex.split(command)[3:]  # train --config=adding:... (a shipped config by name)
   [row] = [r for r in results["long_range"] if r["command"] == command]
   assert f"--workdir={row['workdir']}" in argv and "--config.num_train_steps=4" in argv
   metrics = os.path.join(row["workdir"], "metrics.jsonl")
   before = (open(metrics).read(), os.path.getmtime(metrics))
   fresh = str(tmp_path / "fresh")
-  probes = [{"name": "as_printed", "module": "experiments.main", "argv": argv},
-            {"name": "fresh", "module": "experiments.main",
+  probes = [{"name": "as_printed", "module": "attnlab", "argv": argv},
+            {"name": "fresh", "module": "attnlab",
              "argv": [f"--workdir={fresh}" if a.startswith("--workdir=") else a for a in argv]}]
   for probe in probes:
     probe["env"] = {"ATTNLAB_COMPILATION_CACHE": "off"}
@@ -410,7 +410,7 @@ def test_struggles_rows_table_and_figures_match_the_runs(struggles):
 
 def test_struggles_config_follows_the_papers_protocols():
   from attnlab import sweep
-  from configs import common
+  from attnlab.configs import common
   c = compare.get_config("struggles").comparison
   s = c.struggles
   assert len(s.seeds) >= 3 and min(s.steps.values()) >= 10 * 300

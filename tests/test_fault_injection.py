@@ -31,7 +31,7 @@ import attnlab
 from attnlab import errors
 from attnlab.train import checkpoints, memory, optim, steps, train_and_evaluate
 from attnlab.train import config as cfg_lib
-from configs import adding
+from attnlab.configs import adding
 from tests.test_workdir_safety import ARG, ENV, ROOT, rows, steps_of, tensorboard_steps
 
 COMMAND = [f"--config=configs/adding.py:{ARG}"]

@@ -378,8 +378,8 @@ def test_vmapped_seeds_have_their_own_windows(unstopped, loose, tmp_path):
 # --- configs and the report -----------------------------------------------------------------------
 
 def test_config_arguments_set_the_variant_and_the_criterion():
-  from configs import adding as adding_config
-  from configs import adding_h97, compare
+  from attnlab.configs import adding as adding_config
+  from attnlab.configs import adding_h97, compare
   config = adding_config.get_config("lstm_chrono,seq_len=100,variant=hochreiter1997,"
                                     "criterion=hochreiter1997")
   assert (config.task.variant, config.criterion) == ("hochreiter1997", "hochreiter1997")

@@ -8,7 +8,7 @@ import pytest
 
 from attnlab import sweep
 from attnlab.train import train_and_evaluate
-from configs import adding
+from attnlab.configs import adding
 from launch import tpu
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -11,7 +11,7 @@ from attnlab import models, tasks
 from attnlab.train import base_config, optim, steps, train_and_evaluate, vmap_seeds
 from attnlab.train import config as cfg_lib
 from attnlab.train.run_dir import config_to_json
-from configs import adding, common, copy
+from attnlab.configs import adding, common, copy
 from tests.marks import fast_only
 
 WORDS = list(common.MODEL_SIZES) + list(common.MODEL_VARIANTS)
@@ -101,7 +101,7 @@ def test_adding_reads_the_last_step_which_sees_the_first_only_through_the_model(
 
 
 def test_lru_pools_the_mean_on_classification_tasks():
-  from configs import temporal_order
+  from attnlab.configs import temporal_order
   assert temporal_order.get_config("lru").model.pooling == "mean"
   assert temporal_order.get_config("lstm").model.pooling == "summary"
 

@@ -224,7 +224,7 @@ def test_report_opens_with_a_summary_of_the_findings(monkeypatch, tmp_path):
 
 
 def test_gradient_flow_config_measures_three_seeds_at_100_and_500():
-  from configs import compare
+  from attnlab.configs import compare
   c = compare.gradient_flow_config().comparison
   lengths, seeds, _ = gradient_flow.settings(c, [])
   assert lengths == (100, 500) and len(seeds) >= 3

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from attnlab import comparison
-from configs import compare
+from attnlab.configs import compare
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ from attnlab.train import base_config, checkpoints, train_and_evaluate
 from attnlab.train import Preempted, metric_writer
 from attnlab.train import config as config_lib
 from attnlab.train import trainer as trainer_module
-from configs import adding, compare, default
+from attnlab.configs import adding, compare, default
 
 
 def tiny(model="lstm", steps=6, **task):
@@ -170,8 +170,8 @@ def test_every_shipped_config_validates_with_every_model(name):
   import importlib
   from attnlab import models
   from attnlab.train import validate
-  module = importlib.import_module(f"configs.{name}")
-  assert "python -m experiments.main --config=configs/" in module.__doc__
+  module = importlib.import_module(f"attnlab.configs.{name}")
+  assert f"attnlab train --config={name}" in module.__doc__  # the name form: from any directory
   assert "Expected on 2 CPU cores" in module.__doc__
   config = module.get_config()
   seq2seq = config.model.name in models.SEQ2SEQ_MODELS
@@ -190,7 +190,7 @@ def test_config_arguments_and_default():
     compare.get_config("huge")
   with pytest.raises(ValueError, match="config has no field 'task.seqlen'"):
     adding.get_config("lstm,task.seqlen=3")
-  from configs import reverse
+  from attnlab.configs import reverse
   bad = reverse.get_config()
   bad.task.seq_len = 50
   with pytest.raises(ValueError, match="seq_len=50 cannot be set for task 'reverse'"):

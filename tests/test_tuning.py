@@ -11,7 +11,7 @@ from attnlab import comparison
 from attnlab.analysis import tuning_report
 from attnlab.comparison import tuning
 from attnlab.train import optim
-from configs import adding, common, compare
+from attnlab.configs import adding, common, compare
 
 
 def outcomes(schedule, lr, by_length, losses=None):

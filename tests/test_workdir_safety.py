@@ -16,7 +16,7 @@ import pytest
 import attnlab
 from attnlab.train import metric_writer, run_dir, train_and_evaluate
 from attnlab.train.workdir_lock import WorkdirInUse, WorkdirLock
-from configs import adding
+from attnlab.configs import adding
 from tests.test_train import logged_every_step
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

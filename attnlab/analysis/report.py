@@ -14,7 +14,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from attnlab import files
+from attnlab import files, layout
 from attnlab.tasks.adding import HOCHREITER_RESULTS
 from attnlab.analysis import gradient_report, plots, report_summary, survival
 
@@ -471,9 +471,9 @@ def write_report(workdir: str, results: dict, grad_norms, comparison, extra=(), 
   commands += [s["command"] for p in results.get("learning_cost", {}).get("points", []) for s in p["seeds"]]
   commands += list(extra_commands)
   lines += [f"## {SECTIONS[8]}", "", "Every result is an ordinary run; rerun one with:",
-            ""] + [f"- `{c}`" for c in commands]
-  lines += ["", "The whole comparison: `python -m experiments.main "
-            f"--config={comparison.get('config_name', 'configs/compare.py')} --workdir={workdir}`", ""]
+            ""] + [f"- `{layout.portable_command(c)}`" for c in commands]
+  lines += ["", "The whole comparison: `python -m attnlab train --config="
+            f"{layout.name_form(comparison.get('config_name', 'compare'))} --workdir={workdir}`", ""]
   if results.get("versions"):
     lines += ["Ran with " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()
                                       if v is not None) + ".", ""]

@@ -130,7 +130,7 @@ def load_comparison(path: str) -> Comparison:
   results_file = os.path.join(path, "results.json")
   if not os.path.exists(results_file):
     raise FileNotFoundError(f"{results_file} not found: not a finished comparison (run "
-                            f"`python -m experiments.main --workdir={path}` to write one)")
+                            f"`python -m attnlab train --workdir={path}` to write one)")
   with open(results_file) as f:
     results = json.load(f)
   grad_file = os.path.join(path, "grad_norms.json")

@@ -9,7 +9,7 @@ from concurrent import futures
 import jax
 import numpy as np
 
-from attnlab import sweep
+from attnlab import layout, sweep
 from attnlab.analysis.flow_logging import GradientFlowLogger
 from attnlab.train import checkpoints
 from attnlab.train import config as cfg_lib
@@ -127,10 +127,11 @@ def _command(config_path, point, workdir, overrides: dict) -> str:
   --config.FIELD flag cannot set a field whose value is None (ml_collections refuses its type).
   """
   path = os.path.relpath(config_path) if not os.path.relpath(config_path).startswith("..") else config_path
+  path = layout.name_form(path)  # a shipped config by name: the command works from any directory
   config = sweep.load_config_file(config_path)(sweep.config_arg(point))
   unset = {k: v for k, v in overrides.items() if _field(config, k) is None}
   flags = " ".join(f"--config.{k}={v}" for k, v in overrides.items() if k not in unset)
-  return (f"python -m experiments.main --config={path}:{sweep.config_arg({**point, **unset})} "
+  return (f"python -m attnlab train --config={path}:{sweep.config_arg({**point, **unset})} "
           f"--workdir={workdir} {flags}")
 
 
