@@ -353,7 +353,6 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
         runs[k].nonfinite(step + 1 + i, {name: metrics[name][i, k] for name in dispatch.CHECKED})
       sums.add(metrics["sums"])
       step += k_steps
-      stopping = stop.reached()  # every process, every dispatch: the same answer on all of them
       last = step == config.num_train_steps
       evaluated = step == next_eval or last
       if step == next_eval:
@@ -371,6 +370,7 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
         for k in ending:
           runs[k].final = finals[k]
           runs[k].writer.write(step, runs[k].final)
+      stopping = stop.reached()  # every process, every dispatch: the same answer on all of them
       regular = step % config.checkpoint_every == 0 or last or stopping
       saving = active if regular else solved_now
       if saving:
