@@ -16,11 +16,11 @@ each after saving a checkpoint to resume from.
 import os
 import sys
 
-from absl import flags, logging
+from absl import flags
 from ml_collections import config_flags
 
 import configs
-from attnlab import catalog, cli, compile_cache, experiment
+from attnlab import catalog, cli, compile_cache, console, experiment
 from attnlab.errors import UserError
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(configs.__file__), "default.py")
@@ -44,7 +44,7 @@ def main(argv):
     print({"models": lambda: catalog.models_text(common.MODEL_VARIANTS), "tasks": catalog.tasks_text,
            "config": lambda: catalog.config_text(FLAGS.config)}[FLAGS.list]())
     return
-  logging.set_verbosity(logging.WARNING)
+  console.apply_verbosity()  # WARNING unless --verbosity/-v asks for more
   compile_cache.enable()  # repeated runs reuse compiled steps (ATTNLAB_COMPILATION_CACHE=off disables)
   sys.exit(experiment.run(FLAGS.config, FLAGS.workdir))
 

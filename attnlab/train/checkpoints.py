@@ -11,6 +11,8 @@ A step is saved to checkpoints/ first, then to best/: a run killed between the t
 repaired from the kept checkpoints when it is rerun (`Checkpointer.repair_best`). A best/ whose
 meta cannot be read stops the run with the file's name instead of being replaced unseen.
 """
+import logging
+
 import jax
 import ml_collections
 import numpy as np
@@ -21,6 +23,22 @@ from attnlab.errors import Fault
 from attnlab.train import optim
 
 LAST, BEST = "checkpoints", "best"
+# What orbax logs (as warnings, through absl) for every manager opened read-only: this module opens
+# one for each read of a run (resume checks, load_run, latest_meta), dozens a run.
+READ_ONLY_NOTES = ("Given directory is read only", "read_only=True, setting save_interval_steps")
+
+
+class _ReadOnlyNotes(logging.Filter):
+  """Drops orbax's read-only notes from the 'absl' logger (the command line and notebooks alike);
+  every other orbax record passes."""
+
+  def filter(self, record) -> bool:
+    return not ("/orbax/" in record.pathname
+                and any(note in record.getMessage() for note in READ_ONLY_NOTES))
+
+
+if not any(isinstance(f, _ReadOnlyNotes) for f in logging.getLogger("absl").filters):
+  logging.getLogger("absl").addFilter(_ReadOnlyNotes())
 
 
 class CorruptCheckpointError(Fault, RuntimeError):
@@ -31,6 +49,11 @@ def latest_step_in(workdir: str, which: str = LAST):
   """The last step saved in `workdir`/`which` (checkpoints or best), or None (reads the directory only)."""
   steps = [int(d) for d in files.listdir(files.join(workdir, which)) if d.isdigit()]
   return max(steps, default=None)
+
+
+def checkpoint_path(workdir: str, step: int) -> str:
+  """Where the kept checkpoint of `step` lies: <workdir>/checkpoints/<step>."""
+  return files.join(workdir, LAST, str(step))
 
 
 def latest_meta(workdir: str) -> dict:

@@ -292,9 +292,8 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
   on_device = cfg_lib.data_on_device(config)  # the training stream drawn inside the program
   host_iter = None if on_device else iter(make_datasets(config, spec_params, "train"))
   runs = [_Run(c, w, h) for c, w, h in zip(configs, workdirs, hooks)]
-  if len(runs) > 1:  # their progress lines interleave: each names its run
-    for run in runs:
-      run.label = run_label(run.config, configs)
+  for run in runs:  # progress lines of runs trained together or in threads interleave
+    run.label = run_label(run.config, configs)
 
   restored = [run.checkpointer.restore(abstract) for run in runs]
   sums = dispatch.StepSums(len(runs))  # train sums since each run's last log
@@ -308,13 +307,16 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
   first_step = int(jax.device_get(par.to_save(state).step))
   for run in runs:
     run.open_writer()
+    if restored[0] is not None:
+      run.writer.note(f"resumed from step {first_step} "
+                      f"({ckpt_lib.checkpoint_path(run.workdir, first_step)})")
     repaired = run.checkpointer.repair_best(abstract)  # killed between checkpoints/N and best/N
     if repaired is not None:
-      run.writer.progress(first_step, first_step, f"best/ repaired with checkpoints/{repaired}")
+      run.writer.note(f"best/ repaired with checkpoints/{repaired}")
   if first_step >= config.num_train_steps or all(run.done for run in runs):
     for run in runs:
-      run.writer.progress(first_step, first_step, "solved already" if run.done else
-                          f"finished already; {_how_to_continue(config)}")
+      run.writer.note("solved already" if run.done else
+                      f"finished already; {_how_to_continue(config)}")
       run.close()
     return [run.result() for run in runs]
   final_data = final_batches(config, spec, spec_params) if config.final_eval_sequences else None
@@ -385,7 +387,7 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
         runs[k].done = True
         solved = runs[k].solved.get("solved_step")
         runs[k].writer.progress(step, first_step, "not solved" if solved is None
-                                else f"solved at step {solved}")
+                                else f"solved at step {solved}", keep=True)
       if stopping:
         for run in runs:
           run.close()
@@ -437,4 +439,5 @@ def _after_step(run: _Run, par, state, k, step, first_step, t0, metrics, sums, e
     run.last_eval = eval_metrics
     run.writer.write(step, eval_metrics)
     run.run_hooks(par, state, k, step)
-    run.writer.progress(step, first_step, " ".join(f"{n} {v:.4f}" for n, v in eval_metrics.items()))
+    run.writer.progress(step, first_step, " ".join(f"{n} {v:.4f}" for n, v in eval_metrics.items()),
+                        keep=True)
