@@ -10,6 +10,18 @@ metrics and the run's config (so a checkpoint copied elsewhere still says what i
 A step is saved to checkpoints/ first, then to best/: a run killed between the two has best/
 repaired from the kept checkpoints when it is rerun (`Checkpointer.repair_best`). A best/ whose
 meta cannot be read stops the run with the file's name instead of being replaced unseen.
+
+Why two managers and not one with orbax's preservation policy (orbax 0.12.8:
+`CheckpointManagerOptions(preservation_policy=AnyPreservationPolicy([LatestN(k), BestN(...)]))`,
+which would make best/ and its repair unnecessary): checked, not yet switched, because
+(1) BestN sorts by `get_metric_fn` with Python's sorted(): a NaN eval metric (an exploding run,
+which on_nonfinite='record' keeps training) has no order, so it can be kept as the best; ours
+never counts a non-finite value (`_is_better`); (2) BestN keeps every step without metrics
+unless keep_checkpoints_without_metrics=False (saves between evaluations: SIGTERM, solved,
+checkpoint_every), a setting to get right with LatestN; (3) readers of best/ (`restore_numpy`
+'best', load_run, `better_than_best`, analysis.runs, kill_probe and 31 test assertions on the
+layout) would need a second path for old workdirs (checkpoints/ + best/). A switch is one manager
+per run and no repair; it needs (1) mapped to -inf and (3) kept readable.
 """
 import logging
 
