@@ -137,7 +137,7 @@ def test_checkpoints_restore_in_a_one_device_process(runs, name):
 
 
 def _wait_for_file(path, procs):
-  """Waits until `path` exists; fails (SIGKILLing every process) if one exits first or on timeout."""
+  """Waits until `path` exists; fails (SIGKILLing all) if a process exits first or on timeout."""
   deadline = time.time() + TIMEOUT_S
   while not os.path.exists(path):
     exited = [p for p in procs if p.poll() is not None]

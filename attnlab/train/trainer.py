@@ -37,7 +37,8 @@ from attnlab.data import prefetch
 from attnlab.train import checkpoints as ckpt_lib
 from attnlab.train import config as cfg_lib
 from attnlab.train import criteria, dispatch, losses, optim, sharding, solving
-from attnlab.train.preemption import StopSignal, stop_requested, stop_threads_on_signal  # noqa: F401
+# stop_requested, stop_threads_on_signal: re-exported for attnlab.comparison
+from attnlab.train.preemption import StopSignal, stop_requested, stop_threads_on_signal  # noqa
 from attnlab.train.parallel import Parallel
 from attnlab.train.metric_writer import MetricWriter
 from attnlab.train.run_dir import check_resumable_config, config_to_json
