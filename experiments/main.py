@@ -17,10 +17,10 @@ each after saving a checkpoint to resume from.
 import os
 import sys
 
-from absl import flags, logging
+from absl import flags
 from ml_collections import config_flags
 
-from attnlab import catalog, cli, compile_cache, configs, experiment
+from attnlab import catalog, cli, compile_cache, configs, console, experiment
 from attnlab.errors import UserError
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(configs.__file__), "default.py")
@@ -46,7 +46,7 @@ def main(argv):
              "config": lambda: catalog.config_text(FLAGS.config, FLAGS["config"].config_filename)}
     print(texts[FLAGS.list]())
     return
-  logging.set_verbosity(logging.WARNING)
+  console.apply_verbosity()  # WARNING unless --verbosity/-v asks for more
   compile_cache.enable()  # repeated runs reuse compiled steps (ATTNLAB_COMPILATION_CACHE=off disables)
   sys.exit(experiment.run(FLAGS.config, FLAGS.workdir))
 

@@ -5,9 +5,11 @@ collective fails the test instead of hanging CI.
 """
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import jax
 import numpy as np
@@ -39,18 +41,31 @@ def _start(workdir, out, devices, parallelism="jit", model_axis=1, **env):
                           stderr=subprocess.STDOUT, text=True)
 
 
-def _finish(procs):
+def _start_two_hosts(workdir, out, **env):
+  """Two local jax.distributed processes with 2 CPU devices each, on a ('data', 'model') 1 x 4
+  mesh split 2-way over 'model'."""
+  port = _free_port()
+  return [_start(workdir, out, devices=2, model_axis=2, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
+                 JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(i), **env) for i in range(2)]
+
+
+def _kill_all(procs, why):
+  for p in procs:
+    p.kill()
+  pytest.fail(f"{why}; every training process was killed (SIGKILL)")
+
+
+def _finish(procs, returncode=0):
   """Waits for all; SIGKILLs every process if one runs past the timeout."""
   outputs = []
   try:
     for p in procs:
       outputs.append(p.communicate(timeout=TIMEOUT_S)[0])
   except subprocess.TimeoutExpired:
-    for p in procs:
-      p.kill()
-    pytest.fail(f"a training process hung for {TIMEOUT_S}s and was killed (SIGKILL)")
+    _kill_all(procs, f"a training process hung for {TIMEOUT_S}s")
   for p, text in zip(procs, outputs):
-    assert p.returncode == 0, text[-3000:]
+    assert p.returncode == returncode, text[-3000:]
+  return outputs
 
 
 def _free_port():
@@ -60,21 +75,26 @@ def _free_port():
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def two_hosts(tmp_path_factory):
+  """The tiny run trained straight by two jax.distributed processes: its result and workdir."""
+  root = tmp_path_factory.mktemp("two_hosts")
+  _finish(_start_two_hosts(str(root / "run"), str(root / "run.json")))
+  with open(root / "run.json") as f:
+    return dict(json.load(f), workdir=str(root / "run"))
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, two_hosts):
   root = tmp_path_factory.mktemp("distributed")
   specs = {"single": dict(devices=1), "jit8_model2": dict(devices=8, model_axis=2),
            "jit8_model4": dict(devices=8, model_axis=4), "pmap8": dict(devices=8, parallelism="pmap")}
   results = {}
   for name, kw in specs.items():
     _finish([_start(str(root / name), str(root / f"{name}.json"), **kw)])
-  port = _free_port()
-  _finish([_start(str(root / "two_hosts"), str(root / "two_hosts.json"), devices=2, model_axis=2,
-                  JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2",
-                  JAX_PROCESS_ID=str(i)) for i in range(2)])
-  for name in list(specs) + ["two_hosts"]:
+  for name in specs:
     with open(root / f"{name}.json") as f:
       results[name] = dict(json.load(f), workdir=str(root / name))
-  return results
+  return dict(results, two_hosts=two_hosts)
 
 
 @pytest.mark.parametrize("name", ["jit8_model2", "jit8_model4", "pmap8", "two_hosts"])
@@ -114,3 +134,40 @@ def test_checkpoints_restore_in_a_one_device_process(runs, name):
     out = run.model.apply({"params": run.params}, batch["inputs"], batch["lengths"])
     sq.append((np.asarray(out)[:, 0] - batch["targets"]) ** 2)
   np.testing.assert_allclose(np.concatenate(sq).mean(), runs[name]["eval"]["eval_loss"], rtol=1e-5)
+
+
+def _wait_for_file(path, procs):
+  """Waits until `path` exists; fails (SIGKILLing all) if a process exits first or on timeout."""
+  deadline = time.time() + TIMEOUT_S
+  while not os.path.exists(path):
+    exited = [p for p in procs if p.poll() is not None]
+    if exited:
+      text = exited[0].communicate()[0]
+      _kill_all(procs, f"a process exited ({exited[0].returncode}) before {path}:\n{text[-3000:]}")
+    if time.time() > deadline:
+      _kill_all(procs, f"no {path} after {TIMEOUT_S}s")
+    time.sleep(0.05)
+
+
+def test_sigterm_to_one_host_stops_both_at_one_step_and_the_rerun_resumes_bit_exact(two_hosts,
+                                                                                  tmp_path):
+  """Preemption on a pod reaches one host: both processes save the same step (JAX's preemption
+  sync point), exit with 143, and the rerun ends with the params of the run trained straight."""
+  workdir, out = str(tmp_path / "run"), str(tmp_path / "preempted.json")
+  procs = _start_two_hosts(workdir, out, ATTNLAB_TEST_PREEMPT_AT="3")  # 1 step per dispatch
+  _wait_for_file(f"{out}.ready.1", procs)
+  procs[1].send_signal(signal.SIGTERM)  # process 1 only
+  _finish(procs, returncode=128 + signal.SIGTERM)
+  saved = []
+  for i in range(2):
+    with open(f"{out}.{i}") as f:
+      saved.append(json.load(f))
+  assert saved[0] == saved[1] == {"preempted_step": 3, "exit_code": 143}
+  assert attnlab.load_run(workdir, "last").step == 3
+  _finish(_start_two_hosts(workdir, str(tmp_path / "resumed.json")))
+  with open(tmp_path / "resumed.json") as f:
+    resumed = json.load(f)
+  assert resumed["train_loss"] == two_hosts["train_loss"]
+  want, got = attnlab.load_run(two_hosts["workdir"], "last"), attnlab.load_run(workdir, "last")
+  assert want.step == got.step == 8
+  jax.tree.map(np.testing.assert_array_equal, want.params, got.params)

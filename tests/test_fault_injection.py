@@ -17,6 +17,7 @@ import errno
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -339,7 +340,8 @@ def _probe(tmp_path, probes: list) -> dict:
 
 def _assert_one_line(r: dict, code: int, start: str):
   """Exit `code`, no traceback, the error line starting with `start` and the --debug hint."""
-  lines = [l for l in r["stderr"].strip().splitlines() if not l.startswith("[")]  # progress
+  lines = [l for l in r["stderr"].strip().splitlines()  # progress and notes: 'lstm seed 0: ...'
+           if not re.match(r"\w+ seed \d+[^:]*: ", l)]
   assert r["code"] == code and "Traceback" not in r["stderr"], r["stderr"]
   assert len(lines) == 2 and lines[0].startswith("error: " + start), r["stderr"]
 

@@ -10,7 +10,21 @@ metrics and the run's config (so a checkpoint copied elsewhere still says what i
 A step is saved to checkpoints/ first, then to best/: a run killed between the two has best/
 repaired from the kept checkpoints when it is rerun (`Checkpointer.repair_best`). A best/ whose
 meta cannot be read stops the run with the file's name instead of being replaced unseen.
+
+Why two managers and not one with orbax's preservation policy (orbax 0.12.8:
+`CheckpointManagerOptions(preservation_policy=AnyPreservationPolicy([LatestN(k), BestN(...)]))`,
+which would make best/ and its repair unnecessary): checked, not yet switched, because
+(1) BestN sorts by `get_metric_fn` with Python's sorted(): a NaN eval metric (an exploding run,
+which on_nonfinite='record' keeps training) has no order, so it can be kept as the best; ours
+never counts a non-finite value (`_is_better`); (2) BestN keeps every step without metrics
+unless keep_checkpoints_without_metrics=False (saves between evaluations: SIGTERM, solved,
+checkpoint_every), a setting to get right with LatestN; (3) readers of best/ (`restore_numpy`
+'best', load_run, `better_than_best`, analysis.runs, kill_probe and 31 test assertions on the
+layout) would need a second path for old workdirs (checkpoints/ + best/). A switch is one manager
+per run and no repair; it needs (1) mapped to -inf and (3) kept readable.
 """
+import logging
+
 import jax
 import ml_collections
 import numpy as np
@@ -21,6 +35,22 @@ from attnlab.errors import Fault
 from attnlab.train import optim
 
 LAST, BEST = "checkpoints", "best"
+# What orbax logs (as warnings, through absl) for every manager opened read-only: this module opens
+# one for each read of a run (resume checks, load_run, latest_meta), dozens a run.
+READ_ONLY_NOTES = ("Given directory is read only", "read_only=True, setting save_interval_steps")
+
+
+class _ReadOnlyNotes(logging.Filter):
+  """Drops orbax's read-only notes from the 'absl' logger (the command line and notebooks alike);
+  every other orbax record passes."""
+
+  def filter(self, record) -> bool:
+    return not ("/orbax/" in record.pathname
+                and any(note in record.getMessage() for note in READ_ONLY_NOTES))
+
+
+if not any(isinstance(f, _ReadOnlyNotes) for f in logging.getLogger("absl").filters):
+  logging.getLogger("absl").addFilter(_ReadOnlyNotes())
 
 
 class CorruptCheckpointError(Fault, RuntimeError):
@@ -31,6 +61,11 @@ def latest_step_in(workdir: str, which: str = LAST):
   """The last step saved in `workdir`/`which` (checkpoints or best), or None (reads the directory only)."""
   steps = [int(d) for d in files.listdir(files.join(workdir, which)) if d.isdigit()]
   return max(steps, default=None)
+
+
+def checkpoint_path(workdir: str, step: int) -> str:
+  """Where the kept checkpoint of `step` lies: <workdir>/checkpoints/<step>."""
+  return files.join(workdir, LAST, str(step))
 
 
 def latest_meta(workdir: str) -> dict:

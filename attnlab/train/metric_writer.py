@@ -1,4 +1,5 @@
-"""Metrics of a run: TensorBoard event files (tensorboardX), `metrics.jsonl`, and console progress.
+"""Metrics of a run: TensorBoard event files (tensorboardX), `metrics.jsonl`, and console progress
+(tqdm: a bar on a terminal, plain labelled lines elsewhere).
 
 Only process 0 writes. Each JSONL line is one object with `step` and the logged scalars, e.g.
 {"step": 200, "train_loss": 0.05, "grad_norm": 1.3, "grad_norm_clipped": 1.0, "learning_rate": 0.001,
@@ -19,6 +20,7 @@ import sys
 import time
 
 import jax
+import tqdm
 
 from attnlab import files
 
@@ -71,7 +73,8 @@ class MetricWriter:
 
   resume_step: the checkpoint step the run continues from (None: the run starts afresh); what
   an earlier, killed run logged after it is removed first. label: what starts each progress line,
-  e.g. 'lstm seed 1' when several seeds train together (their lines interleave).
+  e.g. 'lstm seed 1' (several runs' lines interleave: seeds trained together, comparisons in
+  threads).
   """
 
   def __init__(self, workdir: str, total_steps: int, enabled: bool = None, resume_step: int = None,
@@ -81,7 +84,7 @@ class MetricWriter:
     self.total_steps = total_steps
     self.path = files.join(workdir, "metrics.jsonl")
     self._tb = None
-    self._start = None
+    self._bar = None  # the tqdm bar, on a terminal
     self._opened = time.time()  # the rate of a first progress line past the first step counts from here
     if self.enabled:
       files.makedirs(workdir)
@@ -108,26 +111,49 @@ class MetricWriter:
         self._tb.add_scalar(k, v, int(step))
     self._tb.flush()
 
-  def progress(self, step: int, first_step: int, text: str = ""):
-    """One console line: '[label] ', step/total, rate and ETA, and `text`."""
+  def progress(self, step: int, first_step: int, text: str = "", keep: bool = False):
+    """Progress at `step` of a run that started (or resumed) at `first_step`, with `text`.
+
+    On a terminal: a tqdm bar per run, labelled, with its rate and ETA (`keep`: also a line that
+    stays above the bars, e.g. an evaluation). Otherwise (a file, a pipe, a notebook's captured
+    stderr): one plain line per call, tqdm's meter without the bar and carriage returns, e.g.
+    'lstm seed 1:  50% 20/40 [00:12<00:12,  1.63step/s, loss 0.1251]'."""
     if not self.enabled:
       return
-    now = time.time()
-    if self._start is None and step > first_step:  # e.g. a run whose first line is its last step
-      self._start = (self._opened, first_step)
-    if self._start is None or step <= first_step:
-      self._start = (now, step)
-      rate, eta = 0.0, float("nan")
-    else:
-      rate = (step - self._start[1]) / max(now - self._start[0], 1e-9)
-      eta = (self.total_steps - step) / rate if rate > 0 else float("nan")
-    frac = step / max(self.total_steps, 1)
-    bar = "#" * int(20 * frac) + "." * (20 - int(20 * frac))
-    eta_text = "?" if not math.isfinite(eta) else time.strftime("%H:%M:%S", time.gmtime(eta))
-    prefix = f"[{self.label}] " if self.label else ""
-    print(f"{prefix}[{bar}] {step}/{self.total_steps} {rate:.1f} steps/s ETA {eta_text} {text}",
-          file=sys.stderr, flush=True)
+    if self._bar is None and _interactive():
+      self._bar = tqdm.tqdm(total=self.total_steps, initial=first_step, desc=self.label,
+                            unit="step", file=sys.stderr, dynamic_ncols=True)
+    if self._bar is not None:
+      self._bar.update(step - self._bar.n)
+      self._bar.set_postfix_str(text)
+      if keep:
+        self._bar.write(f"{self._prefix()}step {step}: {text}", file=sys.stderr)
+      return
+    elapsed = max(time.time() - self._opened, 1e-9)
+    # the rate since the writer opened (a run whose first line is its last step still has one)
+    rate = (step - first_step) / elapsed if step > first_step else None
+    line = tqdm.tqdm.format_meter(step, self.total_steps, elapsed, prefix=self.label or "",
+                                  unit="step", rate=rate, initial=first_step, postfix=text or None,
+                                  ncols=0)
+    print(line, file=sys.stderr, flush=True)
+
+  def note(self, text: str):
+    """One line about the run (e.g. 'resumed from step 200 (.../checkpoints/200)'), labelled."""
+    if not self.enabled:
+      return
+    (self._bar.write if self._bar is not None else print)(f"{self._prefix()}{text}",
+                                                           file=sys.stderr)
+
+  def _prefix(self) -> str:
+    return f"{self.label}: " if self.label else ""
 
   def close(self):
+    if self._bar is not None:
+      self._bar.close()
     if self._tb is not None:
       self._tb.close()
+
+
+def _interactive() -> bool:
+  """True when stderr is a terminal (tqdm's redrawn bar); False for files, pipes and notebooks."""
+  return hasattr(sys.stderr, "isatty") and sys.stderr.isatty()

@@ -19,7 +19,8 @@ end of the run), and the final_* metrics of `config.final_eval_sequences` and of
 
 The host looks at the run only between dispatches of K steps (`attnlab.train.dispatch`: up to the
 next log, evaluation or checkpoint, at most config.max_steps_per_dispatch): SIGTERM saves at the
-end of the dispatch it arrives in; a non-finite step inside one is recorded (or stops the run) at
+end of the dispatch it arrives in (on several processes: at the dispatch all of them agree on,
+`attnlab.train.preemption`); a non-finite step inside one is recorded (or stops the run) at
 its own step, as with one step per dispatch.
 """
 import contextlib
@@ -36,6 +37,8 @@ from attnlab.data import prefetch
 from attnlab.train import checkpoints as ckpt_lib
 from attnlab.train import config as cfg_lib
 from attnlab.train import criteria, dispatch, losses, optim, sharding, solving
+# stop_requested, stop_threads_on_signal: re-exported for attnlab.comparison
+from attnlab.train.preemption import StopSignal, stop_requested, stop_threads_on_signal  # noqa
 from attnlab.train.parallel import Parallel
 from attnlab.train.metric_writer import MetricWriter
 from attnlab.train.run_dir import check_resumable_config, config_to_json
@@ -44,7 +47,8 @@ from attnlab.train.workdir_lock import WorkdirLock
 
 class Preempted(Exception):
   """Raised after the checkpoint saved on SIGTERM (preemption) or SIGINT (Ctrl-C), so the process
-  exits cleanly; `exit_code` is 128 + the signal number (143 or 130), what launchers expect."""
+  exits cleanly; `exit_code` is 128 + the signal number (143 or 130), what launchers expect. On
+  several processes every one raises it at the same step (`attnlab.train.preemption`)."""
 
   def __init__(self, signum: int, step: int, workdirs: list, saved: bool = True):
     name = "Ctrl-C (SIGINT)" if signum == signal.SIGINT else signal.Signals(signum).name
@@ -52,58 +56,6 @@ class Preempted(Exception):
              f"before {', '.join(workdirs)} started training")
     super().__init__(f"{name} {where}; rerun the same command to resume")
     self.exit_code, self.step = 128 + signum, step
-
-
-# The stop flag of trainers running in threads other than the main one (signal handlers can only
-# be installed there): set by the handler `stop_threads_on_signal` installs.
-_THREADS_FLAG = {"set": 0}
-
-
-@contextlib.contextmanager
-def stop_threads_on_signal():
-  """In the main thread, while trainers run in other threads (attnlab.comparison with workers > 1):
-  SIGTERM or Ctrl-C makes each of them save a checkpoint at its next step and raise Preempted.
-  Yields stop(): the same without a signal (e.g. when another thread failed)."""
-  def handler(signum, frame):
-    _THREADS_FLAG["set"] = _THREADS_FLAG["set"] or signum
-
-  _THREADS_FLAG["set"] = 0
-  previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGTERM, signal.SIGINT)}
-  try:
-    yield lambda: handler(signal.SIGTERM, None)
-  finally:
-    for signum, old in previous.items():
-      signal.signal(signum, old)
-    _THREADS_FLAG["set"] = 0
-
-
-def stop_requested() -> int:
-  """The signal number that stopped the trainers in threads (`stop_threads_on_signal`), else 0."""
-  return _THREADS_FLAG["set"]
-
-
-@contextlib.contextmanager
-def _sigterm_flag():
-  """Yields a dict whose 'set' becomes the signal number on SIGTERM or SIGINT (Ctrl-C); a second
-  Ctrl-C stops at once (KeyboardInterrupt). Only installable in the main thread."""
-  flag = {"set": 0}
-
-  def handler(signum, frame):
-    if signum == signal.SIGINT and flag["set"] == signal.SIGINT:
-      raise KeyboardInterrupt
-    flag["set"] = flag["set"] or signum
-
-  previous = {}
-  try:
-    for signum in (signal.SIGTERM, signal.SIGINT):
-      previous[signum] = signal.signal(signum, handler)
-  except ValueError:  # not the main thread: the flag stop_threads_on_signal's handler sets
-    flag = _THREADS_FLAG
-  try:
-    yield flag
-  finally:
-    for signum, old in previous.items():
-      signal.signal(signum, old)
 
 
 def eval_split(config, spec_params) -> str:
@@ -341,9 +293,8 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
   on_device = cfg_lib.data_on_device(config)  # the training stream drawn inside the program
   host_iter = None if on_device else iter(make_datasets(config, spec_params, "train"))
   runs = [_Run(c, w, h) for c, w, h in zip(configs, workdirs, hooks)]
-  if len(runs) > 1:  # their progress lines interleave: each names its run
-    for run in runs:
-      run.label = run_label(run.config, configs)
+  for run in runs:  # progress lines of runs trained together or in threads interleave
+    run.label = run_label(run.config, configs)
 
   restored = [run.checkpointer.restore(abstract) for run in runs]
   sums = dispatch.StepSums(len(runs))  # train sums since each run's last log
@@ -357,13 +308,16 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
   first_step = int(jax.device_get(par.to_save(state).step))
   for run in runs:
     run.open_writer()
+    if restored[0] is not None:
+      run.writer.note(f"resumed from step {first_step} "
+                      f"({ckpt_lib.checkpoint_path(run.workdir, first_step)})")
     repaired = run.checkpointer.repair_best(abstract)  # killed between checkpoints/N and best/N
     if repaired is not None:
-      run.writer.progress(first_step, first_step, f"best/ repaired with checkpoints/{repaired}")
+      run.writer.note(f"best/ repaired with checkpoints/{repaired}")
   if first_step >= config.num_train_steps or all(run.done for run in runs):
     for run in runs:
-      run.writer.progress(first_step, first_step, "solved already" if run.done else
-                          f"finished already; {_how_to_continue(config)}")
+      run.writer.note("solved already" if run.done else
+                      f"finished already; {_how_to_continue(config)}")
       run.close()
     return [run.result() for run in runs]
   final_data = final_batches(config, spec, spec_params) if config.final_eval_sequences else None
@@ -386,7 +340,7 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
     source = dispatch.HostBatches(prefetch.Prefetcher(host_iter, ahead), par.stacked_batches)
   next_eval = solving.next_eval_step(first_step, config)
   t0, step = time.time(), first_step
-  with _sigterm_flag() as sigterm, contextlib.closing(source):
+  with StopSignal() as stop, contextlib.closing(source):
     while step < config.num_train_steps:
       # Vmapped seeds that are done keep being updated with the others, but nothing of theirs
       # is logged or saved any more: their workdirs end at their solved step.
@@ -419,7 +373,8 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
         for k in ending:
           runs[k].final = finals[k]
           runs[k].writer.write(step, runs[k].final)
-      regular = step % config.checkpoint_every == 0 or last or sigterm["set"]
+      stopping = stop.reached()  # every process, every dispatch: the same answer on all of them
+      regular = step % config.checkpoint_every == 0 or last or stopping
       saving = active if regular else solved_now
       if saving:
         data_state = {"iterator": source.get_state()}
@@ -433,11 +388,11 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
         runs[k].done = True
         solved = runs[k].solved.get("solved_step")
         runs[k].writer.progress(step, first_step, "not solved" if solved is None
-                                else f"solved at step {solved}")
-      if sigterm["set"]:
+                                else f"solved at step {solved}", keep=True)
+      if stopping:
         for run in runs:
           run.close()
-        raise Preempted(sigterm["set"], step, workdirs)
+        raise Preempted(stopping, step, workdirs)
       if all(run.done for run in runs):
         break
   for run in runs:
@@ -485,4 +440,5 @@ def _after_step(run: _Run, par, state, k, step, first_step, t0, metrics, sums, e
     run.last_eval = eval_metrics
     run.writer.write(step, eval_metrics)
     run.run_hooks(par, state, k, step)
-    run.writer.progress(step, first_step, " ".join(f"{n} {v:.4f}" for n, v in eval_metrics.items()))
+    run.writer.progress(step, first_step, " ".join(f"{n} {v:.4f}" for n, v in eval_metrics.items()),
+                        keep=True)
