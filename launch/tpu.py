@@ -11,11 +11,16 @@
   python -m launch.tpu delete --name=attnlab-v4 --zone=us-central2-b
 
 Every command takes --dry-run, which prints exactly the commands it would execute and runs none;
-a --dry-run written after `--` (among experiments.main's flags) is taken as the launcher's own and
-never reaches the workers. `create` picks the runtime that matches the accelerator (v4 and older:
+a --dry-run written after `--` (among `attnlab train`'s flags) is taken as the launcher's own and
+never reaches the workers. Before any gcloud command runs, `run` and `sweep` resolve the config
+here with the flags after `--` (each --config.FIELD=VALUE set and the config validated as a run
+would be, but for the memory estimate, which is the workers'), so a misplaced launcher flag or a
+config mistake stops the launch on this machine in one line (exit 2) instead of after the remote
+session was replaced. `create` picks the runtime that matches the accelerator (v4 and older:
 tpu-ubuntu2204-base; v5e: v2-alpha-tpuv5-lite; v5p: v2-alpha-tpuv5; v6e: v2-alpha-tpuv6e) unless
---runtime names one. `setup --copy` sends the files git tracks or would track (`git ls-files -co
---exclude-standard`: no virtualenv, no runs/, nothing ignored) as one archive.
+--runtime names one. `setup` clones --repo, or this checkout's origin; in a clone without a remote
+(or with --copy) it sends a clean `git archive` of HEAD instead: the committed files only, never a
+virtualenv, runs/ or uncommitted changes (it says so when there are some).
 Runs start on all workers at once (`--worker=all`) inside a detached tmux session, so a dropped
 ssh connection does not stop them; every worker calls jax.distributed.initialize() (the pod slice
 is detected), each reads its own slice of the data, and process 0 writes metrics. On a spot VM,
@@ -27,7 +32,10 @@ import shlex
 import subprocess
 import sys
 
+from attnlab import cli
 from attnlab import sweep as sweep_lib
+from attnlab.errors import UserError
+from attnlab.train import config as cfg_lib
 
 REMOTE_DIR = "~/attnlab"
 SESSION = "attnlab"
@@ -72,37 +80,43 @@ def create_commands(a) -> list:
 
 
 def setup_commands(a) -> list:
-  """Code onto every worker (git clone, or scp of this checkout), then install attnlab[tpu]."""
+  """Code onto every worker (git clone, or a `git archive` of HEAD), then install attnlab[tpu]."""
   install = f"cd {REMOTE_DIR} && python3 -m pip install -q -e '.[tpu]'"
-  if a.copy:  # the checkout's own files only: never .venv, runs/ or anything git ignores
-    pack = ["bash", "-c", "git ls-files -z -co --exclude-standard | "
-            f"tar --null -czf {ARCHIVE} -T -"]
+  repo = a.repo or (None if a.copy else _origin_url())
+  if repo is None:  # a clean copy of HEAD: never .venv, runs/, ignored or uncommitted files
+    _say_what_is_left_out(a.dry_run)
+    pack = ["git", "archive", "--format=tar.gz", f"--output={ARCHIVE}", "HEAD"]
     copy = _gcloud("scp", ARCHIVE, f"{a.name}:~/{ARCHIVE}", f"--zone={a.zone}", "--worker=all")
     if a.project:
       copy.append(f"--project={a.project}")
     unpack = (f"rm -rf {REMOTE_DIR} && mkdir -p {REMOTE_DIR} && tar -xzf ~/{ARCHIVE} -C {REMOTE_DIR}"
               f" && {install}")
     return [pack, copy, _ssh(a, unpack)]
-  repo = a.repo or _origin_url(a.dry_run)
   clone = (f"rm -rf {REMOTE_DIR} && git clone --depth=1 --branch={shlex.quote(a.branch)} "
            f"{shlex.quote(repo)} {REMOTE_DIR}")
   return [_ssh(a, f"{clone} && {install}")]
 
 
-def _origin_url(dry_run: bool = False) -> str:
-  """The URL this checkout was cloned from, which the workers clone too (a dry run without one
-  shows a placeholder and says so)."""
+def _origin_url():
+  """The URL this checkout was cloned from, which the workers clone too; None without one (a
+  local clone: setup sends a copy of HEAD instead)."""
   result = subprocess.run(["git", "config", "--get", "remote.origin.url"], capture_output=True,
                           text=True)
   url = result.stdout.strip()
   if result.returncode or not url or "://" not in url and "@" not in url:
-    message = ("setup: this checkout has no remote URL that TPU workers could clone; pass "
-               "--repo=URL, or --copy to send this checkout's files")
-    if dry_run:
-      print(f"(dry run) {message}", file=sys.stderr)
-      return "REPO_URL"
-    raise SystemExit(message)
+    return None
   return url
+
+
+def _say_what_is_left_out(dry_run: bool):
+  """A line on stderr when the working tree has changes that a copy of HEAD leaves out."""
+  result = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                          capture_output=True, text=True)
+  if result.returncode:
+    raise UserError("setup: not inside a git checkout; pass --repo=URL")
+  if result.stdout.strip():
+    print(f"{'(dry run) ' if dry_run else ''}setup: sending HEAD; the uncommitted changes of "
+          "this checkout are not sent (commit them first to send them)", file=sys.stderr)
 
 
 def _detached(a, program: list) -> str:
@@ -112,19 +126,51 @@ def _detached(a, program: list) -> str:
           f"tmux new-session -d -s {SESSION} {shlex.quote(inner)}")
 
 
+# What `attnlab train` takes after `--` besides --config.FIELD=VALUE (flags of its own).
+TRAIN_FLAGS = ("--debug", "--nodebug", "--verbosity", "-v", "--v")
+
+
+def check_overrides(spec: str, overrides: list):
+  """UserError (one line) unless every flag after `--` is one `attnlab train` takes and the config
+  `spec` with those --config.FIELD=VALUE set is valid as a run would check it (not its memory
+  estimate, which is the workers' business): checked here, before any gcloud command runs."""
+  config = cli.load_config(spec, f"--config={spec}")
+  for flag in overrides:
+    name, _, value = flag.partition("=")
+    if name.startswith("--config."):
+      cli.check_field(config, name[len("--config."):], flag)
+      try:
+        cfg_lib.apply_overrides(config, {name[len("--config."):]: cfg_lib._literal(value)})
+      except (TypeError, ValueError) as e:
+        raise UserError(f"{flag}: {cli.message(e)}") from None
+    elif name not in TRAIN_FLAGS:
+      raise UserError(f"{flag} after `--` is not a flag of `attnlab train` (it takes "
+                      "--config.FIELD=VALUE, --debug, --verbosity); the launcher's own flags "
+                      "(--name, --zone, --workdir, --config, --dry-run ...) go before `--`")
+  if "comparison" in config:  # a comparison config: its runs are validated as it builds them
+    return
+  config.check_memory = False
+  try:
+    cfg_lib.validate(config, num_devices=1)
+  except (TypeError, ValueError) as e:
+    raise UserError(f"--config={spec}: {cli.message(e)}") from None
+
+
 def run_commands(a) -> list:
-  program = ["python3", "-m", "experiments.main", f"--config={a.config}", f"--workdir={a.workdir}",
+  check_overrides(a.config, a.overrides)
+  program = ["python3", "-m", "attnlab", "train", f"--config={a.config}", f"--workdir={a.workdir}",
              *a.overrides]
   return [_ssh(a, _detached(a, program))]
 
 
 def sweep_commands(a) -> list:
   """One job per grid point, run one after another on the slice (each resumes on its own)."""
-  get_config = sweep_lib.load_config_file(a.config)
+  get_config = sweep_lib.load_config_file(cli.config_file(a.config))
   jobs = []
   for point in sweep_lib.points(sweep_lib.parse_grid(a.sweep)):
     get_config(sweep_lib.config_arg(point))  # a bad point fails here, not on the TPU
-    jobs.append(["python3", "-m", "experiments.main",
+    check_overrides(f"{a.config}:{sweep_lib.config_arg(point)}", a.overrides)
+    jobs.append(["python3", "-m", "attnlab", "train",
                  f"--config={a.config}:{sweep_lib.config_arg(point)}",
                  f"--workdir={a.root.rstrip('/')}/{sweep_lib.point_name(point)}", *a.overrides])
   chained = "; ".join(shlex.join(j) for j in jobs)  # a failed point does not stop the others
@@ -167,10 +213,11 @@ def parser() -> argparse.ArgumentParser:
       s.add_argument("--repo", default=None, help="git URL (default: this checkout's origin)")
       s.add_argument("--branch", default="main")
       s.add_argument("--copy", action="store_true",
-                     help="send this checkout's files (git ls-files) instead of git clone")
+                     help="send a git archive of HEAD instead of git clone (the default without "
+                          "a remote)")
     if name in ("run", "sweep"):
       s.add_argument("--config", required=True, help="config file[:argument]")
-      s.add_argument("overrides", nargs="*", help="after --: flags passed to experiments.main")
+      s.add_argument("overrides", nargs="*", help="after --: flags passed to `attnlab train`")
     if name == "run":
       s.add_argument("--workdir", required=True, help="run directory, e.g. gs://BUCKET/runs/x")
     if name == "sweep":
@@ -194,7 +241,11 @@ def commands(argv) -> tuple:
 
 
 def main(argv=None) -> int:
-  args, cmds = commands(sys.argv[1:] if argv is None else argv)
+  try:
+    args, cmds = commands(sys.argv[1:] if argv is None else argv)
+  except cli.USER_ERRORS as e:  # one line, nothing run
+    print(f"error: {cli.message(e)}", file=sys.stderr)
+    return cli.USER_ERROR_EXIT_CODE
   for cmd in cmds:
     print(shlex.join(cmd))
     if not args.dry_run:

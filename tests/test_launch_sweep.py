@@ -31,14 +31,14 @@ def test_tpu_create_v4_32_spot():
 def test_tpu_run_on_all_workers_passes_config_and_overrides_through():
   args = ["run", *POD, "--config=configs/adding.py:transformer,seq_len=500",
           "--workdir=gs://bucket/runs/a b", "--", "--config.model.num_layers=4",
-          "--config.task.name=copy"]
+          "--config.task.variant=hochreiter1997"]
   _, [cmd] = tpu.commands(args)
   assert cmd[4:7] == ["ssh", "attnlab-v4", "--zone=us-central2-b"] and "--worker=all" in cmd
   command, program = remote_command(cmd)
-  assert program == ["python3", "-m", "experiments.main",
+  assert program == ["python3", "-m", "attnlab", "train",
                      "--config=configs/adding.py:transformer,seq_len=500",
                      "--workdir=gs://bucket/runs/a b", "--config.model.num_layers=4",
-                     "--config.task.name=copy"]
+                     "--config.task.variant=hochreiter1997"]
   assert command.startswith("tmux kill-session -t attnlab")  # a relaunch replaces the old session
 
 
@@ -46,7 +46,7 @@ def test_tpu_setup_logs_delete():
   _, [cmd] = tpu.commands(["setup", *POD, "--repo=https://example.org/attnlab.git"])
   assert "--worker=all" in cmd and "git clone" in cmd[-1] and "pip install -q -e '.[tpu]'" in cmd[-1]
   _, cmds = tpu.commands(["setup", *POD, "--copy"])
-  assert "git ls-files -z -co --exclude-standard" in cmds[0][-1]  # tracked files: no .venv, runs/
+  assert cmds[0] == ["git", "archive", "--format=tar.gz", f"--output={tpu.ARCHIVE}", "HEAD"]
   assert cmds[1][4:6] == ["scp", tpu.ARCHIVE] and "--worker=all" in cmds[1]
   assert f"tar -xzf ~/{tpu.ARCHIVE}" in cmds[2][-1] and "--worker=all" in cmds[2]
   _, [cmd] = tpu.commands(["logs", *POD, "--worker=3"])
@@ -63,7 +63,7 @@ def test_tpu_sweep_is_one_job_per_point():
   inner = shlex.split(command.split("tmux new-session -d -s attnlab ", 1)[1])[0]
   jobs = inner.split("( ", 1)[1].split(" ) 2>&1")[0].split("; ")
   assert len(jobs) == 4
-  assert shlex.split(jobs[1])[3:] == ["--config=configs/adding.py:lstm,task.seq_len=500",
+  assert shlex.split(jobs[1])[4:] == ["--config=configs/adding.py:lstm,task.seq_len=500",
                                       "--workdir=gs://bucket/sweep/model=lstm,task.seq_len=500"]
 
 
@@ -82,14 +82,63 @@ def test_tpu_dry_run_after_the_separator_is_the_launchers_and_runs_nothing(capsy
   assert program[-1] == "--config.num_train_steps=20000"  # --dry-run never reaches the workers
 
 
-def test_tpu_setup_dry_run_without_a_remote_shows_a_placeholder(tmp_path, monkeypatch, capsys):
-  monkeypatch.chdir(tmp_path)
-  subprocess.run(["git", "init", "-q"], check=True)  # a local clone with no remote
+def _git(*args, cwd):
+  subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def test_tpu_setup_in_a_local_clone_sends_a_clean_archive_of_head(tmp_path, monkeypatch, capsys):
+  clone = tmp_path / "clone"
+  clone.mkdir()
+  _git("init", "-q", cwd=clone)  # a local clone with no remote
+  (clone / "kept.py").write_text("x = 1\n")
+  (clone / ".gitignore").write_text(".venv/\nruns/\n")
+  _git("add", ".", cwd=clone)
+  _git("-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "c", cwd=clone)
+  for ignored in (".venv/bin/python", "runs/a/metrics.jsonl"):
+    (clone / ignored).parent.mkdir(parents=True)
+    (clone / ignored).write_text("big")
+  (clone / "kept.py").write_text("x = 2\n")  # an uncommitted change: not sent, and said so
+  monkeypatch.chdir(clone)
   assert tpu.main(["setup", *POD, "--dry-run"]) == 0
   out = capsys.readouterr()
-  assert "git clone --depth=1 --branch=main REPO_URL" in out.out and "no remote URL" in out.err
-  with pytest.raises(SystemExit, match="no remote URL"):
-    tpu.main(["setup", *POD])
+  pack, scp, unpack = [shlex.split(line) for line in out.out.strip().splitlines()]
+  assert pack == ["git", "archive", "--format=tar.gz", f"--output={tpu.ARCHIVE}", "HEAD"]
+  assert scp[4] == "scp" and "--worker=all" in scp and "uncommitted changes" in out.err
+  subprocess.run(pack, check=True)  # what the dry run prints, run: HEAD's files only
+  listed = subprocess.run(["tar", "-tzf", tpu.ARCHIVE], capture_output=True, text=True).stdout
+  assert sorted(listed.split()) == [".gitignore", "kept.py"]
+  content = subprocess.run(["tar", "-xzOf", tpu.ARCHIVE, "kept.py"], capture_output=True, text=True)
+  assert content.stdout == "x = 1\n"
+
+
+def _gcloud_stub(tmp_path, monkeypatch):
+  """A `gcloud` on PATH that records its arguments (one line per call) and does nothing else."""
+  bin_dir, log = tmp_path / "bin", tmp_path / "gcloud_calls"
+  bin_dir.mkdir()
+  (bin_dir / "gcloud").write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
+  (bin_dir / "gcloud").chmod(0o755)
+  monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+  return log
+
+
+@pytest.mark.parametrize("after,message", [
+    (["--config.num_train_step=5"], "config has no field 'num_train_step'"),
+    (["--config.num_train_steps=many"], "--config.num_train_steps=many"),
+    (["--config.model.name=lstmm"], "unknown model"),
+    (["--zone=europe-west4-a"], "--zone=europe-west4-a after `--` is not a flag of `attnlab train`"),
+])
+def test_tpu_run_checks_the_flags_after_the_separator_before_any_gcloud(
+    tmp_path, monkeypatch, capsys, after, message):
+  log = _gcloud_stub(tmp_path, monkeypatch)
+  args = ["run", *POD, "--config=adding:lstm", "--workdir=gs://b/r", "--", *after]
+  assert tpu.main(args) == 2
+  err = capsys.readouterr().err.strip()
+  assert message in err and len(err.splitlines()) == 1
+  assert not log.exists()  # no gcloud command ran: the remote session is untouched
+  assert tpu.main(["run", *POD, "--config=adding:lstm", "--workdir=gs://b/r", "--",
+                   "--config.num_train_steps=20"]) == 0
+  [call] = log.read_text().splitlines()  # a valid launch reaches gcloud, once
+  assert call.startswith("compute tpus tpu-vm ssh attnlab-v4") and "attnlab train" in call
 
 
 @pytest.mark.parametrize("accelerator,runtime", [("v4-32", "tpu-ubuntu2204-base"),
