@@ -18,7 +18,7 @@ while [[ $# -gt 0 ]]; do
     --deterministic) deterministic=1 ;;
     --dry-run) dry=1 ;;
     --) shift; break ;;
-    *) echo "launch/gpu.sh: unknown option $1 (flags for experiments.main go after --)" >&2; exit 2 ;;
+    *) echo "launch/gpu.sh: unknown option $1 (flags for attnlab train go after --)" >&2; exit 2 ;;
   esac
   shift
 done
@@ -26,7 +26,7 @@ env_vars=()
 [[ -n "$gpus" ]] && env_vars+=("CUDA_VISIBLE_DEVICES=$gpus")
 [[ -n "$mem" ]] && env_vars+=("XLA_PYTHON_CLIENT_MEM_FRACTION=$mem")
 [[ $deterministic == 1 ]] && env_vars+=("XLA_FLAGS=--xla_gpu_deterministic_ops=true ${XLA_FLAGS:-}")
-cmd=(env "${env_vars[@]}" python3 -m experiments.main "$@")
+cmd=(env "${env_vars[@]}" python3 -m attnlab train "$@")
 root="$(cd "$(dirname "$0")/.." && pwd)"
 if [[ $dry == 1 ]]; then  # the cd too: a relative --workdir is relative to the repository root
   printf 'cd %q && ' "$root"; printf '%q ' "${cmd[@]}"; echo

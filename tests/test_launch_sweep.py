@@ -161,7 +161,8 @@ def test_gpu_launcher_dry_run():
   words = shlex.split(command)
   assert words[:4] == ["env", "CUDA_VISIBLE_DEVICES=0,1", "XLA_PYTHON_CLIENT_MEM_FRACTION=0.8",
                        "XLA_FLAGS=--xla_gpu_deterministic_ops=true "]
-  assert words[4:] == ["python3", "-m", "experiments.main", "--config=configs/adding.py:lstm",
+  assert words[4:] == ["python3", "-m", "attnlab", "train",
+                       "--config=configs/adding.py:lstm",
                        "--workdir=runs/x y"]
 
 
