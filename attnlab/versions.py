@@ -1,8 +1,12 @@
-"""What a recording ran with: `versions()` -> {package: version, ..., "commit": git commit or None}.
+"""What a recording ran with: `versions()` -> {package: version, ..., "commit": git commit or None};
+`device()` -> the backend, its devices' kind and count, the host's processes and CPU count.
 
-Written into every comparison's results.json (and the benchmarks' JSON), so a recorded number can be
-tied to the code and libraries that made it.
+Written into every comparison's results.json (and the benchmarks' JSON), and one line per start
+into every run's `environment.jsonl` beside its config.json (`record_start`), so a recorded number
+can be tied to the code, libraries and hardware that made it, a resumed run to each of its sittings.
 """
+import datetime
+import json
 import importlib.metadata
 import os
 import platform
@@ -36,3 +40,26 @@ def versions() -> dict:
       out[name] = None
   out["commit"] = _commit()
   return out
+
+
+def device() -> dict:
+  """{backend, device_kind, device_count, process_count, host_cpus} of this process's JAX."""
+  import jax
+  devices = jax.devices()
+  return {"backend": jax.default_backend(), "device_kind": devices[0].device_kind,
+          "device_count": len(devices), "process_count": jax.process_count(),
+          "host_cpus": os.cpu_count()}
+
+
+ENVIRONMENT_FILE = "environment.jsonl"
+
+
+def record_start(workdir: str, step: int, _cache={}):
+  """Appends {started (UTC), step, versions, device} to workdir/environment.jsonl: one line per
+  start of the run (a fresh run at step 0, each resume at its step)."""
+  from attnlab import files
+  if "env" not in _cache:  # one git call and one metadata scan per process
+    _cache["env"] = {"versions": versions(), "device": device()}
+  line = {"started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+          "step": int(step), **_cache["env"]}
+  files.append_text(files.join(workdir, ENVIRONMENT_FILE), json.dumps(line) + "\n")

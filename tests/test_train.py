@@ -1,4 +1,5 @@
 """The runner: exact resume (also after SIGTERM), refusals, NaN handling, corrupt checkpoints, load_run."""
+import json
 import os
 import shutil
 import signal
@@ -67,6 +68,11 @@ def test_resume_after_sigterm_is_bit_identical(tmp_path, monkeypatch):
   assert_trees_equal(params_of(straight), params_of(preempted))
   steps = attnlab.load_run(preempted, "last").metrics.dropna(subset=["train_loss"])["step"]
   assert steps.tolist() == [1, 2, 3, 4, 5, 6]
+  with open(os.path.join(preempted, "environment.jsonl")) as f:  # one line per start
+    starts = [json.loads(line) for line in f]
+  assert [s["step"] for s in starts] == [0, 4]
+  assert starts[1]["versions"]["jax"] == jax.__version__
+  assert starts[1]["device"]["backend"] == jax.default_backend()
 
 
 @pytest.mark.slow
@@ -86,6 +92,13 @@ def test_finished_run_is_kept_and_more_steps_continue_it(tmp_path):
           "eval_score"} <= set(metrics.columns)
   assert metrics["step"].max() == 6
   assert os.path.isdir(os.path.join(workdir, "tensorboard"))
+  # every start is one line of what it ran with: the fresh run, the finished rerun, the continuation
+  with open(os.path.join(workdir, "environment.jsonl")) as f:
+    starts = [json.loads(line) for line in f]
+  assert [s["step"] for s in starts] == [0, 3, 3]
+  assert starts[-1]["versions"]["jax"] == jax.__version__
+  assert starts[-1]["device"]["backend"] == jax.default_backend()
+  assert starts[-1]["device"]["device_count"] == jax.device_count()
 
 
 def test_changed_config_is_refused(tmp_path):

@@ -79,7 +79,8 @@ def run(comparison, workdir: str) -> dict:
     results["tuning"] = run_tuning(comparison, workdir)
     extra += tuning_report.section(results["tuning"])
     extra_commands += tuning_report.commands(results["tuning"])
-  results["versions"] = versions.versions()  # what the recording ran with
+  results["versions"] = versions.versions()  # what the recording ran with, and on what
+  results["device"] = versions.device()
   files.write_text(files.join(workdir, "results.json"), json.dumps(results, default=float))
   path = report.write_report(workdir, results, grad_norms, comparison, extra, extra_commands)
   _log(f"report: {path}")

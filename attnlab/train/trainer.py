@@ -31,7 +31,7 @@ import time
 import jax
 import numpy as np
 
-from attnlab import data, models, tasks
+from attnlab import data, models, tasks, versions
 from attnlab.data import on_device as on_device_data
 from attnlab.data import prefetch
 from attnlab.train import checkpoints as ckpt_lib
@@ -308,6 +308,8 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
   first_step = int(jax.device_get(par.to_save(state).step))
   for run in runs:
     run.open_writer()
+    if jax.process_index() == 0:  # what this sitting runs with (versions, device), per start
+      versions.record_start(run.workdir, first_step)
     if restored[0] is not None:
       run.writer.note(f"resumed from step {first_step} "
                       f"({ckpt_lib.checkpoint_path(run.workdir, first_step)})")
