@@ -30,7 +30,7 @@ import jax
 
 from attnlab import ops
 
-ATTENTION_IMPLS = ("plain", "chunked", "fused", "auto")
+ATTENTION_IMPLS = ("plain", "dense", "chunked", "fused", "auto")
 ATTENTIONS = ("softmax", "uniform")
 ATTENTION_BY_BACKEND = {"cpu": "chunked"}  # what 'auto' runs (benchmarks/choices.py, attention)
 # 'chunked' attends blocks of (batch, head) pairs in turn where a backend lists a cache budget: each
@@ -105,8 +105,13 @@ def _attend(impl, q, k, v, mask, bias, return_weights):
   if impl == "fused":
     return ops.fused_attention(q, k, v, bias=bias, **kw)
   if bias is not None:
-    raise ValueError("attention_impl='chunked' takes no additive bias; use 'plain' or 'fused'")
+    raise ValueError(f"attention_impl={impl!r} takes no additive bias; use 'plain' or 'fused'")
   budget = PAIR_BLOCK_BYTES_BY_BACKEND.get(jax.default_backend())
+  if impl == "dense":  # one block's whole (Tq,Tk) logits within the budget
+    if budget is not None:
+      kw["pair_block"] = ops.cache_pair_block(q.shape[0], q.shape[2], q.shape[1], k.shape[1], budget,
+                                              q_chunk=q.shape[1], k_chunk=k.shape[1])
+    return ops.dense_attention(q, k, v, **kw)
   if budget is not None:
     kw["pair_block"] = ops.cache_pair_block(q.shape[0], q.shape[2], q.shape[1], k.shape[1], budget)
   return ops.chunked_attention(q, k, v, **kw)
