@@ -11,7 +11,8 @@ norm_first, batch_first) with the same d_ff, eager and `torch.compile`d (where i
 this machine; else the reason is recorded). Each row times, interleaved in one process, the full
 step, the forward pass and forward + backward of every candidate, and gives medians (and minima:
 on a shared machine the minimum is the least disturbed round) and ratios
-(PyTorch's step / attnlab's: > 1 means attnlab is faster). `impls` adds attnlab candidates with
+(PyTorch's step / attnlab's: > 1 means attnlab is faster). PyTorch runs with all cores and with one
+thread (its OpenMP threads spin-wait; on a loaded machine one thread is often much faster). `impls` adds attnlab candidates with
 model.attention_impl set (the measurement behind `ATTENTION_BY_BACKEND`).
 """
 import argparse
@@ -43,10 +44,14 @@ def row(length: int, d_ff: int, batch: int = 64, repeats: int = 5, impls=(),
                                                   **overrides, **{"model.attention_impl": impl})
   errors = {}
   if peers.torch_available():
-    cands["torch"] = _torch(ours["params"], ours["batch"], d_ff, False)
+    threads = peers.torch.get_num_threads()
+    cands["torch"] = research._threads(_torch(ours["params"], ours["batch"], d_ff, False), threads)
+    if threads > 1:  # OpenMP threads spin: on a shared machine one thread can be much faster
+      cands["torch 1 thread"] = research._threads(_torch(ours["params"], ours["batch"], d_ff, False), 1)
     if compile_torch:
       try:
-        cands["torch.compile"] = _torch(ours["params"], ours["batch"], d_ff, True)
+        cands["torch.compile"] = research._threads(_torch(ours["params"], ours["batch"], d_ff, True),
+                                                   threads)
       except Exception as e:  # no C++ toolchain for inductor, or a graph it cannot handle
         errors["torch.compile"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
         log(f"  torch.compile T={length} d_ff={d_ff}: failed ({errors['torch.compile']})")
@@ -59,7 +64,7 @@ def row(length: int, d_ff: int, batch: int = 64, repeats: int = 5, impls=(),
                      **{f"{p}_ms": 1e3 * timing.median(times[f"{name}/{p}"]) for p in PARTS},
                      **{f"{p}_min_ms": 1e3 * min(times[f"{name}/{p}"]) for p in PARTS})
     out[name]["fwd_bwd_over_fwd"] = out[name]["forward_backward_ms"] / out[name]["forward_ms"]
-  for peer in ("torch", "torch.compile"):
+  for peer in ("torch", "torch 1 thread", "torch.compile"):
     if peer in cands:
       for name in cands:
         if name.startswith("attnlab"):
@@ -69,8 +74,9 @@ def row(length: int, d_ff: int, batch: int = 64, repeats: int = 5, impls=(),
   for name in cands:
     line += f"  {name} {out[name]['train_step_ms']:7.1f} ms"
   a = out["attnlab"]
-  if "ratio_torch" in a:
-    line += f"  ratio vs torch {a['ratio_torch']:.2f}x (min {a['ratio_torch_min']:.2f}x)"
+  for peer in ("torch", "torch 1 thread"):
+    if f"ratio_{peer}" in a:
+      line += f"  vs {peer} {a[f'ratio_{peer}']:.2f}x (min {a[f'ratio_{peer}_min']:.2f}x)"
   log(line + f"; attnlab fwd+bwd/fwd {a['fwd_bwd_over_fwd']:.2f}")
   return out
 

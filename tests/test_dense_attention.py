@@ -19,9 +19,9 @@ CASES = {
 }
 
 
-def qkv(seed=0, tq=T, tk=T):
+def qkv(seed=0, tq=T, tk=T, dtype=jnp.float64):
   rng = np.random.default_rng(seed)
-  return [jnp.asarray(rng.standard_normal((B, t, N, DH)), jnp.float64) for t in (tq, tk, tk)]
+  return [jnp.asarray(rng.standard_normal((B, t, N, DH)), dtype) for t in (tq, tk, tk)]
 
 
 def loss(fn):
@@ -68,7 +68,7 @@ def test_cross_attention_with_other_key_length():
 
 
 def test_bad_arguments_are_errors():
-  q, k, v = qkv()
+  q, k, v = qkv(dtype=jnp.float32)
   for kw, word in ((dict(window=-1), "window"), (dict(pair_block=0), "pair_block")):
     with pytest.raises(ValueError, match=word):
       ops.dense_attention(q, k, v, **kw)
