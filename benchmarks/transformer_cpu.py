@@ -34,7 +34,7 @@ def _torch(params, batch, d_ff: int, compiled: bool) -> dict:
 
 
 def row(length: int, d_ff: int, batch: int = 64, repeats: int = 5, impls=(),
-        compile_torch: bool = True, log=print) -> dict:
+        compile_torch: bool = True, threads=None, log=print) -> dict:
   """One (T, d_ff): every candidate's step, forward and forward + backward, interleaved."""
   overrides = {} if d_ff == 128 else {"model.d_ff": d_ff}
   ours = research.jax_model("transformer", length, batch, **overrides)
@@ -44,7 +44,7 @@ def row(length: int, d_ff: int, batch: int = 64, repeats: int = 5, impls=(),
                                                   **overrides, **{"model.attention_impl": impl})
   errors = {}
   if peers.torch_available():
-    threads = peers.torch.get_num_threads()
+    threads = threads or peers.torch.get_num_threads()
     cands["torch"] = research._threads(_torch(ours["params"], ours["batch"], d_ff, False), threads)
     if threads > 1:  # OpenMP threads spin: on a shared machine one thread can be much faster
       cands["torch 1 thread"] = research._threads(_torch(ours["params"], ours["batch"], d_ff, False), 1)
@@ -83,9 +83,10 @@ def row(length: int, d_ff: int, batch: int = 64, repeats: int = 5, impls=(),
 
 def run(lengths=(20, 150, 500, 1000), d_ffs=(128, 256), batch: int = 64, repeats: int = 5,
         impls=(), compile_torch: bool = True, log=print) -> dict:
-  rows = [row(t, d, batch, repeats, impls, compile_torch, log) for t in lengths for d in d_ffs]
-  return dict(rows=rows, batch=batch, backend=jax.default_backend(),
-              torch_threads=peers.torch.get_num_threads() if peers.torch_available() else None)
+  threads = peers.torch.get_num_threads() if peers.torch_available() else None  # before any row
+  rows = [row(t, d, batch, repeats, impls, compile_torch, threads, log)  # sets it per call
+          for t in lengths for d in d_ffs]
+  return dict(rows=rows, batch=batch, backend=jax.default_backend(), torch_threads=threads)
 
 
 def main(argv=None):

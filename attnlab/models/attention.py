@@ -7,15 +7,18 @@ The attention weights (B,N,Tq,Tk) are sown into the 'intermediates' collection a
 and `return_weights=True` returns them directly.
 
 `attention_impl` picks how the heads attend: 'plain' (`ops.scaled_dot_product_attention`, the
-weights materialised), 'chunked' (`ops.chunked_attention`, online softmax, O(T) memory), 'fused'
-(`ops.fused_attention`: jax.nn.dot_product_attention, cuDNN on GPU) or 'auto' (by backend from
+weights materialised), 'dense' (`ops.dense_attention`: weights stored, hand-written backward pass,
+(batch, head) pairs in cache-sized blocks on a backend with a budget; no less CPU time than
+'chunked' at T=150 in issue 30's measurement, so 'auto' does not pick it), 'chunked'
+(`ops.chunked_attention`, online softmax, O(T) memory), 'fused' (`ops.fused_attention`: jax.nn.dot_product_attention, cuDNN on GPU) or 'auto' (by backend from
 `ATTENTION_BY_BACKEND`: 'chunked' on CPU, where the comparison Transformer's training step measured
 1.18x (T=100), 1.92x (T=500) and 2.00x (T=1000) faster than 'plain', BENCHMARKS.md "Choices by
 backend"; 'plain' elsewhere, not measured against the others there). On a backend listed in
 `PAIR_BLOCK_BYTES_BY_BACKEND` (the CPU), 'chunked' attends blocks of (batch, head) pairs in turn,
 each block's logits within the cache budget (`ops.cache_pair_block`): 1.58x faster than all pairs
 at once at T=500 on CPU. Only 'plain' produces weights:
-with the others nothing is sown, `return_weights=True` is an error, and 'chunked' takes no `bias`.
+with the others nothing is sown, `return_weights=True` is an error, and 'chunked' and 'dense' take
+no `bias`.
 `mask` is a bool array broadcastable to (B,N,Tq,Tk) or an `ops.MaskSpec` (padding, causal, window),
 which the 'chunked' and 'fused' paths apply without building a (Tq,Tk) array.
 
