@@ -12,8 +12,8 @@ this machine; else the reason is recorded). Each row times, interleaved in one p
 step, the forward pass and forward + backward of every candidate, and gives medians (and minima:
 on a shared machine the minimum is the least disturbed round) and ratios
 (PyTorch's step / attnlab's: > 1 means attnlab is faster). PyTorch runs with all cores and with one
-thread (its OpenMP threads spin-wait; on a loaded machine one thread is often much faster). `impls` adds attnlab candidates with
-model.attention_impl set (the measurement behind `ATTENTION_BY_BACKEND`).
+thread (its OpenMP threads spin-wait; on a loaded machine one thread is often much faster).
+`impls` adds attnlab candidates with model.attention_impl set (the measurement behind `ATTENTION_BY_BACKEND`).
 """
 import argparse
 import json

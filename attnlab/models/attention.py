@@ -10,7 +10,8 @@ and `return_weights=True` returns them directly.
 weights materialised), 'dense' (`ops.dense_attention`: weights stored, hand-written backward pass,
 (batch, head) pairs in cache-sized blocks on a backend with a budget; no less CPU time than
 'chunked' at T=150 in issue 30's measurement, so 'auto' does not pick it), 'chunked'
-(`ops.chunked_attention`, online softmax, O(T) memory), 'fused' (`ops.fused_attention`: jax.nn.dot_product_attention, cuDNN on GPU) or 'auto' (by backend from
+(`ops.chunked_attention`, online softmax, O(T) memory), 'fused' (`ops.fused_attention`:
+jax.nn.dot_product_attention, cuDNN on GPU) or 'auto' (by backend from
 `ATTENTION_BY_BACKEND`: 'chunked' on CPU, where the comparison Transformer's training step measured
 1.18x (T=100), 1.92x (T=500) and 2.00x (T=1000) faster than 'plain', BENCHMARKS.md "Choices by
 backend"; 'plain' elsewhere, not measured against the others there). On a backend listed in
@@ -112,8 +113,8 @@ def _attend(impl, q, k, v, mask, bias, return_weights):
   budget = PAIR_BLOCK_BYTES_BY_BACKEND.get(jax.default_backend())
   if impl == "dense":  # one block's whole (Tq,Tk) logits within the budget
     if budget is not None:
-      kw["pair_block"] = ops.cache_pair_block(q.shape[0], q.shape[2], q.shape[1], k.shape[1], budget,
-                                              q_chunk=q.shape[1], k_chunk=k.shape[1])
+      kw["pair_block"] = ops.cache_pair_block(q.shape[0], q.shape[2], q.shape[1], k.shape[1],
+                                              budget, q_chunk=q.shape[1], k_chunk=k.shape[1])
     return ops.dense_attention(q, k, v, **kw)
   if budget is not None:
     kw["pair_block"] = ops.cache_pair_block(q.shape[0], q.shape[2], q.shape[1], k.shape[1], budget)
