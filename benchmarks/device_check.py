@@ -15,12 +15,15 @@ recorded and the next one runs):
               computes the same outputs as the accelerator
   benchmarks  the benchmark suite's accelerator sections (lstm, gru, transformer layers against
               PyTorch on the same device, long sequences), `benchmarks.run --sections=...`
+  profile     the comparison Transformer's training step, op by op (benchmarks.transformer_profile,
+              T=150 and 500): wall times of step, forward and forward + backward, and where the
+              trace matches thunks to HLO, the breakdown by module and kind of work
   comparison  the long-length slice of the comparison (configs/compare.py:long_slice: adding at
               T=200 and 500, seeds 3-5) with each run stopping when solved; it resumes, so
               the time limit only shortens it
 Everything lands in --out (at most 8 files): device_check.json (every step: command, status,
 seconds, the end of its output), device_check.md (the summary table), device_check.log (all
-output), bench.json / bench.md, comparison_report.md / comparison_results.json.
+output), bench.json / bench.md, transformer_profile.json, comparison_report.md / comparison_results.json.
 """
 import argparse
 import dataclasses
@@ -144,6 +147,10 @@ def steps(work: str) -> list:
            lambda out: [PY, "-m", "benchmarks.run", f"--sections={BENCH_SECTIONS}", "--repeats=3",
                         "--no-memory", f"--json={os.path.join(out, 'bench.json')}",
                         f"--markdown={os.path.join(out, 'bench.md')}"], 120, bench_collect),
+      Step("profile", "benchmarks.transformer_profile --lengths=150,500 --d_ff=128",
+           lambda out: [PY, "-m", "benchmarks.transformer_profile", "--lengths=150,500",
+                        "--d_ff=128", "--repeats=3", "--label=device",
+                        f"--out={os.path.join(out, 'transformer_profile.json')}"], 60),
       Step("comparison", "configs/compare.py:long_slice (adding T=200, 500; seeds 3-5)",
            lambda out: [PY, "-m", "experiments.main", "--config=configs/compare.py:long_slice",
                         f"--workdir={comparison}"], 300, comparison_collect),

@@ -8,7 +8,8 @@ sweeps, compile times and the input pipeline, on this machine.
 Sections: peak (f32 matmul rate, for MFU), lstm, gru, transformer (training throughput, compile
 time, peak memory, MFU, peers interleaved in one process), research (every comparison model's
 full training step at its comparison size on adding, T=100/500/1000, against the same model in
-PyTorch, eager and torch.compile), choices (sequential or associative scan, vmapped or
+PyTorch, eager and torch.compile), transformer_cpu (the comparison's Transformer exactly, d_ff 128
+and 256, T=20/150/500/1000, against PyTorch eager and torch.compile: issue 30), choices (sequential or associative scan, vmapped or
 looped or one-by-one seeds: the measurements behind the per-backend defaults), long (peak memory against T, plain vs
 chunked attention; LRU at T=65k), vmap (seed sweep), compile (every shipped config, with the
 persistent cache, and the input pipeline), loop (the training loop against its own compiled step per
@@ -30,10 +31,10 @@ import time
 import jax
 
 from . import (choices, compile_times, layers, long_seq, loop, peers, recurrences, report,
-                        research, timing, vmap_sweep)
+               research, timing, transformer_cpu, vmap_sweep)
 
-SECTIONS = ("peak", "lstm", "gru", "transformer", "research", "choices", "recurrences", "long", "vmap",
-            "compile", "loop")
+SECTIONS = ("peak", "lstm", "gru", "transformer", "research", "transformer_cpu", "choices",
+            "recurrences", "long", "vmap", "compile", "loop")
 FULL = dict(
     lstm=dict(B=64, T=512, D=256, H=256), gru=dict(B=64, T=512, D=256, H=256),
     transformer=dict(B=16, T=512, d=256, heads=4, d_ff=1024),
@@ -41,6 +42,8 @@ FULL = dict(
     vmap=dict(num_seeds=8, hidden=64, length=100, num_steps=20), sweep_steps=200,
     compile=dict(pipeline_steps=22, only=None), repeats=7,
     research=dict(lengths=(100, 500, 1000), batch=64, repeats=3, compile_torch=True),
+    transformer_cpu=dict(lengths=(20, 150, 500, 1000), d_ffs=(128, 256), batch=64, repeats=5,
+                         impls=("dense",), compile_torch=True),
     choices=dict(scan_lengths=(100, 500, 1000), batch=64, repeats=3),
     recurrences=dict(lengths=(100, 1000), batch=64, hidden=128, repeats=5),
     loop=dict(lengths=(20, 100), batch=64, steps={20: 200, 100: 100}, bare_steps=10, repeats=2))
@@ -51,6 +54,8 @@ QUICK = dict(
     vmap=dict(num_seeds=2, hidden=8, length=10, num_steps=2), sweep_steps=2,
     compile=dict(pipeline_steps=4, only=("adding",)), repeats=2,
     research=dict(lengths=(8,), batch=4, repeats=2, words=("lstm",), compile_torch=False),
+    transformer_cpu=dict(lengths=(8,), d_ffs=(128,), batch=4, repeats=1, impls=("dense",),
+                         compile_torch=False),
     choices=dict(scan_lengths=(8,), seed_words=("lstm",), seed_lengths=(8,), num_seeds=2, batch=4,
                  repeats=2, attention_lengths=(8,), attention_impls=("plain", "chunked")),
     recurrences=dict(lengths=(8,), batch=4, hidden=8, repeats=2, s6_lengths=(8,)),
@@ -126,9 +131,11 @@ def main(argv=None) -> dict:
     if min(lengths) <= 0:
       raise SystemExit(f"--lengths={args.lengths!r}: lengths must be positive")
     sizes["research"]["lengths"] = lengths
+    sizes["transformer_cpu"]["lengths"] = lengths
     sizes["choices"].update(scan_lengths=lengths, attention_lengths=lengths, seed_lengths=lengths)
   if args.no_torch_compile:
     sizes["research"]["compile_torch"] = False
+    sizes["transformer_cpu"]["compile_torch"] = False
   parts = tuple(c for c in args.choices.split(",") if c)
   if set(parts) - set(choices.PARTS):
     raise SystemExit(f"--choices={args.choices!r}: unknown parts {sorted(set(parts) - set(choices.PARTS))}; "
@@ -164,6 +171,8 @@ def main(argv=None) -> dict:
                                  dtype=dtype, memory=not args.no_memory and not args.quick)
     elif name == "research":
       results[name] = research.run(**sizes["research"])
+    elif name == "transformer_cpu":
+      results[name] = transformer_cpu.run(**sizes["transformer_cpu"])
     elif name == "choices":
       results[name] = choices.run(**sizes["choices"])
     elif name == "recurrences":

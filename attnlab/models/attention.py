@@ -7,15 +7,19 @@ The attention weights (B,N,Tq,Tk) are sown into the 'intermediates' collection a
 and `return_weights=True` returns them directly.
 
 `attention_impl` picks how the heads attend: 'plain' (`ops.scaled_dot_product_attention`, the
-weights materialised), 'chunked' (`ops.chunked_attention`, online softmax, O(T) memory), 'fused'
-(`ops.fused_attention`: jax.nn.dot_product_attention, cuDNN on GPU) or 'auto' (by backend from
+weights materialised), 'dense' (`ops.dense_attention`: weights stored, hand-written backward pass,
+(batch, head) pairs in cache-sized blocks on a backend with a budget; no less CPU time than
+'chunked' at T=150 in issue 30's measurement, so 'auto' does not pick it), 'chunked'
+(`ops.chunked_attention`, online softmax, O(T) memory), 'fused' (`ops.fused_attention`:
+jax.nn.dot_product_attention, cuDNN on GPU) or 'auto' (by backend from
 `ATTENTION_BY_BACKEND`: 'chunked' on CPU, where the comparison Transformer's training step measured
 1.18x (T=100), 1.92x (T=500) and 2.00x (T=1000) faster than 'plain', BENCHMARKS.md "Choices by
 backend"; 'plain' elsewhere, not measured against the others there). On a backend listed in
 `PAIR_BLOCK_BYTES_BY_BACKEND` (the CPU), 'chunked' attends blocks of (batch, head) pairs in turn,
 each block's logits within the cache budget (`ops.cache_pair_block`): 1.58x faster than all pairs
 at once at T=500 on CPU. Only 'plain' produces weights:
-with the others nothing is sown, `return_weights=True` is an error, and 'chunked' takes no `bias`.
+with the others nothing is sown, `return_weights=True` is an error, and 'chunked' and 'dense' take
+no `bias`.
 `mask` is a bool array broadcastable to (B,N,Tq,Tk) or an `ops.MaskSpec` (padding, causal, window),
 which the 'chunked' and 'fused' paths apply without building a (Tq,Tk) array.
 
@@ -30,7 +34,7 @@ import jax
 
 from attnlab import ops
 
-ATTENTION_IMPLS = ("plain", "chunked", "fused", "auto")
+ATTENTION_IMPLS = ("plain", "dense", "chunked", "fused", "auto")
 ATTENTIONS = ("softmax", "uniform")
 ATTENTION_BY_BACKEND = {"cpu": "chunked"}  # what 'auto' runs (benchmarks/choices.py, attention)
 # 'chunked' attends blocks of (batch, head) pairs in turn where a backend lists a cache budget: each
@@ -105,8 +109,13 @@ def _attend(impl, q, k, v, mask, bias, return_weights):
   if impl == "fused":
     return ops.fused_attention(q, k, v, bias=bias, **kw)
   if bias is not None:
-    raise ValueError("attention_impl='chunked' takes no additive bias; use 'plain' or 'fused'")
+    raise ValueError(f"attention_impl={impl!r} takes no additive bias; use 'plain' or 'fused'")
   budget = PAIR_BLOCK_BYTES_BY_BACKEND.get(jax.default_backend())
+  if impl == "dense":  # one block's whole (Tq,Tk) logits within the budget
+    if budget is not None:
+      kw["pair_block"] = ops.cache_pair_block(q.shape[0], q.shape[2], q.shape[1], k.shape[1],
+                                              budget, q_chunk=q.shape[1], k_chunk=k.shape[1])
+    return ops.dense_attention(q, k, v, **kw)
   if budget is not None:
     kw["pair_block"] = ops.cache_pair_block(q.shape[0], q.shape[2], q.shape[1], k.shape[1], budget)
   return ops.chunked_attention(q, k, v, **kw)

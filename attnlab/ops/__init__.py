@@ -6,6 +6,7 @@ from attnlab.ops.attention import (additive_attention, causal_mask, local_mask, 
                                    padding_mask, project_keys, scaled_dot_product_attention,
                                    sequence_mask, uniform_attention)
 from attnlab.ops.chunked_attention import MaskSpec, cache_pair_block, chunked_attention, dense_mask
+from attnlab.ops.dense_attention import dense_attention
 from attnlab.ops.fused_attention import fused_attention
 from attnlab.ops.min_rnn import min_gru, min_lstm
 from attnlab.ops.positions import rotary_embedding, sinusoidal_positions
@@ -17,7 +18,7 @@ from attnlab.ops.slstm import slstm, slstm_cell
 
 __all__ = [
     "ACTIVATIONS", "MaskSpec", "additive_attention", "cache_pair_block", "causal_conv1d",
-    "causal_mask", "chunked_attention", "dense_mask", "fused_attention", "get_activation", "gru",
+    "causal_mask", "chunked_attention", "dense_attention", "dense_mask", "fused_attention", "get_activation", "gru",
     "gru_cell", "gru_scan", "linear_recurrence", "local_mask", "lstm", "lstm_cell", "lstm_scan",
     "masked_softmax", "min_gru", "min_lstm", "padding_mask", "project_keys", "reverse_padded",
     "rnn", "rnn_cell", "rnn_scan",
