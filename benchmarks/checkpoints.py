@@ -2,7 +2,9 @@
 replaced (checkpoints/ + best/, the module at OLD_COMMIT), on a checkpoint-heavy tiny run, in one
 process, alternating (load on the machine hits both alike):
 
-  PYTHONPATH=. python -m benchmarks.checkpoints [repeats] [--json=benchmarks/results/checkpoints_cpu.json]
+  PYTHONPATH=. python -m benchmarks.checkpoints [repeats] [--json=PATH]
+
+(the recording: 5 --json=benchmarks/results/checkpoints_cpu.json)
 
 The run: configs/adding.py:lstm at seq_len 20, 40 steps, evaluated and checkpointed every 2 steps
 (20 saves, eval_score of the adding task as best_metric), asynchronous saves. Each variant reports
@@ -36,7 +38,8 @@ def old_module():
   source = subprocess.run(["git", "show", f"{OLD_COMMIT}:attnlab/train/checkpoints.py"], cwd=ROOT,
                           check=True, capture_output=True, text=True).stdout
   module = types.ModuleType("checkpoints_two_managers")
-  exec(compile(source, "checkpoints_two_managers.py", "exec"), module.__dict__)  # pylint: disable=exec-used
+  code = compile(source, "checkpoints_two_managers.py", "exec")
+  exec(code, module.__dict__)  # pylint: disable=exec-used
   return module
 
 

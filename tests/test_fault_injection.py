@@ -71,10 +71,12 @@ def _damage_files(folder):
 FAULTS = {
     "corrupt_config": (lambda w: open(os.path.join(w, "config.json"), "w").write("{not json"), 2,
                        "{w}/config.json is damaged"),
-    "corrupt_best_metrics": (lambda w: _damage_files(os.path.join(w, "checkpoints", "3", "metrics")),
-                             74, "{w}/checkpoints/3/metrics/metrics cannot be read (JSONDecodeError"),
-    "corrupt_old_best_meta": (_old_with(lambda w: _damage_files(os.path.join(w, "best", "3", "meta"))),
-                              74, "{w}/best/3/meta cannot be read (JSONDecodeError"),
+    "corrupt_best_metrics": (
+        lambda w: _damage_files(os.path.join(w, "checkpoints", "3", "metrics")), 74,
+        "{w}/checkpoints/3/metrics/metrics cannot be read (JSONDecodeError"),
+    "corrupt_old_best_meta": (
+        _old_with(lambda w: _damage_files(os.path.join(w, "best", "3", "meta"))), 74,
+        "{w}/best/3/meta cannot be read (JSONDecodeError"),
     "corrupt_latest_meta": (lambda w: _damage_files(os.path.join(w, "checkpoints", "6", "meta")), 74,
                             "checkpoint {w}/checkpoints/6 cannot be restored (JSONDecodeError"),
     "corrupt_state": (lambda w: _damage_files(os.path.join(w, "checkpoints", "6", "state")), 74,

@@ -1,9 +1,9 @@
 """Checkpoints with one orbax `CheckpointManager`: the last k steps and the best one, resumable.
 
 Layout of a workdir:
-  checkpoints/<step>/{state, data, meta, metrics}  the last `config.checkpoint.keep` saves and the
-                                                   save with the best `config.checkpoint.best_metric`
-  config.json                                      the run's config, checked when the run resumes
+  checkpoints/<step>/{state, data, meta, metrics}  the last `config.checkpoint.keep` saves and
+                                                   the best by `config.checkpoint.best_metric`
+  config.json                                      the run's config, checked when it resumes
 `state` is the TrainState (params and optimizer state, restored with the shardings asked for),
 `data` the input iterator's state (so a resumed run sees the same batches), `meta` the step's
 metrics and the run's config (so a checkpoint copied elsewhere still says what it is), `metrics`
@@ -45,7 +45,7 @@ from attnlab.errors import Fault
 from attnlab.train import optim
 
 LAST = "checkpoints"
-BEST = "best"  # the second manager of workdirs saved before one manager kept both: read, never written
+BEST = "best"  # the second manager of workdirs saved before one kept both: read, never written
 METRICS = "metrics"  # orbax's item (and file) of the metrics saved with a step
 # What orbax logs (as warnings, through absl) for every manager opened read-only (this module opens
 # one for each read of a run: resume checks, load_run, latest_meta; dozens a run) and for every
@@ -105,7 +105,8 @@ def _manager(directory, keep: int, async_save: bool, read_only: bool = False, be
   if best is not None and not read_only:
     policy = pp.AnyPreservationPolicy([
         pp.LatestN(keep),
-        pp.BestN(get_metric_fn=lambda m: _rank(m, *best), n=1, keep_checkpoints_without_metrics=False),
+        pp.BestN(get_metric_fn=lambda m: _rank(m, *best), n=1,
+                 keep_checkpoints_without_metrics=False),
         pp.CustomSteps(protect or [])])
   options = ocp.CheckpointManagerOptions(
       max_to_keep=None if policy else keep, preservation_policy=policy,
@@ -210,7 +211,7 @@ def read_meta(manager, step: int) -> dict:
 
 
 class Checkpointer:
-  """Saves and restores a run's state in one orbax manager that keeps the last k steps and the best."""
+  """Saves and restores a run's state in one orbax manager: the last k steps and the best."""
 
   def __init__(self, workdir: str, keep: int = 3, best_metric: str = "eval_score",
                best_mode: str = "max", async_save: bool = True, config_json: dict = None):
@@ -337,7 +338,8 @@ def restore_numpy(workdir: str, which="last", warn=None, best_metric: str = "eva
   steps = sorted((int(d) for d in files.listdir(files.join(workdir, LAST)) if d.isdigit()),
                  reverse=True)
   if which == "best":
-    order = [(step, folder) for _, step, folder, _ in _ranked_steps(workdir, best_metric, best_mode)]
+    ranked = _ranked_steps(workdir, best_metric, best_mode)
+    order = [(step, folder) for _, step, folder, _ in ranked]
   elif which != "last" and int(which) not in steps:
     raise FileNotFoundError(f"step {which!r} not found in {files.join(workdir, LAST)}; saved "
                             f"steps: {sorted(steps)}")
