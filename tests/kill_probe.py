@@ -13,9 +13,9 @@ reaches the moment `at` of step `step`:
                 and this process sends the SIGKILL
   save_begun    checkpoints/<step>'s temporary directory created by orbax, nothing in it yet
   save_written  every item of checkpoints/<step> written, not yet renamed into place (committed)
-  saved         checkpoints/<step> committed (best/<step>, if it is a new best, may not be)
-OUT.json gets {name: {"code", "stdout", "stderr", "pid", "saved": {"checkpoints": [...], "best":
-[...]} (the entries of those folders when the process ended), "second": {...} for a hold}}.
+  saved         checkpoints/<step> committed (the steps it replaces may not be deleted yet)
+OUT.json gets {name: {"code", "stdout", "stderr", "pid", "saved": {"checkpoints": [...]} (the
+entries of that folder when the process ended), "second": {...} for a hold}}.
 """
 import json
 import os
@@ -64,7 +64,7 @@ _finalize = atomicity.AtomicRenameTemporaryPath.finalize
 
 
 def _checkpoint_step(temporary_path):
-  """The step of a save to checkpoints/<step> (not its items, not best/), else None."""
+  """The step of a save to checkpoints/<step> (not its items), else None."""
   final = temporary_path.get_final()
   return int(final.name) if final.parent.name == "checkpoints" and final.name.isdigit() else None
 
@@ -88,7 +88,7 @@ atomicity.AtomicRenameTemporaryPath.finalize = _patched_finalize
 
 def _saved(workdir) -> dict:
   return {d: sorted(os.listdir(os.path.join(workdir, d)))
-          for d in ("checkpoints", "best") if os.path.isdir(os.path.join(workdir, d))}
+          for d in ("checkpoints",) if os.path.isdir(os.path.join(workdir, d))}
 
 
 def run(plan: dict) -> dict:

@@ -7,10 +7,13 @@ killed (tests/kill_probe.py forks every run from one process that imported attnl
 Damaged files: each fault injected into a copy of one finished run.
 
 One tiny run (6 steps, checkpoints at 3 and 6) is trained in this process; every probe copies it,
-damages one file (config.json, a checkpoint's meta or state, best/, metrics.jsonl) and reruns the
+damages one file (config.json, a checkpoint's meta, metrics or state, metrics.jsonl) or turns it
+into a workdir of the layout saved before one manager kept the last and best checkpoints
+(checkpoints/ + best/, with its faults: a damaged best/, best/ lost by a kill), and reruns the
 same command through the command line (tests/cli_probe.py forks each probe from one process that
 imported attnlab once). A fault the run cannot repair ends in exit code 2 and one line naming the
-file, with nothing changed; one it can (a torn metrics line, best/ lost by a kill) is repaired.
+file, with nothing changed; one it can (a torn metrics line) is repaired, and an old workdir
+resumes.
 """
 import contextlib
 import errno
@@ -44,6 +47,18 @@ def _tear_metrics(w):
     f.write('{"step": 6, "train_lo')
 
 
+def as_old_layout(w):
+  """The workdir as one manager per folder saved it: checkpoints/<step> without orbax's metrics,
+  the best step (3: eval_score 0 at 3 and 6) also in best/."""
+  for step in ("3", "6"):
+    shutil.rmtree(os.path.join(w, "checkpoints", step, checkpoints.METRICS))
+  shutil.copytree(os.path.join(w, "checkpoints", "3"), os.path.join(w, "best", "3"))
+
+
+def _old_with(fault):
+  return lambda w: (as_old_layout(w), fault(w))
+
+
 def _damage_files(folder):
   for name in os.listdir(folder):
     path = os.path.join(folder, name)
@@ -56,13 +71,17 @@ def _damage_files(folder):
 FAULTS = {
     "corrupt_config": (lambda w: open(os.path.join(w, "config.json"), "w").write("{not json"), 2,
                        "{w}/config.json is damaged"),
-    "corrupt_best_meta": (lambda w: _damage_files(os.path.join(w, "best", "3", "meta")), 74,
-                          "{w}/best/3/meta cannot be read (JSONDecodeError"),
+    "corrupt_best_metrics": (
+        lambda w: _damage_files(os.path.join(w, "checkpoints", "3", "metrics")), 74,
+        "{w}/checkpoints/3/metrics/metrics cannot be read (JSONDecodeError"),
+    "corrupt_old_best_meta": (
+        _old_with(lambda w: _damage_files(os.path.join(w, "best", "3", "meta"))), 74,
+        "{w}/best/3/meta cannot be read (JSONDecodeError"),
     "corrupt_latest_meta": (lambda w: _damage_files(os.path.join(w, "checkpoints", "6", "meta")), 74,
                             "checkpoint {w}/checkpoints/6 cannot be restored (JSONDecodeError"),
     "corrupt_state": (lambda w: _damage_files(os.path.join(w, "checkpoints", "6", "state")), 74,
                       "checkpoint {w}/checkpoints/6 cannot be restored"),
-    "best_lost": (lambda w: shutil.rmtree(os.path.join(w, "best")), 0, None),
+    "old_best_lost": (_old_with(lambda w: shutil.rmtree(os.path.join(w, "best"))), 0, None),
     "torn_metrics": (_tear_metrics, 0, None),
 }
 
@@ -73,7 +92,8 @@ def base(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("fault") / "base")
   train_and_evaluate(adding.get_config(ARG), workdir)
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["3", "6"]
-  assert os.listdir(os.path.join(workdir, "best")) == ["3"]  # eval_score 0 at 3 and 6: 3 stays best
+  assert checkpoints.best_step(workdir, "eval_score", "max") == 3  # eval_score 0 at 3 and 6: 3 stays
+  assert not os.path.exists(os.path.join(workdir, checkpoints.BEST))  # one manager, one folder
   return workdir
 
 
@@ -117,11 +137,15 @@ def test_an_unrepairable_fault_is_one_line_naming_the_file_and_changes_nothing(p
 
 
 @pytest.mark.slow  # the probes fixture: ~25 s of forked reruns
-def test_a_lost_best_is_repaired_by_the_rerun_of_a_finished_run(probes):
-  workdir, r, _ = probes["best_lost"]
+def test_an_old_workdir_that_lost_best_reruns_and_loads_its_best_from_checkpoints(probes):
+  """checkpoints/ + best/, killed after checkpoints/3 before best/3: the best is read from the
+  kept checkpoints' meta; the rerun of the finished run writes nothing."""
+  workdir, r, before = probes["old_best_lost"]
   assert r["code"] == 0, r["stderr"]
-  assert "best/ repaired with checkpoints/3" in r["stderr"]
   assert "finished already" in r["stderr"]
+  saved = lambda tree: {k: v for k, v in tree.items() if k.startswith("checkpoints")}
+  assert saved(_tree(workdir)) == saved(before)  # nothing rotated away or rewritten
+  assert not os.path.exists(os.path.join(workdir, checkpoints.BEST))
   run = attnlab.load_run(workdir)
   assert run.step == 3 and run.checkpoint_metrics["eval_score"] == 0.0
 
@@ -141,7 +165,13 @@ def test_a_torn_metrics_line_is_repaired_and_the_run_redone_from_its_checkpoint(
 def test_load_run_falls_back_to_the_last_checkpoint_and_gives_metrics_without_one(base, tmp_path):
   workdir = str(tmp_path / "run")
   shutil.copytree(base, workdir)
-  shutil.rmtree(os.path.join(workdir, "best"))  # killed after checkpoints/3, before best/3
+  for step in ("3", "6"):  # evaluations all non-finite (on_nonfinite='record'): nothing ranked
+    shutil.rmtree(os.path.join(workdir, "checkpoints", step, checkpoints.METRICS))
+    path = os.path.join(workdir, "checkpoints", step, "meta", "metadata")
+    with open(path) as f:
+      meta = json.load(f)
+    with open(path, "w") as f:
+      json.dump(dict(meta, eval_score=float("nan")), f)
   with pytest.warns(UserWarning, match="no best checkpoint .* loaded the last one, step 6"):
     assert attnlab.load_run(workdir).step == 6
   for folder in ("checkpoints", "best"):
@@ -168,17 +198,52 @@ def test_load_run_passes_over_a_damaged_newest_checkpoint_and_says_so(base, tmp_
     attnlab.load_run(workdir, 6)  # a step asked for by number is that step or an error
 
 
-def test_a_stale_best_is_named_and_the_better_kept_checkpoint_returned(tmp_path):
-  """Killed between checkpoints/6 and best/6: best/3 is stale, and read-only loading says so."""
+def old_workdir(workdir, steps: dict, best: dict, keep=None):
+  """A workdir as two managers saved it: checkpoints/ (no orbax metrics) and best/; steps and
+  best: {step: eval_score}. Returns the saved state."""
+  state = {"w": np.arange(3.0, dtype=np.float32)}
+  for folder, saved in ((checkpoints.LAST, steps), (checkpoints.BEST, best)):
+    manager = checkpoints._manager(os.path.join(workdir, folder), keep, False)
+    for step, score in saved.items():
+      manager.save(step, args=checkpoints._save_args(
+          state, {"i": step}, {"step": step, "eval_score": score}))
+    manager.close()
+  return state
+
+
+def test_an_old_stale_best_is_passed_over_for_the_better_kept_checkpoint(tmp_path):
+  """Killed between checkpoints/6 and best/6 (two managers): reading gives 6, and a resumed run
+  keeps 6 (orbax cannot rank it: no metrics) while best/ is never written."""
+  workdir = str(tmp_path / "run")
+  state = old_workdir(workdir, {3: 0.5, 6: 0.9}, {3: 0.5})
+  assert checkpoints.best_step(workdir, "eval_score", "max") == 6
+  assert checkpoints.best_step(workdir, "eval_score", "min") == 3
+  assert checkpoints.restore_numpy(workdir, "best")[1:] == ({"step": 6, "eval_score": 0.9}, 6)
+  assert os.listdir(os.path.join(workdir, "best")) == ["3"]  # reading changed nothing
+  ck = checkpoints.Checkpointer(workdir, keep=2, async_save=False)
+  for step, score in ((9, 0.2), (12, None), (15, 0.3)):
+    ck.save(step, state, {"i": step}, score and {"eval_score": score})
+  ck.close()
+  assert sorted(map(int, os.listdir(os.path.join(workdir, "checkpoints")))) == [6, 12, 15]
+  assert os.listdir(os.path.join(workdir, "best")) == ["3"]
+  assert checkpoints.best_step(workdir, "eval_score", "max") == 6
+
+
+def test_the_best_is_kept_by_orbax_and_never_a_nonfinite_one(tmp_path):
+  """One manager: the last `keep` steps and the best by its stored metric (a tie: the earlier
+  step; NaN and inf never best, steps without an evaluation dropped when no longer latest)."""
   workdir = str(tmp_path / "run")
   state = {"w": np.arange(3.0, dtype=np.float32)}
-  ck = checkpoints.Checkpointer(workdir, keep=3, async_save=False)
-  ck.save(3, state, {"i": 3}, {"eval_score": 0.5})
-  ck.last.save(6, args=checkpoints._save_args(state, {"i": 6}, {"eval_score": 0.9}))
-  ck.close()
-  assert checkpoints.better_than_best(workdir, "eval_score", "max") == (3, 6)
-  assert checkpoints.better_than_best(workdir, "eval_score", "min") == (3, None)
-  assert os.listdir(os.path.join(workdir, "best")) == ["3"]  # reading repaired nothing
+  for mode in ("max", "min"):
+    ck = checkpoints.Checkpointer(os.path.join(workdir, mode), keep=2, best_mode=mode)
+    scores = {2: float("nan"), 4: 0.9, 6: -float("inf"), 8: 0.5, 10: 0.9, 12: None, 14: 0.6}
+    for step, score in scores.items():  # async: each save's deletions wait for its commit
+      ck.save(step, state, {"i": step}, None if score is None else {"eval_score": score})
+    ck.close()
+    kept = sorted(map(int, os.listdir(os.path.join(workdir, mode, "checkpoints"))))
+    best = 4 if mode == "max" else 8
+    assert kept == sorted({12, 14, best}), (mode, kept)
+    assert checkpoints.best_step(os.path.join(workdir, mode), "eval_score", mode) == best
 
 
 def test_fault_messages_name_the_resource_and_the_file():
@@ -218,39 +283,33 @@ def test_a_file_size_limit_is_one_line_and_the_run_resumes_exactly(base, tmp_pat
   assert _by_key(rows(workdir)) == _by_key(rows(base))  # the same run as one never stopped
 
 
-def test_an_orphan_older_best_is_removed_when_the_run_reopens(tmp_path):
-  """A kill after best/30 was committed but before best/10 was deleted left both for good."""
+def test_an_orphan_older_best_of_an_old_workdir_is_never_the_best(tmp_path):
+  """Two managers, killed after best/30 was committed but before best/10 was deleted: 30 is the
+  best, read and after a reopen (best/ is read, never written)."""
   workdir = str(tmp_path / "run")
-  state = {"w": np.arange(3.0, dtype=np.float32)}
-  both = checkpoints._manager(os.path.join(workdir, "best"), None, False)  # keeps every step
-  for step, score in ((10, 0.5), (30, 0.9)):
-    both.save(step, args=checkpoints._save_args(state, {"i": step}, {"eval_score": score}))
-  both.close()
+  old_workdir(workdir, {30: 0.9}, {10: 0.5, 30: 0.9})
   assert sorted(os.listdir(os.path.join(workdir, "best"))) == ["10", "30"]
-  ck = checkpoints.Checkpointer(workdir, keep=3, async_save=False)
-  ck.close()
-  assert os.listdir(os.path.join(workdir, "best")) == ["30"] and ck.best_value == 0.9
+  checkpoints.Checkpointer(workdir, keep=3, async_save=False).close()
+  assert sorted(os.listdir(os.path.join(workdir, "best"))) == ["10", "30"]
+  assert checkpoints.restore_numpy(workdir, "best")[1:] == ({"step": 30, "eval_score": 0.9}, 30)
 
 
 def test_unreadable_best_meta_is_never_replaced(tmp_path):
-  """Checkpointer alone: a damaged best/ stops it; moved aside, best/ is rebuilt from checkpoints/."""
+  """Checkpointer alone on an old workdir: a damaged best/ stops it; moved aside, the best is
+  chosen among checkpoints/ and kept (orbax cannot rank it) while worse steps come."""
   workdir = str(tmp_path / "run")
-  state = {"w": np.arange(3.0, dtype=np.float32)}
-  abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), state)
-  ck = checkpoints.Checkpointer(workdir, keep=3, async_save=False)
-  ck.save(3, state, {"i": 3}, {"eval_score": 0.9})
-  ck.close()
+  state = old_workdir(workdir, {3: 0.9}, {3: 0.9})
   _damage_files(os.path.join(workdir, "best", "3", "meta"))
   with pytest.raises(checkpoints.CorruptCheckpointError, match=f"{workdir}/best/3/meta cannot be "
                      f"read .* move {workdir}/best aside"):
     checkpoints.Checkpointer(workdir, keep=3, async_save=False)
   assert os.listdir(os.path.join(workdir, "best")) == ["3"]
   shutil.move(os.path.join(workdir, "best"), str(tmp_path / "best_aside"))
-  ck = checkpoints.Checkpointer(workdir, keep=3, async_save=False)
-  assert ck.repair_best(abstract) == 3 and ck.repair_best(abstract) is None
-  ck.save(6, state, {"i": 6}, {"eval_score": 0.5})  # worse than the real best: kept
+  ck = checkpoints.Checkpointer(workdir, keep=1, async_save=False)
+  for step in (6, 9):
+    ck.save(step, state, {"i": step}, {"eval_score": 0.5})  # worse than the real best
   ck.close()
-  assert os.listdir(os.path.join(workdir, "best")) == ["3"]
+  assert sorted(map(int, os.listdir(os.path.join(workdir, "checkpoints")))) == [3, 6, 9]
   assert checkpoints.restore_numpy(workdir, "best")[1]["eval_score"] == 0.9
 
 

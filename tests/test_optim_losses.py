@@ -142,7 +142,7 @@ def test_checkpoint_keep_and_best_metric_are_checked_against_the_task():
   config.checkpoint.keep = 0  # would keep no checkpoint to resume from
   with pytest.raises(ValueError, match=r"config.checkpoint.keep=0; must be an integer >= 1"):
     validate(config, num_devices=1)
-  config.checkpoint.keep, config.checkpoint.best_metric = 1, "eval_nosuch"  # best/ never filled
+  config.checkpoint.keep, config.checkpoint.best_metric = 1, "eval_nosuch"  # no best ever ranked
   with pytest.raises(ValueError, match=r"best_metric='eval_nosuch' is not evaluated for task "
                      r"'adding'; valid choices: \['eval_loss', 'eval_score', 'eval_mse', 'eval_mae'\]"):
     validate(config, num_devices=1)

@@ -166,10 +166,12 @@ def test_best_and_last_checkpoints_and_load_run(tmp_path):
   config = tiny(steps=9)
   config.checkpoint.keep = 2
   train_and_evaluate(config, workdir)
-  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["6", "9"]
   best = attnlab.load_run(workdir, "best")
   scores = best.metrics.dropna(subset=["eval_score"]).set_index("step")["eval_score"]
   assert best.checkpoint_metrics["eval_score"] == pytest.approx(scores.max())
+  assert best.step == scores[scores == scores.max()].index.min()  # a tie: the earlier step
+  kept = sorted(int(s) for s in os.listdir(os.path.join(workdir, "checkpoints")))
+  assert kept == sorted({6, 9, best.step})  # the last 2 and the best, in one folder
   with pytest.raises(FileNotFoundError, match="step 4 not found"):
     attnlab.load_run(workdir, 4)
 

@@ -5,12 +5,13 @@
   run.metrics[["step", "eval_score"]].dropna()                   # a pandas DataFrame
 
 Nothing here needs the devices or sharding the run was trained with: arrays are restored as NumPy.
-step='best' falls back to the last checkpoint when best/ is empty (a run killed before its best
-save, or one that never evaluated), and loads the kept checkpoint that beats best/ when there is one
-(a run killed between its save to checkpoints/ and to best/), each with a warning; a checkpoint that
-cannot be restored is passed over for the newest intact one, with a warning naming it. Nothing on
-disk is changed (the run's command repairs best/ when it is rerun). A run without any checkpoint yet loads its
-config and metrics, with step and params None; `variables` then says why there are none.
+step='best' is the saved step with the best config.checkpoint.best_metric (`checkpoints.best_step`:
+never stale, in a workdir of one manager as in one with best/), and falls back to the last
+checkpoint, with a warning, when no step has a finite value (a run killed before its first
+evaluation, or one whose evaluations were all non-finite); a checkpoint that cannot be restored is
+passed over for the newest (next best) intact one, with a warning naming it. Nothing on disk is
+changed. A run without any checkpoint yet loads its config and metrics, with step and params None;
+`variables` then says why there are none.
 
   comp = load_comparison("runs/default")   # or docs/results/compare_medium, from any directory
   comp.results, comp.grad_norms, comp.rows  # rows: every trained run, row["workdir"] found or None
@@ -70,19 +71,13 @@ def load_run(workdir: str, step="best") -> Run:
     warnings.warn(f"run {workdir} has no checkpoint yet: loaded its config and metrics, params None")
     return Run(workdir=workdir, step=None, config=config, spec=spec, model=model, params=None,
                opt_state=None, checkpoint_metrics={}, metrics=metrics)
-  if step == "best":
-    ck = config.checkpoint
-    best, better = checkpoints.better_than_best(workdir, ck.best_metric, ck.best_mode)
-    if best is None:
-      warnings.warn(f"run {workdir} has no best checkpoint (best/ is empty: no finite evaluation saved yet, "
-                    f"or the run was killed before its best save, which a rerun repairs); loaded the last one, step {last}")
-      step = "last"
-    elif better is not None:
-      warnings.warn(f"run {workdir}: best/{best} is stale, checkpoints/{better} has a better "
-                    f"{ck.best_metric} (the run was killed between its two saves; rerunning its "
-                    f"command repairs best/): loaded checkpoints/{better}")
-      step = better
-  state, meta, restored_step = checkpoints.restore_numpy(workdir, step, warn=warnings.warn)
+  ck = config.checkpoint
+  if step == "best" and checkpoints.best_step(workdir, ck.best_metric, ck.best_mode) is None:
+    warnings.warn(f"run {workdir} has no best checkpoint (no step with a finite {ck.best_metric} "
+                  f"saved yet); loaded the last one, step {last}")
+    step = "last"
+  state, meta, restored_step = checkpoints.restore_numpy(workdir, step, warnings.warn,
+                                                         ck.best_metric, ck.best_mode)
   return Run(workdir=workdir, step=restored_step, config=config, spec=spec, model=model,
              params=state["params"], opt_state=state["opt_state"], checkpoint_metrics=meta,
              metrics=metrics, model_state=dict(state.get("model_state") or {}))

@@ -1,43 +1,57 @@
-"""Checkpoints with orbax `CheckpointManager`: the last k steps and the best one, resumable.
+"""Checkpoints with one orbax `CheckpointManager`: the last k steps and the best one, resumable.
 
 Layout of a workdir:
-  checkpoints/<step>/{state, data, meta}   the last `config.checkpoint.keep` saves
-  best/<step>/{state, data, meta}          the save with the best `config.checkpoint.best_metric`
-  config.json                              the run's config, checked when the run resumes
+  checkpoints/<step>/{state, data, meta, metrics}  the last `config.checkpoint.keep` saves and
+                                                   the best by `config.checkpoint.best_metric`
+  config.json                                      the run's config, checked when it resumes
 `state` is the TrainState (params and optimizer state, restored with the shardings asked for),
 `data` the input iterator's state (so a resumed run sees the same batches), `meta` the step's
-metrics and the run's config (so a checkpoint copied elsewhere still says what it is). Saves are asynchronous by default: training continues while orbax writes.
-A step is saved to checkpoints/ first, then to best/: a run killed between the two has best/
-repaired from the kept checkpoints when it is rerun (`Checkpointer.repair_best`). A best/ whose
-meta cannot be read stops the run with the file's name instead of being replaced unseen.
+metrics and the run's config (so a checkpoint copied elsewhere still says what it is), `metrics`
+orbax's: {best_metric: value, "step": step}, only when the value is finite. Saves are
+asynchronous by default: training continues while orbax writes.
 
-Why two managers and not one with orbax's preservation policy (orbax 0.12.8:
-`CheckpointManagerOptions(preservation_policy=AnyPreservationPolicy([LatestN(k), BestN(...)]))`,
-which would make best/ and its repair unnecessary): checked, not yet switched, because
-(1) BestN sorts by `get_metric_fn` with Python's sorted(): a NaN eval metric (an exploding run,
-which on_nonfinite='record' keeps training) has no order, so it can be kept as the best; ours
-never counts a non-finite value (`_is_better`); (2) BestN keeps every step without metrics
-unless keep_checkpoints_without_metrics=False (saves between evaluations: SIGTERM, solved,
-checkpoint_every), a setting to get right with LatestN; (3) readers of best/ (`restore_numpy`
-'best', load_run, `better_than_best`, analysis.runs, kill_probe and 31 test assertions on the
-layout) would need a second path for old workdirs (checkpoints/ + best/). A switch is one manager
-per run and no repair; it needs (1) mapped to -inf and (3) kept readable.
+What is kept is orbax's preservation policy, AnyPreservationPolicy([LatestN(keep), BestN(n=1,
+keep_checkpoints_without_metrics=False)]): saves without an evaluation (SIGTERM, solved,
+checkpoint_every between evaluations) are kept only while they are among the latest; the BestN key
+(`_rank`) puts a missing or non-finite value below every finite one (BestN sorts with sorted(),
+where NaN has no order; on_nonfinite='record' keeps training through NaN) and a tie to the earlier
+step. Orbax deletes the steps a save replaces only after that save is committed, so a SIGKILL at
+any moment leaves the best step on disk: `best_step` reads it from the stored metrics, never stale,
+and nothing needs repairing. A step's metrics file that cannot be read stops the run naming it.
+
+Workdirs saved before (checkpoints/ without orbax metrics + best/, one manager each) still load
+and resume: readers rank their steps by the value in `meta`, best/ included; a resumed one goes on
+in the one manager, best/ is read and never written (rewriting it, or adding metrics files to
+committed steps, would reopen the kill windows this layout removed), and a best that lies only in
+checkpoints/ (killed between the two saves) is kept by a CustomSteps entry while the run is open.
+
+Measured (benchmarks/checkpoints.py, benchmarks/results/checkpoints_cpu.json: adding LSTM T=20,
+40 steps, eval and checkpoint every 2, 5 alternating repeats in one process on 2 loaded CPU
+cores): median wall 8.5 s with one manager vs 10.3 s with the two it replaced, the time saves
+block training about equal (3.2 s vs 3.1 s), 20% fewer bytes written (15.7 MB vs 19.6 MB: a new
+best is no longer saved twice), the same bytes kept on disk.
 """
+import json
 import logging
+import math
 
 import jax
 import ml_collections
-import numpy as np
 import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers as pp
 
 from attnlab import files
 from attnlab.errors import Fault
 from attnlab.train import optim
 
-LAST, BEST = "checkpoints", "best"
-# What orbax logs (as warnings, through absl) for every manager opened read-only: this module opens
-# one for each read of a run (resume checks, load_run, latest_meta), dozens a run.
-READ_ONLY_NOTES = ("Given directory is read only", "read_only=True, setting save_interval_steps")
+LAST = "checkpoints"
+BEST = "best"  # the second manager of workdirs saved before one kept both: read, never written
+METRICS = "metrics"  # orbax's item (and file) of the metrics saved with a step
+# What orbax logs (as warnings, through absl) for every manager opened read-only (this module opens
+# one for each read of a run: resume checks, load_run, latest_meta; dozens a run) and for every
+# save without metrics (saves between evaluations: the policy's LatestN keeps them).
+READ_ONLY_NOTES = ("Given directory is read only", "read_only=True, setting save_interval_steps",
+                   "did not provide metrics")
 
 
 class _ReadOnlyNotes(logging.Filter):
@@ -81,12 +95,101 @@ def latest_meta(workdir: str) -> dict:
     manager.close()
 
 
-def _manager(directory, keep: int, async_save: bool, read_only: bool = False):
-  options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=async_save,
-                                         create=not read_only, read_only=read_only)
+def _manager(directory, keep: int, async_save: bool, read_only: bool = False, best=None,
+             protect=None):
+  """An orbax manager of `directory`. best=(metric, mode): it keeps the last `keep` steps and the
+  step with the best metric (orbax's LatestN and BestN, the metric stored with each step: `save`),
+  and any step in `protect`; best=None: the last `keep` (how workdirs with best/ were saved).
+  A step's metrics file that cannot be read raises CorruptCheckpointError naming it."""
+  policy = None
+  if best is not None and not read_only:
+    policy = pp.AnyPreservationPolicy([
+        pp.LatestN(keep),
+        pp.BestN(get_metric_fn=lambda m: _rank(m, *best), n=1,
+                 keep_checkpoints_without_metrics=False),
+        pp.CustomSteps(protect or [])])
+  options = ocp.CheckpointManagerOptions(
+      max_to_keep=None if policy else keep, preservation_policy=policy,
+      best_fn=policy and (lambda m: _rank(m, *best)), enable_async_checkpointing=async_save,
+      create=not read_only, read_only=read_only)
   handlers = {"state": ocp.StandardCheckpointHandler(), "data": ocp.JsonCheckpointHandler(),
               "meta": ocp.JsonCheckpointHandler()}
-  return ocp.CheckpointManager(directory, options=options, item_handlers=handlers)
+  try:
+    return ocp.CheckpointManager(directory, options=options, item_handlers=handlers)
+  except Exception as e:  # orbax reads every step's metrics file when it opens
+    for step in [d for d in files.listdir(directory) if d.isdigit()]:
+      path = files.join(directory, step, METRICS, METRICS)
+      try:
+        json.loads(files.read_text(path)) if files.exists(path) else None
+      except Exception as damage:  # pylint: disable=broad-except
+        raise CorruptCheckpointError(f"{path} cannot be read ({type(damage).__name__}: {damage})."
+                                     " Nothing was changed.") from e
+    raise
+
+
+def _finite(value) -> bool:
+  return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _rank(metrics, best_metric: str, best_mode: str) -> tuple:
+  """Sort key of a step's metrics ({best_metric: value, "step": step}), higher is better: a
+  missing or non-finite value ranks below every finite one (BestN sorts with sorted(), where NaN
+  has no order), and of two equal values the earlier step ranks higher (a best is replaced only by
+  a strictly better one)."""
+  value = (metrics or {}).get(best_metric)
+  if not _finite(value):
+    return (-math.inf, 0)
+  return (value if best_mode == "max" else -value, -int(metrics.get("step", 0)))
+
+
+def _ranked_steps(workdir: str, best_metric: str, best_mode: str, strict: bool = False) -> list:
+  """[(rank, step, folder, from_orbax)] of every saved step with a finite `best_metric`, best first.
+  Its value is the metric orbax stores with the step; a step without one (saved in a workdir with
+  best/, before one manager kept both) gives the value in its meta, or is passed over when that
+  cannot be read (strict: an unreadable meta in best/ raises). Read-only."""
+  found = []
+  for folder in (LAST, BEST):
+    directory = files.join(files.absolute(workdir), folder)
+    if not files.is_dir(directory):
+      continue
+    manager = _manager(directory, None, False, read_only=True)
+    try:
+      for step in manager.all_steps():
+        metrics = manager.metrics(step)
+        from_orbax = metrics is not None
+        if not from_orbax:
+          try:
+            metrics = {**read_meta(manager, step), "step": step}
+          except CorruptCheckpointError as e:
+            if strict and folder == BEST:  # never replace a best whose value is unknown
+              raise CorruptCheckpointError(
+                  f"{e} It holds the run's best checkpoint; move {directory} aside to continue "
+                  f"(the best is then chosen among {LAST}/).") from e
+            continue
+        rank = _rank(metrics, best_metric, best_mode)
+        if math.isfinite(rank[0]):
+          found.append((rank, step, folder, from_orbax))
+    finally:
+      manager.close()
+  return sorted(found, reverse=True)
+
+
+def best_step(workdir: str, best_metric: str, best_mode: str):
+  """The saved step with the best `best_metric` (a tie: the earlier step), None if no step has a
+  finite one. Never stale: orbax deletes the step it replaces only after the better one is
+  committed."""
+  ranked = _ranked_steps(workdir, best_metric, best_mode)
+  return ranked[0][1] if ranked else None
+
+
+def _legacy_best_to_keep(workdir: str, best_metric: str, best_mode: str) -> list:
+  """[step] when the workdir's best is a step of checkpoints/ saved without orbax metrics (a
+  workdir with best/, killed after its save to checkpoints/ and before best/): the policy keeps it
+  while this manager is open, as BestN cannot rank it. best/ itself is read, never written."""
+  ranked = _ranked_steps(workdir, best_metric, best_mode, strict=True)
+  if ranked and ranked[0][2] == LAST and not ranked[0][3]:
+    return [ranked[0][1]]
+  return []
 
 
 def _save_args(state, data_state, meta):
@@ -107,68 +210,32 @@ def read_meta(manager, step: int) -> dict:
   return meta
 
 
-def _is_better(value, best, mode):
-  if value is None or not np.isfinite(value):
-    return False
-  return best is None or (value > best if mode == "max" else value < best)
-
-
 class Checkpointer:
-  """Saves and restores a run's state; keeps the last k checkpoints and the best one."""
+  """Saves and restores a run's state in one orbax manager: the last k steps and the best."""
 
   def __init__(self, workdir: str, keep: int = 3, best_metric: str = "eval_score",
                best_mode: str = "max", async_save: bool = True, config_json: dict = None):
     self.workdir = files.absolute(workdir)
     self.config_json = config_json or {}
     self.best_metric, self.best_mode = best_metric, best_mode
-    self.last = _manager(files.join(self.workdir, LAST), keep, async_save)
-    self.best = _manager(files.join(self.workdir, BEST), 1, async_save)
-    self.best_value = None
-    best_step = self.best.latest_step()
-    if best_step is not None:
-      try:
-        self.best_value = read_meta(self.best, best_step).get(best_metric)
-      except CorruptCheckpointError as e:  # never replace a best whose value is unknown
-        raise CorruptCheckpointError(
-            f"{e} It holds the run's best checkpoint; move {files.join(self.workdir, BEST)} aside "
-            "to continue (best/ is then rebuilt from the kept checkpoints).") from e
-      for orphan in [s for s in self.best.all_steps() if s != best_step]:
-        self.best.delete(orphan)  # a kill after best/N was committed, before the older one went
+    legacy = _legacy_best_to_keep(self.workdir, best_metric, best_mode)
+    self.last = _manager(files.join(self.workdir, LAST), keep, async_save,
+                         best=(best_metric, best_mode), protect=legacy)
 
   def latest_step(self):
     return self.last.latest_step()
 
   def save(self, step: int, state, data_state: dict, metrics: dict = None):
-    """Saves `step` (skips a step that is already saved); also as best when `metrics` improve it."""
+    """Saves `step` (skips a step that is already saved); a finite `metrics[best_metric]` goes to
+    orbax too, which keeps the step while it is the best."""
     meta = {"step": int(step), **(metrics or {}), "config": self.config_json}
-    if step not in self.last.all_steps():
-      self.last.save(step, args=_save_args(state, data_state, meta))
     value = (metrics or {}).get(self.best_metric)
-    if _is_better(value, self.best_value, self.best_mode):
-      self.best_value = value
-      self.best.save(step, args=_save_args(state, data_state, meta))
-
-  def repair_best(self, abstract_state):
-    """Saves as best the kept checkpoint whose metric beats best/'s, if any (a run killed after
-    checkpoints/N but before best/N, or a best/ moved aside); returns its step, else None."""
-    found, value = None, self.best_value
-    for step in self.last.all_steps():
-      try:
-        candidate = read_meta(self.last, step).get(self.best_metric)
-      except CorruptCheckpointError:  # restoring the latest step reports its damage
-        continue
-      if _is_better(candidate, value, self.best_mode):
-        found, value = step, candidate
-    if found is None:
-      return None
-    state, data_state, meta = self.restore(abstract_state, found)
-    self.best_value = value
-    self.best.save(found, args=_save_args(state, data_state, meta))
-    return found
+    ranked = {self.best_metric: value, "step": int(step)} if _finite(value) else None
+    if step not in self.last.all_steps():
+      self.last.save(step, args=_save_args(state, data_state, meta), metrics=ranked)
 
   def wait(self):
     self.last.wait_until_finished()
-    self.best.wait_until_finished()
 
   def restore(self, abstract_state, step: int = None):
     """(state, data_state, meta) of `step` (default: the latest); None if there is no checkpoint.
@@ -214,7 +281,6 @@ class Checkpointer:
   def close(self):
     self.wait()
     self.last.close()
-    self.best.close()
 
 
 def restore_items(manager, step, state_args):
@@ -245,33 +311,6 @@ def saved_shapes(workdir: str):
     manager.close()
 
 
-def better_than_best(workdir: str, best_metric: str, best_mode: str):
-  """(best/'s step, the kept checkpoint whose `best_metric` beats it or None), read-only: what
-  `Checkpointer.repair_best` would save as best. A step whose meta cannot be read is skipped."""
-  best_step, best_value = latest_step_in(workdir, BEST), None
-  if best_step is not None:
-    manager = _manager(files.join(files.absolute(workdir), BEST), None, False, read_only=True)
-    try:
-      best_value = read_meta(manager, best_step).get(best_metric)
-    except CorruptCheckpointError:  # restoring best/ reports (or passes over) its damage
-      return best_step, None
-    finally:
-      manager.close()
-  manager = _manager(files.join(files.absolute(workdir), LAST), None, False, read_only=True)
-  found = None
-  try:
-    for step in manager.all_steps():
-      try:
-        value = read_meta(manager, step).get(best_metric)
-      except CorruptCheckpointError:
-        continue
-      if _is_better(value, best_value, best_mode) and (best_step is None or step > best_step):
-        found, best_value = step, value
-  finally:
-    manager.close()
-  return best_step, found
-
-
 def _restore_numpy_step(manager, step):
   cpu = jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0])
   try:
@@ -286,37 +325,44 @@ def _restore_numpy_step(manager, step):
   return jax.device_get(state), meta
 
 
-def restore_numpy(workdir: str, which="last", warn=None):
+def restore_numpy(workdir: str, which="last", warn=None, best_metric: str = "eval_score",
+                  best_mode: str = "max"):
   """(state as NumPy arrays on the host, meta, step) of a run, on any hardware and device count.
 
-  which: 'last', 'best', or an int step (looked up among the last checkpoints). For 'last' and
-  'best' a step that cannot be restored (a run killed while saving it, damaged files) is passed
-  over for the newest intact one, and warn(message) names it; nothing on disk is changed.
+  which: 'last', 'best' (by best_metric and best_mode: `best_step`), or an int step (among
+  checkpoints/). For 'last' and 'best' a step that cannot be restored (a run killed while saving
+  it, damaged files) is passed over for the newest (next best) intact one, and warn(message) names
+  it; nothing on disk is changed.
   """
-  directory = files.join(files.absolute(workdir), BEST if which == "best" else LAST)
-  if not files.is_dir(directory):
-    raise FileNotFoundError(f"no checkpoints in {directory}")
-  manager = _manager(directory, keep=None, async_save=False, read_only=True)
-  try:
-    steps = sorted(manager.all_steps())
-    if which not in ("last", "best"):
-      if int(which) not in steps:
-        raise FileNotFoundError(f"step {which!r} not found in {directory}; saved steps: {steps}")
-      return (*_restore_numpy_step(manager, int(which)), int(which))
-    if not steps:
-      raise FileNotFoundError(f"step {which!r} not found in {directory}; saved steps: []")
-    damaged = []
-    for step in reversed(steps):
-      try:
-        state, meta = _restore_numpy_step(manager, step)
-      except CorruptCheckpointError as e:
-        damaged.append((f"checkpoint {files.join(directory, str(step))}", e))
-        continue
-      if damaged and warn is not None:
-        warn(f"{', '.join(name for name, _ in damaged)} cannot be restored: loaded step {step}, "
-             f"the newest intact one in {directory} (nothing was changed)")
-      return state, meta, step
-    raise CorruptCheckpointError(f"no checkpoint in {directory} can be restored: "
-                                 f"{'; '.join(str(e) for _, e in damaged)}")
-  finally:
-    manager.close()
+  workdir = files.absolute(workdir)
+  steps = sorted((int(d) for d in files.listdir(files.join(workdir, LAST)) if d.isdigit()),
+                 reverse=True)
+  if which == "best":
+    ranked = _ranked_steps(workdir, best_metric, best_mode)
+    order = [(step, folder) for _, step, folder, _ in ranked]
+  elif which != "last" and int(which) not in steps:
+    raise FileNotFoundError(f"step {which!r} not found in {files.join(workdir, LAST)}; saved "
+                            f"steps: {sorted(steps)}")
+  else:
+    order = [(step, LAST) for step in steps if which == "last" or step == int(which)]
+  if not order:
+    raise FileNotFoundError(f"no checkpoint for step={which!r} in {workdir}")
+  damaged = []
+  for step, folder in order:
+    manager = _manager(files.join(workdir, folder), None, False, read_only=True)
+    try:
+      state, meta = _restore_numpy_step(manager, step)
+    except CorruptCheckpointError as e:
+      if which not in ("last", "best"):
+        raise
+      damaged.append((f"checkpoint {files.join(workdir, folder, str(step))}", e))
+      continue
+    finally:
+      manager.close()
+    if damaged and warn is not None:
+      warn(f"{', '.join(name for name, _ in damaged)} cannot be restored: loaded step {step}, "
+           f"the {'newest' if which == 'last' else 'next best'} intact one in {workdir} "
+           "(nothing was changed)")
+    return state, meta, step
+  raise CorruptCheckpointError(f"no checkpoint in {workdir} can be restored: "
+                               f"{'; '.join(str(e) for _, e in damaged)}")

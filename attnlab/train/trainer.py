@@ -5,8 +5,8 @@ One run = one workdir. Starting a run in a workdir that has checkpoints resumes 
 SIGTERM (Cloud TPU preemption: a checkpoint is saved before exit) or by a kill, continues where it
 was. A finished run is never retrained; raising `num_train_steps` continues it (a warmup_cosine
 schedule keeps its length: see `run_dir`). A workdir whose saved config differs in anything but
-`config.RESUMABLE_FIELDS` is refused. A run killed between a step's save to checkpoints/ and to
-best/ gets best/ repaired when it is rerun, finished or not.
+`config.RESUMABLE_FIELDS` is refused. The best checkpoint is kept in the same orbax manager as the
+last ones (`checkpoints`): no moment of a kill leaves it stale.
 
 Solving (`attnlab.train.solving`): at the first evaluation that meets the task's criterion
 (`attnlab.tasks.criterion`), or with config.criterion='hochreiter1997' at the first step whose
@@ -313,9 +313,6 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
     if restored[0] is not None:
       run.writer.note(f"resumed from step {first_step} "
                       f"({ckpt_lib.checkpoint_path(run.workdir, first_step)})")
-    repaired = run.checkpointer.repair_best(abstract)  # killed between checkpoints/N and best/N
-    if repaired is not None:
-      run.writer.note(f"best/ repaired with checkpoints/{repaired}")
   if first_step >= config.num_train_steps or all(run.done for run in runs):
     for run in runs:
       run.writer.note("solved already" if run.done else
