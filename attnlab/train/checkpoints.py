@@ -185,7 +185,12 @@ def best_step(workdir: str, best_metric: str, best_mode: str):
 def _legacy_best_to_keep(workdir: str, best_metric: str, best_mode: str) -> list:
   """[step] when the workdir's best is a step of checkpoints/ saved without orbax metrics (a
   workdir with best/, killed after its save to checkpoints/ and before best/): the policy keeps it
-  while this manager is open, as BestN cannot rank it. best/ itself is read, never written."""
+  while this manager is open, as BestN cannot rank it. best/ itself is read, never written.
+  Only a workdir with best/ is scanned: no run creates best/ any more, so every process of a
+  multi-host run takes the same decision (checkpoints/ may be created by another process meanwhile,
+  and orbax's managers synchronise the processes as they open)."""
+  if not files.is_dir(files.join(files.absolute(workdir), BEST)):
+    return []
   ranked = _ranked_steps(workdir, best_metric, best_mode, strict=True)
   if ranked and ranked[0][2] == LAST and not ranked[0][3]:
     return [ranked[0][1]]
