@@ -98,55 +98,80 @@ def _wrap(obj, name, around):
   setattr(obj, name, wrapped)
 
 
+def _tag_train_programs(par, profile: Profile):
+  """Wraps par's train_steps (K steps) and train_step (one) so their compilations get a kind."""
+  for name in ("train_steps", "train_step"):
+    fn = getattr(par, name, None)
+    if fn is None or getattr(fn, "_profiled", False):
+      continue
+
+    def tagged(state, batches, *rest, _fn=fn, _name=name):
+      k = jax.tree_util.tree_leaves(batches)[0].shape[0] if _name == "train_steps" else 1
+      with profile.within(kind=f"train K={k}"):
+        return _fn(state, batches, *rest)
+
+    tagged._profiled = True
+    setattr(par, name, tagged)
+
+
 def instrument(profile: Profile):
-  """Wraps the part functions and the trainer's program call sites so events get a part and kind."""
+  """Wraps the part functions and the trainer's program call sites so events get a part and kind
+  (those of the code imported: older versions lack some)."""
   from attnlab import comparison
-  from attnlab.train import dispatch, parallel, trainer
+  from attnlab.train import parallel, trainer
   for fn, part in PARTS.items():
     if hasattr(comparison, fn):
       _wrap(comparison, fn, lambda *a, _p=part, **k: profile.within(part=_p))
   _wrap(trainer, "evaluate", lambda *a, **k: profile.within(kind="eval"))
   _wrap(trainer, "_final_results", lambda *a, **k: profile.within(kind="final test"))
   _wrap(trainer._Run, "run_hooks", lambda *a, **k: profile.within(kind="hook"))
-  _wrap(dispatch.DeviceBatches, "next_k",
-        lambda self, k: profile.within(kind=f"batch draw K={k}"))
+  try:
+    from attnlab.train import dispatch
+  except ImportError:  # before the K-step loop: one step per dispatch
+    dispatch = None
+  if hasattr(dispatch, "DeviceBatches"):
+    _wrap(dispatch.DeviceBatches, "next_k",
+          lambda self, k: profile.within(kind=f"batch draw K={k}"))
   if hasattr(dispatch, "DeviceSteps"):  # one program per run, whatever the dispatch's length
     _wrap(dispatch.DeviceSteps, "train", lambda *a, **k: profile.within(kind="train fused"))
-  _wrap(parallel.Parallel, "init_state", lambda *a, **k: profile.within(kind="init"))
-  init = parallel.Parallel.__init__
+  init, init_state = parallel.Parallel.__init__, parallel.Parallel.init_state
 
   def patched_init(self, *args, **kwargs):
     init(self, *args, **kwargs)
-    steps = self.train_steps
+    _tag_train_programs(self, profile)
 
-    def train_steps(state, batches, *rest):
-      k = rest[0] if rest else jax.tree_util.tree_leaves(batches)[0].shape[0]
-      with profile.within(kind=f"train K={k}"):
-        return steps(state, batches, *rest)
-
-    self.train_steps = train_steps
+  def patched_init_state(self, *args, **kwargs):
+    with profile.within(kind="init"):
+      out = init_state(self, *args, **kwargs)
+    _tag_train_programs(self, profile)  # the mesh path builds its train programs here
+    return out
 
   parallel.Parallel.__init__ = patched_init
+  parallel.Parallel.init_state = patched_init_state
 
 
-def run_pass(label: str, cache: str, config_arg: str = None) -> dict:
-  """The default job once in a fresh workdir with the persistent cache in `cache`."""
+def run_pass(label: str, cache: str, config: str = "default") -> dict:
+  """The default job (or configs/<config>.py, 'FILE:ARG') once in a fresh workdir with the
+  persistent cache in `cache`."""
+  import importlib
   from attnlab import compile_cache, experiment
-  from configs import default
   profile = Profile()
   jax.monitoring.register_event_duration_secs_listener(profile.on_duration)
   jax.monitoring.register_event_listener(profile.on_event)
   instrument(profile)
   compile_cache.enable(cache)
   workdir = tempfile.mkdtemp(prefix="attnlab-default-job-")
-  config = default.get_config(config_arg)
+  name, _, arg = config.partition(":")
+  config = importlib.import_module(f"configs.{name}").get_config(arg or None)
   load = os.getloadavg()[0]
-  t0 = time.time()
+  t0, error = time.time(), None
   try:
-    experiment.run(config, workdir)
-  finally:
-    wall = time.time() - t0
-    shutil.rmtree(workdir, ignore_errors=True)
+    code = experiment.run(config, workdir)
+    error = f"exit code {code}" if code else None
+  except Exception as e:  # the profile so far is still written
+    error = f"{type(e).__name__}: {e}"
+  wall = time.time() - t0
+  shutil.rmtree(workdir, ignore_errors=True)
   rows = profile.table()
   total = collections.Counter()
   for r in rows:
@@ -154,7 +179,7 @@ def run_pass(label: str, cache: str, config_arg: str = None) -> dict:
   by = lambda key: {n: round(sum(r.get("backend_s", 0) + r.get("trace_s", 0) + r.get("lower_s", 0)
                                  for r in rows if r[key] == n), 2)
                     for n in sorted({r[key] for r in rows})}
-  return {"label": label, "wall_s": round(wall, 1), "load_avg_1m_at_start": load,
+  return {"label": label, "error": error, "wall_s": round(wall, 1), "load_avg_1m_at_start": load,
           "total": {k: round(v, 2) if isinstance(v, float) else v for k, v in total.items()},
           "compile_s_by_part": by("part"), "rows": rows}
 
@@ -163,10 +188,11 @@ def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--cache", help="one pass with this cache directory (default: cold then warm)")
   p.add_argument("--label", default="pass")
+  p.add_argument("--config", default="default", help="configs/<name>.py[:arg] (tests: a tiny one)")
   p.add_argument("--json", default="benchmarks/results/default_job_profile.json")
   args = p.parse_args(argv)
   if args.cache:
-    result = [run_pass(args.label, args.cache)]
+    result = [run_pass(args.label, args.cache, args.config)]
   else:  # each pass in its own process: a process keeps compiled programs in memory
     from benchmarks import subproc  # noqa: F401 (the child runs this module)
     import subprocess
