@@ -184,13 +184,62 @@ def run_pass(label: str, cache: str, config: str = "default") -> dict:
           "compile_s_by_part": by("part"), "rows": rows}
 
 
+def by_kind(rows: list) -> dict:
+  """{kind: [compiles, cache hits, seconds of trace + lower + compile]}, every function that is not
+  a train, batch, eval, final test, hook or init program counted as 'other'."""
+  out = collections.defaultdict(lambda: [0, 0, 0.0])
+  for r in rows:
+    kind = "other" if r["kind"].startswith("fn ") else r["kind"]
+    out[kind][0] += r.get("compiles", 0)
+    out[kind][1] += r.get("hits", 0)
+    out[kind][2] += r.get("backend_s", 0) + r.get("trace_s", 0) + r.get("lower_s", 0)
+  return {k: [c, h, round(s, 1)] for k, (c, h, s) in sorted(out.items(), key=lambda x: -x[1][2])}
+
+
+def merge(paths: list, out: str, new: str = "after", profile: str = None):
+  """One document of the passes in `paths` (labels '<cold|warm>_<code>'): per code its cold and
+  warm wall times, and the speed-up of code `new` over each other code (their wall / its wall)."""
+  passes = []
+  for path in paths:
+    with open(path) as f:
+      passes += json.load(f)["passes"]
+  walls = collections.defaultdict(dict)
+  for r in passes:
+    cache, _, code = r["label"].partition("_")
+    walls[code][cache] = r["wall_s"]
+  doc = {"what": "the default job (configs/default.py) end to end, each code from an empty "
+                 "compilation cache (cold) and then with the cache it filled (warm); "
+                 "benchmarks/default_job.py", "cores": os.cpu_count(), "jax": jax.__version__,
+         "wall_s": dict(walls),
+         "load_avg_1m_at_start": {r["label"]: round(r["load_avg_1m_at_start"], 2) for r in passes},
+         f"speedup_of_{new}": {base: {cache: round(w[cache] / walls[new][cache], 3)
+                                      for cache in w if cache in walls.get(new, {})}
+                               for base, w in walls.items() if base != new},
+         "passes": [{k: v for k, v in r.items() if k != "rows"} for r in passes]}
+  if profile:
+    with open(profile, "w") as f:
+      json.dump({"what": __doc__.splitlines()[0] + " (benchmarks/default_job.py)",
+                 "cores": os.cpu_count(), "jax": jax.__version__,
+                 "by_kind": {r["label"]: by_kind(r["rows"]) for r in passes},
+                 "passes": passes}, f, indent=1)
+  with open(out, "w") as f:
+    json.dump(doc, f, indent=1)
+  print(json.dumps({k: doc[k] for k in doc if k != "passes"}, indent=1))
+  return doc
+
+
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--cache", help="one pass with this cache directory (default: cold then warm)")
   p.add_argument("--label", default="pass")
+  p.add_argument("--merge", nargs="*", help="pass JSON files (of --cache runs) to merge into "
+                 "--json, with each code's cold and warm wall times and their ratios")
+  p.add_argument("--profile", help="with --merge: also every pass's rows, by kind, here")
   p.add_argument("--config", default="default", help="configs/<name>.py[:arg] (tests: a tiny one)")
   p.add_argument("--json", default="benchmarks/results/default_job_profile.json")
   args = p.parse_args(argv)
+  if args.merge:
+    return merge(args.merge, args.json, profile=args.profile)
   if args.cache:
     result = [run_pass(args.label, args.cache, args.config)]
   else:  # each pass in its own process: a process keeps compiled programs in memory
