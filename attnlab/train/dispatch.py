@@ -10,8 +10,9 @@ A dispatch ends at the next step where the host has something to do: a log, an e
 checkpoint, the end of the run, or after config.max_steps_per_dispatch steps (so SIGTERM, seen
 between dispatches, is answered within that many steps). With config.criterion='hochreiter1997'
 the solved check reads every step's training sums and a run stops at the step that meets it, so
-there K = 1. A dispatch runs as `chunks` of a few lengths (each compiles once), queued back to
-back. The scan returns every step's metrics (K small arrays): the host checks them for
+there K = 1. A dispatch of the device stream (config.data.on_device) is one program whatever K
+(`fused_steps`, DeviceSteps: a dynamic trip count, batches drawn inside); one of host batches runs
+as `chunks` of a few lengths (each compiles once), queued back to back. The scan returns every step's metrics (K small arrays): the host checks them for
 non-finite values and adds the train sums in the order the one-step loop added them.
 """
 import jax
