@@ -21,9 +21,16 @@ recorded and the next one runs):
   comparison  the long-length slice of the comparison (configs/compare.py:long_slice: adding at
               T=200 and 500, seeds 3-5) with each run stopping when solved; it resumes, so
               the time limit only shortens it
-Everything lands in --out (at most 8 files): device_check.json (every step: command, status,
+  loop        issue 27's targets for the training loop (benchmarks/loop_device.py): the
+              comparison's Transformer at T=200 with 3 seeds (loop steps/s; target >= 300), a
+              10-rate x 3-seed population against one member (target <= 2x), and adding_h97's
+              LSTM at T=1000 with 10 seeds stopping when solved, for the rest of its limit. Last in
+              the default order, so the 8-minute budget may skip it:
+              `--steps=devices,loop` runs it alone
+Everything lands in --out (at most 9 files): device_check.json (every step: command, status,
 seconds, the end of its output), device_check.md (the summary table), device_check.log (all
-output), bench.json / bench.md, transformer_profile.json, comparison_report.md / comparison_results.json.
+output), bench.json / bench.md, transformer_profile.json, comparison_report.md /
+comparison_results.json, loop.json.
 """
 import argparse
 import dataclasses
@@ -44,6 +51,7 @@ TESTS = ("tests/test_models.py", "tests/test_ops_attention.py", "tests/test_chun
          "tests/test_lstm_vjp.py", "tests/test_ops_recurrent.py", "tests/test_train.py",
          "tests/test_vmap_seeds.py")
 BENCH_SECTIONS = "lstm,gru,transformer,long"
+LOOP_LIMIT_S = 260  # the loop step's limit; loop_device stops its last part 20 s before
 
 
 @dataclasses.dataclass
@@ -133,6 +141,17 @@ def steps(work: str) -> list:
     got["points"] = _points(os.path.join(comparison, "learning_cost", "adding"))
     return got
 
+  def loop_collect(out):
+    path = os.path.join(out, "loop.json")
+    if not os.path.exists(path):
+      return {}
+    with open(path) as f:
+      res = json.load(f)
+    pick = {"seeds": ("loop_steps_per_s",), "population": ("ratio", "members"),
+            "hochreiter": ("steps_reached", "solved", "wall_s")}
+    return {"loop": {part: {k: res[part].get(k) for k in keys + ("error",)}
+                     for part, keys in pick.items() if part in res}}
+
   return [
       Step("devices", "devices, versions, matmul rates", lambda out: [PY, "-c", _devices_code()], 45),
       Step("tests", "accelerator-relevant tests (pytest -n 12)",
@@ -154,6 +173,11 @@ def steps(work: str) -> list:
       Step("comparison", "configs/compare.py:long_slice (adding T=200, 500; seeds 3-5)",
            lambda out: [PY, "-m", "experiments.main", "--config=configs/compare.py:long_slice",
                         f"--workdir={comparison}"], 300, comparison_collect),
+      Step("loop", "issue 27's loop targets: Transformer T=200 x 3 seeds, a 30-member "
+           "population, adding_h97 LSTM T=1000 x 10 seeds",
+           lambda out: [PY, "-m", "benchmarks.loop_device",
+                        f"--out={os.path.join(out, 'loop.json')}", f"--budget={LOOP_LIMIT_S - 20}"],
+           LOOP_LIMIT_S, loop_collect),
   ]
 
 
@@ -258,6 +282,10 @@ def markdown(rows: list, started: str) -> str:
       detail = f"{r['tests']} tests, {r['failures']} failed, {r['errors']} errors, {r['skipped']} skipped"
     elif r["step"] == "checkpoint" and "relative_difference" in r:
       detail = f"CPU vs accelerator outputs: relative difference {r['relative_difference']:.2e}"
+    elif r["step"] == "loop" and "loop" in r:
+      detail = "; ".join(
+          f"{part}: " + ", ".join(f"{k} {v}" for k, v in got.items() if v is not None)
+          for part, got in r["loop"].items())
     elif r["step"] == "benchmarks" and "bench" in r:
       detail = "; ".join(f"{s}: " + ", ".join(f"{n} {ms:.2f} ms" for n, ms in v.items())
                          for s, v in r["bench"].items())
@@ -272,7 +300,7 @@ def parse(argv):
   p.add_argument("--steps", default=",".join(names), help=f"comma-separated subset of {names}")
   p.add_argument("--budget", type=int, default=490, help="seconds for all steps together")
   p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "device_check"),
-                 help="folder for the results (at most 8 files)")
+                 help="folder for the results (at most 9 files)")
   p.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
   p.add_argument("--dry-run", action="store_true", help="list the steps and commands, run nothing")
   return p.parse_args(argv)

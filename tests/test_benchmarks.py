@@ -146,3 +146,16 @@ def test_quick_loop_section_reports_loop_and_bare_step_per_model_and_the_populat
   assert pop["seed_groups"]["members_per_program"] == [len(seeds)] * len(lrs)
   assert pop["population_over_singles"] == pytest.approx(
       pop["population"]["seconds"] / pop["singles"]["seconds"])
+
+
+@pytest.mark.slow  # trains ~10 tiny runs; ~1-4 min of compiling on 2 shared cores
+def test_loop_device_runs_every_part_at_tiny_size_and_stops_the_grid_at_its_budget(tmp_path):
+  from benchmarks import loop_device
+  out = tmp_path / "loop.json"
+  doc = loop_device.main(["--tiny", f"--out={out}", "--budget=1"])  # the grid: 1 s, then stopped
+  assert json.loads(out.read_text())["seeds"] == doc["seeds"]
+  assert doc["seeds"]["loop_steps_per_s"] > 0 and doc["seeds"]["long_s"] > 0
+  assert doc["population"]["members"] == 4 and doc["population"]["ratio"] > 0
+  grid = doc["hochreiter"]
+  assert grid["error"] is None and grid["stopped_by_budget"]  # saved and stopped, not killed
+  assert len(grid["runs"]) == 2 and grid["solved"] == 0

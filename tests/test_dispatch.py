@@ -208,3 +208,34 @@ def test_vmapped_seeds_in_k_step_dispatches_resume_bit_identical(tmp_path, monke
     assert rows(a) == rows(b)
     assert [r["step"] for r in rows(a) if "train_loss" in r] == [5, 10]
   assert rows(straight[0]) != rows(straight[1])  # each seed logs its own metrics
+
+
+
+def test_one_program_per_run_equals_chunked_programs(tmp_path, monkeypatch, straight_on_device):
+  """The device stream's dispatches as one program of a dynamic trip count (dispatch.fused_steps,
+  batches drawn inside) train and log exactly what chunks fed by separately drawn batches
+  (DeviceBatches) do, and a run compiles one train program whatever its dispatch lengths."""
+  programs = []
+  original = parallel_lib.Parallel.fused_train_steps
+
+  def kept(self, batch_fn, max_steps):
+    programs.append(original(self, batch_fn, max_steps))
+    return programs[-1]
+
+  def config():
+    c = k_step_config(on_device=True)
+    c.log_every = 3  # dispatches of 3, 3, 3, 1 (evaluation at 10), 2, 3, 3, 2 steps
+    return c
+
+  monkeypatch.setattr(parallel_lib.Parallel, "fused_train_steps", kept)
+  fused = str(tmp_path / "fused")
+  train_and_evaluate(config(), fused)
+  assert programs[0]._cache_size() == 1
+  monkeypatch.setattr(parallel_lib.Parallel, "fused_train_steps", lambda *a: None)
+  chunked = str(tmp_path / "chunked")
+  train_and_evaluate(config(), chunked)
+  assert rows(fused) == rows(chunked)
+  assert [r["step"] for r in rows(fused) if "train_loss" in r] == [3, 6, 9, 12, 15, 18, 20]
+  for workdir in (fused, chunked):  # log_every changes no parameter
+    jax.tree.map(np.testing.assert_array_equal, attnlab.load_run(straight_on_device, "last").params,
+                 attnlab.load_run(workdir, "last").params)

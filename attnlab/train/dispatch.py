@@ -10,11 +10,13 @@ A dispatch ends at the next step where the host has something to do: a log, an e
 checkpoint, the end of the run, or after config.max_steps_per_dispatch steps (so SIGTERM, seen
 between dispatches, is answered within that many steps). With config.criterion='hochreiter1997'
 the solved check reads every step's training sums and a run stops at the step that meets it, so
-there K = 1. A dispatch runs as `chunks` of a few lengths (each compiles once), queued back to
-back. The scan returns every step's metrics (K small arrays): the host checks them for
+there K = 1. A dispatch of the device stream (config.data.on_device) is one program whatever K
+(`fused_steps`, DeviceSteps: a dynamic trip count, batches drawn inside); one of host batches runs
+as `chunks` of a few lengths (each compiles once), queued back to back. The scan returns every step's metrics (K small arrays): the host checks them for
 non-finite values and adds the train sums in the order the one-step loop added them.
 """
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 DEFAULT_MAX_STEPS = 50
@@ -41,6 +43,32 @@ def dispatch_length(step: int, configs: list, next_eval: int) -> int:
           step + config.get("max_steps_per_dispatch", DEFAULT_MAX_STEPS)]
   ends += [_next_multiple(step, c.log_every) for c in configs]
   return min(ends) - step
+
+
+def fused_steps(train_step, batch_fn, max_steps: int):
+  """(state, first_step, n) -> (state, metrics with a leading axis of max_steps): n <= max_steps
+  training steps as ONE program whatever n (a dynamic trip count: lax.fori_loop), the batch of
+  each step drawn inside it from the step alone (`batch_fn(step)`, attnlab.data.on_device). Row i
+  holds step first_step + i's metrics, rows n and beyond zeros. One compilation per run instead of
+  one per chunk length (and per batch-drawing program): the default job's dispatches have lengths
+  from 1 to 50 (geometric evaluation schedules)."""
+
+  def run(state, first_step, n):
+    abstract = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype)
+    batch = jax.tree.map(abstract, jax.eval_shape(batch_fn, first_step))
+    shapes = jax.eval_shape(train_step, jax.tree.map(abstract, state), batch)[1]
+    rows = jax.tree.map(lambda x: jnp.zeros((max_steps,) + x.shape, x.dtype), shapes)
+
+    def body(i, carry):
+      state, rows = carry
+      state, metrics = train_step(state, batch_fn(first_step + i))
+      rows = jax.tree.map(lambda r, m: jax.lax.dynamic_update_index_in_dim(r, m, i, 0), rows,
+                          metrics)
+      return state, rows
+
+    return jax.lax.fori_loop(0, n, body, (state, rows))
+
+  return run
 
 
 MID_CHUNK = 8  # the one program length between max_steps and 1
@@ -160,6 +188,32 @@ class DeviceBatches:
 
   def close(self):
     pass
+
+
+class DeviceSteps:
+  """Dispatches of the training steps whose batches are drawn inside the train program
+  (`fused_steps`, jitted as `run(state, first_step, n)`): `train(state, k)` -> (state, metrics of
+  the k steps, still on the device and max_steps long: `first_rows` cuts them once fetched).
+  get_state() is the step of the last batch drawn, as DeviceBatches'."""
+
+  def __init__(self, run, step: int):
+    self._run, self._step = run, step
+
+  def train(self, state, k: int):
+    state, metrics = self._run(state, np.int32(self._step + 1), np.int32(k))
+    self._step += k
+    return state, metrics
+
+  def get_state(self):
+    return {"device_step": self._step}
+
+  def close(self):
+    pass
+
+
+def first_rows(metrics, k: int):
+  """The first k steps' rows of fetched metrics (NumPy arrays with a leading steps axis)."""
+  return jax.tree.map(lambda x: x[:k], metrics)
 
 
 def stack(batches: list) -> dict:

@@ -39,6 +39,7 @@ class Parallel:
                                                    **kw)
       self.train_step = jax.jit(step_fn, donate_argnums=0)
       self.train_steps = jax.jit(dispatch.scan_steps(step_fn), donate_argnums=0)
+      self._vmapped_fn = step_fn
       self.eval_step = jax.jit(vmap_seeds.make_eval_step(model, spec, dtype=dtype, loop=loop))
       return
     if self.pmap:
@@ -84,6 +85,20 @@ class Parallel:
     self.eval_step = jax.jit(self._eval_fn, in_shardings=(self.state_shardings.params, batch,
                                                            self.state_shardings.model_state))
     return state, abstract
+
+  def fused_train_steps(self, batch_fn, max_steps: int):
+    """The jitted `dispatch.fused_steps` program (state, first_step, n) -> (state, max_steps rows
+    of metrics), the batches drawn inside from `batch_fn(step)`; None where it does not apply
+    (pmap, several processes or devices: their batches are placed across devices from outside).
+    Call after init_state."""
+    if self.pmap or jax.process_count() > 1 or jax.device_count() > 1:
+      return None
+    if self.vmapped:
+      return jax.jit(dispatch.fused_steps(self._vmapped_fn, batch_fn, max_steps),
+                     donate_argnums=0)
+    return jax.jit(dispatch.fused_steps(self._train_fn, batch_fn, max_steps),
+                   in_shardings=(self.state_shardings, None, None),
+                   out_shardings=(self.state_shardings, None), donate_argnums=0)
 
   def place_restored(self, states: list):
     """The restored state of every run (one per seed) placed for training."""

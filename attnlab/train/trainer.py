@@ -331,10 +331,12 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
   max_steps = config.get("max_steps_per_dispatch", dispatch.DEFAULT_MAX_STEPS)
   ahead = config.prefetch_batches and config.prefetch_batches + max_steps
   if on_device:
-    draw = on_device_data.make_k_batches_fn(config.task.name, spec_params, config.batch_size,
-                                            config.data_seed, jax.process_index(),
-                                            jax.process_count())
-    source = dispatch.DeviceBatches(draw, par.place_stacked, first_step)
+    stream = (config.task.name, spec_params, config.batch_size, config.data_seed,
+              jax.process_index(), jax.process_count())
+    draw = on_device_data.make_k_batches_fn(*stream)
+    fused = par.fused_train_steps(on_device_data.make_batch_fn(*stream), max_steps)
+    source = (dispatch.DeviceSteps(fused, first_step) if fused is not None else
+              dispatch.DeviceBatches(draw, par.place_stacked, first_step))
   else:
     source = dispatch.HostBatches(prefetch.Prefetcher(host_iter, ahead), par.stacked_batches)
   next_eval = solving.next_eval_step(first_step, config)
@@ -344,12 +346,16 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
       # Vmapped seeds that are done keep being updated with the others, but nothing of theirs
       # is logged or saved any more: their workdirs end at their solved step.
       k_steps, metrics = dispatch.dispatch_length(step, configs, next_eval), []
-      for n in dispatch.chunks(k_steps, max_steps):
-        state, chunk = par.train_steps(state, source.next_k(n))
-        metrics.append(chunk)
-      # One read of the K steps' metrics: it waits for them (several local processes can
-      # deadlock otherwise).
-      metrics = par.per_run_steps(metrics)
+      if isinstance(source, dispatch.DeviceSteps):  # one program, whatever k_steps
+        state, rows = source.train(state, k_steps)
+        metrics = dispatch.first_rows(par.per_run_steps([rows]), k_steps)
+      else:
+        for n in dispatch.chunks(k_steps, max_steps):
+          state, chunk = par.train_steps(state, source.next_k(n))
+          metrics.append(chunk)
+        # One read of the K steps' metrics: it waits for them (several local processes can
+        # deadlock otherwise).
+        metrics = par.per_run_steps(metrics)
       active = [k for k, run in enumerate(runs) if not run.done]
       for i, k in dispatch.nonfinite_steps(metrics, active):  # the last step: in _after_step
         runs[k].nonfinite(step + 1 + i, {name: metrics[name][i, k] for name in dispatch.CHECKED})
