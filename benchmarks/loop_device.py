@@ -33,7 +33,7 @@ import jax
 from attnlab import compile_cache
 from attnlab.train import Preempted, trainer
 from attnlab.train.metric_writer import read_jsonl
-from benchmarks import loop
+from . import loop
 
 FULL = dict(word="transformer", length=200, batch=64, seeds=3, short=20, long=520, pop_steps=200,
             lr_factors=(0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 2.5, 3.0),
