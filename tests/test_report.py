@@ -90,7 +90,9 @@ def test_progress_line_names_the_run(tmp_path, capsys):
   writer = MetricWriter(str(tmp_path), 350, enabled=True, label="lstm seed 1")
   writer.progress(100, 0, "loss 0.1234")
   writer.close()
-  assert capsys.readouterr().err.startswith("[lstm seed 1] [")
+  line = capsys.readouterr().err  # tqdm's meter, one plain line off a terminal
+  assert line.startswith("lstm seed 1: ") and "100/350" in line and "loss 0.1234" in line
+  assert "\r" not in line
 
 
 def _curve(rate: float, t: int = 30, noise: float = 0.0, seed: int = 0) -> np.ndarray:
@@ -245,4 +247,4 @@ def test_seeds_trained_together_name_their_seed_in_progress_lines(tmp_path, caps
   train_seeds(configs, [str(tmp_path / f"s{seed}") for seed in (0, 1)])
   lines = capsys.readouterr().err.splitlines()
   for seed in (0, 1):
-    assert any(line.startswith(f"[rnn seed {seed}] [") and "2/2" in line for line in lines)
+    assert any(line.startswith(f"rnn seed {seed}: ") and "2/2" in line for line in lines)

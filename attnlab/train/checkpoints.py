@@ -36,6 +36,7 @@ import logging
 import math
 
 import jax
+from jax.experimental import multihost_utils
 import ml_collections
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as pp
@@ -185,12 +186,7 @@ def best_step(workdir: str, best_metric: str, best_mode: str):
 def _legacy_best_to_keep(workdir: str, best_metric: str, best_mode: str) -> list:
   """[step] when the workdir's best is a step of checkpoints/ saved without orbax metrics (a
   workdir with best/, killed after its save to checkpoints/ and before best/): the policy keeps it
-  while this manager is open, as BestN cannot rank it. best/ itself is read, never written.
-  Only a workdir with best/ is scanned: no run creates best/ any more, so every process of a
-  multi-host run takes the same decision (checkpoints/ may be created by another process meanwhile,
-  and orbax's managers synchronise the processes as they open)."""
-  if not files.is_dir(files.join(files.absolute(workdir), BEST)):
-    return []
+  while this manager is open, as BestN cannot rank it. best/ itself is read, never written."""
   ranked = _ranked_steps(workdir, best_metric, best_mode, strict=True)
   if ranked and ranked[0][2] == LAST and not ranked[0][3]:
     return [ranked[0][1]]
@@ -224,6 +220,9 @@ class Checkpointer:
     self.config_json = config_json or {}
     self.best_metric, self.best_mode = best_metric, best_mode
     legacy = _legacy_best_to_keep(self.workdir, best_metric, best_mode)
+    if jax.process_count() > 1:  # no process creates checkpoints/ before every one has scanned it:
+      # the scan opens orbax managers, which synchronise the processes, only for folders it finds
+      multihost_utils.sync_global_devices("attnlab:checkpoints_scanned")
     self.last = _manager(files.join(self.workdir, LAST), keep, async_save,
                          best=(best_metric, best_mode), protect=legacy)
 
