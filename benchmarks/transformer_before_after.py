@@ -32,12 +32,12 @@ from attnlab.train import steps
 from . import research
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_IMPORT = re.compile(r"\b(from|import) attnlab([ .])")
+_IMPORT = re.compile(r"\b(from|import) attnlab(?=[ .\n]|$)")
 
 
 def rewrite_imports(source: str, package: str) -> str:
   """`from attnlab.x import y` / `import attnlab.x` -> the same from `package`."""
-  return _IMPORT.sub(lambda m: f"{m.group(1)} {package}{m.group(2)}", source)
+  return _IMPORT.sub(lambda m: f"{m.group(1)} {package}", source)
 
 
 def old_package(commit: str, folder: str) -> str:

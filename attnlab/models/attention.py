@@ -74,10 +74,12 @@ class DenseGeneralParams(nn.Module):
     return kernel, bias
 
 
-def _project(x, kernel, bias):
-  """x (...,D) @ kernel (D,N,d) + bias (N,d) -> (...,N,d), in the dtype nn.DenseGeneral promotes to."""
-  x, kernel, bias = (a.astype(jnp.result_type(x, kernel, bias)) for a in (x, kernel, bias))
-  return jnp.einsum("...f,fnh->...nh", x, kernel) + bias
+def _project(x, kernel, bias, name):
+  """x (...,D) @ kernel (D,N,d) + bias (N,d) -> (...,N,d), in the dtype nn.DenseGeneral promotes to;
+  `name` scopes the ops (the profile's attribution: benchmarks/transformer_profile.py)."""
+  with jax.named_scope(name):
+    x, kernel, bias = (a.astype(jnp.result_type(x, kernel, bias)) for a in (x, kernel, bias))
+    return jnp.einsum("...f,fnh->...nh", x, kernel) + bias
 
 
 class MultiHeadAttention(nn.Module):
@@ -101,17 +103,17 @@ class MultiHeadAttention(nn.Module):
     if self.attention not in ATTENTIONS:
       raise ValueError(f"unknown attention {self.attention!r}; valid choices: {list(ATTENTIONS)}")
     if self.attention == "uniform":
-      out = _uniform(_project(inputs_q, *dense("value", inputs_q)), inputs_kv, mask, bias,
+      out = _uniform(_project(inputs_q, *dense("value", inputs_q), "value"), inputs_kv, mask, bias,
                      return_weights)
       return out_proj(out)
     if inputs_kv is None:  # self-attention: one (D, 3N, d) product for q, k and v
       (wq, bq), (wk, bk), (wv, bv) = (dense(n, inputs_q) for n in ("query", "key", "value"))
       qkv = _project(inputs_q, jnp.concatenate([wq, wk, wv], axis=1),
-                     jnp.concatenate([bq, bk, bv], axis=0))
-      q, k, v = jnp.split(qkv, 3, axis=2)
+                     jnp.concatenate([bq, bk, bv], axis=0), "query_key_value")
+      q, k, v = jnp.split(qkv, 3, axis=-2)
     else:
-      q = _project(inputs_q, *dense("query", inputs_q))
-      k, v = (_project(inputs_kv, *dense(n, inputs_kv)) for n in ("key", "value"))
+      q = _project(inputs_q, *dense("query", inputs_q), "query")
+      k, v = (_project(inputs_kv, *dense(n, inputs_kv), n) for n in ("key", "value"))
     if self.use_rope:
       q, k = ops.rotary_embedding(q), ops.rotary_embedding(k)
     weights = None
@@ -129,8 +131,9 @@ class MultiHeadAttention(nn.Module):
 
 def _out_projection(o, kernel, bias):
   """o (...,N,d) @ kernel (N,d,D') + bias (D',) -> (...,D'), promoted as in nn.DenseGeneral."""
-  o, kernel, bias = (a.astype(jnp.result_type(o, kernel, bias)) for a in (o, kernel, bias))
-  return jnp.einsum("...nh,nhf->...f", o, kernel) + bias
+  with jax.named_scope("out"):
+    o, kernel, bias = (a.astype(jnp.result_type(o, kernel, bias)) for a in (o, kernel, bias))
+    return jnp.einsum("...nh,nhf->...f", o, kernel) + bias
 
 
 def _uniform(v, inputs_kv, mask, bias, return_weights):
