@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from attnlab import models, ops, sweep
+from attnlab import models, sweep
 from attnlab.models.heads import InputProjection
 from attnlab.models.transformer import LayerNorm
 from attnlab.ops.layer_norm import layer_norm
@@ -112,25 +112,3 @@ def test_comparison_transformer_keeps_the_old_parameter_tree():
     np.testing.assert_allclose(leaf.sum(), old[path]["sum"], rtol=1e-5, atol=1e-5, err_msg=path)
     np.testing.assert_allclose((leaf ** 2).sum(), old[path]["sum_sq"], rtol=1e-5, err_msg=path)
 
-
-def test_chunked_module_uses_the_backends_chunk_and_matches_plain(monkeypatch):
-  """MultiHeadAttention('chunked') hands ops.chunked_attention CHUNK_BY_BACKEND's chunk (several
-  chunks here: T=11 in chunks of 4 -> 3 chunks) and computes plain attention's values and
-  gradients in float64."""
-  from attnlab.models import attention as attention_lib
-  seen = []
-  chunked = ops.chunked_attention
-  monkeypatch.setattr(attention_lib.ops, "chunked_attention",
-                      lambda *a, **kw: seen.append((kw["q_chunk"], kw["k_chunk"])) or chunked(*a, **kw))
-  monkeypatch.setitem(attention_lib.CHUNK_BY_BACKEND, jax.default_backend(), 4)
-  with jax.enable_x64(True):
-    x = jnp.asarray(np.random.default_rng(0).standard_normal((2, 11, 8)))
-    spec = ops.MaskSpec(jnp.array([11, 7]))
-    chunk, plain = (models.MultiHeadAttention(2, attention_impl=i) for i in ("chunked", "plain"))
-    params = plain.init(jax.random.PRNGKey(0), x, mask=spec)
-    params = jax.tree.map(lambda p: jnp.asarray(p, jnp.float64), params)
-    loss = lambda m: lambda p: jnp.sum(jnp.sin(m.apply(p, x, mask=spec)) * jnp.arange(11)[:, None])
-    np.testing.assert_allclose(loss(chunk)(params), loss(plain)(params), rtol=1e-12)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12),
-                 jax.grad(loss(chunk))(params), jax.grad(loss(plain))(params))
-  assert seen and all(s == (4, 4) for s in seen)

@@ -38,7 +38,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from attnlab import ops
-from attnlab.ops.chunked_attention import CHUNK as DEFAULT_CHUNK
 
 ATTENTION_IMPLS = ("plain", "dense", "chunked", "fused", "auto")
 ATTENTIONS = ("softmax", "uniform")
@@ -46,10 +45,6 @@ ATTENTION_BY_BACKEND = {"cpu": "chunked"}  # what 'auto' runs (benchmarks/choice
 # 'chunked' attends blocks of (batch, head) pairs in turn where a backend lists a cache budget: each
 # block's (q chunk, k chunk) float32 logits take at most this many bytes (`ops.cache_pair_block`).
 PAIR_BLOCK_BYTES_BY_BACKEND = {"cpu": 1 << 20}
-# 'chunked' query and key chunk sizes before `ops.fit_chunk`, where a backend lists one (else
-# DEFAULT_CHUNK = 512): on CPU, T=500 in chunks of 250 (4 pairs a block) ran attention forward +
-# backward ~10% faster than one 500-chunk (1 pair a block); T <= 256 is one chunk either way.
-CHUNK_BY_BACKEND = {"cpu": 256}
 
 
 def resolve_impl(impl: str) -> str:
@@ -166,11 +161,9 @@ def _attend(impl, q, k, v, mask, bias, return_weights):
       kw["pair_block"] = ops.cache_pair_block(q.shape[0], q.shape[2], q.shape[1], k.shape[1],
                                               budget, q_chunk=q.shape[1], k_chunk=k.shape[1])
     return ops.dense_attention(q, k, v, **kw)
-  chunk = CHUNK_BY_BACKEND.get(jax.default_backend(), DEFAULT_CHUNK)
   if budget is not None:
-    kw["pair_block"] = ops.cache_pair_block(q.shape[0], q.shape[2], q.shape[1], k.shape[1], budget,
-                                            q_chunk=chunk, k_chunk=chunk)
-  return ops.chunked_attention(q, k, v, q_chunk=chunk, k_chunk=chunk, **kw)
+    kw["pair_block"] = ops.cache_pair_block(q.shape[0], q.shape[2], q.shape[1], k.shape[1], budget)
+  return ops.chunked_attention(q, k, v, **kw)
 
 
 class AdditiveAttentionParameters(nn.Module):
