@@ -22,9 +22,14 @@ def layer_norm(x: jax.Array, scale: jax.Array, bias: jax.Array, eps: float = 1e-
 
 
 def _stats(x, eps):
+  """(x_hat, 1 / std (...,1)). The row means are products with a (F,1) column of 1/F: on XLA's CPU
+  backend a little cheaper in the whole step than reductions over the last axis (issue 30); at
+HIGHEST precision, so accelerators do not round the inputs to TF32 or bfloat16."""
   xf = x.astype(jnp.promote_types(x.dtype, jnp.float32))
-  centred = xf - xf.mean(axis=-1, keepdims=True)
-  inv_std = jax.lax.rsqrt((centred * centred).mean(axis=-1, keepdims=True) + eps)
+  average = jnp.full((xf.shape[-1], 1), 1.0 / xf.shape[-1], xf.dtype)
+  mean = lambda y: jnp.matmul(y, average, precision=jax.lax.Precision.HIGHEST)  # no TF32 / bf16
+  centred = xf - mean(xf)
+  inv_std = jax.lax.rsqrt(mean(centred * centred) + eps)
   return centred * inv_std, inv_std
 
 
