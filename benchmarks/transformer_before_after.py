@@ -1,5 +1,5 @@
-"""The comparison Transformer's step with the model code of an earlier commit against today's, in one
-process, by process CPU time and wall time (issue 30).
+"""The comparison Transformer's step with the model code of an earlier commit against today's, in
+one process, by process CPU time and wall time (issue 30).
 
   python -m benchmarks.transformer_before_after                      # before: ea8f1dd, T=150,500
   python -m benchmarks.transformer_before_after --commit=HEAD~3 --lengths=20,150 --rounds=7
@@ -42,7 +42,8 @@ def rewrite_imports(source: str, package: str) -> str:
 
 def old_package(commit: str, folder: str) -> str:
   """Unpacks `commit`'s attnlab/ into folder/attnlab_<commit> and returns the package name."""
-  sha = subprocess.check_output(["git", "rev-parse", "--short", commit], cwd=REPO, text=True).strip()
+  sha = subprocess.check_output(["git", "rev-parse", "--short", commit], cwd=REPO,
+                                text=True).strip()
   package = f"attnlab_{sha}"
   archive = os.path.join(folder, "old.tar")
   with open(archive, "wb") as f:
@@ -113,7 +114,8 @@ def run(commit: str = "ea8f1dd", lengths=(150, 500), batch: int = 64, rounds: in
         row[name] = {k: dict(median=round(statistics.median(v), 1), min=round(min(v), 1))
                      for k, v in t.items()}
       for k in ("cpu_ms", "wall_ms"):
-        row[f"before_over_after_{k}"] = round(row["before"][k]["median"] / row["after"][k]["median"], 3)
+        ratio = row["before"][k]["median"] / row["after"][k]["median"]
+        row[f"before_over_after_{k}"] = round(ratio, 3)
       rows.append(row)
       log(f"  T={length}: CPU ms/step before {row['before']['cpu_ms']['median']:.0f}, after "
           f"{row['after']['cpu_ms']['median']:.0f} ({row['before_over_after_cpu_ms']:.2f}x); wall "

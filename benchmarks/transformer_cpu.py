@@ -77,10 +77,12 @@ def row(length: int, d_ff: int, batch: int = 64, repeats: int = 5, impls=(),
         if name.startswith("attnlab"):
           out[name][f"ratio_{peer}"] = out[peer]["train_step_ms"] / out[name]["train_step_ms"]
           out[name][f"ratio_{peer}_min"] = out[peer]["train_step_min_ms"] / out[name]["train_step_min_ms"]
-          out[name][f"cpu_ratio_{peer}"] = out[peer]["train_step_cpu_ms"] / out[name]["train_step_cpu_ms"]
+          cpu_ratio = out[peer]["train_step_cpu_ms"] / out[name]["train_step_cpu_ms"]
+          out[name][f"cpu_ratio_{peer}"] = cpu_ratio
   line = f"  T={length:5d} d_ff={d_ff}:"
   for name in cands:
-    line += f"  {name} {out[name]['train_step_ms']:7.1f} ms ({out[name]['train_step_cpu_ms']:.0f} CPU)"
+    line += (f"  {name} {out[name]['train_step_ms']:7.1f} ms "
+             f"({out[name]['train_step_cpu_ms']:.0f} CPU)")
   a = out["attnlab"]
   for peer in ("torch", "torch 1 thread"):
     if f"ratio_{peer}" in a:

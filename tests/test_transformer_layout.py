@@ -54,7 +54,8 @@ def test_layer_norm_module_has_flax_parameters_and_values():
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 5, 8)) * 2 + 1
   ours, flax_ln = LayerNorm(), nn.LayerNorm()
   params = flax_ln.init(jax.random.PRNGKey(1), x)
-  assert jax.tree.map(jnp.shape, ours.init(jax.random.PRNGKey(1), x)) == jax.tree.map(jnp.shape, params)
+  shapes = lambda tree: jax.tree.map(jnp.shape, tree)
+  assert shapes(ours.init(jax.random.PRNGKey(1), x)) == shapes(params)
   params = jax.tree.map(lambda p: p + jax.random.normal(jax.random.PRNGKey(2), p.shape), params)
   np.testing.assert_allclose(ours.apply(params, x), flax_ln.apply(params, x), rtol=1e-5, atol=1e-5)
 

@@ -57,7 +57,9 @@ def test_parts_by_module_and_pass():
 
 def test_before_after_rewrites_only_attnlab_imports():
   source = ("from attnlab import ops\nimport attnlab.models as m\nimport attnlab\n"
-            "from attnlab.ops.chunked_attention import CHUNK\nfrom attnlabx import y\nx = 'attnlab'\n")
+            "from attnlab.ops.chunked_attention import CHUNK\n"
+            "from attnlabx import y\nx = 'attnlab'\n")
   assert before_after.rewrite_imports(source, "attnlab_old") == (
       "from attnlab_old import ops\nimport attnlab_old.models as m\nimport attnlab_old\n"
-      "from attnlab_old.ops.chunked_attention import CHUNK\nfrom attnlabx import y\nx = 'attnlab'\n")
+      "from attnlab_old.ops.chunked_attention import CHUNK\n"
+      "from attnlabx import y\nx = 'attnlab'\n")

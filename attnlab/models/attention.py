@@ -94,7 +94,8 @@ class MultiHeadAttention(nn.Module):
     heads = (self.num_heads, features // self.num_heads)
     dense = lambda name, x: DenseGeneralParams((x.shape[-1],), heads, name=name)()
     out_features = self.out_features or inputs_q.shape[-1]
-    out_proj = lambda o: _out_projection(o, *DenseGeneralParams(heads, (out_features,), name="out")())
+    out_params = lambda: DenseGeneralParams(heads, (out_features,), name="out")()
+    out_proj = lambda o: _out_projection(o, *out_params())
     if self.attention not in ATTENTIONS:
       raise ValueError(f"unknown attention {self.attention!r}; valid choices: {list(ATTENTIONS)}")
     if self.attention == "uniform":
