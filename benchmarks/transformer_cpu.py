@@ -14,6 +14,9 @@ on a shared machine the minimum is the least disturbed round) and ratios
 (PyTorch's step / attnlab's: > 1 means attnlab is faster). PyTorch runs with all cores and with one
 thread (its OpenMP threads spin-wait; on a loaded machine one thread is often much faster).
 `impls` adds attnlab candidates with model.attention_impl set (the measurement behind `ATTENTION_BY_BACKEND`).
+Each candidate's step is also timed by the process's CPU time (all threads, `resource.getrusage`;
+`train_step_cpu_ms`, and `cpu_ratio_<peer>` = the peer's CPU ms / attnlab's): on a loaded machine
+the steadier measure of the work a step does (PyTorch's spinning OpenMP threads count in it).
 """
 import argparse
 import json
@@ -23,6 +26,7 @@ import time
 import jax
 
 from . import peers, research, timing
+from .transformer_before_after import measure
 
 PARTS = ("train_step", "forward", "forward_backward")
 
@@ -57,6 +61,7 @@ def row(length: int, d_ff: int, batch: int = 64, repeats: int = 5, impls=(),
         log(f"  torch.compile T={length} d_ff={d_ff}: failed ({errors['torch.compile']})")
   fns = {f"{n}/{p}": c[p] for n, c in cands.items() for p in PARTS}
   times = timing.interleaved(fns, repeats, pause_s=research.PAUSE_S)
+  cpu = measure({n: c["train_step"] for n, c in cands.items()}, 1, repeats)
   out = dict(T=length, d_ff=d_ff, batch=batch, repeats=repeats, errors=errors,
              load_average=[round(x, 2) for x in os.getloadavg()])
   for name, c in cands.items():
@@ -64,19 +69,25 @@ def row(length: int, d_ff: int, batch: int = 64, repeats: int = 5, impls=(),
                      **{f"{p}_ms": 1e3 * timing.median(times[f"{name}/{p}"]) for p in PARTS},
                      **{f"{p}_min_ms": 1e3 * min(times[f"{name}/{p}"]) for p in PARTS})
     out[name]["fwd_bwd_over_fwd"] = out[name]["forward_backward_ms"] / out[name]["forward_ms"]
+    out[name]["train_step_cpu_ms"] = timing.median(cpu[name]["cpu_ms"])
+    out[name]["train_step_cpu_min_ms"] = min(cpu[name]["cpu_ms"])
   for peer in ("torch", "torch 1 thread", "torch.compile"):
     if peer in cands:
       for name in cands:
         if name.startswith("attnlab"):
           out[name][f"ratio_{peer}"] = out[peer]["train_step_ms"] / out[name]["train_step_ms"]
           out[name][f"ratio_{peer}_min"] = out[peer]["train_step_min_ms"] / out[name]["train_step_min_ms"]
+          cpu_ratio = out[peer]["train_step_cpu_ms"] / out[name]["train_step_cpu_ms"]
+          out[name][f"cpu_ratio_{peer}"] = cpu_ratio
   line = f"  T={length:5d} d_ff={d_ff}:"
   for name in cands:
-    line += f"  {name} {out[name]['train_step_ms']:7.1f} ms"
+    line += (f"  {name} {out[name]['train_step_ms']:7.1f} ms "
+             f"({out[name]['train_step_cpu_ms']:.0f} CPU)")
   a = out["attnlab"]
   for peer in ("torch", "torch 1 thread"):
     if f"ratio_{peer}" in a:
-      line += f"  vs {peer} {a[f'ratio_{peer}']:.2f}x (min {a[f'ratio_{peer}_min']:.2f}x)"
+      line += (f"  vs {peer} {a[f'ratio_{peer}']:.2f}x (min {a[f'ratio_{peer}_min']:.2f}x, "
+               f"CPU time {a[f'cpu_ratio_{peer}']:.2f}x)")
   log(line + f"; attnlab fwd+bwd/fwd {a['fwd_bwd_over_fwd']:.2f}")
   return out
 
@@ -96,14 +107,18 @@ def main(argv=None):
   p.add_argument("--repeats", type=int, default=5)
   p.add_argument("--impls", default="", help="extra attnlab candidates by attention_impl")
   p.add_argument("--no-torch-compile", action="store_true")
+  p.add_argument("--note", default="", help="stored with the results (e.g. the machine's state)")
   p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                                "research_transformer_cpu.json"))
   args = p.parse_args(argv)
+  load_before = [round(x, 2) for x in os.getloadavg()]
   result = run(tuple(int(t) for t in args.lengths.split(",")),
                tuple(int(d) for d in args.d_ff.split(",")), repeats=args.repeats,
                impls=tuple(i for i in args.impls.split(",") if i),
                compile_torch=not args.no_torch_compile)
   result.update(command="python -m benchmarks.transformer_cpu " + " ".join(argv or []),
+                note=args.note, cpus=os.cpu_count(), load_average_start=load_before,
+                load_average_end=[round(x, 2) for x in os.getloadavg()],
                 jax=jax.__version__, date=time.strftime("%Y-%m-%d %H:%M"))
   with open(args.out, "w") as f:
     json.dump(result, f, indent=1)

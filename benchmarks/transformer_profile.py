@@ -92,7 +92,7 @@ def part_of(op_name: str) -> tuple:
     return phase, "optimizer, clip, metrics"
   if "/positions" in path:
     return phase, "sinusoidal positions"
-  if re.search(r"self_attention/(query|key|value|out)/", path):
+  if re.search(r"self_attention/(query|key|value|query_key_value|out)/", path):
     return phase, "attention projections"
   if "self_attention" in path:
     return phase, "attention core"

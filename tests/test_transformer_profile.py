@@ -1,4 +1,5 @@
 """The profile's bookkeeping: exclusive thunk times, HLO instruction kinds, module attribution."""
+from benchmarks import transformer_before_after as before_after
 from benchmarks import transformer_profile as tp
 
 HLO = """HloModule jit_train_step
@@ -46,7 +47,19 @@ def test_parts_by_module_and_pass():
   part = lambda path: tp.part_of("jit(train_step)/" + path)
   assert part("jvp(M)/backbone/block_1/self_attention/query/dot_general") == (
       "forward", "attention projections")
+  assert part("transpose(jvp(M))/backbone/block_0/self_attention/query_key_value/dot_general") == (
+      "backward", "attention projections")  # the fused q/k/v product's named scope
   assert part("transpose(jvp(M))/backbone/block_0/ln_mlp/mul") == ("backward", "layer norm")
   assert part("jvp(M)/backbone/positions/sin") == ("forward", "sinusoidal positions")
   assert part("add") == ("update", "optimizer, clip, metrics")
   assert tp.part_of("") == ("unattributed", "XLA copies without a source")
+
+
+def test_before_after_rewrites_only_attnlab_imports():
+  source = ("from attnlab import ops\nimport attnlab.models as m\nimport attnlab\n"
+            "from attnlab.ops.chunked_attention import CHUNK\n"
+            "from attnlabx import y\nx = 'attnlab'\n")
+  assert before_after.rewrite_imports(source, "attnlab_old") == (
+      "from attnlab_old import ops\nimport attnlab_old.models as m\nimport attnlab_old\n"
+      "from attnlab_old.ops.chunked_attention import CHUNK\n"
+      "from attnlabx import y\nx = 'attnlab'\n")

@@ -2,6 +2,9 @@
 
 Parameter layout equals Flax's `nn.MultiHeadDotProductAttention` (query/key/value kernels (D,N,d),
 out kernel (N,d,D')), so weights map across one to one. Init: LeCun normal kernels, zero biases.
+The kernels are held by `DenseGeneralParams` (nn.DenseGeneral's names, shapes and init) and
+applied here: in self-attention the query, key and value kernels are concatenated at apply time
+into one (D, 3N, d) product (one read of the inputs, one product for their gradient).
 The attention weights (B,N,Tq,Tk) are sown into the 'intermediates' collection as
 'attention_weights' (apply with `mutable=['intermediates']` to collect them from a whole model),
 and `return_weights=True` returns them directly.
@@ -31,6 +34,8 @@ from typing import Optional
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 from attnlab import ops
 
@@ -47,6 +52,31 @@ def resolve_impl(impl: str) -> str:
   return ATTENTION_BY_BACKEND.get(jax.default_backend(), "plain") if impl == "auto" else impl
 
 
+class DenseGeneralParams(nn.Module):
+  """The kernel (in_shape + features) and bias (features) of `nn.DenseGeneral` contracting all of
+  in_shape (same names, shapes and LeCun normal / zero init), returned without being applied."""
+  in_shape: tuple
+  features: tuple
+
+  @nn.compact
+  def __call__(self):
+    flat = (int(np.prod(self.in_shape)), int(np.prod(self.features)))
+    lecun = nn.initializers.lecun_normal()
+    kernel = self.param("kernel", lambda rng, shape, dtype=jnp.float32:
+                        lecun(rng, flat, dtype).reshape(shape),
+                        tuple(self.in_shape) + tuple(self.features), jnp.float32)
+    bias = self.param("bias", nn.initializers.zeros, tuple(self.features), jnp.float32)
+    return kernel, bias
+
+
+def _project(x, kernel, bias, name):
+  """x (...,D) @ kernel (D,N,d) + bias (N,d) -> (...,N,d), in the dtype nn.DenseGeneral promotes to;
+  `name` scopes the ops (the profile's attribution: benchmarks/transformer_profile.py)."""
+  with jax.named_scope(name):
+    x, kernel, bias = (a.astype(jnp.result_type(x, kernel, bias)) for a in (x, kernel, bias))
+    return jnp.einsum("...f,fnh->...nh", x, kernel) + bias
+
+
 class MultiHeadAttention(nn.Module):
   num_heads: int
   qkv_features: Optional[int] = None  # default: the query's feature size
@@ -61,16 +91,25 @@ class MultiHeadAttention(nn.Module):
     features = self.qkv_features or inputs_q.shape[-1]
     if features % self.num_heads:
       raise ValueError(f"attention features {features} are not divisible by num_heads {self.num_heads}")
-    head_dim = features // self.num_heads
-    dense = lambda name: nn.DenseGeneral((self.num_heads, head_dim), name=name)
+    heads = (self.num_heads, features // self.num_heads)
+    dense = lambda name, x: DenseGeneralParams((x.shape[-1],), heads, name=name)()
+    out_features = self.out_features or inputs_q.shape[-1]
+    out_params = lambda: DenseGeneralParams(heads, (out_features,), name="out")()
+    out_proj = lambda o: _out_projection(o, *out_params())
     if self.attention not in ATTENTIONS:
       raise ValueError(f"unknown attention {self.attention!r}; valid choices: {list(ATTENTIONS)}")
     if self.attention == "uniform":
-      out = _uniform(dense("value")(inputs_q), inputs_kv, mask, bias, return_weights)
-      out_features = self.out_features or inputs_q.shape[-1]
-      return nn.DenseGeneral(out_features, axis=(-2, -1), name="out")(out)
-    inputs_kv = inputs_q if inputs_kv is None else inputs_kv
-    q, k, v = dense("query")(inputs_q), dense("key")(inputs_kv), dense("value")(inputs_kv)
+      out = _uniform(_project(inputs_q, *dense("value", inputs_q), "value"), inputs_kv, mask, bias,
+                     return_weights)
+      return out_proj(out)
+    if inputs_kv is None:  # self-attention: one (D, 3N, d) product for q, k and v
+      (wq, bq), (wk, bk), (wv, bv) = (dense(n, inputs_q) for n in ("query", "key", "value"))
+      qkv = _project(inputs_q, jnp.concatenate([wq, wk, wv], axis=1),
+                     jnp.concatenate([bq, bk, bv], axis=0), "query_key_value")
+      q, k, v = jnp.split(qkv, 3, axis=-2)
+    else:
+      q = _project(inputs_q, *dense("query", inputs_q), "query")
+      k, v = (_project(inputs_kv, *dense(n, inputs_kv), n) for n in ("key", "value"))
     if self.use_rope:
       q, k = ops.rotary_embedding(q), ops.rotary_embedding(k)
     weights = None
@@ -82,8 +121,15 @@ class MultiHeadAttention(nn.Module):
       self.sow("intermediates", "attention_weights", weights)
     else:
       out = _attend(impl, q, k, v, mask, bias, return_weights)
-    out = nn.DenseGeneral(self.out_features or inputs_q.shape[-1], axis=(-2, -1), name="out")(out)
+    out = out_proj(out)
     return (out, weights) if return_weights else out
+
+
+def _out_projection(o, kernel, bias):
+  """o (...,N,d) @ kernel (N,d,D') + bias (D',) -> (...,D'), promoted as in nn.DenseGeneral."""
+  with jax.named_scope("out"):
+    o, kernel, bias = (a.astype(jnp.result_type(o, kernel, bias)) for a in (o, kernel, bias))
+    return jnp.einsum("...nh,nhf->...f", o, kernel) + bias
 
 
 def _uniform(v, inputs_kv, mask, bias, return_weights):

@@ -30,6 +30,31 @@ def masked_mean(hs, lengths=None):
   return total / jnp.maximum(valid.sum(axis=1, keepdims=True), 1.0)
 
 
+THIN_INPUTS = 4  # real inputs with at most this many channels are projected by broadcast products
+
+
+class InputProjection(nn.Module):
+  """`nn.Dense(features)` (same 'kernel' (C,F) and 'bias' (F,), LeCun normal / zero init) that, for
+  C <= THIN_INPUTS channels (adding's C=2), sums C broadcast products x[..., c] * kernel[c] instead
+  of a product with a C-long contraction (issue 30: a K=2 product cost far more than its arithmetic
+  on CPU). x (...,C) -> (...,F)."""
+  features: int
+
+  @nn.compact
+  def __call__(self, x):
+    channels = x.shape[-1]
+    kernel = self.param("kernel", nn.initializers.lecun_normal(), (channels, self.features),
+                        jnp.float32)
+    bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+    x, kernel, bias = (a.astype(jnp.result_type(x, kernel, bias)) for a in (x, kernel, bias))
+    if channels > THIN_INPUTS:
+      return x @ kernel + bias
+    out = bias
+    for c in range(channels):
+      out = out + x[..., c:c + 1] * kernel[c]
+    return out
+
+
 class InputEmbedding(nn.Module):
   """Tokens (B,T) -> (B,T,features) by lookup; real inputs (B,T,C) -> Dense, or unchanged if features is None.
 
@@ -47,7 +72,7 @@ class InputEmbedding(nn.Module):
       self.table = nn.Embed(self.vocab_size, self.features,
                             embedding_init=nn.initializers.normal(self.features**-0.5))
     elif self.features is not None:
-      self.proj = nn.Dense(self.features)
+      self.proj = InputProjection(self.features)
 
   def __call__(self, inputs):
     if self.vocab_size is not None:

@@ -6,6 +6,8 @@
 Positions: 'sinusoidal' (added), 'learned' (added, N(0, 0.02) table of `max_len` rows), 'rope'
 (rotary on queries and keys), or 'none'. Dropout on embeddings and on each sublayer's output.
 Init: LeCun normal Dense kernels and zero biases (Flax defaults), LayerNorm scale 1 and bias 0.
+`LayerNorm` has `nn.LayerNorm`'s parameters (scale, bias; epsilon 1e-6) and a hand-written backward
+pass (`ops.layer_norm`), so checkpoints of either load into the other.
 `attention_impl` ('plain' | 'chunked' | 'fused' | 'auto', see `MultiHeadAttention`) selects the self-attention
 kernel of the encoder stack; with 'chunked' or 'fused' the mask is an `ops.MaskSpec`, never (T,T),
 and no attention weights are sown. `attention='uniform'` (the ablation of the attention weights,
@@ -20,8 +22,22 @@ import jax.numpy as jnp
 from attnlab import ops
 from attnlab.models.attention import ATTENTIONS, MultiHeadAttention, resolve_impl
 from attnlab.models.heads import last_valid, masked_mean
+from attnlab.ops.layer_norm import layer_norm
 
 POSITIONALS = ("sinusoidal", "learned", "rope", "none")
+
+
+class LayerNorm(nn.Module):
+  """`nn.LayerNorm` over the last axis (same 'scale' and 'bias' parameters, epsilon 1e-6) computed
+  by `ops.layer_norm`, whose backward pass is written out. x (..., F) -> (..., F)."""
+  epsilon: float = 1e-6
+
+  @nn.compact
+  def __call__(self, x):
+    features = x.shape[-1]
+    scale = self.param("scale", nn.initializers.ones, (features,), jnp.float32)
+    bias = self.param("bias", nn.initializers.zeros, (features,), jnp.float32)
+    return layer_norm(x, scale, bias, self.epsilon)
 
 
 class MLP(nn.Module):
@@ -73,10 +89,10 @@ class EncoderBlock(nn.Module):
                               name="self_attention")
     mlp = MLP(self.d_ff, self.activation, name="mlp")
     if self.pre_ln:
-      x = x + drop(attn(nn.LayerNorm(name="ln_attention")(x), mask=mask))
-      return x + drop(mlp(nn.LayerNorm(name="ln_mlp")(x)))
-    x = nn.LayerNorm(name="ln_attention")(x + drop(attn(x, mask=mask)))
-    return nn.LayerNorm(name="ln_mlp")(x + drop(mlp(x)))
+      x = x + drop(attn(LayerNorm(name="ln_attention")(x), mask=mask))
+      return x + drop(mlp(LayerNorm(name="ln_mlp")(x)))
+    x = LayerNorm(name="ln_attention")(x + drop(attn(x, mask=mask)))
+    return LayerNorm(name="ln_mlp")(x + drop(mlp(x)))
 
 
 class DecoderBlock(nn.Module):
@@ -95,12 +111,12 @@ class DecoderBlock(nn.Module):
     cross_attn = MultiHeadAttention(self.num_heads, name="cross_attention")
     mlp = MLP(self.d_ff, self.activation, name="mlp")
     if self.pre_ln:
-      y = y + drop(self_attn(nn.LayerNorm(name="ln_self")(y), mask=self_mask))
-      y = y + drop(cross_attn(nn.LayerNorm(name="ln_cross")(y), memory, mask=cross_mask))
-      return y + drop(mlp(nn.LayerNorm(name="ln_mlp")(y)))
-    y = nn.LayerNorm(name="ln_self")(y + drop(self_attn(y, mask=self_mask)))
-    y = nn.LayerNorm(name="ln_cross")(y + drop(cross_attn(y, memory, mask=cross_mask)))
-    return nn.LayerNorm(name="ln_mlp")(y + drop(mlp(y)))
+      y = y + drop(self_attn(LayerNorm(name="ln_self")(y), mask=self_mask))
+      y = y + drop(cross_attn(LayerNorm(name="ln_cross")(y), memory, mask=cross_mask))
+      return y + drop(mlp(LayerNorm(name="ln_mlp")(y)))
+    y = LayerNorm(name="ln_self")(y + drop(self_attn(y, mask=self_mask)))
+    y = LayerNorm(name="ln_cross")(y + drop(cross_attn(y, memory, mask=cross_mask)))
+    return LayerNorm(name="ln_mlp")(y + drop(mlp(y)))
 
 
 def self_attention_mask(length: int, lengths=None, causal: bool = False, window: Optional[int] = None):
@@ -149,7 +165,7 @@ class Transformer(nn.Module):
                        self.positional == "rope", self.activation, self.attention_impl,
                        self.attention, name=f"block_{i}")(x, mask, train=train)
     if self.pre_ln:
-      x = nn.LayerNorm(name="final_norm")(x)
+      x = LayerNorm(name="final_norm")(x)
     return x, (last_valid(x, lengths) if self.causal else masked_mean(x, lengths))
 
 
@@ -175,5 +191,5 @@ class TransformerDecoder(nn.Module):
                        self.positional == "rope", self.activation,
                        name=f"block_{i}")(y, memory, self_mask, cross_mask, train=train)
     if self.pre_ln:
-      y = nn.LayerNorm(name="final_norm")(y)
+      y = LayerNorm(name="final_norm")(y)
     return y
