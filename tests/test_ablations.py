@@ -206,6 +206,7 @@ def test_windows_in_every_attention_impl_equal_the_float64_formula(window, causa
     np.testing.assert_allclose(out, want, rtol=tol, atol=tol, err_msg=impl)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("window", fast_only([1, 16], keep=(16,)))
 def test_windowed_causal_transformer_auto_equals_plain(window):
   def build(impl):

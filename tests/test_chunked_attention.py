@@ -79,6 +79,7 @@ def test_chunked_takes_an_array_mask_with_fully_masked_rows():
   assert jnp.isfinite(jax.grad(lambda q: fn(q, k, v).sum())(q)).all()
 
 
+@pytest.mark.slow
 def test_chunked_cross_attention_with_padding():
   q, k, v = qkv(tq=11, tk=29)
   lengths = jnp.array([29, 7])

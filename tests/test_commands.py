@@ -74,6 +74,7 @@ def test_old_commands_are_printed_in_the_portable_form():
                                            "--workdir=w")
 
 
+@pytest.mark.slow
 def test_no_top_level_configs_package_is_imported():
   """Library code and configs import attnlab.configs, never a top-level `configs`."""
   out = subprocess.run([sys.executable, "-c", "import sys, attnlab.configs.compare, "

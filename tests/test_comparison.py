@@ -196,6 +196,7 @@ def test_learning_cost_end_to_end_censors_and_skips(finished):
   assert "none (beyond the cap at its only T)" in text and "Preview" in text
 
 
+@pytest.mark.slow
 def test_one_model_comparison_end_to_end_and_rerun_trains_nothing(tmp_path):
   """The default suite's end-to-end check (the full tiny comparison above is `slow`): the learning
   cost and gradient flow of one model, its report and results, load_comparison, and a rerun."""

@@ -299,6 +299,7 @@ def test_final_wrong_equals_a_numpy_count(solved_run):
   assert result["final_score"] == pytest.approx(1 - wrong / FINAL_SEQUENCES)
 
 
+@pytest.mark.slow
 def test_rerunning_a_solved_run_trains_nothing(solved_run, tmp_path, monkeypatch):
   config, workdir, result = solved_run
   before = read_metrics(workdir)
@@ -379,6 +380,7 @@ def test_eval_lengths_need_a_seq_len_and_positions_for_it():
     validate(config, num_devices=1)
 
 
+@pytest.mark.slow
 def test_eval_lengths_count_wrong_reads_exactly(tmp_path):
   """Flip-flop trained at T=8, evaluated at T=8 and 24: the exact error counts equal NumPy's."""
   config = base_config("lstm", "flip_flop", seq_len=8)

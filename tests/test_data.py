@@ -161,6 +161,7 @@ def test_different_seq_len_gets_its_own_directory(tmp_path):
   assert source[0]['inputs'].shape == (5 + 2 * 10,)
 
 
+@pytest.mark.slow
 def test_cli_prepares_then_reuses(tmp_path):
   command = [sys.executable, '-m', 'attnlab.data.prepare', '--task=adding',
              '--seq_len=9', '--num_train=4', '--num_validation=2',
@@ -173,6 +174,7 @@ def test_cli_prepares_then_reuses(tmp_path):
   assert second.stdout.startswith('reused attnlab_adding/seq_len_9-seed_0')
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('flags, name', [
     (['--task=flip_flop', '--seq_len=8', '--p_ignore=0.5', '--p_read=0.2'],
      'attnlab_flip_flop/seq_len_8-p_ignore_0.5-p_write_None-p_read_0.2-seed_0'),

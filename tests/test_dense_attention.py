@@ -61,6 +61,7 @@ def test_array_masks_with_fully_masked_rows(mask_shape):
     assert_same_as_plain(fn, ops.dense_mask(spec, T, T) & mask, *qkv(2))
 
 
+@pytest.mark.slow
 def test_cross_attention_with_other_key_length():
   with jax.enable_x64(True):
     fn = lambda q, k, v: ops.dense_attention(q, k, v, key_lengths=np.array([5, 2]))
@@ -78,6 +79,7 @@ def test_bad_arguments_are_errors():
     ops.dense_attention(q, k[..., :2], v)
 
 
+@pytest.mark.slow
 def test_multi_head_attention_dense_equals_plain():
   x = jnp.asarray(np.random.default_rng(4).standard_normal((B, T, 12)), jnp.float32)
   spec = ops.MaskSpec(jnp.asarray(LENGTHS), causal=True, window=2)

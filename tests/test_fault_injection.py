@@ -271,6 +271,7 @@ def test_fault_messages_name_the_resource_and_the_file():
   assert errors.fault_message(OSError(errno.ENOENT, "No such file")) is None
 
 
+@pytest.mark.slow
 def test_a_file_size_limit_is_one_line_and_the_run_resumes_exactly(base, tmp_path):
   workdir = str(tmp_path / "run")
   probe = {"module": "experiments.main", "argv": COMMAND + [f"--workdir={workdir}"],

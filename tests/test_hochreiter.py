@@ -360,6 +360,7 @@ def test_a_resumed_run_stops_at_the_same_step(unstopped, loose, tmp_path):
   assert per_step(workdir) == stream[:solved]
 
 
+@pytest.mark.slow
 def test_vmapped_seeds_have_their_own_windows(unstopped, loose, tmp_path):
   stream, threshold, _ = unstopped
   loose(threshold)

@@ -41,7 +41,8 @@ def model_args(name, x=None):
   return (x, LENGTHS)
 
 
-@pytest.mark.parametrize("name", fast_only(models.MODELS, keep=models.SEQUENCE_MODELS + ("seq2seq_attention",)))
+@pytest.mark.parametrize("name", fast_only(models.MODELS, keep=("rnn", "lstm", "gru", "lru", "transformer",
+                                                         "mamba", "seq2seq_attention")))
 def test_every_model_builds_and_runs_forward_and_backward(name):
   cfg = tiny_config(name, vocab_size=V)
   if name in models.SEQUENCE_MODELS:
@@ -66,7 +67,7 @@ def test_every_model_builds_and_runs_forward_and_backward(name):
   assert sum(float(np.abs(g).sum()) for g in leaves) > 0
 
 
-@pytest.mark.parametrize("name", fast_only(models.SEQUENCE_MODELS, keep=("rnn", "lstm", "transformer")))
+@pytest.mark.parametrize("name", fast_only(models.SEQUENCE_MODELS, keep=("lstm", "transformer")))
 def test_real_inputs_and_per_step_outputs(name):
   model = models.build(tiny_config(name, num_outputs=1, output="step"))
   x = jax.random.uniform(jax.random.PRNGKey(0), (B, T, 2))
@@ -79,6 +80,7 @@ def test_real_inputs_and_per_step_outputs(name):
   assert g.shape == emb.shape and jnp.isfinite(g).all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", fast_only(models.MODELS, keep=("rnn",)))
 def test_vmap_over_parameter_seeds(name):
   """Several seeds in one program: vmap(init) then vmap(apply) equals each seed on its own."""

@@ -193,6 +193,7 @@ def test_parallel_selective_scan_is_the_associative_scan_on_every_backend():
                           lambda *a: ref.selective_scan(*a, **kw), args)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cell", ["min_gru", "min_lstm"])
 def test_parallel_min_rnn_keeps_float32_precision_over_long_sequences(cell):
   """The log-space form at T=1,999 in float32 against the float64 NumPy equations: relative error

@@ -234,6 +234,7 @@ def test_gradient_flow_config_measures_three_seeds_at_100_and_500():
   assert set(c.parts) == {"long_range", "gradients"}  # long_range logs flow on the gradient task
 
 
+@pytest.mark.slow
 def test_seeds_trained_together_name_their_seed_in_progress_lines(tmp_path, capsys):
   from attnlab.train import base_config, train_seeds
   configs = []

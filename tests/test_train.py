@@ -212,6 +212,7 @@ def test_config_arguments_and_default():
     validate(bad, num_devices=1)
 
 
+@pytest.mark.slow
 def test_bfloat16_compute_keeps_float32_params(tmp_path):
   config = tiny("lstm", steps=3)
   config.dtype = "bfloat16"
@@ -258,6 +259,7 @@ def test_seeds_trained_together_equal_seeds_trained_alone(tmp_path, monkeypatch)
   assert not np.allclose(jax.tree.leaves(a)[0], jax.tree.leaves(b)[0])  # the seeds differ
 
 
+@pytest.mark.slow
 def test_seed_parallelism_sequential_trains_seeds_one_by_one(tmp_path, monkeypatch):
   from attnlab.train import train_seeds
   configs = [tiny("lstm", steps=2) for _ in range(2)]

@@ -13,6 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from attnlab import models, sweep
 from attnlab.models.heads import InputProjection
@@ -60,6 +61,7 @@ def test_layer_norm_module_has_flax_parameters_and_values():
   np.testing.assert_allclose(ours.apply(params, x), flax_ln.apply(params, x), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_attention_projections_initialise_and_compute_as_flax():
   """Self-attention (q, k, v concatenated into one product) and cross-attention both."""
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 6, 16))

@@ -8,6 +8,7 @@ import pytest
 
 from attnlab.models.mamba import MambaStack
 from tests import reference as ref
+from tests.marks import fast_only
 
 B, T, D_IN, D_MODEL, N = 2, 9, 3, 8, 4
 
@@ -21,7 +22,7 @@ def randomised(params, seed):
       k, a.shape, jnp.float64) for a, k in zip(leaves, keys)])
 
 
-@pytest.mark.parametrize("scan", ["auto", "parallel"])
+@pytest.mark.parametrize("scan", fast_only(["auto", "parallel"], keep=("parallel",)))
 def test_mamba_stack_matches_its_equations(scan):
   lengths = np.array([T, 6])
   with jax.enable_x64(True):

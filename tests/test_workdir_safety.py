@@ -239,6 +239,7 @@ console_entry()
 """
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint_exits_130_and_the_run_resumes(tmp_path):
   workdir, marker = str(tmp_path / "run"), str(tmp_path / "at_step_4")
   child = subprocess.Popen([sys.executable, "-c", CHILD, marker, f"--config=configs/adding.py:{ARG}",
