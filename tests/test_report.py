@@ -86,6 +86,15 @@ def test_long_titles_wrap():
   plots.plt.close(fig)
 
 
+def test_a_run_is_labelled_by_its_model_word_and_seed():
+  from attnlab.configs import adding
+  from attnlab.train.trainer import run_label
+  assert run_label(adding.get_config("transformer_window0,seed=3")) == "transformer_window0 seed 3"
+  config = adding.get_config("lstm")
+  del config["model_variant"]  # a config built without a model word: its registry model
+  assert run_label(config) == "lstm seed 0"
+
+
 def test_progress_line_names_the_run(tmp_path, capsys):
   writer = MetricWriter(str(tmp_path), 350, enabled=True, label="lstm seed 1")
   writer.progress(100, 0, "loss 0.1234")

@@ -406,10 +406,11 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
 
 
 def run_label(config, population=()) -> str:
-  """'lstm seed 1': the model and seed of a run, as its progress and result lines name it; in a
+  """'lstm seed 1': the model and seed of a run, as its progress and result lines name it (the
+  config's model word where it has one: 'transformer_window0 seed 1', not its registry model); in a
   `population` (its configs), also each other population field that differs among them
   ('lstm seed 1 learning_rate=0.01')."""
-  label = f"{config.model.name} seed {config.seed}"
+  label = f"{config.get('model_variant') or config.model.name} seed {config.seed}"
   for field in cfg_lib.POPULATION_FIELDS[1:]:
     section, key = field.split(".")
     if len({repr(c[section][key]) for c in population}) > 1:
