@@ -64,6 +64,14 @@ class Step:
   env: dict = dataclasses.field(default_factory=dict)
 
 
+def _read_json(path: str):
+  """The JSON a step wrote to `path`, or None when it wrote none."""
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
 def _devices_code() -> str:
   return r"""
 import json, time, jax, jax.numpy as jnp, flax, optax
@@ -122,11 +130,9 @@ def steps(work: str) -> list:
     return ["bash", "-c", script]
 
   def bench_collect(out):
-    path = os.path.join(out, "bench.json")
-    if not os.path.exists(path):
+    res = _read_json(os.path.join(out, "bench.json"))
+    if res is None:
       return {}
-    with open(path) as f:
-      res = json.load(f)
     return {"bench": {s: {n: round(1e3 * r["step_s"], 3) for n, r in res[s]["rows"].items()}
                       for s in ("lstm", "gru", "transformer") if s in res}}
 
@@ -142,11 +148,9 @@ def steps(work: str) -> list:
     return got
 
   def loop_collect(out):
-    path = os.path.join(out, "loop.json")
-    if not os.path.exists(path):
+    res = _read_json(os.path.join(out, "loop.json"))
+    if res is None:
       return {}
-    with open(path) as f:
-      res = json.load(f)
     pick = {"seeds": ("loop_steps_per_s",), "population": ("ratio", "members"),
             "hochreiter": ("steps_reached", "solved", "wall_s")}
     return {"loop": {part: {k: res[part].get(k) for k in keys + ("error",)}

@@ -181,6 +181,11 @@ def _chunk_mask(cfg: _Config, key_valid, mask, i, j) -> Optional[Array]:
     if mask.shape[3] > 1:
       mask = _slice(mask, 3, j * cfg.k_chunk, cfg.k_chunk)
     parts.append(mask)
+  return conjunction(parts)
+
+
+def conjunction(parts: list):
+  """The elementwise AND of boolean masks `parts` (broadcast together), None when there are none."""
   if not parts:
     return None
   out = parts[0]

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from attnlab.ops.attention import sequence_mask
+from attnlab.ops.chunked_attention import conjunction
 
 Array = jax.Array
 
@@ -86,12 +87,7 @@ def _visible(cfg: _Config, key_valid, mask, q_len: int, k_len: int) -> Optional[
     parts.append(key_valid[:, None, :])
   if mask is not None:
     parts.append(mask)
-  if not parts:
-    return None
-  out = parts[0]
-  for part in parts[1:]:
-    out = out & part
-  return out
+  return conjunction(parts)
 
 
 def _forward_block(q, k, v, key_valid, mask, cfg: _Config):
