@@ -86,8 +86,15 @@ class MultiHeadAttention(nn.Module):
   attention: str = "softmax"  # 'softmax' | 'uniform'
 
   @nn.compact
-  def __call__(self, inputs_q, inputs_kv=None, mask=None, bias=None, *, return_weights=False):
-    """inputs_q (B,Tq,D), inputs_kv (B,Tk,D') (default: self-attention) -> (B,Tq,out_features)."""
+  def __call__(self, inputs_q, inputs_kv=None, mask=None, bias=None, *, return_weights=False,
+               query_index=None):
+    """inputs_q (B,Tq,D), inputs_kv (B,Tk,D') (default: self-attention) -> (B,Tq,out_features).
+
+    `query_index` (B,Q) int: self-attention of inputs_q (B,T,D) answered only at those steps ->
+    (B,Q,out_features), equal to the full output's rows there (`rows_attention`).
+    """
+    if query_index is not None:
+      return self.rows_attention(inputs_q, query_index, mask)
     features = self.qkv_features or inputs_q.shape[-1]
     if features % self.num_heads:
       raise ValueError(f"attention features {features} are not divisible by num_heads {self.num_heads}")
@@ -123,6 +130,41 @@ class MultiHeadAttention(nn.Module):
       out = _attend(impl, q, k, v, mask, bias, return_weights)
     out = out_proj(out)
     return (out, weights) if return_weights else out
+
+
+  def rows_attention(self, x, query_index, mask=None):
+    """Self-attention of x (B,T,D) at the steps query_index (B,Q) only -> (B,Q,out_features).
+
+    Every step's key and value (one (D, 2N, d) product), the queries only at those steps (rotary
+    positions their steps), the mask's rows there (`ops.mask_rows` of a MaskSpec, or the rows of a
+    bool mask), attended as 'plain' whatever `attention_impl` (a few rows are O(Q T)); no weights
+    sown. What a last-step readout needs of the last block (issue 30). Same parameters."""
+    if self.attention != "softmax" or self.qkv_features not in (None, x.shape[-1]):
+      raise ValueError("query_index needs softmax self-attention with qkv_features = the input's")
+    heads = (self.num_heads, x.shape[-1] // self.num_heads)
+    if x.shape[-1] % self.num_heads:
+      raise ValueError(f"attention features {x.shape[-1]} are not divisible by num_heads "
+                       f"{self.num_heads}")
+    (wq, bq), (wk, bk), (wv, bv) = (DenseGeneralParams((x.shape[-1],), heads, name=n)()
+                                    for n in ("query", "key", "value"))
+    index = jnp.asarray(query_index, jnp.int32)
+    rows = jnp.take_along_axis(x, index[:, :, None], axis=1)
+    q = _project(rows, wq, bq, "query")
+    kv = _project(x, jnp.concatenate([wk, wv], axis=1), jnp.concatenate([bk, bv], axis=0),
+                  "key_value")
+    k, v = jnp.split(kv, 2, axis=-2)
+    if self.use_rope:
+      q, k = ops.rotary_embedding(q, index), ops.rotary_embedding(k)
+    if isinstance(mask, ops.MaskSpec):
+      mask = ops.mask_rows(mask, index, x.shape[1])
+    elif mask is not None:
+      mask = jnp.asarray(mask)
+      heads_of_mask = mask.shape[-3] if mask.ndim == 4 else 1
+      full = jnp.broadcast_to(mask, (x.shape[0], heads_of_mask, x.shape[1], x.shape[1]))
+      mask = jnp.take_along_axis(full, index[:, None, :, None], axis=2)
+    out, _ = ops.scaled_dot_product_attention(q, k, v, mask=mask)
+    out_features = self.out_features or x.shape[-1]
+    return _out_projection(out, *DenseGeneralParams(heads, (out_features,), name="out")())
 
 
 def _out_projection(o, kernel, bias):

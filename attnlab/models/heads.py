@@ -119,9 +119,25 @@ class SequenceModel(nn.Module):
     return self.embed(inputs)
 
   def from_embeddings(self, x, lengths=None, *, train: bool = False):
+    if self._reads_last_step_only():  # the backbone computes only what the readout reads
+      _, last = self.backbone(x, lengths, train=train, last_only=True)
+      return self.head(last)
     hs, summary = self.backbone(x, lengths, train=train)
     if self.output == "step":
       return self.head(hs)
     pooled = {"summary": lambda: summary, "last": lambda: last_valid(hs, lengths),
               "mean": lambda: masked_mean(hs, lengths)}[self.pooling]()
     return self.head(pooled)
+
+  def _reads_last_step_only(self) -> bool:
+    """A per-sequence output read at the last valid step ('last', or a causal backbone's
+    'summary') from a backbone that can compute that step alone (`answers_last_only`: the
+    Transformer's softmax attention) and no intermediates being collected (attention maps need
+    every row)."""
+    backbone = self.backbone
+    last = self.pooling == "last" or (self.pooling == "summary"
+                                      and getattr(backbone, "causal", False))
+    return (self.output == "sequence" and last and getattr(backbone, "answers_last_only", False)
+            and getattr(backbone, "attention", None) == "softmax"
+            and getattr(backbone, "num_layers", 0) > 0
+            and not self.is_mutable_collection("intermediates"))

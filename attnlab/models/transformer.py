@@ -82,12 +82,23 @@ class EncoderBlock(nn.Module):
   attention: str = "softmax"  # 'softmax' | 'uniform'
 
   @nn.compact
-  def __call__(self, x, mask=None, *, train: bool = False):
+  def __call__(self, x, mask=None, *, train: bool = False, query_index=None):
+    """With `query_index` (B,Q) int: the block's output only at those steps, (B,Q,d) (every
+    step still gives keys and values; `MultiHeadAttention.rows_attention`)."""
     drop = lambda y: nn.Dropout(self.dropout_rate, deterministic=not train)(y)
     attn = MultiHeadAttention(self.num_heads, use_rope=self.use_rope,
                               attention_impl=self.attention_impl, attention=self.attention,
                               name="self_attention")
     mlp = MLP(self.d_ff, self.activation, name="mlp")
+    if query_index is not None:
+      rows = lambda y: jnp.take_along_axis(y, query_index[:, :, None], axis=1)
+      if self.pre_ln:
+        x_rows = rows(x) + drop(attn(LayerNorm(name="ln_attention")(x), mask=mask,
+                                     query_index=query_index))
+        return x_rows + drop(mlp(LayerNorm(name="ln_mlp")(x_rows)))
+      x_rows = LayerNorm(name="ln_attention")(
+          rows(x) + drop(attn(x, mask=mask, query_index=query_index)))
+      return LayerNorm(name="ln_mlp")(x_rows + drop(mlp(x_rows)))
     if self.pre_ln:
       x = x + drop(attn(LayerNorm(name="ln_attention")(x), mask=mask))
       return x + drop(mlp(LayerNorm(name="ln_mlp")(x)))
@@ -150,8 +161,14 @@ class Transformer(nn.Module):
   attention_impl: str = "plain"  # 'plain' | 'chunked' | 'fused' | 'auto' (by backend)
   attention: str = "softmax"  # 'softmax' | 'uniform' (fixed uniform weights over visible keys)
 
+  # SequenceModel may ask for the last valid step only (`last_only`): its last-step readout.
+  answers_last_only = True
+
   @nn.compact
-  def __call__(self, x, lengths=None, *, train: bool = False):
+  def __call__(self, x, lengths=None, *, train: bool = False, last_only: bool = False):
+    """With `last_only`: (h (B,1,d), h[:, 0]) at each sequence's last valid step, the last block
+    computed only there (its keys and values at every step): a last-step readout's whole need,
+    equal to the full stack's row (`EncoderBlock`'s query_index). Not with attention='uniform'."""
     if self.attention not in ATTENTIONS:
       raise ValueError(f"unknown attention {self.attention!r}; valid choices: {list(ATTENTIONS)}")
     x = AddPositions(self.positional, self.max_len, name="positions")(x)
@@ -160,12 +177,23 @@ class Transformer(nn.Module):
       mask = self_attention_mask(x.shape[1], lengths, self.causal, self.window)
     else:
       mask = ops.MaskSpec(lengths, self.causal, self.window)
+    last = None
+    if last_only:
+      last = jnp.full((x.shape[0],), x.shape[1] - 1, jnp.int32) if lengths is None else \
+          jnp.clip(jnp.asarray(lengths, jnp.int32) - 1, 0, x.shape[1] - 1)
+      last = last[:, None]
+      if self.attention != "softmax" or self.num_layers == 0:
+        raise ValueError("last_only needs softmax attention and at least one block")
     for i in range(self.num_layers):
       x = EncoderBlock(self.num_heads, self.d_ff, self.dropout_rate, self.pre_ln,
                        self.positional == "rope", self.activation, self.attention_impl,
-                       self.attention, name=f"block_{i}")(x, mask, train=train)
+                       self.attention, name=f"block_{i}")(
+                           x, mask, train=train,
+                           query_index=last if i == self.num_layers - 1 else None)
     if self.pre_ln:
       x = LayerNorm(name="final_norm")(x)
+    if last_only:
+      return x, x[:, 0]
     return x, (last_valid(x, lengths) if self.causal else masked_mean(x, lengths))
 
 

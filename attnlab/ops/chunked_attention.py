@@ -59,6 +59,22 @@ def dense_mask(spec: MaskSpec, q_len: int, k_len: int) -> Optional[Array]:
   return mask
 
 
+def mask_rows(spec: MaskSpec, query_positions: Array, k_len: int) -> Array:
+  """The rows of `spec`'s self-attention mask at query steps query_positions (B,Q) (int):
+  (B,1,Q,Tk) bool, True = key j visible to the query at step i: j < key_lengths[b], j <= i if
+  causal, |i - j| <= window if windowed. O(Q Tk), no (T,T) array."""
+  i = jnp.asarray(query_positions)[:, None, :, None]
+  j = jnp.arange(k_len)[None, None, None, :]
+  mask = jnp.ones(i.shape[:3] + (k_len,), bool)
+  if spec.causal:
+    mask = mask & (j <= i)
+  if spec.window is not None:
+    mask = mask & (jnp.abs(i - j) <= spec.window)
+  if spec.key_lengths is not None:
+    mask = mask & (j < jnp.asarray(spec.key_lengths)[:, None, None, None])
+  return mask
+
+
 class _Config(NamedTuple):
   """Static settings of one call (hashable: the custom VJP's non-differentiable argument)."""
   q_chunk: int

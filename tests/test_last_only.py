@@ -1,0 +1,89 @@
+"""A last-step readout computes the last block at the last valid step only, and that is the same
+function as the full stack read at that step (issue 30).
+
+Float64 values and gradients (parameters and inputs) of `SequenceModel` with the pruned last block
+against the full stack's row read by `last_valid`, over pre-/post-LN, causal, windows, rotary
+positions, padding and both attention kernels; plus `ops.mask_rows` against the dense mask's rows.
+"""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from attnlab import ops
+from attnlab.models.heads import InputEmbedding, SequenceModel, last_valid
+from attnlab.models.transformer import Transformer
+from tests.marks import fast_only
+
+B, T, C = 3, 9, 2
+CASES = {
+    "pre_ln": dict(pre_ln=True),
+    "post_ln": dict(pre_ln=False),
+    "causal_window_rope": dict(pre_ln=True, causal=True, window=2, positional="rope"),
+    "chunked_window": dict(pre_ln=True, window=3, attention_impl="chunked"),
+    "chunked_causal_summary": dict(pre_ln=True, causal=True, attention_impl="chunked"),
+}
+
+
+def _model(pooling="last", **kw):
+  backbone = Transformer(num_layers=2, num_heads=2, d_ff=12, **kw)
+  return SequenceModel(InputEmbedding(None, 8), backbone, num_outputs=1, pooling=pooling)
+
+
+def _full_readout(model, params, x, lengths):
+  """The full stack's output at each sequence's last valid step, through the head."""
+  def run(module, x, lengths):
+    hs, _ = module.backbone(module.embed(x), lengths)
+    return module.head(last_valid(hs, lengths))
+  return model.apply(params, x, lengths, method=run)
+
+
+@pytest.mark.parametrize("case", fast_only(sorted(CASES),
+                                           keep=("causal_window_rope", "chunked_causal_summary")))
+def test_pruned_last_block_equals_full_stack_row(case):
+  kw = dict(CASES[case])
+  pooling = "summary" if case.endswith("summary") else "last"
+  with jax.enable_x64(True):
+    model = _model(pooling, **kw)
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(B, T, C)))
+    lengths = jnp.asarray([T, 5, 1])
+    params = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64),
+                                    model.init(jax.random.PRNGKey(1), x, lengths))
+    assert model.bind(params)._reads_last_step_only()
+    for lens in (lengths, None):
+      got = model.apply(params, x, lens)
+      want = _full_readout(model, params, x, lens)
+      assert got.dtype == jnp.float64 and got.shape == (B, 1)
+      np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    loss = lambda f: lambda p, x: (f(p, x) ** 2).sum()
+    g_got = jax.grad(loss(lambda p, x: model.apply(p, x, lengths)), argnums=(0, 1))(params, x)
+    g_want = jax.grad(loss(lambda p, x: _full_readout(model, p, x, lengths)),
+                      argnums=(0, 1))(params, x)
+    for a, b in zip(jax.tree_util.tree_leaves(g_got), jax.tree_util.tree_leaves(g_want)):
+      np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    # steps past a sequence's end get no gradient, as in the full stack
+    assert np.all(np.asarray(g_got[1])[2, 1:] == 0)
+
+
+def test_full_stack_where_the_readout_needs_every_step():
+  """Mean pooling, per-step outputs, uniform attention and collected intermediates keep every row."""
+  x = jnp.ones((2, 6, C))
+  params = _model().init(jax.random.PRNGKey(0), x)
+  for model in (_model("mean"), _model("summary"), _model(attention="uniform")):
+    assert not model.bind(params)._reads_last_step_only()
+  _, state = _model().apply(params, x, mutable=["intermediates"])
+  weights = jax.tree_util.tree_leaves(state["intermediates"])
+  assert len(weights) == 2 and all(w.shape == (2, 2, 6, 6) for w in weights)
+
+
+def test_mask_rows_are_the_dense_masks_rows():
+  rng = np.random.default_rng(3)
+  lengths = jnp.asarray([7, 3, 1])
+  index = jnp.asarray(rng.integers(0, 7, size=(3, 4)))
+  for causal in (False, True):
+    for window in (None, 0, 2):
+      spec = ops.MaskSpec(lengths, causal, window)
+      dense = jnp.broadcast_to(ops.dense_mask(spec, 7, 7), (3, 1, 7, 7))
+      want = np.take_along_axis(np.asarray(dense), np.asarray(index)[:, None, :, None], axis=2)
+      np.testing.assert_array_equal(ops.mask_rows(spec, index, 7), want)
