@@ -59,12 +59,9 @@ class Parallel:
 
   def init_state(self, example):
     """(state placed on devices, abstract state of one run, with shardings, for restoring)."""
-    # Traced once: its shapes (the restore target, the shardings) and the program come from the
-    # same trace (a model's init is traced in 0.05-0.2 s on CPU).
-    init = dispatch.traced_once(functools.partial(steps.create_state, self.model, self.tx,
-                                                  self.spec))
+    init = functools.partial(steps.create_state, self.model, self.tx, self.spec)
     rng = jax.random.PRNGKey(self.seeds[0])
-    abstract = init.out_shapes(rng, example)
+    abstract = jax.eval_shape(init, rng, example)
     if self.vmapped:
       return vmap_seeds.init_states(self.model, self.tx, self.spec, self.seeds, example,
                                     self.hyperparams), \
