@@ -15,9 +15,16 @@ batch 64), in one process:
             evaluation and checkpoint) is spread over its steps.
   ratio     loop_ms / bare_ms: 1.0 is a loop that adds nothing to its compiled step.
   step_ms, fixed_s
-            a short run of `short_steps` splits the run into a per-step part (the slope
-            (long - short) / (steps - short_steps)) and a per-run part.
-Bare rounds and loop runs alternate, with a pause before each (thread pools spin after a call).
+            `repeats` short runs of `short_steps` split the run into a per-step part (the slope
+            (median long - median short) / (steps - short_steps)) and a per-run part.
+  program_ms
+            the program the loop dispatches (`Parallel.fused_train_steps`: max_steps_per_dispatch
+            steps per call, batches drawn inside; the training stream on the device) on the same
+            state, timed as bare_ms is: what the loop's steps cost without the host's part.
+            program_ratio = program_ms / bare_ms.
+Bare rounds, program rounds, long and short runs alternate, with a pause before each (thread pools
+spin after a call). On a loaded machine the slope is noisy: one run's per-run part varies by tenths
+of a second, that is by several ms per step over 190 steps; program_ms is the direct measure.
 A short run of each config first compiles everything into the persistent compilation cache
 (`attnlab.compile_cache`); every timed run records the XLA compilations it still did
 (`fresh_compiles`, counted through jax.monitoring), so a timing that paid for compiling shows it.
@@ -36,8 +43,10 @@ import time
 from unittest import mock
 
 import jax
+import numpy as np
 
 from attnlab import compile_cache, models, tasks
+from attnlab.data import on_device as on_device_data
 from attnlab.train import config as cfg_lib
 from attnlab.train import optim, trainer
 from attnlab.train.metric_writer import read_jsonl
@@ -91,8 +100,8 @@ def run_config(word: str, length: int, batch: int, steps: int, **overrides):
   return config
 
 
-def bare_step(config):
-  """A callable running n train steps exactly as the trainer compiles them, on one placed batch."""
+def _parallel(config):
+  """(Parallel as the trainer builds it, its initial state, one host batch)."""
   spec, model_config = cfg_lib.validate(config, 1)
   model = models.build(model_config)
   tx, schedule = optim.make_optimizer(config.optimizer, config.num_train_steps)
@@ -100,6 +109,12 @@ def bare_step(config):
   host = tasks.generate(config.task.name, config.batch_size, **cfg_lib.task_params(config))
   host = {k: v for k, v in host.items() if v.dtype != object}
   state, _ = par.init_state({k: v[:1] for k, v in host.items()})
+  return par, state, host
+
+
+def bare_step(config):
+  """A callable running n train steps exactly as the trainer compiles them, on one placed batch."""
+  par, state, host = _parallel(config)
   holder = {"state": state, "batch": par.batch(host)}
 
   def run(n: int):
@@ -108,6 +123,36 @@ def bare_step(config):
     jax.block_until_ready(metrics["loss"])
 
   return run
+
+
+def loop_program(config):
+  """A callable running n train steps as the loop dispatches them (the training stream on the
+  device): calls of the trainer's fused program of max_steps_per_dispatch steps, batches drawn
+  inside; None where the config's stream is the host pipeline's."""
+  if not cfg_lib.data_on_device(config):
+    return None
+  par, state, _ = _parallel(config)
+  stream = (config.task.name, cfg_lib.task_params(config), config.batch_size, config.data_seed)
+  k = config.get("max_steps_per_dispatch", 50)
+  fused = par.fused_train_steps(on_device_data.make_batch_fn(*stream), k)
+  holder = {"state": state, "step": 0}
+
+  def run(n: int):
+    while n > 0:
+      m = min(n, k)
+      holder["state"], rows = fused(holder["state"], np.int32(holder["step"] + 1), np.int32(m))
+      holder["step"], n = holder["step"] + m, n - m
+    jax.block_until_ready(rows["loss"])
+
+  return run
+
+
+def _timed(fn, n: int) -> float:
+  """Seconds per step of fn(n), after a pause."""
+  time.sleep(PAUSE_S)
+  start = time.perf_counter()
+  fn(n)
+  return (time.perf_counter() - start) / n
 
 
 def timed_runs(configs: list, train, root: str) -> dict:
@@ -144,29 +189,35 @@ def loop_row(word: str, length: int, batch: int, steps: int, short_steps: int, b
   """bare_ms, loop_ms, ratio, step_ms, fixed_s of one model at one T (see the module docstring)."""
   config, short = (run_config(word, length, batch, n) for n in (steps, short_steps))
   warm = timed_runs([short], _single, root)  # compiles every program into the persistent cache
-  bare = bare_step(config)
-  bare(1)  # traced, and compiled or loaded from the cache
-  rounds, runs = [], []
+  bare, program = bare_step(config), loop_program(config)
+  for fn in (bare, program):
+    if fn is not None:
+      fn(1)  # traced, and compiled or loaded from the cache
+  rounds, program_rounds, runs, short_runs = [], [], [], []
   for r in range(repeats + 1):
-    time.sleep(PAUSE_S)
-    start = time.perf_counter()
-    bare(bare_steps)
-    rounds.append((time.perf_counter() - start) / bare_steps)
+    rounds.append(_timed(bare, bare_steps))
+    if program is not None:
+      program_rounds.append(_timed(program, bare_steps))
     if r < repeats:
       runs.append(timed_runs([config], _single, root))
-  short_run = timed_runs([short], _single, root)
+      short_runs.append(timed_runs([short], _single, root))
   bare_s = timing.median(rounds)
+  program_s = timing.median(program_rounds) if program_rounds else None
   loop_s = timing.median([x["seconds"] for x in runs])
-  step_s = (loop_s - short_run["seconds"]) / (steps - short_steps)
+  short_s = timing.median([x["seconds"] for x in short_runs])
+  step_s = (loop_s - short_s) / (steps - short_steps)
   return dict(model=word, T=length, batch=batch, steps=steps, short_steps=short_steps,
               bare_steps=bare_steps, bare_ms=1e3 * bare_s, loop_ms=1e3 * loop_s / steps,
               ratio=loop_s / steps / bare_s, step_ms=1e3 * step_s,
-              step_ratio=step_s / bare_s, fixed_s=short_run["seconds"] - short_steps * step_s,
+              step_ratio=step_s / bare_s, fixed_s=short_s - short_steps * step_s,
+              program_ms=program_s and 1e3 * program_s,
+              program_ratio=program_s and program_s / bare_s,
               bare_rounds_ms=[1e3 * x for x in rounds],
+              program_rounds_ms=[1e3 * x for x in program_rounds],
               loop_runs_ms=[1e3 * x["seconds"] / steps for x in runs],
-              short_run_s=short_run["seconds"], warmup_s=warm["seconds"],
-              warmup_fresh_compiles=warm["fresh_compiles"],
-              fresh_compiles=[x["fresh_compiles"] for x in runs] + [short_run["fresh_compiles"]],
+              short_run_s=short_s, short_runs_s=[x["seconds"] for x in short_runs],
+              warmup_s=warm["seconds"], warmup_fresh_compiles=warm["fresh_compiles"],
+              fresh_compiles=[x["fresh_compiles"] for x in runs + short_runs],
               logged_steps_per_sec=[x["steps_per_sec"] for x in runs])
 
 
@@ -210,8 +261,10 @@ def population(word: str = "lstm", length: int = 20, batch: int = 64, steps: int
 
 
 def run(lengths=(20, 100), words=MODELS, batch: int = 64, steps=None, short_steps: int = 10,
-        bare_steps: int = 20, repeats: int = 2, population_sizes=None, log=print) -> dict:
-  """{'rows': one per (model, T), 'population': ...}; steps: {T: loop steps} (default 200)."""
+        bare_steps: int = 20, repeats: int = 2, population_sizes=None, with_population=True,
+        log=print) -> dict:
+  """{'rows': one per (model, T), 'population': ... (None without with_population)}; steps:
+  {T: loop steps} (default 200)."""
   _listen()
   cache = ensure_cache()
   if cache is None:
@@ -227,9 +280,10 @@ def run(lengths=(20, 100), words=MODELS, batch: int = 64, steps=None, short_step
         rows.append(row)
         log(f"  {word:12s} T={length:4d}  bare {row['bare_ms']:7.1f} ms  "
             f"loop {row['loop_ms']:7.1f} ms  ratio {row['ratio']:.2f}  "
-            f"(per step {row['step_ms']:.1f} ms, per run {row['fixed_s']:.1f} s; "
+            f"(per step {row['step_ms']:.1f} ms, per run {row['fixed_s']:.1f} s; program "
+            f"{row['program_ms'] or float('nan'):.1f} ms; "
             f"fresh compiles {row['fresh_compiles']})")
-    pop = population(**(population_sizes or {}), root=root, log=log)
+    pop = population(**(population_sizes or {}), root=root, log=log) if with_population else None
   finally:
     shutil.rmtree(root, ignore_errors=True)
   return dict(rows=rows, population=pop, batch=batch, cache=cache,
@@ -238,12 +292,13 @@ def run(lengths=(20, 100), words=MODELS, batch: int = 64, steps=None, short_step
 
 def markdown(section: dict) -> str:
   """The loop section's tables as Markdown (what BENCHMARKS.md quotes)."""
-  lines = ["| model | T | bare_ms | loop_ms | ratio | per step (slope) | per run |",
-           "|---|---|---|---|---|---|---|"]
+  lines = ["| model | T | bare_ms | loop_ms | ratio | per step (slope) | per run | loop's program |",
+           "|---|---|---|---|---|---|---|---|"]
   for r in section["rows"]:
     lines.append(f"| {r['model']} | {r['T']} | {r['bare_ms']:.1f} | {r['loop_ms']:.1f} | "
                  f"{r['ratio']:.2f} | {r['step_ms']:.1f} ms ({r['step_ratio']:.2f}x) | "
-                 f"{r['fixed_s']:.1f} s |")
+                 f"{r['fixed_s']:.1f} s | " + (f"{r['program_ms']:.1f} ms ({r['program_ratio']:.2f}x) |"
+                                              if r.get("program_ms") else "- |"))
   pop = section.get("population")
   if pop:
     lines += ["", f"| {pop['members']} runs of {pop['model']}, T={pop['T']}, {pop['steps']} steps "

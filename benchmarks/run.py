@@ -111,6 +111,11 @@ def parse(argv):
                  help=f"choices: comma-separated subset of {','.join(choices.PARTS)}")
   p.add_argument("--no-torch-compile", action="store_true",
                  help="research: skip the torch.compile variant (minutes of compiling per model)")
+  p.add_argument("--loop_models", default=None,
+                 help=f"loop: comma-separated subset of {','.join(loop.MODELS)}")
+  p.add_argument("--loop_lengths", default=None, help="loop: comma-separated T (default 20,100)")
+  p.add_argument("--loop_population", default="on", choices=("on", "off"),
+                 help="loop: also time the 15-member population (default on)")
   return p.parse_args(argv)
 
 
@@ -141,6 +146,21 @@ def main(argv=None) -> dict:
     raise SystemExit(f"--choices={args.choices!r}: unknown parts {sorted(set(parts) - set(choices.PARTS))}; "
                      f"valid: {', '.join(choices.PARTS)}")
   sizes["choices"]["parts"] = parts
+  if args.loop_models:
+    words = tuple(w for w in args.loop_models.split(",") if w)
+    if not words or set(words) - set(loop.MODELS):
+      raise SystemExit(f"--loop_models={args.loop_models!r}: unknown models "
+                       f"{sorted(set(words) - set(loop.MODELS))}; valid: {', '.join(loop.MODELS)}")
+    sizes["loop"]["words"] = words
+  if args.loop_lengths:
+    try:
+      lengths = tuple(int(t) for t in args.loop_lengths.split(","))
+    except ValueError:
+      raise SystemExit(f"--loop_lengths={args.loop_lengths!r}: expected comma-separated integers")
+    if min(lengths) <= 1:
+      raise SystemExit(f"--loop_lengths={args.loop_lengths!r}: lengths must be at least 2")
+    sizes["loop"]["lengths"] = lengths
+  sizes["loop"]["with_population"] = args.loop_population == "on"
   dtype = args.dtype or ("bfloat16" if jax.default_backend() == "gpu" else "float32")
   path = args.json or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                    f"{host()}{'_quick' if args.quick else ''}.json")

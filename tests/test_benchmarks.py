@@ -133,6 +133,9 @@ def test_quick_loop_section_reports_loop_and_bare_step_per_model_and_the_populat
     for key in ("loop_ms", "bare_ms", "ratio"):
       assert math.isfinite(row[key]) and row[key] > 0, (key, row)
     assert row["ratio"] == pytest.approx(row["loop_ms"] / row["bare_ms"])
+    # the loop's own program (the stream on the device), timed as the bare step is
+    assert math.isfinite(row["program_ms"]) and row["program_ms"] > 0, row
+    assert row["program_ratio"] == pytest.approx(row["program_ms"] / row["bare_ms"])
     if saved["cache"]:  # the warm-up run filled the persistent cache: no timed run compiled
       assert row["warmup_fresh_compiles"] > 0 and row["fresh_compiles"] == [0, 0], row
   pop = saved["population"]

@@ -239,3 +239,46 @@ def test_one_program_per_run_equals_chunked_programs(tmp_path, monkeypatch, stra
   for workdir in (fused, chunked):  # log_every changes no parameter
     jax.tree.map(np.testing.assert_array_equal, attnlab.load_run(straight_on_device, "last").params,
                  attnlab.load_run(workdir, "last").params)
+
+
+def _counted_step(calls):
+  """A train step of a small state (step, params, a weakly typed scale) that counts its traces."""
+
+  def train_step(state, batch):
+    calls.append(1)
+    params = state["params"] - state["scale"] * jax.numpy.tanh(batch["x"].T @ batch["x"] @ state["params"])
+    return {**state, "step": state["step"] + 1, "params": params}, {"loss": jax.numpy.sum(params)}
+
+  state = {"step": np.int32(0), "params": np.eye(3, dtype=np.float32), "scale": 0.5}
+  return train_step, state
+
+
+def test_the_dispatched_programs_trace_the_step_once_and_build_the_same_program():
+  """fused_steps traces its step (batch drawn, then trained on) once, not once for the metric
+  rows' shapes and again in the loop body; scan_steps traces it once for every program length; and
+  the replayed step (dispatch.traced_once) is the jaxpr tracing the step builds, so the compiled
+  programs and their numbers are the ones the step traced in place gives."""
+  batch_fn = lambda step: {"x": jax.numpy.full((2, 3), step, jax.numpy.float32) / 7}
+  calls, draws = [], []
+  train_step, state = _counted_step(calls)
+  fused = jax.jit(dispatch.fused_steps(train_step, lambda s: draws.append(1) or batch_fn(s), 4))
+  fused_state, rows = fused(state, np.int32(1), np.int32(3))
+  assert len(calls) == 1 and len(draws) == 1  # before: 2 and 2 (eval_shape, then the body)
+  expected = state  # the steps traced in place, one by one
+  for step in (1, 2, 3):
+    expected, metrics = jax.jit(train_step)(expected, batch_fn(np.int32(step)))
+    np.testing.assert_array_equal(rows["loss"][step - 1], metrics["loss"])
+  np.testing.assert_array_equal(fused_state["params"], expected["params"])
+  assert rows["loss"].shape == (4,) and rows["loss"][3] == 0
+
+  calls.clear()
+  train_step, state = _counted_step(calls)  # a new function: jax keeps traces per function
+  multi = jax.jit(dispatch.scan_steps(train_step))
+  for k in (1, 2, 3):
+    multi(state, {"x": np.ones((k, 2, 3), np.float32)})
+  assert len(calls) == 1  # before: one trace per program length
+  traced = dispatch.traced_once(train_step)
+  args = (state, {"x": np.ones((2, 3), np.float32)})
+  assert str(jax.make_jaxpr(traced)(*args)) == str(jax.make_jaxpr(train_step)(*args))
+  assert traced.__name__ == "train_step"  # jit_train_step: the persistent cache key is unchanged
+

@@ -18,17 +18,23 @@ non-finite values and adds the train sums in the order the one-step loop added t
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.extend import core as jax_core
 
 DEFAULT_MAX_STEPS = 50
 CHECKED = ("loss", "grad_norm", "grad_norm_clipped")  # what a non-finite step's log holds
 
 
-def scan_steps(train_step):
+def scan_steps(train_step, trace_once: bool = True):
   """(state, batch) -> (state, metrics)  to  (state, K batches stacked on axis 0) -> (state,
-  every step's metrics stacked on axis 0): the K steps run in one program (lax.scan)."""
+  every step's metrics stacked on axis 0): the K steps run in one program (lax.scan).
+
+  trace_once: the step is traced once (`traced_once`) and replayed in the program of every K (the
+  loop compiles up to three: `chunks`); False where it reads a named axis (pmap), which make_jaxpr
+  alone cannot trace."""
+  step = traced_once(train_step) if trace_once else train_step
 
   def multi(state, batches):
-    return jax.lax.scan(train_step, state, batches)
+    return jax.lax.scan(step, state, batches)
 
   return multi
 
@@ -51,17 +57,17 @@ def fused_steps(train_step, batch_fn, max_steps: int):
   each step drawn inside it from the step alone (`batch_fn(step)`, attnlab.data.on_device). Row i
   holds step first_step + i's metrics, rows n and beyond zeros. One compilation per run instead of
   one per chunk length (and per batch-drawing program): the default job's dispatches have lengths
-  from 1 to 50 (geometric evaluation schedules)."""
+  from 1 to 50 (geometric evaluation schedules). The step (batch drawn, then trained on) is traced
+  once: the metric rows' shapes come from that trace, and the loop body replays it."""
+  step_at = traced_once(lambda state, step: train_step(state, batch_fn(step)))
 
   def run(state, first_step, n):
-    abstract = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype)
-    batch = jax.tree.map(abstract, jax.eval_shape(batch_fn, first_step))
-    shapes = jax.eval_shape(train_step, jax.tree.map(abstract, state), batch)[1]
+    shapes = step_at.out_shapes(state, first_step)[1]
     rows = jax.tree.map(lambda x: jnp.zeros((max_steps,) + x.shape, x.dtype), shapes)
 
     def body(i, carry):
       state, rows = carry
-      state, metrics = train_step(state, batch_fn(first_step + i))
+      state, metrics = step_at(state, first_step + i)
       rows = jax.tree.map(lambda r, m: jax.lax.dynamic_update_index_in_dim(r, m, i, 0), rows,
                           metrics)
       return state, rows
@@ -69,6 +75,39 @@ def fused_steps(train_step, batch_fn, max_steps: int):
     return jax.lax.fori_loop(0, n, body, (state, rows))
 
   return run
+
+
+class traced_once:
+  """fn (pure, of pytrees of arrays) traced to a jaxpr once per input shapes and replayed at every
+  call (jax.extend.core.jaxpr_as_fun): the replay binds the primitives the trace recorded, so a
+  program built from it is the one tracing fn there would build, without running fn's Python (a
+  model's forward and backward: 0.2-0.5 s per trace on CPU) again. `out_shapes(*args)`: fn's
+  output shapes (jax.ShapeDtypeStruct), from the same trace. Args may be tracers."""
+
+  def __init__(self, fn):
+    self.fn, self._traces = fn, {}
+    # jit names its program after this (jit_create_state): the persistent cache key is unchanged
+    self.__name__ = getattr(fn, "__name__", None) or getattr(getattr(fn, "func", None),
+                                                             "__name__", "traced_once")
+
+  def _trace(self, args):
+    leaves, tree = jax.tree.flatten(args)
+    avals = tuple(jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x),
+                                       weak_type=getattr(jax.typeof(x), "weak_type", False))
+                  for x in leaves)
+    key = (tree, avals)
+    if key not in self._traces:
+      closed, shapes = jax.make_jaxpr(self.fn, return_shape=True)(*jax.tree.unflatten(tree, avals))
+      self._traces[key] = (closed, shapes)
+    return leaves, self._traces[key]
+
+  def out_shapes(self, *args):
+    return self._trace(args)[1][1]
+
+  def __call__(self, *args):
+    leaves, (closed, shapes) = self._trace(args)
+    out = jax_core.jaxpr_as_fun(closed)(*leaves)
+    return jax.tree.unflatten(jax.tree.structure(shapes), out)
 
 
 MID_CHUNK = 8  # the one program length between max_steps and 1

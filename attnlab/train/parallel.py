@@ -46,7 +46,8 @@ class Parallel:
       step_fn = steps.make_train_step(model, tx, spec, schedule, axis_name="batch",
                                       seed=config.seed, **kw)
       self.train_step = jax.pmap(step_fn, axis_name="batch", donate_argnums=0)
-      self.train_steps = jax.pmap(dispatch.scan_steps(step_fn), axis_name="batch",
+      self.train_steps = jax.pmap(dispatch.scan_steps(step_fn, trace_once=False),
+                                  axis_name="batch",
                                   donate_argnums=0)
       self.eval_step = jax.pmap(steps.make_eval_step(model, spec, dtype=dtype, axis_name="batch"),
                                 axis_name="batch")
