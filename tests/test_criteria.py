@@ -97,9 +97,9 @@ def test_adding_tolerance_is_hochreiters_on_attnlabs_scale():
 @pytest.mark.parametrize("steps", [3, 32, 2000])  # hochreiter1997's window at batch 667, 63, 1
 def test_the_device_window_is_met_wherever_the_host_window_is(steps):
   """criteria.possibly_met (float32 sums of device_window, on the device) against TrainingWindow.met
-  (float64 sums): True wherever the host's is, also at a threshold one float64 ulp above the window's
-  exact MSE; a false alarm only within DEVICE_MARGIN of the threshold; never with a wrong sequence
-  or a window not yet full."""
+  (float64 sums): True wherever the host's is, also at a threshold one float64 ulp above the
+  window's exact MSE; a false alarm only within DEVICE_MARGIN of the threshold; never with a wrong
+  sequence or a window not yet full."""
   rng, batch, n = np.random.default_rng(steps), 8, 64
   sq = (rng.uniform(0, 0.2, (n, steps)) * batch).astype(np.float32)  # squared errors of each step
   exact = sq.astype(np.float64).sum(1) / (steps * batch)  # each window's MSE

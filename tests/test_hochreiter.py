@@ -394,7 +394,8 @@ def k_steps(steps=STEPS, seed=0, stop=True):
 
 def rows(workdir) -> list:
   """metrics.jsonl without timings (and without rows that held only timings)."""
-  out = [{k: v for k, v in r.items() if k not in TIMING} for r in read_jsonl(f"{workdir}/metrics.jsonl")]
+  out = [{k: v for k, v in r.items() if k not in TIMING}
+         for r in read_jsonl(f"{workdir}/metrics.jsonl")]
   return [r for r in out if set(r) != {"step"}]
 
 
@@ -433,7 +434,8 @@ def test_k_step_dispatches_stop_and_log_as_one_step_dispatches(unstopped, k_runs
   a log or checkpoint (every 10) or where the rule may be met, and after s* (stop_when_solved False)
   the solved run's window ends none."""
   _, _, solved = unstopped
-  (one, one_result, one_dispatches), (k, k_result, k_dispatches) = k_runs[stop, False], k_runs[stop, True]
+  one, one_result, one_dispatches = k_runs[stop, False]
+  k, k_result, k_dispatches = k_runs[stop, True]
   assert k_result["solved_step"] == one_result["solved_step"] == solved
   assert k_result == one_result and rows(k) == rows(one)
   assert [r["step"] for r in rows(k) if "window_mse" in r] == [s for s in (10, 20, 30)

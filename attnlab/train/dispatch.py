@@ -11,7 +11,8 @@ checkpoint, the end of the run, or after config.max_steps_per_dispatch steps (so
 between dispatches, is answered within that many steps). With config.criterion='hochreiter1997'
 the solved check reads every step's training sums and a run stops at the step that meets it: on
 the device stream the dispatch's program ends early at the first step where the rule may be met
-(`fused_steps_until`, DeviceStepsUntil), elsewhere K = 1. A dispatch of the device stream (config.data.on_device) is one program whatever K
+(`fused_steps_until`, DeviceStepsUntil), elsewhere K = 1. A dispatch of the device stream
+(config.data.on_device) is one program whatever K
 (`fused_steps`, DeviceSteps: a dynamic trip count, batches drawn inside); one of host batches runs
 as `chunks` of a few lengths (each compiles once), queued back to back. The scan returns every step's metrics (K small arrays): the host checks them for
 non-finite values and adds the train sums in the order the one-step loop added them.
@@ -298,7 +299,8 @@ class DeviceStepsUntil(DeviceSteps):
   run."""
 
   def train(self, state, k: int, window, watch, mse):
-    state, metrics, ran = self._run(state, np.int32(self._step + 1), np.int32(k), window, watch, mse)
+    first = np.int32(self._step + 1)
+    state, metrics, ran = self._run(state, first, np.int32(k), window, watch, mse)
     ran = int(ran)  # waits for the dispatch: the next one starts at the step after its last
     self._step += ran
     return state, metrics, ran
