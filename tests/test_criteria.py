@@ -11,7 +11,8 @@ import pytest
 
 import attnlab
 from attnlab import data, models, sweep, tasks
-from attnlab.train import base_config, checkpoints, losses, optim, solving, steps, train_and_evaluate
+from attnlab.train import base_config, checkpoints, criteria, losses, optim, solving, steps
+from attnlab.train import train_and_evaluate
 from attnlab.train import train_seeds, validate, vmap_seeds
 from attnlab.train import trainer as trainer_module
 
@@ -91,6 +92,43 @@ def test_adding_tolerance_is_hochreiters_on_attnlabs_scale():
   tol = tasks.ADDING_TOLERANCE
   np.testing.assert_array_equal(tasks.adding_solved(np.ones(2), np.array([1 + 0.99 * tol, 1 + tol])),
                                 [True, False])
+
+
+@pytest.mark.parametrize("steps", [3, 32, 2000])  # hochreiter1997's window at batch 667, 63, 1
+def test_the_device_window_is_met_wherever_the_host_window_is(steps):
+  """criteria.possibly_met (float32 sums of device_window, on the device) against TrainingWindow.met
+  (float64 sums): True wherever the host's is, also at a threshold one float64 ulp above the
+  window's exact MSE; a false alarm only within DEVICE_MARGIN of the threshold; never with a wrong
+  sequence or a window not yet full."""
+  rng, batch, n = np.random.default_rng(steps), 8, 64
+  sq = (rng.uniform(0, 0.2, (n, steps)) * batch).astype(np.float32)  # squared errors of each step
+  exact = sq.astype(np.float64).sum(1) / (steps * batch)  # each window's MSE
+  cases = {"just above": (np.nextafter(exact, np.inf), True, True),
+           "in the margin": (exact / (1 + 0.5 * criteria.DEVICE_MARGIN), False, True),
+           "past the margin": (exact / (1 + 2 * criteria.DEVICE_MARGIN), False, False)}
+  for name, (threshold, host, device) in cases.items():
+    windows = []
+    for q, t in zip(sq, threshold):
+      window = criteria.TrainingWindow(batch, steps * batch, float(t))
+      window.restore({criteria.META_KEY: [(float(x), batch, 0.0) for x in q]})
+      windows.append(window)
+    entries, mse = criteria.device_window(windows, vmapped=True)
+    assert entries.shape == (steps, n, 3) and mse.shape == (n,)
+    assert [w.met() for w in windows] == [host] * n, name
+    assert jax.jit(criteria.possibly_met)(entries, mse).tolist() == [device] * n, name
+    entries[rng.integers(steps), :, 2] = 1.0  # one wrong sequence in each window
+    assert not jax.jit(criteria.possibly_met)(entries, mse).any(), name
+  # one run's window of fewer entries: padded at the front, never met until full
+  window = criteria.TrainingWindow(batch, steps * batch, 1.0)
+  window.restore({criteria.META_KEY: [(0.0, batch, 0.0)] * (steps - 1)})
+  entries, mse = criteria.device_window([window], vmapped=False)
+  assert entries.shape == (steps, 3) and mse.shape == ()
+  np.testing.assert_array_equal(entries[0], criteria.PADDING)
+  np.testing.assert_array_equal(entries[1:], [(0.0, batch, 0.0)] * (steps - 1))
+  assert not window.met() and not criteria.possibly_met(entries, mse)
+  window.add({"mse": np.float32([0, batch]), "wrong": np.float32([0, batch])})
+  entries, mse = criteria.device_window([window], vmapped=False)
+  assert window.met() and criteria.possibly_met(entries, mse)
 
 
 def test_run_status_and_censoring_from_metrics(tmp_path):

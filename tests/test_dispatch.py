@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import attnlab
-from attnlab.train import Preempted, base_config, dispatch, metric_writer, train_and_evaluate
+from attnlab.train import Preempted, base_config, criteria, dispatch, metric_writer
+from attnlab.train import train_and_evaluate
 from attnlab.train import parallel as parallel_lib
 from attnlab.train.metric_writer import read_jsonl
 
@@ -52,6 +53,8 @@ def test_dispatch_ends_at_the_next_log_eval_checkpoint_end_or_bound():
   assert dispatch.dispatch_length(0, [config, other], next_eval=100) == 3
   config.criterion = "hochreiter1997"  # judged at every step
   assert dispatch.dispatch_length(0, [config], next_eval=100) == 1
+  # ... unless the dispatch ends itself where the rule may be met (dispatch.fused_steps_until)
+  assert dispatch.dispatch_length(0, [config], next_eval=100, early_exit=True) == 7
 
 
 def test_a_dispatch_runs_as_few_program_lengths():
@@ -282,3 +285,51 @@ def test_the_dispatched_programs_trace_the_step_once_and_build_the_same_program(
   assert str(jax.make_jaxpr(traced)(*args)) == str(jax.make_jaxpr(train_step)(*args))
   assert traced.__name__ == "train_step"  # jit_train_step: the persistent cache key is unchanged
 
+
+
+def test_dispatches_end_at_the_first_step_a_watched_window_may_meet_the_rule():
+  """fused_steps_until on a stand-in step whose metric sums come from a table (3 runs, a 4-step
+  window, batch 8): dispatches of up to 10 steps, each starting from the host windows, end exactly
+  after the first step at which a watched run's window meets the rule within DEVICE_MARGIN (float64
+  NumPy, from the rule's definition), so the host windows meet it only at a dispatch's last step;
+  the unwatched run's window does not end them."""
+  rng, runs, size, batch, total, threshold = np.random.default_rng(0), 3, 4, 8, 120, 0.05
+  sq = (rng.uniform(0, 0.09, (total + 1, runs)) * batch).astype(np.float32)
+  wrong = (rng.random((total + 1, runs)) < 0.1).astype(np.float32)
+  counts = np.full((total + 1, runs), batch, np.float32)
+  watch = np.array([True, False, True])
+
+  def train_step(state, batch_):
+    i, table = batch_["i"], {name: jax.numpy.asarray(v) for name, v in
+                             (("sq", sq), ("wrong", wrong), ("counts", counts))}
+    sums = {"mse": jax.numpy.stack([table["sq"][i], table["counts"][i]], -1),
+            "wrong": jax.numpy.stack([table["wrong"][i], table["counts"][i]], -1)}
+    return {"step": state["step"] + 1}, {"loss": table["sq"][i].sum(), "sums": sums}
+
+  program = jax.jit(dispatch.fused_steps_until(train_step, lambda step: {"i": step}, 10))
+  windows = [criteria.TrainingWindow(batch, size * batch, threshold) for _ in range(runs)]
+  state, step, ends, unwatched_met = {"step": np.int32(0)}, 0, [], []
+  while step < total:
+    window, mse = criteria.device_window(windows, vmapped=True)
+    n = min(10, total - step)
+    state, rows, ran = program(state, np.int32(step + 1), np.int32(n), window, watch, mse)
+    ran = int(ran)
+    assert 1 <= ran <= n and int(state["step"]) == step + ran
+    np.testing.assert_array_equal(rows["sums"]["mse"][:ran, :, 0], sq[step + 1:step + 1 + ran])
+    assert not np.any(rows["loss"][ran:])  # the rows of steps not run: zeros
+    for i in range(step + 1, step + ran + 1):
+      near = []
+      for k, w in enumerate(windows):
+        w.add({"mse": np.float32([sq[i, k], batch]), "wrong": np.float32([wrong[i, k], batch])})
+        q, c, bad = np.sum(np.array(w.entries, np.float64), axis=0)
+        near.append(len(w.entries) == size and bad == 0
+                    and q < threshold * (1 + criteria.DEVICE_MARGIN) * c)
+        if w.met() and not watch[k]:
+          unwatched_met.append(i)
+        assert not (w.met() and watch[k]) or i == step + ran  # met only at a dispatch's end
+      if i < step + ran or ran < n:  # ended after the first such step, and only there
+        assert any(near[k] for k in np.flatnonzero(watch)) == (i == step + ran)
+    ends.append(step + ran)
+    step += ran
+  early = [e for e in ends if e % 10]
+  assert len(early) >= 3 and set(unwatched_met) - set(ends)  # both cases occur in the table

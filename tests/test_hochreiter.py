@@ -13,7 +13,10 @@ import attnlab
 from attnlab import data, models, tasks
 from attnlab.data import builders
 from attnlab.tasks import adding
-from attnlab.train import base_config, criteria, losses, train_and_evaluate, train_seeds, validate
+from attnlab.train import base_config, criteria, dispatch, losses, train_and_evaluate, train_seeds
+from attnlab.train import validate
+from attnlab.train import parallel as parallel_lib
+from attnlab.train.metric_writer import read_jsonl
 
 T = 40  # T // 2 - 1 = 19 choices for the second marker; lengths 40 .. 44
 N = 4000
@@ -374,6 +377,117 @@ def test_vmapped_seeds_have_their_own_windows(unstopped, loose, tmp_path):
   for result, s in zip(results, streams):
     assert result["solved_step"] == first_met(s, threshold)
   assert results[0]["solved_step"] is not None
+
+
+# --- K-step dispatches (dispatch.fused_steps_until) stop where one-step dispatches do ------------
+
+TIMING = ("steps_per_sec", "checkpoint_blocked_s")
+
+
+def k_steps(steps=STEPS, seed=0, stop=True):
+  """tiny() in dispatches of up to 10 steps: logs and checkpoints every 10, evaluated at the end."""
+  config = tiny(steps, seed)
+  config.log_every = config.checkpoint_every = 10
+  config.stop_when_solved = stop
+  return config
+
+
+def rows(workdir) -> list:
+  """metrics.jsonl without timings (and without rows that held only timings)."""
+  out = [{k: v for k, v in r.items() if k not in TIMING}
+         for r in read_jsonl(f"{workdir}/metrics.jsonl")]
+  return [r for r in out if set(r) != {"step"}]
+
+
+def train_counted(configs, workdirs, early: bool):
+  """(results, dispatches): trained with dispatch.EARLY_EXIT = early (False: one step per
+  dispatch, as before it), counting the dispatches (each reads its metrics once)."""
+  calls, original = [], parallel_lib.Parallel.per_run_steps
+  with pytest.MonkeyPatch.context() as mp:
+    mp.setattr(dispatch, "EARLY_EXIT", early)
+    mp.setattr(parallel_lib.Parallel, "per_run_steps",
+               lambda self, metrics: calls.append(1) or original(self, metrics))
+    return train_seeds(configs, workdirs), len(calls)
+
+
+@pytest.fixture(scope="module")
+def k_runs(unstopped, tmp_path_factory):
+  """{(stop_when_solved, early): (workdir, result, dispatches)} of k_steps() at s*'s threshold."""
+  _, threshold, _ = unstopped
+  out = {}
+  with pytest.MonkeyPatch.context() as mp:
+    mp.setattr(criteria, "WINDOW_SEQUENCES", WINDOW)
+    mp.setitem(adding.TOLERANCES, "hochreiter1997", TOLERANCE)
+    mp.setattr(criteria, "WINDOW_MSE", threshold)
+    for stop in (True, False):
+      for early in (False, True):
+        workdir = str(tmp_path_factory.mktemp("k") / f"stop{stop}_early{early}")
+        results, dispatches = train_counted([k_steps(stop=stop)], [workdir], early)
+        out[stop, early] = workdir, results[0], dispatches
+  return out
+
+
+@pytest.mark.parametrize("stop", [True, False])
+def test_k_step_dispatches_stop_and_log_as_one_step_dispatches(unstopped, k_runs, stop):
+  """The same solved step, metrics.jsonl (window_mse and window_wrong at the logs included), results
+  and parameters as one step per dispatch, in a few dispatches instead of one per step: each ends at
+  a log or checkpoint (every 10) or where the rule may be met, and after s* (stop_when_solved False)
+  the solved run's window ends none."""
+  _, _, solved = unstopped
+  one, one_result, one_dispatches = k_runs[stop, False]
+  k, k_result, k_dispatches = k_runs[stop, True]
+  assert k_result["solved_step"] == one_result["solved_step"] == solved
+  assert k_result == one_result and rows(k) == rows(one)
+  assert [r["step"] for r in rows(k) if "window_mse" in r] == [s for s in (10, 20, 30)
+                                                             if s <= (solved if stop else STEPS)]
+  last = solved if stop else STEPS
+  assert one_dispatches == last
+  assert k_dispatches == len({10, 20, 30, solved} & set(range(1, last + 1)))
+  jax.tree.map(np.testing.assert_array_equal, attnlab.load_run(one, "last").params,
+               attnlab.load_run(k, "last").params)
+
+
+def test_a_k_step_run_resumed_inside_the_window_stops_at_the_same_step(unstopped, k_runs, loose,
+                                                                     tmp_path):
+  """Stopped two steps before s* (its window of 3 then holds one step of s*'s), resumed in K-step
+  dispatches: the device's window starts from the checkpoint's, so the dispatch ends at s* (an
+  empty one would run past it: the host would see the rule met inside a dispatch)."""
+  stream, threshold, solved = unstopped
+  loose(threshold)
+  workdir = str(tmp_path / "run")
+  assert train_and_evaluate(k_steps(steps=solved - 2), workdir)["solved_step"] is None
+  (result,), dispatches = train_counted([k_steps()], [workdir], early=True)
+  assert result["solved_step"] == solved
+  straight = k_runs[True, True][0]
+  jax.tree.map(np.testing.assert_array_equal, attnlab.load_run(straight, "last").params,
+               attnlab.load_run(workdir, "last").params)
+  assert attnlab.load_run(workdir, "last").step == solved
+  assert dispatches == len({10, 20, solved} & set(range(solved - 1, solved + 1)))
+
+
+@pytest.mark.slow  # ~15 s: two vmapped programs
+def test_vmapped_seeds_in_k_step_dispatches_stop_as_in_one_step_dispatches(unstopped, loose,
+                                                                          tmp_path):
+  """Two seeds in one program: each stops at its own step, as with one step per dispatch; the
+  stopped one's window (still trained on the device) ends no dispatch."""
+  _, threshold, _ = unstopped
+  loose(threshold)
+  out = {}
+  for early in (False, True):
+    configs = [k_steps(seed=s) for s in (0, 1)]
+    for c in configs:
+      c.seed_parallelism = "vmap"
+    dirs = [str(tmp_path / f"early{early}_s{s}") for s in (0, 1)]
+    out[early] = dirs, *train_counted(configs, dirs, early)
+  (one, one_results, one_dispatches), (k, k_results, k_dispatches) = out[False], out[True]
+  assert k_results == one_results
+  solved = [r["solved_step"] for r in k_results]
+  assert solved[0] is not None and solved[0] != solved[1]
+  for a, b in zip(one, k):
+    assert rows(a) == rows(b)
+  last = STEPS if None in solved else max(solved)
+  assert one_dispatches == last
+  assert k_dispatches == len({10, 20, 30, *solved} & set(range(1, last + 1)))
 
 
 # --- configs and the report -----------------------------------------------------------------------

@@ -16,16 +16,29 @@ ceil(WINDOW_SEQUENCES / batch_size) steps: at batch 64, 32 steps = 2,048 sequenc
 the paper's 2,000 (a stricter rule by at most batch_size - 1 sequences). The window's state is kept
 in every checkpoint's meta (`META_KEY`), so a resumed run stops at the step a run trained straight
 would have stopped at.
+
+A K-step dispatch (attnlab.train.dispatch.fused_steps_until) keeps a float32 copy of the windows on
+the device (`device_window`) and ends after the first step at which a watched run's window is
+`possibly_met`: a superset of TrainingWindow.met (a relative margin DEVICE_MARGIN on the MSE
+threshold covers float32 sums), so the host, which still feeds every step to the exact float64
+TrainingWindow, sees the rule met only at a dispatch's last step; a false alarm only ends a dispatch
+early.
 """
 import collections
 import math
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 CRITERIA = ("task", "hochreiter1997")
 WINDOW_SEQUENCES = 2000
 WINDOW_MSE = 0.01
 META_KEY = "criterion_window"
+# The float32 sum of W <= 2000 nonnegative terms is within W * 2**-24 <= 1.2e-4 (relative) of the
+# exact one, and the threshold's product a few ulps: 1e-3 covers both with room to spare.
+DEVICE_MARGIN = 1e-3
+PADDING = (0.0, 0.0, 1.0)  # an entry of a window not yet full: one wrong sequence, never met
 
 
 def check(config, spec):
@@ -83,3 +96,27 @@ def make_window(config):
   if config.get("criterion", "task") != "hochreiter1997":
     return None
   return TrainingWindow(config.batch_size, WINDOW_SEQUENCES, WINDOW_MSE)
+
+
+def device_window(windows: list, vmapped: bool):
+  """The host windows of the runs as the device's float32 copy, oldest entry first, padded at the
+  front to `steps` entries with PADDING: (steps, 3) for one run, (steps, runs, 3) `vmapped` (each
+  entry: squared errors, sequences, wrong); and their thresholds, () or (runs,) float32."""
+  rows = [[PADDING] * (w.steps - len(w.entries)) + list(w.entries) for w in windows]
+  entries = np.asarray(rows, np.float32).transpose(1, 0, 2)  # float64 of float32 sums: exact
+  thresholds = np.asarray([w.mse for w in windows], np.float32)
+  return (entries, thresholds) if vmapped else (entries[:, 0], thresholds[0])
+
+
+def window_entry(sums):
+  """One step's entry of the device window from its metric sums ({'mse': (..., 2), 'wrong':
+  (..., 2)}): (..., 3) = (squared errors, sequences, wrong)."""
+  return jnp.stack([sums["mse"][..., 0], sums["mse"][..., 1], sums["wrong"][..., 0]], axis=-1)
+
+
+def possibly_met(entries, mse, margin: float = DEVICE_MARGIN):
+  """entries (steps, ..., 3) float32, mse (...) -> (...) bool: True wherever TrainingWindow.met can
+  be True for these entries (its sums in float64): no wrong sequence (the counts are whole numbers;
+  padding counts one) and squared errors < mse * (1 + margin) * sequences."""
+  sq, count, wrong = jnp.moveaxis(jnp.sum(entries, axis=0), -1, 0)
+  return (wrong < 1) & (sq < mse * (1 + margin) * count)

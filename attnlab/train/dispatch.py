@@ -9,8 +9,10 @@ metrics once, so the host does no work per step.
 A dispatch ends at the next step where the host has something to do: a log, an evaluation, a
 checkpoint, the end of the run, or after config.max_steps_per_dispatch steps (so SIGTERM, seen
 between dispatches, is answered within that many steps). With config.criterion='hochreiter1997'
-the solved check reads every step's training sums and a run stops at the step that meets it, so
-there K = 1. A dispatch of the device stream (config.data.on_device) is one program whatever K
+the solved check reads every step's training sums and a run stops at the step that meets it: on
+the device stream the dispatch's program ends early at the first step where the rule may be met
+(`fused_steps_until`, DeviceStepsUntil), elsewhere K = 1. A dispatch of the device stream
+(config.data.on_device) is one program whatever K
 (`fused_steps`, DeviceSteps: a dynamic trip count, batches drawn inside); one of host batches runs
 as `chunks` of a few lengths (each compiles once), queued back to back. The scan returns every step's metrics (K small arrays): the host checks them for
 non-finite values and adds the train sums in the order the one-step loop added them.
@@ -20,7 +22,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend import core as jax_core
 
+from attnlab.train import criteria
+
 DEFAULT_MAX_STEPS = 50
+# hochreiter1997 on the device stream: K-step dispatches that end where the rule may be met
+# (fused_steps_until); False: one step per dispatch, as before it (tests compare the two).
+EARLY_EXIT = True
 CHECKED = ("loss", "grad_norm", "grad_norm_clipped")  # what a non-finite step's log holds
 
 
@@ -39,11 +46,12 @@ def scan_steps(train_step, trace_once: bool = True):
   return multi
 
 
-def dispatch_length(step: int, configs: list, next_eval: int) -> int:
+def dispatch_length(step: int, configs: list, next_eval: int, early_exit: bool = False) -> int:
   """Steps in the dispatch after `step`: up to the next log (of any run), evaluation,
-  checkpoint or end of run, at most max_steps_per_dispatch; 1 under hochreiter1997."""
+  checkpoint or end of run, at most max_steps_per_dispatch; 1 under hochreiter1997 unless the
+  dispatch ends itself where the rule may be met (`early_exit`: fused_steps_until)."""
   config = configs[0]
-  if config.get("criterion", "task") == "hochreiter1997":
+  if config.get("criterion", "task") == "hochreiter1997" and not early_exit:
     return 1
   ends = [next_eval, _next_multiple(step, config.checkpoint_every), config.num_train_steps,
           step + config.get("max_steps_per_dispatch", DEFAULT_MAX_STEPS)]
@@ -73,6 +81,41 @@ def fused_steps(train_step, batch_fn, max_steps: int):
       return state, rows
 
     return jax.lax.fori_loop(0, n, body, (state, rows))
+
+  return run
+
+
+def fused_steps_until(train_step, batch_fn, max_steps: int):
+  """fused_steps that also ends after the first step at which the hochreiter1997 window of a
+  watched run may be met: (state, first_step, n, window, watch, mse) -> (state, rows, steps run).
+
+  window: the runs' windows as criteria.device_window gives them ((W, ..., 3) float32, oldest
+  first), updated in the program as a ring from every step's metric sums; watch (...) bool: the runs
+  whose rule counts (not solved, not stopped); mse (...): their thresholds. The program runs
+  steps first_step .. first_step + n - 1 but stops after the first one at which
+  criteria.possibly_met holds for a watched run; `steps run` (an int32) says how many it ran, the
+  rows beyond it are zeros. The step is traced once, as in fused_steps."""
+  step_at = traced_once(lambda state, step: train_step(state, batch_fn(step)))
+
+  def run(state, first_step, n, window, watch, mse):
+    shapes = step_at.out_shapes(state, first_step)[1]
+    rows = jax.tree.map(lambda x: jnp.zeros((max_steps,) + x.shape, x.dtype), shapes)
+    size = window.shape[0]
+
+    def body(carry):
+      i, state, rows, window, _ = carry
+      state, metrics = step_at(state, first_step + i)
+      rows = jax.tree.map(lambda r, m: jax.lax.dynamic_update_index_in_dim(r, m, i, 0), rows,
+                          metrics)
+      # entry i overwrites the oldest: the window arrives oldest first, so that is index i mod W
+      entry = criteria.window_entry(metrics["sums"]).astype(window.dtype)
+      window = jax.lax.dynamic_update_index_in_dim(window, entry, i % size, 0)
+      met = jnp.any(watch & criteria.possibly_met(window, mse))
+      return i + 1, state, rows, window, met
+
+    carry = (jnp.int32(0), state, rows, jnp.asarray(window), jnp.bool_(False))
+    ran, state, rows, _, _ = jax.lax.while_loop(lambda c: (c[0] < n) & ~c[4], body, carry)
+    return state, rows, ran
 
   return run
 
@@ -248,6 +291,19 @@ class DeviceSteps:
 
   def close(self):
     pass
+
+
+class DeviceStepsUntil(DeviceSteps):
+  """DeviceSteps of a `fused_steps_until` program (hochreiter1997): `train(state, k, window, watch,
+  mse)` -> (state, metrics still on the device, steps run <= k); the stream advances by the steps
+  run."""
+
+  def train(self, state, k: int, window, watch, mse):
+    first = np.int32(self._step + 1)
+    state, metrics, ran = self._run(state, first, np.int32(k), window, watch, mse)
+    ran = int(ran)  # waits for the dispatch: the next one starts at the step after its last
+    self._step += ran
+    return state, metrics, ran
 
 
 def first_rows(metrics, k: int):

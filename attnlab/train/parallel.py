@@ -101,6 +101,19 @@ class Parallel:
                    in_shardings=(self.state_shardings, None, None),
                    out_shardings=(self.state_shardings, None), donate_argnums=0)
 
+  def fused_train_steps_until(self, batch_fn, max_steps: int):
+    """fused_train_steps' program that ends early where the hochreiter1997 rule may be met
+    (`dispatch.fused_steps_until`): (state, first_step, n, window, watch, mse) -> (state, rows,
+    steps run); None where fused_train_steps is."""
+    if self.pmap or jax.process_count() > 1 or jax.device_count() > 1:
+      return None
+    if self.vmapped:
+      return jax.jit(dispatch.fused_steps_until(self._vmapped_fn, batch_fn, max_steps),
+                     donate_argnums=0)
+    return jax.jit(dispatch.fused_steps_until(self._train_fn, batch_fn, max_steps),
+                   in_shardings=(self.state_shardings,) + (None,) * 5,
+                   out_shardings=(self.state_shardings, None, None), donate_argnums=0)
+
   def place_restored(self, states: list):
     """The restored state of every run (one per seed) placed for training."""
     if self.vmapped:

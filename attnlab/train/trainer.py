@@ -334,8 +334,13 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
     stream = (config.task.name, spec_params, config.batch_size, config.data_seed,
               jax.process_index(), jax.process_count())
     draw = on_device_data.make_k_batches_fn(*stream)
-    fused = par.fused_train_steps(on_device_data.make_batch_fn(*stream), max_steps)
-    source = (dispatch.DeviceSteps(fused, first_step) if fused is not None else
+    batch_fn = on_device_data.make_batch_fn(*stream)
+    # hochreiter1997: K-step programs that end themselves where the rule may be met
+    until = (par.fused_train_steps_until(batch_fn, max_steps) if dispatch.EARLY_EXIT
+             and all(run.window is not None for run in runs) else None)
+    fused = par.fused_train_steps(batch_fn, max_steps) if until is None else None
+    source = (dispatch.DeviceStepsUntil(until, first_step) if until is not None else
+              dispatch.DeviceSteps(fused, first_step) if fused is not None else
               dispatch.DeviceBatches(draw, par.place_stacked, first_step))
   else:
     source = dispatch.HostBatches(prefetch.Prefetcher(host_iter, ahead), par.stacked_batches)
@@ -345,8 +350,15 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
     while step < config.num_train_steps:
       # Vmapped seeds that are done keep being updated with the others, but nothing of theirs
       # is logged or saved any more: their workdirs end at their solved step.
-      k_steps, metrics = dispatch.dispatch_length(step, configs, next_eval), []
-      if isinstance(source, dispatch.DeviceSteps):  # one program, whatever k_steps
+      early = isinstance(source, dispatch.DeviceStepsUntil)
+      k_steps, metrics = dispatch.dispatch_length(step, configs, next_eval, early), []
+      if early:  # it may end before k_steps: at the first step where a rule may be met
+        window, mse = criteria.device_window([run.window for run in runs], par.vmapped)
+        watch = np.array([not (run.done or run.solved) for run in runs])
+        state, rows, k_steps = source.train(state, k_steps, window,
+                                            watch if par.vmapped else watch[0], mse)
+        metrics = dispatch.first_rows(par.per_run_steps([rows]), k_steps)
+      elif isinstance(source, dispatch.DeviceSteps):  # one program, whatever k_steps
         state, rows = source.train(state, k_steps)
         metrics = dispatch.first_rows(par.per_run_steps([rows]), k_steps)
       else:
@@ -367,6 +379,8 @@ def _train_locked(configs, workdirs, hooks, locks: contextlib.ExitStack) -> list
         next_eval = solving.next_eval_step(step, config)
       evals = evaluate(par, state, config, spec_params, eval_data, placed=True) if evaluated else None
       solved_now = []
+      for k in active:  # the windows take the steps before the last one, in step order
+        _window_steps(runs[k], k, step - k_steps + 1, metrics["sums"])
       for k in active:
         _after_step(runs[k], par, state, k, step, first_step, t0, metrics, sums, evals and evals[k])
         step_sums = {name: v[-1, k] for name, v in metrics["sums"].items()}
@@ -423,6 +437,19 @@ def _how_to_continue(config) -> str:
   if length is not None and length <= config.num_train_steps:
     return f"its warmup_cosine schedule ended at step {length} (a longer one needs a new workdir)"
   return "raise num_train_steps to continue"
+
+
+def _window_steps(run: _Run, k: int, first: int, sums):
+  """hochreiter1997: run k's window takes the sums of a dispatch's steps first, first + 1, ...,
+  all but the last (sums: {name: (steps, runs, 2)}). The dispatch ends at the first step where the
+  rule may be met (dispatch.fused_steps_until), so none of them meets it."""
+  if run.window is None:
+    return
+  for i in range(next(iter(sums.values())).shape[0] - 1):
+    if run.check_solved(first + i, None, {name: v[i, k] for name, v in sums.items()}):
+      raise RuntimeError(f"{run.workdir}: the hochreiter1997 rule was met at step {first + i}, "
+                         "inside a dispatch the device did not end there "
+                         "(attnlab.train.criteria.DEVICE_MARGIN); please report this")
 
 
 def _after_step(run: _Run, par, state, k, step, first_step, t0, metrics, sums, eval_metrics):
