@@ -134,6 +134,8 @@ def instrument(profile: Profile):
           lambda self, k: profile.within(kind=f"batch draw K={k}"))
   if hasattr(dispatch, "DeviceSteps"):  # one program per run, whatever the dispatch's length
     _wrap(dispatch.DeviceSteps, "train", lambda *a, **k: profile.within(kind="train fused"))
+  if hasattr(dispatch, "DeviceStepsUntil"):  # hochreiter1997's programs that end themselves
+    _wrap(dispatch.DeviceStepsUntil, "train", lambda *a, **k: profile.within(kind="train fused"))
   init, init_state = parallel.Parallel.__init__, parallel.Parallel.init_state
 
   def patched_init(self, *args, **kwargs):
