@@ -527,11 +527,13 @@ def test_a_signal_at_startup_is_one_line_and_the_run_starts_over(base, tmp_path)
   assert _by_key(rows(workdir)) == _by_key(rows(base))
 
 
-# Small configs whose step a compiled XLA program measures: a recurrent scan's saved states, and
-# plain attention's (T, T) weights.
+# Small configs whose step a compiled XLA program measures: a recurrent scan's saved states, plain
+# attention's (T, T) weights (mean pooling: every row), and a last-step readout's last block at one
+# row.
+_PLAIN = ("transformer,seq_len=128,batch_size=8,model.d_model=32,model.num_heads=2,model.d_ff=64,"
+          "model.attention_impl=plain")
 MEMORY_ARGS = ("lstm,seq_len=100,batch_size=16,model.hidden_size=32",
-               "transformer,seq_len=128,batch_size=8,model.d_model=32,model.num_heads=2,"
-               "model.d_ff=64,model.num_layers=1,model.attention_impl=plain")
+               _PLAIN + ",model.num_layers=1,model.pooling=mean", _PLAIN + ",model.num_layers=1")
 
 
 @pytest.mark.parametrize("arg", MEMORY_ARGS)

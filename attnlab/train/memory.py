@@ -10,7 +10,8 @@ The estimate, in bytes (float32 = 4, bfloat16 activations = 2), with B the batch
   activations  what the backward pass keeps: B x T x L x (a model's values per step and layer),
                e.g. an LSTM's input projections, gates, cells and outputs (about 8 x hidden)
   attention    'plain' attention (and 'fused' off GPU, which XLA computes the same way) keeps the
-               (T, T) weights of every layer and head: B x heads x T^2 x (2L + 3); 'chunked'
+               (T, T) weights of every layer and head: B x heads x T^2 x (2L + 3), L - 1 layers
+               where a last-step readout runs the last block at one row; 'chunked'
                keeps one block of (query chunk, key chunk) logits per (batch, head) pair at a time
   parameters   params, gradients and Adam's two moments: 4 x 4 bytes a parameter
   host         NumPy's examples in the host's memory: about 6 batches' worth while one is drawn
@@ -137,7 +138,19 @@ def _attention(f: dict, batch: int, length: int, target_len: int, unit_bytes: in
   if f["name"] == "transformer_seq2seq":
     t = target_len or length
     pairs += 2 * t * t + t * length
+  if reads_last_step_only(f):  # the last block attends from one row (models.heads)
+    layers -= 1
+    if layers == 0:
+      return batch * heads * length * 5 * FLOAT, impl
   return batch * heads * pairs * (2 * layers + 3) * FLOAT, impl
+
+
+def reads_last_step_only(f: dict) -> bool:
+  """Whether `SequenceModel` runs the Transformer's last block at the read-out step alone
+  (`SequenceModel._reads_last_step_only`, for resolved model fields)."""
+  last = f.get("pooling") == "last" or (f.get("pooling") == "summary" and f.get("causal"))
+  return (f["name"] == "transformer" and f.get("output") == "sequence" and last
+          and f.get("attention", "softmax") == "softmax" and (f.get("num_layers") or 0) > 0)
 
 
 def estimate(config, spec, model_config, num_devices: int = 1) -> Estimate:
