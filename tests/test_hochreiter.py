@@ -347,6 +347,7 @@ def test_a_run_stops_where_the_rule_says(unstopped, loose, tmp_path):
   assert result["final_sequences"] == 20
 
 
+@pytest.mark.slow  # resumed in K-step dispatches: test_a_k_step_run_resumed_inside_the_window...
 def test_a_resumed_run_stops_at_the_same_step(unstopped, loose, tmp_path):
   """Stopped one step before s* (not a checkpoint multiple), resumed: the window restored from the
   checkpoint's meta meets the rule at s*; an empty one could not before s* + 2."""
