@@ -533,7 +533,9 @@ def test_a_signal_at_startup_is_one_line_and_the_run_starts_over(base, tmp_path)
 _PLAIN = ("transformer,seq_len=128,batch_size=8,model.d_model=32,model.num_heads=2,model.d_ff=64,"
           "model.attention_impl=plain")
 MEMORY_ARGS = ("lstm,seq_len=100,batch_size=16,model.hidden_size=32",
-               _PLAIN + ",model.num_layers=1,model.pooling=mean", _PLAIN + ",model.num_layers=1")
+               pytest.param(_PLAIN + ",model.num_layers=1,model.pooling=mean",
+                            marks=pytest.mark.slow),
+               _PLAIN + ",model.num_layers=1")
 
 
 @pytest.mark.parametrize("arg", MEMORY_ARGS)
