@@ -119,6 +119,17 @@ def parse(argv):
   return p.parse_args(argv)
 
 
+def _lengths(flag: str, text: str, least: int, bound: str, example: str = "") -> tuple:
+  """--flag's comma-separated integers, each >= least; else a one-line SystemExit."""
+  try:
+    lengths = tuple(int(t) for t in text.split(","))
+  except ValueError:
+    raise SystemExit(f"--{flag}={text!r}: expected comma-separated integers{example}")
+  if min(lengths) < least:
+    raise SystemExit(f"--{flag}={text!r}: lengths must be {bound}")
+  return lengths
+
+
 def main(argv=None) -> dict:
   args = parse(sys.argv[1:] if argv is None else argv)
   sizes = QUICK if args.quick else FULL
@@ -129,12 +140,7 @@ def main(argv=None) -> dict:
   repeats = args.repeats or sizes["repeats"]
   sizes = {k: dict(v) if isinstance(v, dict) else v for k, v in sizes.items()}
   if args.lengths:
-    try:
-      lengths = tuple(int(t) for t in args.lengths.split(","))
-    except ValueError:
-      raise SystemExit(f"--lengths={args.lengths!r}: expected comma-separated integers, e.g. 100,500")
-    if min(lengths) <= 0:
-      raise SystemExit(f"--lengths={args.lengths!r}: lengths must be positive")
+    lengths = _lengths("lengths", args.lengths, 1, "positive", ", e.g. 100,500")
     sizes["research"]["lengths"] = lengths
     sizes["transformer_cpu"]["lengths"] = lengths
     sizes["choices"].update(scan_lengths=lengths, attention_lengths=lengths, seed_lengths=lengths)
@@ -153,13 +159,7 @@ def main(argv=None) -> dict:
                        f"{sorted(set(words) - set(loop.MODELS))}; valid: {', '.join(loop.MODELS)}")
     sizes["loop"]["words"] = words
   if args.loop_lengths:
-    try:
-      lengths = tuple(int(t) for t in args.loop_lengths.split(","))
-    except ValueError:
-      raise SystemExit(f"--loop_lengths={args.loop_lengths!r}: expected comma-separated integers")
-    if min(lengths) <= 1:
-      raise SystemExit(f"--loop_lengths={args.loop_lengths!r}: lengths must be at least 2")
-    sizes["loop"]["lengths"] = lengths
+    sizes["loop"]["lengths"] = _lengths("loop_lengths", args.loop_lengths, 2, "at least 2")
   sizes["loop"]["with_population"] = args.loop_population == "on"
   dtype = args.dtype or ("bfloat16" if jax.default_backend() == "gpu" else "float32")
   path = args.json or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",

@@ -91,10 +91,11 @@ class MultiHeadAttention(nn.Module):
     """inputs_q (B,Tq,D), inputs_kv (B,Tk,D') (default: self-attention) -> (B,Tq,out_features).
 
     `query_index` (B,Q) int: self-attention of inputs_q (B,T,D) answered only at those steps ->
-    (B,Q,out_features), equal to the full output's rows there (`rows_attention`).
+    (B,Q,out_features), equal to the full output's rows there: every step's key and value (one
+    (D, 2N, d) product), the queries only at those steps (rotary positions their steps), the
+    mask's rows there, attended as 'plain' whatever `attention_impl` (a few rows are O(Q T)).
+    What a last-step readout needs of the last block (issue 30). Same parameters.
     """
-    if query_index is not None:
-      return self.rows_attention(inputs_q, query_index, mask)
     features = self.qkv_features or inputs_q.shape[-1]
     if features % self.num_heads:
       raise ValueError(f"attention features {features} are not divisible by num_heads {self.num_heads}")
@@ -105,11 +106,21 @@ class MultiHeadAttention(nn.Module):
     out_proj = lambda o: _out_projection(o, *out_params())
     if self.attention not in ATTENTIONS:
       raise ValueError(f"unknown attention {self.attention!r}; valid choices: {list(ATTENTIONS)}")
+    index = None if query_index is None else jnp.asarray(query_index, jnp.int32)
+    if index is not None and (self.attention != "softmax" or inputs_kv is not None):
+      raise ValueError("query_index needs softmax self-attention (no inputs_kv)")
     if self.attention == "uniform":
       out = _uniform(_project(inputs_q, *dense("value", inputs_q), "value"), inputs_kv, mask, bias,
                      return_weights)
       return out_proj(out)
-    if inputs_kv is None:  # self-attention: one (D, 3N, d) product for q, k and v
+    if index is not None:  # queries at those steps, keys and values at every step
+      (wq, bq), (wk, bk), (wv, bv) = (dense(n, inputs_q) for n in ("query", "key", "value"))
+      q = _project(jnp.take_along_axis(inputs_q, index[:, :, None], axis=1), wq, bq, "query")
+      kv = _project(inputs_q, jnp.concatenate([wk, wv], axis=1), jnp.concatenate([bk, bv], axis=0),
+                    "key_value")
+      k, v = jnp.split(kv, 2, axis=-2)
+      mask = _mask_rows(mask, index, inputs_q.shape[0], inputs_q.shape[1])
+    elif inputs_kv is None:  # self-attention: one (D, 3N, d) product for q, k and v
       (wq, bq), (wk, bk), (wv, bv) = (dense(n, inputs_q) for n in ("query", "key", "value"))
       qkv = _project(inputs_q, jnp.concatenate([wq, wk, wv], axis=1),
                      jnp.concatenate([bq, bk, bv], axis=0), "query_key_value")
@@ -118,9 +129,9 @@ class MultiHeadAttention(nn.Module):
       q = _project(inputs_q, *dense("query", inputs_q), "query")
       k, v = (_project(inputs_kv, *dense(n, inputs_kv), n) for n in ("key", "value"))
     if self.use_rope:
-      q, k = ops.rotary_embedding(q), ops.rotary_embedding(k)
+      q, k = ops.rotary_embedding(q, index), ops.rotary_embedding(k)
     weights = None
-    impl = resolve_impl(self.attention_impl)
+    impl = "plain" if index is not None else resolve_impl(self.attention_impl)
     if impl == "plain":
       if isinstance(mask, ops.MaskSpec):
         mask = ops.dense_mask(mask, q.shape[1], k.shape[1])
@@ -132,39 +143,17 @@ class MultiHeadAttention(nn.Module):
     return (out, weights) if return_weights else out
 
 
-  def rows_attention(self, x, query_index, mask=None):
-    """Self-attention of x (B,T,D) at the steps query_index (B,Q) only -> (B,Q,out_features).
-
-    Every step's key and value (one (D, 2N, d) product), the queries only at those steps (rotary
-    positions their steps), the mask's rows there (`ops.mask_rows` of a MaskSpec, or the rows of a
-    bool mask), attended as 'plain' whatever `attention_impl` (a few rows are O(Q T)); no weights
-    sown. What a last-step readout needs of the last block (issue 30). Same parameters."""
-    if self.attention != "softmax" or self.qkv_features not in (None, x.shape[-1]):
-      raise ValueError("query_index needs softmax self-attention with qkv_features = the input's")
-    heads = (self.num_heads, x.shape[-1] // self.num_heads)
-    if x.shape[-1] % self.num_heads:
-      raise ValueError(f"attention features {x.shape[-1]} are not divisible by num_heads "
-                       f"{self.num_heads}")
-    (wq, bq), (wk, bk), (wv, bv) = (DenseGeneralParams((x.shape[-1],), heads, name=n)()
-                                    for n in ("query", "key", "value"))
-    index = jnp.asarray(query_index, jnp.int32)
-    rows = jnp.take_along_axis(x, index[:, :, None], axis=1)
-    q = _project(rows, wq, bq, "query")
-    kv = _project(x, jnp.concatenate([wk, wv], axis=1), jnp.concatenate([bk, bv], axis=0),
-                  "key_value")
-    k, v = jnp.split(kv, 2, axis=-2)
-    if self.use_rope:
-      q, k = ops.rotary_embedding(q, index), ops.rotary_embedding(k)
-    if isinstance(mask, ops.MaskSpec):
-      mask = ops.mask_rows(mask, index, x.shape[1])
-    elif mask is not None:
-      mask = jnp.asarray(mask)
-      heads_of_mask = mask.shape[-3] if mask.ndim == 4 else 1
-      full = jnp.broadcast_to(mask, (x.shape[0], heads_of_mask, x.shape[1], x.shape[1]))
-      mask = jnp.take_along_axis(full, index[:, None, :, None], axis=2)
-    out, _ = ops.scaled_dot_product_attention(q, k, v, mask=mask)
-    out_features = self.out_features or x.shape[-1]
-    return _out_projection(out, *DenseGeneralParams(heads, (out_features,), name="out")())
+def _mask_rows(mask, index, batch: int, length: int):
+  """The rows at query steps index (B,Q) of a self-attention mask (an ops.MaskSpec, a bool array
+  broadcastable to (B,N,T,T), or None) -> (B,1 or N,Q,T) bool, or None."""
+  if mask is None:
+    return None
+  if isinstance(mask, ops.MaskSpec):
+    return ops.mask_rows(mask, index, length)
+  mask = jnp.asarray(mask)
+  heads_of_mask = mask.shape[-3] if mask.ndim == 4 else 1
+  full = jnp.broadcast_to(mask, (batch, heads_of_mask, length, length))
+  return jnp.take_along_axis(full, index[:, None, :, None], axis=2)
 
 
 def _out_projection(o, kernel, bias):

@@ -130,14 +130,20 @@ class SequenceModel(nn.Module):
     return self.head(pooled)
 
   def _reads_last_step_only(self) -> bool:
-    """A per-sequence output read at the last valid step ('last', or a causal backbone's
-    'summary') from a backbone that can compute that step alone (`answers_last_only`: the
-    Transformer's softmax attention) and no intermediates being collected (attention maps need
-    every row)."""
+    """`reads_last_step` of this model, from a backbone that can compute that step alone
+    (`answers_last_only`: the Transformer), with no intermediates being collected (attention maps
+    need every row)."""
     backbone = self.backbone
-    last = self.pooling == "last" or (self.pooling == "summary"
-                                      and getattr(backbone, "causal", False))
-    return (self.output == "sequence" and last and getattr(backbone, "answers_last_only", False)
-            and getattr(backbone, "attention", None) == "softmax"
-            and getattr(backbone, "num_layers", 0) > 0
+    return (getattr(backbone, "answers_last_only", False)
+            and reads_last_step(self.output, self.pooling, getattr(backbone, "causal", False),
+                                getattr(backbone, "attention", None),
+                                getattr(backbone, "num_layers", 0))
             and not self.is_mutable_collection("intermediates"))
+
+
+def reads_last_step(output: str, pooling: str, causal: bool, attention, num_layers: int) -> bool:
+  """Whether a Transformer under `SequenceModel` is asked for its last valid step alone: a
+  per-sequence output read there ('last', or a causal backbone's 'summary'), softmax attention
+  and at least one block."""
+  last = pooling == "last" or (pooling == "summary" and bool(causal))
+  return output == "sequence" and last and attention == "softmax" and (num_layers or 0) > 0

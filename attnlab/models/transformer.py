@@ -84,7 +84,7 @@ class EncoderBlock(nn.Module):
   @nn.compact
   def __call__(self, x, mask=None, *, train: bool = False, query_index=None):
     """With `query_index` (B,Q) int: the block's output only at those steps, (B,Q,d) (every
-    step still gives keys and values; `MultiHeadAttention.rows_attention`)."""
+    step still gives keys and values; `MultiHeadAttention`'s query_index)."""
     drop = lambda y: nn.Dropout(self.dropout_rate, deterministic=not train)(y)
     attn = MultiHeadAttention(self.num_heads, use_rope=self.use_rope,
                               attention_impl=self.attention_impl, attention=self.attention,

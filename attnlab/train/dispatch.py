@@ -67,18 +67,15 @@ def fused_steps(train_step, batch_fn, max_steps: int):
   one per chunk length (and per batch-drawing program): the default job's dispatches have lengths
   from 1 to 50 (geometric evaluation schedules). The step (batch drawn, then trained on) is traced
   once: the metric rows' shapes come from that trace, and the loop body replays it."""
-  step_at = traced_once(lambda state, step: train_step(state, batch_fn(step)))
+  step_at = _step_at(train_step, batch_fn)
 
   def run(state, first_step, n):
-    shapes = step_at.out_shapes(state, first_step)[1]
-    rows = jax.tree.map(lambda x: jnp.zeros((max_steps,) + x.shape, x.dtype), shapes)
+    rows = _empty_rows(step_at, state, first_step, max_steps)
 
     def body(i, carry):
       state, rows = carry
       state, metrics = step_at(state, first_step + i)
-      rows = jax.tree.map(lambda r, m: jax.lax.dynamic_update_index_in_dim(r, m, i, 0), rows,
-                          metrics)
-      return state, rows
+      return state, _with_row(rows, metrics, i)
 
     return jax.lax.fori_loop(0, n, body, (state, rows))
 
@@ -95,18 +92,16 @@ def fused_steps_until(train_step, batch_fn, max_steps: int):
   steps first_step .. first_step + n - 1 but stops after the first one at which
   criteria.possibly_met holds for a watched run; `steps run` (an int32) says how many it ran, the
   rows beyond it are zeros. The step is traced once, as in fused_steps."""
-  step_at = traced_once(lambda state, step: train_step(state, batch_fn(step)))
+  step_at = _step_at(train_step, batch_fn)
 
   def run(state, first_step, n, window, watch, mse):
-    shapes = step_at.out_shapes(state, first_step)[1]
-    rows = jax.tree.map(lambda x: jnp.zeros((max_steps,) + x.shape, x.dtype), shapes)
+    rows = _empty_rows(step_at, state, first_step, max_steps)
     size = window.shape[0]
 
     def body(carry):
       i, state, rows, window, _ = carry
       state, metrics = step_at(state, first_step + i)
-      rows = jax.tree.map(lambda r, m: jax.lax.dynamic_update_index_in_dim(r, m, i, 0), rows,
-                          metrics)
+      rows = _with_row(rows, metrics, i)
       # entry i overwrites the oldest: the window arrives oldest first, so that is index i mod W
       entry = criteria.window_entry(metrics["sums"]).astype(window.dtype)
       window = jax.lax.dynamic_update_index_in_dim(window, entry, i % size, 0)
@@ -118,6 +113,22 @@ def fused_steps_until(train_step, batch_fn, max_steps: int):
     return state, rows, ran
 
   return run
+
+
+def _step_at(train_step, batch_fn):
+  """(state, step) -> train_step on the batch drawn for `step`, traced once (`traced_once`)."""
+  return traced_once(lambda state, step: train_step(state, batch_fn(step)))
+
+
+def _empty_rows(step_at, state, first_step, max_steps: int):
+  """Zeros of max_steps rows of the metrics `step_at` returns (their shapes from its trace)."""
+  shapes = step_at.out_shapes(state, first_step)[1]
+  return jax.tree.map(lambda x: jnp.zeros((max_steps,) + x.shape, x.dtype), shapes)
+
+
+def _with_row(rows, metrics, i):
+  """rows with row i set to one step's metrics."""
+  return jax.tree.map(lambda r, m: jax.lax.dynamic_update_index_in_dim(r, m, i, 0), rows, metrics)
 
 
 class traced_once:

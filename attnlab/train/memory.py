@@ -38,6 +38,7 @@ import ml_collections
 from attnlab import models
 from attnlab.errors import Fault
 from attnlab.models.attention import resolve_impl
+from attnlab.models.heads import reads_last_step
 from attnlab.ops.chunked_attention import CHUNK, fit_chunk
 
 FLOAT = 4
@@ -146,11 +147,11 @@ def _attention(f: dict, batch: int, length: int, target_len: int, unit_bytes: in
 
 
 def reads_last_step_only(f: dict) -> bool:
-  """Whether `SequenceModel` runs the Transformer's last block at the read-out step alone
-  (`SequenceModel._reads_last_step_only`, for resolved model fields)."""
-  last = f.get("pooling") == "last" or (f.get("pooling") == "summary" and f.get("causal"))
-  return (f["name"] == "transformer" and f.get("output") == "sequence" and last
-          and f.get("attention", "softmax") == "softmax" and (f.get("num_layers") or 0) > 0)
+  """Whether `SequenceModel` runs the Transformer's last block at the read-out step alone, for
+  resolved model fields (`models.heads.reads_last_step`)."""
+  return f["name"] == "transformer" and reads_last_step(
+      f.get("output"), f.get("pooling"), f.get("causal"), f.get("attention", "softmax"),
+      f.get("num_layers"))
 
 
 def estimate(config, spec, model_config, num_devices: int = 1) -> Estimate:

@@ -92,27 +92,25 @@ class Parallel:
     of metrics), the batches drawn inside from `batch_fn(step)`; None where it does not apply
     (pmap, several processes or devices: their batches are placed across devices from outside).
     Call after init_state."""
-    if self.pmap or jax.process_count() > 1 or jax.device_count() > 1:
-      return None
-    if self.vmapped:
-      return jax.jit(dispatch.fused_steps(self._vmapped_fn, batch_fn, max_steps),
-                     donate_argnums=0)
-    return jax.jit(dispatch.fused_steps(self._train_fn, batch_fn, max_steps),
-                   in_shardings=(self.state_shardings, None, None),
-                   out_shardings=(self.state_shardings, None), donate_argnums=0)
+    return self._fused(dispatch.fused_steps, batch_fn, max_steps, more_in=2, more_out=1)
 
   def fused_train_steps_until(self, batch_fn, max_steps: int):
     """fused_train_steps' program that ends early where the hochreiter1997 rule may be met
     (`dispatch.fused_steps_until`): (state, first_step, n, window, watch, mse) -> (state, rows,
     steps run); None where fused_train_steps is."""
+    return self._fused(dispatch.fused_steps_until, batch_fn, max_steps, more_in=5, more_out=2)
+
+  def _fused(self, program, batch_fn, max_steps: int, more_in: int, more_out: int):
+    """`program(train step, batch_fn, max_steps)` jitted with the state donated (and placed by
+    state_shardings when not vmapped; its other `more_in` inputs and `more_out` outputs
+    unplaced); None with pmap, several processes or several devices."""
     if self.pmap or jax.process_count() > 1 or jax.device_count() > 1:
       return None
     if self.vmapped:
-      return jax.jit(dispatch.fused_steps_until(self._vmapped_fn, batch_fn, max_steps),
-                     donate_argnums=0)
-    return jax.jit(dispatch.fused_steps_until(self._train_fn, batch_fn, max_steps),
-                   in_shardings=(self.state_shardings,) + (None,) * 5,
-                   out_shardings=(self.state_shardings, None, None), donate_argnums=0)
+      return jax.jit(program(self._vmapped_fn, batch_fn, max_steps), donate_argnums=0)
+    return jax.jit(program(self._train_fn, batch_fn, max_steps),
+                   in_shardings=(self.state_shardings,) + (None,) * more_in,
+                   out_shardings=(self.state_shardings,) + (None,) * more_out, donate_argnums=0)
 
   def place_restored(self, states: list):
     """The restored state of every run (one per seed) placed for training."""
