@@ -154,8 +154,8 @@ def _compiled(length: int, batch: int, **overrides):
   return step, compiled.as_text()
 
 
-def profile(length: int, batch: int = 64, repeats: int = 5, **overrides) -> dict:
-  """One row: wall times and the thread-time breakdown of the step at T=`length`."""
+def profile(length: int, batch: int = 64, repeats: int = 5, top: int = 15, **overrides) -> dict:
+  """One row: wall times, the thread-time breakdown of the step at T=`length` and its `top` ops."""
   ours = research.jax_model("transformer", length, batch, **overrides)
   walls = timing.interleaved({p: ours[p] for p in ("train_step", "forward", "forward_backward")},
                              repeats, pause_s=0.05)
@@ -172,7 +172,7 @@ def profile(length: int, batch: int = 64, repeats: int = 5, **overrides) -> dict
     by_kind[kind] += ms
     by_part_kind[f"{part} / {kind}"] += ms
   rnd = lambda c: {k: round(v, 2) for k, v in sorted(c.items(), key=lambda kv: -kv[1])}
-  top = sorted(times.items(), key=lambda kv: -kv[1])[:15]
+  top = sorted(times.items(), key=lambda kv: -kv[1])[:top]
   return dict(T=length, batch=batch, overrides=overrides,
               wall_ms=dict(step=wall["train_step"], forward=wall["forward"],
                            forward_backward=wall["forward_backward"],
@@ -183,12 +183,12 @@ def profile(length: int, batch: int = 64, repeats: int = 5, **overrides) -> dict
                    for n, ms in top])
 
 
-def run(lengths=(20, 150, 500), batch: int = 64, repeats: int = 5, d_ffs=(128, 256),
+def run(lengths=(20, 150, 500), batch: int = 64, repeats: int = 5, d_ffs=(128, 256), top: int = 15,
         log=print) -> dict:
   rows = []
   for length in lengths:
     for d_ff in d_ffs:
-      row = profile(length, batch, repeats, **({} if d_ff == 128 else {"model.d_ff": d_ff}))
+      row = profile(length, batch, repeats, top, **({} if d_ff == 128 else {"model.d_ff": d_ff}))
       row["d_ff"] = d_ff
       rows.append(row)
       w = row["wall_ms"]
@@ -209,9 +209,10 @@ def main(argv=None):
   p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                                "transformer_profile_cpu.json"))
   p.add_argument("--label", default="", help="stored with the results (e.g. 'before')")
+  p.add_argument("--top", type=int, default=15, help="how many of the longest ops each row lists")
   args = p.parse_args(argv)
   result = run(tuple(int(t) for t in args.lengths.split(",")), repeats=args.repeats,
-               d_ffs=tuple(int(d) for d in args.d_ff.split(",")))
+               d_ffs=tuple(int(d) for d in args.d_ff.split(",")), top=args.top)
   result.update(label=args.label, backend=jax.default_backend(), jax=jax.__version__,
                 load_average=[round(x, 2) for x in os.getloadavg()],
                 command="python -m benchmarks.transformer_profile " + " ".join(

@@ -91,9 +91,11 @@ class MultiHeadAttention(nn.Module):
     """inputs_q (B,Tq,D), inputs_kv (B,Tk,D') (default: self-attention) -> (B,Tq,out_features).
 
     `query_index` (B,Q) int: self-attention of inputs_q (B,T,D) answered only at those steps ->
-    (B,Q,out_features), equal to the full output's rows there: every step's key and value (one
-    (D, 2N, d) product), the queries only at those steps (rotary positions their steps), the
-    mask's rows there, attended as 'plain' whatever `attention_impl` (a few rows are O(Q T)).
+    (B,Q,out_features), equal to the full output's rows there: the queries only at those steps,
+    the mask's rows there, attended as 'plain' whatever `attention_impl` (a few rows are O(Q T)).
+    Without rotary positions the key and value projections are absorbed into the queries
+    (`ops.absorbed_rows_attention`: O(Q T D N), no (T, 2N, d) keys and values); with them every
+    step's key and value (one (D, 2N, d) product) and the queries' rotary positions their steps.
     What a last-step readout needs of the last block (issue 30). Same parameters.
     """
     features = self.qkv_features or inputs_q.shape[-1]
@@ -115,11 +117,20 @@ class MultiHeadAttention(nn.Module):
       return out_proj(out)
     if index is not None:  # queries at those steps, keys and values at every step
       (wq, bq), (wk, bk), (wv, bv) = (dense(n, inputs_q) for n in ("query", "key", "value"))
+      mask = _mask_rows(mask, index, inputs_q.shape[0], inputs_q.shape[1])
+      if not self.use_rope and bias is None:  # keys and values absorbed into the few queries
+        with jax.named_scope("absorbed_rows"):
+          dtype = jnp.result_type(inputs_q, wq, bq)
+          x, *params = (a.astype(dtype) for a in (inputs_q, wq, bq, wk, bk, wv, bv))
+          out, weights = ops.absorbed_rows_attention(
+              x, jnp.take_along_axis(x, index[:, :, None], axis=1), *params, mask=mask)
+        self.sow("intermediates", "attention_weights", weights)
+        out = out_proj(out)
+        return (out, weights) if return_weights else out
       q = _project(jnp.take_along_axis(inputs_q, index[:, :, None], axis=1), wq, bq, "query")
       kv = _project(inputs_q, jnp.concatenate([wk, wv], axis=1), jnp.concatenate([bk, bv], axis=0),
                     "key_value")
       k, v = jnp.split(kv, 2, axis=-2)
-      mask = _mask_rows(mask, index, inputs_q.shape[0], inputs_q.shape[1])
     elif inputs_kv is None:  # self-attention: one (D, 3N, d) product for q, k and v
       (wq, bq), (wk, bk), (wv, bv) = (dense(n, inputs_q) for n in ("query", "key", "value"))
       qkv = _project(inputs_q, jnp.concatenate([wq, wk, wv], axis=1),

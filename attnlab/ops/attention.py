@@ -51,6 +51,38 @@ def scaled_dot_product_attention(q: Array, k: Array, v: Array, mask: Optional[Ar
   return out, weights
 
 
+def absorbed_rows_attention(x: Array, xq: Array, wq: Array, bq: Array, wk: Array, bk: Array,
+                            wv: Array, bv: Array,
+                            mask: Optional[Array] = None) -> Tuple[Array, Array]:
+  """Self-attention of x answered at a few query rows, with the key and value projections absorbed
+  into the queries: the same numbers as projecting every step to keys and values, in O(Q T D N)
+  instead of O(T D N d) (a last-step readout's last block: Q=1, issue 30).
+
+  logits[b,n,q,t] = (q_n . (x_t W_k,n + b_k,n)) / sqrt(d) = ((W_k,n q_n) . x_t + q_n . b_k,n) / sqrt(d)
+  out[b,q,n] = sum_t w_t (x_t W_v,n + b_v,n) = (sum_t w_t x_t) W_v,n + (sum_t w_t) b_v,n
+  q_n . b_k,n is the same for every key of a row, which the softmax ignores: b_k gets no gradient,
+  as in the projected form's exact arithmetic. sum_t w_t is 1, or 0 for a query that sees no key.
+  No rotary positions (they rotate each key by its own step).
+
+  Args:
+    x: (B,T,D) the inputs every step's key and value come from.  xq: (B,Q,D) the query rows' inputs.
+    wq, wk: (D,N,d) and bq, bk: (N,d).  wv: (D,N,dv), bv: (N,dv).
+    mask: bool, broadcastable to (B,N,Q,T), True = attend.
+  Returns:
+    out (B,Q,N,dv) and weights (B,N,Q,T) in float32 (float64 for float64 inputs).
+  """
+  q = jnp.einsum("bqf,fnh->bqnh", xq, wq) + bq
+  scale = jnp.sqrt(q.shape[-1]).astype(q.dtype)
+  u = jnp.einsum("bqnh,fnh->bqnf", q, wk) / scale  # W_k,n q_n: the query in x's space
+  del bk  # a constant per row of logits
+  logits = jnp.einsum("bqnf,btf->bnqt", u, x)
+  weights = masked_softmax(logits, mask)
+  mixed = jnp.einsum("bnqt,btf->bqnf", weights.astype(x.dtype), x)  # sum_t w_t x_t per head
+  total = jnp.sum(weights, axis=-1).transpose(0, 2, 1)[..., None].astype(bv.dtype)  # (B,Q,N,1)
+  out = jnp.einsum("bqnf,fnh->bqnh", mixed, wv) + total * bv
+  return out, weights
+
+
 def uniform_attention(v: Array, key_lengths: Optional[Array] = None, *, causal: bool = False,
                       window: Optional[int] = None) -> Array:
   """Self-attention with uniform weights: out_i = mean of v_j over the keys j that i may see.
