@@ -60,7 +60,10 @@ def jax_model(word: str, length: int, batch: int, **overrides) -> dict:
   config, spec, model, tx, schedule, batch_ = setup(word, length, batch, **overrides)
   state = {"s": steps.create_state(model, tx, spec, jax.random.PRNGKey(0), batch_)}
   params = jax.tree.map(np.asarray, state["s"].params)  # a host copy: the step donates the state
-  step = jax.jit(steps.make_train_step(model, tx, spec, schedule, seed=0), donate_argnums=0)
+  # as a run's step: in microbatches where config.microbatches=0 splits its batch
+  step = jax.jit(steps.make_train_step(model, tx, spec, schedule, seed=0,
+                                       microbatches=cfg_lib.microbatches(config)),
+                 donate_argnums=0)
   inputs = batch_["inputs"]
   lengths = batch_.get("lengths")
   fwd = jax.jit(lambda p: model.apply({"params": p}, inputs, lengths))

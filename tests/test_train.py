@@ -39,15 +39,19 @@ def assert_trees_equal(a, b):
   jax.tree.map(np.testing.assert_array_equal, a, b)
 
 
-def logged_every_step(model="transformer", steps=6):
+def logged_every_step(model="transformer", steps=6, microbatches=0):
   config = tiny(model, steps)
   config.log_every = 1  # a train_loss row at every step, to signal at; checkpoints stay at 3, 6
+  config.microbatches = microbatches
   return config
 
 
 def test_resume_after_sigterm_is_bit_identical(tmp_path, monkeypatch):
+  """In 2 microbatches per step (each its own dropout key), as config.microbatches=0 splits a long
+  Transformer's batch on CPU."""
+  config = lambda: logged_every_step(microbatches=2)
   straight = str(tmp_path / "straight")
-  train_and_evaluate(logged_every_step(), straight)
+  train_and_evaluate(config(), straight)
 
   preempted = str(tmp_path / "preempted")
   original = metric_writer.MetricWriter.write
@@ -59,12 +63,12 @@ def test_resume_after_sigterm_is_bit_identical(tmp_path, monkeypatch):
 
   monkeypatch.setattr(metric_writer.MetricWriter, "write", write_then_sigterm)
   with pytest.raises(Preempted, match="SIGTERM at step 4") as stopped:
-    train_and_evaluate(logged_every_step(), preempted)
+    train_and_evaluate(config(), preempted)
   assert stopped.value.exit_code == 143
   monkeypatch.setattr(metric_writer.MetricWriter, "write", original)
   assert sorted(os.listdir(os.path.join(preempted, "checkpoints"))) == ["3", "4"]
   assert attnlab.load_run(preempted, "last").step == 4
-  train_and_evaluate(logged_every_step(), preempted)  # resumes: same data order, same dropout
+  train_and_evaluate(config(), preempted)  # resumes: same data order, same dropout
   assert_trees_equal(params_of(straight), params_of(preempted))
   steps = attnlab.load_run(preempted, "last").metrics.dropna(subset=["train_loss"])["step"]
   assert steps.tolist() == [1, 2, 3, 4, 5, 6]

@@ -10,7 +10,8 @@ Every config has:
   mesh.data / mesh.model (-1 = all remaining devices), logical_axis_rules, distributed (None = from
   the environment),
   on_nonfinite ('stop' | 'record'), prefetch_batches (train batches read ahead of the
-  next dispatch, in a background thread; 0: on demand), max_steps_per_dispatch (the most training
+  next dispatch, in a background thread; 0: on demand), microbatches (k: the train step runs its
+  batch in k microbatches, the same gradient; 0: k by backend and model, `MICROBATCH_BYTES`), max_steps_per_dispatch (the most training
   steps run in one program between two looks of the host: SIGTERM is answered within that many
   steps; see attnlab.train.dispatch), log_grad_flow (gradient flow at every evaluation, see
   attnlab.analysis.flow_logging), checkpoint.{keep, best_metric, best_mode, async_save},
@@ -62,7 +63,7 @@ import ml_collections
 
 from attnlab import models, tasks
 from attnlab.data import on_device
-from attnlab.train import criteria, losses, memory, optim
+from attnlab.train import criteria, losses, memory, optim, steps
 
 # Fields of config.task that are not parameters of the task generator.
 TASK_DATA_FIELDS = ("name", "source", "data_dir", "num_train", "split")
@@ -71,7 +72,7 @@ RESUMABLE_FIELDS = ("num_train_steps", "eval_every", "checkpoint_every", "log_ev
                     "num_eval_batches", "prefetch_batches", "checkpoint.keep", "checkpoint.async_save",
                     "distributed", "task.data_dir", "stop_when_solved", "eval_schedule",
                     "eval_precision", "final_eval_sequences", "eval_lengths", "seed_parallelism",
-                    "model.scan", "check_memory", "max_steps_per_dispatch")
+                    "model.scan", "check_memory", "max_steps_per_dispatch", "microbatches")
 # Fields added after runs were recorded, with the value that keeps the old behaviour: a workdir whose
 # config.json lacks one of them resumes when the new config has that value.
 ADDED_FIELDS = {"model.carry_bias": 0.0, "model.norm": "layer", "optimizer.recurrent_lr_scale": 1.0,
@@ -94,6 +95,13 @@ SEED_PARALLELISMS = ("auto", "vmap", "map", "sequential")
 # seed_choice_cpu.json: 3 seeds, batch 64, adding on 2 CPU cores; vmapped / looped step time at T=25
 # and 100: rnn 1.21, 1.14; gru 1.43, 1.16; lru 1.04, 1.17; transformer 1.58, 1.14; lstm 0.88, 1.13).
 SEED_LOOP = {"cpu": dict(vmap_shorter={"lstm": 100})}
+# Where microbatches=0 (auto) splits a step's batch (`steps.Microbatching`): per backend, the models
+# split and the bytes one microbatch's (rows, T, d_model) float32 activations may take. On 2 CPU
+# cores the comparison Transformer's gradient (B=64, d=64) in microbatches of these 640 KiB ran
+# 1.40x (T=150, 4 microbatches), 1.23x (T=500, 16) and 1.18x (T=1000, 16) faster than in one pass
+# and T <= 40 stays one pass (2 microbatches at T=20: 0.9x); the LSTM and GRU are not split (the
+# LSTM's step at T=100 is 1.3x slower in 2). BENCHMARKS.md "Choices by backend".
+MICROBATCH_BYTES = {"cpu": dict(models=("transformer",), budget=640 << 10)}
 EVAL_SCHEDULES = ("fixed", "geometric")
 ON_DEVICE_CHOICES = ("auto", True, False)  # config.data.on_device
 DTYPES = ("float32", "bfloat16")
@@ -125,6 +133,7 @@ def base_config(model: str, task: str, **task_params) -> ml_collections.ConfigDi
   config.on_nonfinite = "stop"
   config.prefetch_batches = 2
   config.max_steps_per_dispatch = 50  # steps per program between host looks (SIGTERM checks)
+  config.microbatches = 0  # k microbatches per step (same gradient); 0: by backend and model
   config.log_grad_flow = False  # gradient norms through time at init and every evaluation
   config.criterion = "task"  # or "hochreiter1997": the 1997 stopping rule (train.criteria)
   config.stop_when_solved = False  # True: stop at the first evaluation meeting the task's criterion
@@ -204,6 +213,20 @@ def seed_parallelism(config) -> str:
   return "vmap" if shorter and config.task.get("seq_len", shorter) < shorter else "map"
 
 
+def microbatches(config, runs_together: int = 1):
+  """config.microbatches as make_train_step takes it: k, or for 0 a `steps.Microbatching` where
+  MICROBATCH_BYTES lists the backend and model on one device (else 1). `runs_together`: the runs
+  vmapped in one step (their activations share the budget)."""
+  choice = config.get("microbatches", 0)
+  if choice:
+    return choice
+  rule = MICROBATCH_BYTES.get(jax.default_backend())
+  if rule is None or config.model.name not in rule["models"] or jax.device_count() > 1:
+    return 1
+  width = models.resolve_config(config.model)["d_model"]
+  return steps.Microbatching(rule["budget"], width * runs_together)
+
+
 def population_key(config) -> tuple:
   """What the runs of one population share: every field but POPULATION_FIELDS, and the optimizer
   state's structure (`optim.structure`: clipping, AdamW's weight decay on or off). Runs with equal
@@ -242,6 +265,10 @@ def validate(config, num_devices: int, num_processes: int = 1):
       raise ValueError(f"config.{key}={config[key]!r}; must be an integer >= 0")
   if config.parallelism not in PARALLELISMS:
     raise ValueError(f"config.parallelism={config.parallelism!r}; valid choices: {list(PARALLELISMS)}")
+  k = config.get("microbatches", 0)
+  if not isinstance(k, int) or isinstance(k, bool) or k < 0 or (k and config.batch_size % k):
+    raise ValueError(f"config.microbatches={k!r}; valid choices: 0 (by backend and model) or a "
+                     f"positive integer dividing batch_size={config.batch_size}")
   if config.seed_parallelism not in SEED_PARALLELISMS:
     raise ValueError(f"config.seed_parallelism={config.seed_parallelism!r}; valid choices: "
                      f"{list(SEED_PARALLELISMS)}")

@@ -30,11 +30,13 @@ class Parallel:
     self.vmapped = len(self.seeds) > 1
     self.hyperparams = hyperparams
     dtype = jnp.bfloat16 if config.dtype == "bfloat16" else jnp.float32
+    loop = cfg_lib.seed_parallelism(config) == "map"
     kw = dict(dtype=dtype, label_smoothing=config.label_smoothing,
-              clip_norm=config.optimizer.clip_norm)
+              clip_norm=config.optimizer.clip_norm,
+              microbatches=cfg_lib.microbatches(
+                  config, len(self.seeds) if self.vmapped and not loop else 1))
     self.model, self.tx, self.spec = model, tx, spec
     if self.vmapped:  # one program for all seeds: vmapped, or each seed in turn (lax.map)
-      loop = cfg_lib.seed_parallelism(config) == "map"
       step_fn = vmap_seeds.make_vmapped_train_step(model, tx, spec, schedule, self.seeds, loop=loop,
                                                    **kw)
       self.train_step = jax.jit(step_fn, donate_argnums=0)

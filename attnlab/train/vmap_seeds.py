@@ -52,7 +52,8 @@ def _stack(states: list):
 
 
 def make_vmapped_train_step(model, tx, spec, schedule, seeds: Sequence[int], *, dtype=jnp.float32,
-                            label_smoothing: float = 0.0, clip_norm=None, loop: bool = False):
+                            label_smoothing: float = 0.0, clip_norm=None, loop: bool = False,
+                            microbatches=1):
   """(stacked states, one batch) -> (stacked states, stacked metrics): one step of every seed
   (`loop`: one seed after another inside the program, with lax.map, instead of vmapped)."""
   seeds = jnp.asarray(seeds)
@@ -63,7 +64,8 @@ def make_vmapped_train_step(model, tx, spec, schedule, seeds: Sequence[int], *, 
     if hp is not None and hasattr(schedule, "of"):
       own_schedule, own_clip = schedule.of(hp), (hp["clip_norm"] if clip_norm else None)
     step = steps.make_train_step(model, tx, spec, own_schedule, seed=seed, dtype=dtype,
-                                 label_smoothing=label_smoothing, clip_norm=own_clip)
+                                 label_smoothing=label_smoothing, clip_norm=own_clip,
+                                 microbatches=microbatches)
     return step(state, batch)
 
   if loop:
