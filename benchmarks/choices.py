@@ -12,7 +12,10 @@
          -> `attnlab.models.attention.ATTENTION_BY_BACKEND`; 'chunked' also with all (batch, head)
          pairs in each chunk step ('chunked_all_pairs') against blocks of pairs sized to the
          backend's cache budget -> `attnlab.models.attention.PAIR_BLOCK_BYTES_BY_BACKEND`
-Both interleave the candidates (`timing.interleaved`) and report the median step; a ratio > 1
+  microbatches  a model's full training step at its comparison size on adding (batch 64) in k
+         microbatches (`config.microbatches`: 1 = one pass) for several k, beside what
+         config.microbatches=0 picks, at several T -> `attnlab.train.config.MICROBATCH_BYTES`
+All interleave the candidates (`timing.interleaved`) and report the median step; a ratio > 1
 means the first-named candidate is slower.
 """
 from unittest import mock
@@ -20,10 +23,11 @@ from unittest import mock
 import jax
 
 from attnlab.models import attention as attention_lib
+from attnlab.train import config as cfg_lib
 from attnlab.train import steps, vmap_seeds
 from . import research, timing
 
-PARTS = ("scan", "seeds", "attention")
+PARTS = ("scan", "seeds", "attention", "microbatches")
 
 
 def scan(lengths=(100, 500, 1000), batch: int = 64, repeats: int = 3, log=print) -> dict:
@@ -64,6 +68,31 @@ def attention(lengths=(25, 100, 500), batch: int = 64, repeats: int = 3,
     rows.append(row)
     log(f"  transformer attention T={length:5d}  " + "  ".join(
         f"{m} {1e3 * row[f'{m}_s']:8.1f} ms" for m in impls))
+  return dict(rows=rows, batch=batch)
+
+
+def microbatches(cases=(("transformer", 20), ("transformer", 150), ("transformer", 500),
+                        ("transformer", 1000), ("lstm", 100), ("gru", 100)),
+                 ks=(1, 2, 4, 8, 16, 32), batch: int = 64, repeats: int = 3, log=print) -> dict:
+  """(model, T) cases: the step in each k of `ks` that divides `batch`; 'auto_k' is the k that
+  config.microbatches=0 picks there (1 where MICROBATCH_BYTES does not split that model)."""
+  rows = []
+  for word, length in cases:
+    config = research.setup(word, length, batch)[0]
+    rule = cfg_lib.microbatches(config)
+    auto = rule.count(batch, length) if isinstance(rule, steps.Microbatching) else rule
+    own = [k for k in ks if batch % k == 0]
+    cands = {k: research.jax_model(word, length, batch, microbatches=k) for k in own}
+    times = timing.interleaved({k: c["train_step"] for k, c in cands.items()}, repeats)
+    row = dict(model=word, T=length, auto_k=auto, backend=jax.default_backend(),
+               **{f"k{k}_s": timing.median(t) for k, t in times.items()})
+    best = min(own, key=lambda k: row[f"k{k}_s"])
+    row.update(best_k=best, one_pass_over_best=row["k1_s"] / row[f"k{best}_s"])
+    if auto in own:
+      row["one_pass_over_auto"] = row["k1_s"] / row[f"k{auto}_s"]
+    rows.append(row)
+    log(f"  microbatches {word:12s} T={length:5d}  " + "  ".join(
+        f"k={k} {1e3 * row[f'k{k}_s']:8.1f} ms" for k in own) + f"  (0 picks k={auto})")
   return dict(rows=rows, batch=batch)
 
 
@@ -118,9 +147,13 @@ def run(scan_lengths=(100, 500, 1000), seed_words=("rnn", "lstm", "gru", "lru", 
         seed_lengths=(25, 100), num_seeds: int = 3, batch: int = 64, repeats: int = 3,
         attention_lengths=(25, 100, 500),
         attention_impls=("plain", "chunked", "chunked_all_pairs", "fused"),
-        parts=PARTS, log=print) -> dict:
+        microbatch_cases=(("transformer", 20), ("transformer", 150), ("transformer", 500),
+                          ("transformer", 1000), ("lstm", 100), ("gru", 100)),
+        microbatch_ks=(1, 2, 4, 8, 16, 32), parts=PARTS, log=print) -> dict:
   """{part: rows} for each of `parts` (a subset of PARTS)."""
   run_part = dict(scan=lambda: scan(scan_lengths, batch, repeats, log),
                   seeds=lambda: seeds(seed_words, seed_lengths, batch, num_seeds, repeats, log),
-                  attention=lambda: attention(attention_lengths, batch, repeats, attention_impls, log))
+                  attention=lambda: attention(attention_lengths, batch, repeats, attention_impls, log),
+                  microbatches=lambda: microbatches(microbatch_cases, microbatch_ks, batch, repeats,
+                                                    log))
   return {part: run_part[part]() for part in parts}

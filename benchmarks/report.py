@@ -225,6 +225,15 @@ def markdown(results: dict) -> str:
                          [(f"T={r['T']}", *[f"{1e3 * r[f'{m}_s']:.1f}" for m in impls],
                            *[f"{r[f'plain_over_{m}']:.2f}" for m in impls if m != "plain"])
                           for r in ch["attention"]["rows"]])]
+  if ch and ch.get("microbatches"):
+    rows = ch["microbatches"]["rows"]
+    ks = sorted({int(k[1:-2]) for r in rows for k in r if k.startswith("k") and k.endswith("_s")})
+    parts += ["", _table(["training step in k microbatches", *[f"k={k} ms" for k in ks],
+                          "0 picks", "one pass / best"],
+                         [(f"{r['model']} T={r['T']}",
+                           *[f"{1e3 * r[f'k{k}_s']:.1f}" if f"k{k}_s" in r else "-" for k in ks],
+                           f"k={r['auto_k']}", f"{r['one_pass_over_best']:.2f} (k={r['best_k']})")
+                          for r in rows])]
   comp = results.get("compile")
   if comp:
     pct = lambda r, k: f"{100 * r[k]['wait_fraction']:.1f}%" if k in r else "-"

@@ -97,10 +97,11 @@ SEED_PARALLELISMS = ("auto", "vmap", "map", "sequential")
 SEED_LOOP = {"cpu": dict(vmap_shorter={"lstm": 100})}
 # Where microbatches=0 (auto) splits a step's batch (`steps.Microbatching`): per backend, the models
 # split and the bytes one microbatch's (rows, T, d_model) float32 activations may take. On 2 CPU
-# cores the comparison Transformer's gradient (B=64, d=64) in microbatches of these 640 KiB ran
-# 1.40x (T=150, 4 microbatches), 1.23x (T=500, 16) and 1.18x (T=1000, 16) faster than in one pass
-# and T <= 40 stays one pass (2 microbatches at T=20: 0.9x); the LSTM and GRU are not split (the
-# LSTM's step at T=100 is 1.3x slower in 2). BENCHMARKS.md "Choices by backend".
+# cores the comparison Transformer's training step (batch 64, d_model 64) in microbatches of at
+# most 640 KiB ran 1.49x (T=150, 4 microbatches), 1.49x (T=500, 16) and 1.18x (T=1000, 32)
+# faster than in one pass; T <= 40 stays one pass; the LSTM and GRU are not split (the LSTM 1.06x
+# slower in 2 at T=100). benchmarks/results/microbatch_choice_cpu.json, BENCHMARKS.md "Choices by
+# backend".
 MICROBATCH_BYTES = {"cpu": dict(models=("transformer",), budget=640 << 10)}
 EVAL_SCHEDULES = ("fixed", "geometric")
 ON_DEVICE_CHOICES = ("auto", True, False)  # config.data.on_device

@@ -18,8 +18,8 @@ so a batch sharded over devices stays sharded) run one after another inside the 
 summing each one's loss total, metric sums and gradient of its loss total; the loss and gradient
 are then divided by the batch's loss count: the same mean-loss gradient as one pass (float32
 summation order aside), with each microbatch's activations small enough to stay in cache
-(`Microbatching`: on 2 CPU cores the comparison Transformer's step is 1.2-1.4x faster at T=150-1000,
-BENCHMARKS.md "Choices by backend"). Dropout key of microbatch j: fold_in(step key, j). Not with
+(`Microbatching`: on 2 CPU cores the comparison Transformer's step is 1.18-1.49x faster at
+T=150-1000, BENCHMARKS.md "Choices by backend"). Dropout key of microbatch j: fold_in(step key, j). Not with
 `model_state` (BatchNorm's statistics are per batch).
 """
 import dataclasses
