@@ -5,9 +5,9 @@ Float64 values and gradients (parameters and inputs) of `SequenceModel` with the
 against the full stack's row read by `last_valid`, over pre-/post-LN, causal, windows, rotary
 positions, padding and both attention kernels; `ops.mask_rows` against the dense mask's rows; and
 `ops.absorbed_rows_attention` (the last block without rotary positions) against projecting every
-step's key and value. The first model case a process runs pays ~12 s of float64 eager compilations
-(2-3 s each after it): the default suite runs one (chunked kernel, causal window, summary readout:
-the absorbed path), -m slow the rest (the rotary path among them).
+step's key and value. Each model case compiles its functions in float64 (8 s for the first a
+process runs, 16 s for the plain kernel's): the default suite runs one (chunked kernel, causal
+window, summary readout: the absorbed path), -m slow the rest (the rotary path among them).
 """
 import jax
 import jax.numpy as jnp
@@ -56,17 +56,18 @@ def test_pruned_last_block_equals_full_stack_row(case):
     x = jnp.asarray(rng.normal(size=(B, T, C)))
     lengths = jnp.asarray([T, 5, 1])
     params = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64),
-                                    model.init(jax.random.PRNGKey(1), x, lengths))
+                                    jax.jit(model.init)(jax.random.PRNGKey(1), x, lengths))
     assert model.bind(params)._reads_last_step_only()
+    # jitted: one compilation each instead of eager float64 op by op (20 s for the first case)
+    pruned, full = jax.jit(model.apply), jax.jit(lambda *a: _full_readout(model, *a))
     for lens in (lengths, None):
-      got = model.apply(params, x, lens)
-      want = _full_readout(model, params, x, lens)
+      got = pruned(params, x, lens)
+      want = full(params, x, lens)
       assert got.dtype == jnp.float64 and got.shape == (B, 1)
       np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
-    loss = lambda f: lambda p, x: (f(p, x) ** 2).sum()
-    g_got = jax.grad(loss(lambda p, x: model.apply(p, x, lengths)), argnums=(0, 1))(params, x)
-    g_want = jax.grad(loss(lambda p, x: _full_readout(model, p, x, lengths)),
-                      argnums=(0, 1))(params, x)
+    loss = lambda f: lambda p, x: (f(p, x, lengths) ** 2).sum()
+    g_got = jax.jit(jax.grad(loss(model.apply), argnums=(0, 1)))(params, x)
+    g_want = jax.jit(jax.grad(loss(lambda *a: _full_readout(model, *a)), argnums=(0, 1)))(params, x)
     for a, b in zip(jax.tree_util.tree_leaves(g_got), jax.tree_util.tree_leaves(g_want)):
       np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
     # steps past a sequence's end get no gradient, as in the full stack

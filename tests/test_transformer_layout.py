@@ -104,7 +104,7 @@ def test_comparison_transformer_keeps_the_old_parameter_tree():
   config = sweep.load_config_file("configs/adding.py")("transformer,seq_len=20")
   _, model_config = cfg_lib.validate(config, 1)
   model = models.build(model_config)
-  params = model.init(jax.random.PRNGKey(0), np.zeros((2, 20, 2), np.float32))["params"]
+  params = jax.jit(model.init)(jax.random.PRNGKey(0), np.zeros((2, 20, 2), np.float32))["params"]
   with open(OLD_TREE) as f:
     old = json.load(f)["params"]
   flat = {"/".join(k.key for k in path): np.asarray(v, np.float64)
