@@ -72,11 +72,12 @@ def test_real_inputs_and_per_step_outputs(name):
   model = models.build(tiny_config(name, num_outputs=1, output="step"))
   x = jax.random.uniform(jax.random.PRNGKey(0), (B, T, 2))
   variables = jax.jit(model.init)(jax.random.PRNGKey(1), x)
-  out = model.apply(variables, x)
+  out = jax.jit(model.apply)(variables, x)
   assert out.shape == (B, T, 1) and jnp.isfinite(out).all()
   # Gradient of the loss with respect to every input step (the gradient-flow measurement).
-  emb = model.apply(variables, x, method="embed_inputs")
-  g = jax.grad(lambda e: model.apply(variables, e, method="from_embeddings")[:, -1].sum())(emb)
+  emb = jax.jit(lambda v, x: model.apply(v, x, method="embed_inputs"))(variables, x)
+  g = jax.jit(jax.grad(
+      lambda e: model.apply(variables, e, method="from_embeddings")[:, -1].sum()))(emb)
   assert g.shape == emb.shape and jnp.isfinite(g).all()
 
 
