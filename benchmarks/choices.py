@@ -153,7 +153,8 @@ def run(scan_lengths=(100, 500, 1000), seed_words=("rnn", "lstm", "gru", "lru", 
   """{part: rows} for each of `parts` (a subset of PARTS)."""
   run_part = dict(scan=lambda: scan(scan_lengths, batch, repeats, log),
                   seeds=lambda: seeds(seed_words, seed_lengths, batch, num_seeds, repeats, log),
-                  attention=lambda: attention(attention_lengths, batch, repeats, attention_impls, log),
+                  attention=lambda: attention(attention_lengths, batch, repeats, attention_impls,
+                                              log),
                   microbatches=lambda: microbatches(microbatch_cases, microbatch_ks, batch, repeats,
                                                     log))
   return {part: run_part[part]() for part in parts}

@@ -11,7 +11,8 @@ Every config has:
   the environment),
   on_nonfinite ('stop' | 'record'), prefetch_batches (train batches read ahead of the
   next dispatch, in a background thread; 0: on demand), microbatches (k: the train step runs its
-  batch in k microbatches, the same gradient; 0: k by backend and model, `MICROBATCH_BYTES`), max_steps_per_dispatch (the most training
+  batch in k microbatches, the same gradient; 0: k by backend and model, `MICROBATCH_BYTES`),
+  max_steps_per_dispatch (the most training
   steps run in one program between two looks of the host: SIGTERM is answered within that many
   steps; see attnlab.train.dispatch), log_grad_flow (gradient flow at every evaluation, see
   attnlab.analysis.flow_logging), checkpoint.{keep, best_metric, best_mode, async_save},

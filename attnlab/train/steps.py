@@ -19,8 +19,8 @@ summing each one's loss total, metric sums and gradient of its loss total; the l
 are then divided by the batch's loss count: the same mean-loss gradient as one pass (float32
 summation order aside), with each microbatch's activations small enough to stay in cache
 (`Microbatching`: on 2 CPU cores the comparison Transformer's step is 1.18-1.49x faster at
-T=150-1000, BENCHMARKS.md "Choices by backend"). Dropout key of microbatch j: fold_in(step key, j). Not with
-`model_state` (BatchNorm's statistics are per batch).
+T=150-1000, BENCHMARKS.md "Choices by backend"). Dropout key of microbatch j: fold_in(step key,
+j). Not with `model_state` (BatchNorm's statistics are per batch).
 """
 import dataclasses
 
