@@ -78,9 +78,8 @@ def microbatches(cases=(("transformer", 20), ("transformer", 150), ("transformer
   config.microbatches=0 picks there (1 where MICROBATCH_BYTES does not split that model)."""
   rows = []
   for word, length in cases:
-    config = research.setup(word, length, batch)[0]
-    rule = cfg_lib.microbatches(config)
-    auto = rule.count(batch, length) if isinstance(rule, steps.Microbatching) else rule
+    auto = steps.microbatch_count(cfg_lib.microbatches(research._config(word, length, batch)),
+                                  batch, length)
     own = [k for k in ks if batch % k == 0]
     cands = {k: research.jax_model(word, length, batch, microbatches=k) for k in own}
     times = timing.interleaved({k: c["train_step"] for k, c in cands.items()}, repeats)

@@ -55,15 +55,20 @@ def setup(word: str, length: int, batch: int, **overrides):
   return config, spec, models.build(model_config), tx, schedule, data
 
 
+def run_step(config, model, tx, spec, schedule):
+  """The training step a run of `config` takes (in microbatches where config.microbatches=0 splits
+  its batch), jitted with the state donated."""
+  return jax.jit(steps.make_train_step(model, tx, spec, schedule, seed=0,
+                                       microbatches=cfg_lib.microbatches(config)),
+                 donate_argnums=0)
+
+
 def jax_model(word: str, length: int, batch: int, **overrides) -> dict:
   """attnlab's training step for `word` at its comparison size; callables that block until done."""
   config, spec, model, tx, schedule, batch_ = setup(word, length, batch, **overrides)
   state = {"s": steps.create_state(model, tx, spec, jax.random.PRNGKey(0), batch_)}
   params = jax.tree.map(np.asarray, state["s"].params)  # a host copy: the step donates the state
-  # as a run's step: in microbatches where config.microbatches=0 splits its batch
-  step = jax.jit(steps.make_train_step(model, tx, spec, schedule, seed=0,
-                                       microbatches=cfg_lib.microbatches(config)),
-                 donate_argnums=0)
+  step = run_step(config, model, tx, spec, schedule)
   inputs = batch_["inputs"]
   lengths = batch_.get("lengths")
   fwd = jax.jit(lambda p: model.apply({"params": p}, inputs, lengths))

@@ -28,7 +28,6 @@ import time
 
 import jax
 
-from attnlab.train import config as cfg_lib
 from attnlab.train import steps
 from . import research, timing
 
@@ -145,9 +144,7 @@ def _compiled(length: int, batch: int, **overrides):
   """(blocking train step, compiled HLO text) of the comparison Transformer."""
   config, spec, model, tx, schedule, data = research.setup("transformer", length, batch, **overrides)
   state = {"s": steps.create_state(model, tx, spec, jax.random.PRNGKey(0), data)}
-  compiled = jax.jit(steps.make_train_step(model, tx, spec, schedule, seed=0,
-                                           microbatches=cfg_lib.microbatches(config)),
-                     donate_argnums=0).lower(state["s"], data).compile()
+  compiled = research.run_step(config, model, tx, spec, schedule).lower(state["s"], data).compile()
 
   def step():
     state["s"], metrics = compiled(state["s"], data)

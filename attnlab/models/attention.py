@@ -115,24 +115,24 @@ class MultiHeadAttention(nn.Module):
       out = _uniform(_project(inputs_q, *dense("value", inputs_q), "value"), inputs_kv, mask, bias,
                      return_weights)
       return out_proj(out)
-    if index is not None:  # queries at those steps, keys and values at every step
+    if inputs_kv is None:  # self-attention
       (wq, bq), (wk, bk), (wv, bv) = (dense(n, inputs_q) for n in ("query", "key", "value"))
+    if index is not None:  # queries at those steps, keys and values at every step
+      rows = jnp.take_along_axis(inputs_q, index[:, :, None], axis=1)
       mask = _mask_rows(mask, index, inputs_q.shape[0], inputs_q.shape[1])
       if not self.use_rope and bias is None:  # keys and values absorbed into the few queries
         with jax.named_scope("absorbed_rows"):
           dtype = jnp.result_type(inputs_q, wq, bq)
-          x, *params = (a.astype(dtype) for a in (inputs_q, wq, bq, wk, bk, wv, bv))
-          out, weights = ops.absorbed_rows_attention(
-              x, jnp.take_along_axis(x, index[:, :, None], axis=1), *params, mask=mask)
+          x, xq, *params = (a.astype(dtype) for a in (inputs_q, rows, wq, bq, wk, bk, wv, bv))
+          out, weights = ops.absorbed_rows_attention(x, xq, *params, mask=mask)
         self.sow("intermediates", "attention_weights", weights)
         out = out_proj(out)
         return (out, weights) if return_weights else out
-      q = _project(jnp.take_along_axis(inputs_q, index[:, :, None], axis=1), wq, bq, "query")
+      q = _project(rows, wq, bq, "query")
       kv = _project(inputs_q, jnp.concatenate([wk, wv], axis=1), jnp.concatenate([bk, bv], axis=0),
                     "key_value")
       k, v = jnp.split(kv, 2, axis=-2)
     elif inputs_kv is None:  # self-attention: one (D, 3N, d) product for q, k and v
-      (wq, bq), (wk, bk), (wv, bv) = (dense(n, inputs_q) for n in ("query", "key", "value"))
       qkv = _project(inputs_q, jnp.concatenate([wq, wk, wv], axis=1),
                      jnp.concatenate([bq, bk, bv], axis=0), "query_key_value")
       q, k, v = jnp.split(qkv, 3, axis=-2)

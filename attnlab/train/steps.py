@@ -116,8 +116,8 @@ def make_train_step(model, tx, spec, schedule, *, seed: int, dtype=jnp.float32,
     if axis_name is not None:
       dropout_rng = jax.random.fold_in(dropout_rng, jax.lax.axis_index(axis_name))
 
-    def loss_fn(params):
-      outputs, model_state = _apply(model, spec, params, batch, dtype, True, dropout_rng,
+    def loss_fn(params, batch, rng):
+      outputs, model_state = _apply(model, spec, params, batch, dtype, True, rng,
                                     state.model_state)
       loss, sums = losses.loss_and_metrics(spec, outputs, batch, label_smoothing)
       return loss, (sums, model_state)
@@ -126,13 +126,12 @@ def make_train_step(model, tx, spec, schedule, *, seed: int, dtype=jnp.float32,
     if k > 1:
       if state.model_state:
         raise ValueError("microbatches > 1 needs a model without batch statistics (model_state)")
-      loss, sums, grads = _microbatched(
-          lambda p, b, rng: losses.loss_and_metrics(
-              spec, _apply(model, spec, p, b, dtype, True, rng)[0], b, label_smoothing)[1],
-          state.params, batch, k, dropout_rng)
+      loss, sums, grads = _microbatched(lambda *a: loss_fn(*a)[1][0], state.params, batch, k,
+                                        dropout_rng)
       model_state = state.model_state
     else:
-      (loss, (sums, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+      (loss, (sums, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+          state.params, batch, dropout_rng)
     if axis_name is not None:
       grads = jax.lax.pmean(grads, axis_name)
       loss = jax.lax.pmean(loss, axis_name)
@@ -149,15 +148,20 @@ def make_train_step(model, tx, spec, schedule, *, seed: int, dtype=jnp.float32,
   return train_step
 
 
-def _microbatch_count(microbatches, batch) -> int:
-  """k for this batch: `microbatches` itself, or what a `Microbatching` picks for its shape."""
-  inputs = jax.tree.leaves(batch)[0] if "inputs" not in batch else batch["inputs"]
-  rows = inputs.shape[0]
-  k = (microbatches.count(rows, inputs.shape[1] if inputs.ndim > 1 else 1)
-       if isinstance(microbatches, Microbatching) else microbatches)
+def microbatch_count(microbatches, rows: int, length: int) -> int:
+  """k for a batch of `rows` sequences of `length` steps: `microbatches` itself (an int), or what
+  a `Microbatching` picks for that shape."""
+  k = (microbatches.count(rows, length) if isinstance(microbatches, Microbatching)
+       else microbatches)
   if rows % k:
     raise ValueError(f"microbatches={k} does not divide the batch's {rows} rows")
   return k
+
+
+def _microbatch_count(microbatches, batch) -> int:
+  """`microbatch_count` for this batch's inputs (B,T,...)."""
+  inputs = jax.tree.leaves(batch)[0] if "inputs" not in batch else batch["inputs"]
+  return microbatch_count(microbatches, inputs.shape[0], inputs.shape[1] if inputs.ndim > 1 else 1)
 
 
 def _microbatched(sums_fn, params, batch, k: int, rng):
